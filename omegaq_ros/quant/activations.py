@@ -1,0 +1,60 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""4-bit round-to-nearest activation quantizers and their calibration.
+
+Modes (codes in [-8, 7], x_hat = code * scale):
+  static_channel  table [T, in]: one scale per (denoising step, input channel). Paper-faithful,
+                  but a per-input-channel scale cannot be factored out of an integer GEMM.
+  static_group    table [T, in/64]: one scale per (step, 64-channel group); integer-GEMM
+                  compatible (each 64-wide K-group's int32 partial sum is scaled once).
+  dynamic_group   no table: scale = max|x| / 7 per (token, 64-channel group) at run time.
+  dynamic_token   no table: scale = max|x| / 7 per token (the naive W4A4 baseline).
+  none            activations stay in floating point (W4A16).
+T is the number of denoising steps for layers calibrated inside the step context, or 1.
+Static scales are percentile(|x|, 99.9) / 7 over calibration tokens, floored at 1e-8.
+"""
+
+import torch
+
+from omegaq_ros.quant.packing import INT4_MAX, INT4_MIN
+
+ACT_MODES = ('none', 'static_channel', 'static_group', 'dynamic_group', 'dynamic_token')
+ACT_GROUP = 64
+MIN_SCALE = 1e-8
+
+
+def quantize_activations(x: torch.Tensor, mode: str, table_row=None, group: int = ACT_GROUP):
+    """Split x [..., in] into (codes [..., in] float, scale [..., G]) with G = in/group.
+
+    The scale is per 64-channel group for every mode except static_channel, whose scale is
+    per channel ([in]); callers broadcast it. For `none` returns (x, None).
+    """
+    if mode == 'none':
+        return x, None
+    if mode == 'static_channel':
+        scale = table_row
+    elif mode == 'static_group':
+        scale = table_row.expand(*x.shape[:-1], table_row.shape[-1])
+    elif mode == 'dynamic_group':
+        grouped = x.reshape(*x.shape[:-1], x.shape[-1] // group, group)
+        scale = (grouped.abs().amax(-1) / INT4_MAX).clamp_min(MIN_SCALE)
+    elif mode == 'dynamic_token':
+        token = (x.abs().amax(-1, keepdim=True) / INT4_MAX).clamp_min(MIN_SCALE)
+        scale = token.expand(*x.shape[:-1], x.shape[-1] // group)
+    else:
+        raise ValueError(f"activation mode must be one of {'|'.join(ACT_MODES)}, got '{mode}'")
+    per_channel = scale if mode == 'static_channel' else scale.repeat_interleave(group, dim=-1)
+    codes = torch.clamp(torch.round(x / per_channel), INT4_MIN, INT4_MAX)
+    return codes, scale
+
+
+def scales_from_samples(abs_samples: torch.Tensor, mode: str, percentile: float,
+                        group: int = ACT_GROUP) -> torch.Tensor:
+    """One table row from |x| samples [tokens, in] of one step: [in] or [in/group]."""
+    # Nearest-rank percentile via kthvalue: torch.quantile refuses inputs over 2^24 elements.
+    n = abs_samples.shape[0]
+    k = min(n, max(1, int(round(percentile / 100.0 * (n - 1))) + 1))
+    q = abs_samples.float().kthvalue(k, dim=0).values
+    if mode == 'static_group':
+        q = q.reshape(-1, group).amax(-1)
+    return (q / INT4_MAX).clamp_min(MIN_SCALE)

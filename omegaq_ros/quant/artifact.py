@@ -1,0 +1,220 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""The quantized artifact: a directory with omegaq.json and two safetensors files.
+
+    omegaq.json             format + version, recipe, model fingerprint, calibration summary,
+                            per-layer layout and statistics, sha256 and size of each file,
+                            sha256 / dtype / shape of every tensor
+    quantized.safetensors   per quantized linear L: L.weight_packed (uint8 [out, in/2], see
+                            packing.py), L.weight_scale (fp32 [out, in/128]), L.bias,
+                            L.perm_in (int64 [in]), L.rot_in (fp32 [in/64, 64, 64]),
+                            L.rot_out, L.smooth, L.act_scale (fp32 [steps, in or in/64])
+    fp.safetensors          every other tensor of the model's state dict, as it was
+A reader with these files can dequantize by hand (linear.py states the arithmetic). Nothing
+is pickled. Loading refuses a wrong format version, a model whose structure differs from
+the one quantized, and any file or tensor whose checksum does not match.
+"""
+
+from datetime import datetime, timezone
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+import safetensors
+from safetensors.torch import load_file, save_file
+import torch
+from torch import nn
+
+from omegaq_ros.quant.linear import QuantLinear
+from omegaq_ros.quant.recipe import Recipe
+
+FORMAT = 'omegaq-artifact'
+FORMAT_VERSION = 1
+MANIFEST = 'omegaq.json'
+QUANTIZED_FILE = 'quantized.safetensors'
+FP_FILE = 'fp.safetensors'
+
+
+class ArtifactError(RuntimeError):
+    """The artifact is missing, corrupt, of another version, or made for another model."""
+
+
+def tensor_sha256(tensor: torch.Tensor) -> str:
+    """sha256 of a tensor's raw little-endian bytes in C order."""
+    raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+    return hashlib.sha256(raw.numpy().tobytes()).hexdigest()
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """sha256 of the model's FP structure: class, and the name + shape of every tensor.
+
+    A QuantLinear counts as the nn.Linear it replaced, so the fingerprint of a quantized
+    model equals that of its FP skeleton.
+    """
+    entries = [type(model).__name__]
+    for name, module in model.named_modules():
+        prefix = f'{name}.' if name else ''
+        if isinstance(module, QuantLinear):
+            entries.append([prefix + 'weight', [module.out_features, module.in_features]])
+            if module.bias is not None:
+                entries.append([prefix + 'bias', [module.out_features]])
+            continue
+        if any(isinstance(parent, QuantLinear) for parent in _ancestors(model, name)):
+            continue
+        for key, tensor in list(module.named_parameters(recurse=False)) + [
+                (k, b) for k, b in module.named_buffers(recurse=False)
+                if b is not None and k not in module._non_persistent_buffers_set]:
+            entries.append([prefix + key, list(tensor.shape)])
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+
+
+def _ancestors(model, name):
+    parts = name.split('.') if name else []
+    return [model.get_submodule('.'.join(parts[:i])) for i in range(1, len(parts))]
+
+
+def _split_state(model: nn.Module):
+    quantized_names = {name for name, m in model.named_modules() if isinstance(m, QuantLinear)}
+    quantized, fp = {}, {}
+    for key, tensor in model.state_dict().items():
+        owner = key.rpartition('.')[0]
+        target = quantized if owner in quantized_names else fp
+        target[key] = tensor.detach().cpu().contiguous().clone()
+    return quantized, fp
+
+
+def save_artifact(model: nn.Module, recipe: Recipe, path: str, extra_manifest: dict = None,
+                  overwrite: bool = False) -> str:
+    """Write the quantized model to directory `path` atomically; returns path."""
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f'artifact directory {path} already exists (overwrite=False)')
+    summary = getattr(model, 'omegaq_summary', {})
+    quantized, fp = _split_state(model)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix='.omegaq-', dir=parent)
+    try:
+        tensors, files = {}, {}
+        for filename, state in ((QUANTIZED_FILE, quantized), (FP_FILE, fp)):
+            file_path = os.path.join(staging, filename)
+            save_file(state, file_path, metadata={'format': FORMAT})
+            files[filename] = {'sha256': file_sha256(file_path),
+                               'bytes': os.path.getsize(file_path)}
+            tensors[filename] = {key: {'sha256': tensor_sha256(t), 'dtype': str(t.dtype),
+                                       'shape': list(t.shape)} for key, t in state.items()}
+        layers = {name: {'layout': m.layout(), 'stats': summary.get('layers', {}).get(name, {})}
+                  for name, m in model.named_modules() if isinstance(m, QuantLinear)}
+        manifest = {
+            'format': FORMAT,
+            'format_version': FORMAT_VERSION,
+            'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'recipe': recipe.to_dict(),
+            'model': {'class': type(model).__name__, 'fingerprint': model_fingerprint(model)},
+            'calibration': summary.get('calibration', {}),
+            'skipped': summary.get('skipped', {}),
+            'layers': layers,
+            'files': files,
+            'tensors': tensors,
+            'extra': extra_manifest or {},
+        }
+        with open(os.path.join(staging, MANIFEST), 'w') as stream:
+            json.dump(manifest, stream, indent=1, sort_keys=True)
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def read_manifest(path: str) -> dict:
+    """The parsed omegaq.json of an artifact, with the format and version checked."""
+    manifest_path = os.path.join(path, MANIFEST)
+    if not os.path.isfile(manifest_path):
+        raise ArtifactError(f'{path} is not an omegaq artifact: {MANIFEST} is missing')
+    try:
+        with open(manifest_path) as stream:
+            manifest = json.load(stream)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArtifactError(f'{manifest_path} is not valid JSON: {error}') from error
+    if manifest.get('format') != FORMAT:
+        raise ArtifactError(f"{manifest_path}: format is '{manifest.get('format')}', "
+                            f"expected '{FORMAT}'")
+    if manifest.get('format_version') != FORMAT_VERSION:
+        raise ArtifactError(f"{manifest_path}: format version {manifest.get('format_version')} "
+                            f'is not supported (this omegaq_ros reads version {FORMAT_VERSION})')
+    return manifest
+
+
+def load_artifact(path: str, model_skeleton: nn.Module) -> nn.Module:
+    """Load an artifact into an FP model of the same structure; returns the quantized model."""
+    manifest = read_manifest(path)
+    expected = manifest['model']['fingerprint']
+    actual = model_fingerprint(model_skeleton)
+    if expected != actual:
+        raise ArtifactError(
+            f"{path} was made for a different model: fingerprint {expected[:12]}… "
+            f"({manifest['model']['class']}), the given skeleton is {actual[:12]}… "
+            f'({type(model_skeleton).__name__}); check the model config')
+    state = {}
+    for filename, info in manifest['files'].items():
+        file_path = os.path.join(path, filename)
+        if not os.path.isfile(file_path):
+            raise ArtifactError(f'{path}: {filename} is missing')
+        size = os.path.getsize(file_path)
+        if size != info['bytes']:
+            raise ArtifactError(f'{file_path} has {size} bytes, the manifest says '
+                                f"{info['bytes']} (truncated or replaced)")
+        if file_sha256(file_path) != info['sha256']:
+            raise ArtifactError(f'{file_path}: sha256 does not match the manifest (corrupt or '
+                                'modified)')
+        try:
+            tensors = load_file(file_path)
+        except (safetensors.SafetensorError, OSError, ValueError) as error:
+            raise ArtifactError(f'{file_path} is not a readable safetensors file: {error}') \
+                from error
+        listed = manifest['tensors'][filename]
+        if set(tensors) != set(listed):
+            raise ArtifactError(f'{file_path}: tensors differ from the manifest: missing '
+                                f'{sorted(set(listed) - set(tensors))}, unexpected '
+                                f'{sorted(set(tensors) - set(listed))}')
+        for key, tensor in tensors.items():
+            if tensor_sha256(tensor) != listed[key]['sha256']:
+                raise ArtifactError(f"{file_path}: tensor '{key}' fails its sha256 check")
+        state.update(tensors)
+
+    for name, info in manifest['layers'].items():
+        try:
+            linear = model_skeleton.get_submodule(name)
+        except AttributeError as error:
+            raise ArtifactError(f"{path}: quantized layer '{name}' is not in the model") \
+                from error
+        if not isinstance(linear, nn.Linear):
+            raise ArtifactError(f"{path}: '{name}' is a {type(linear).__name__}, "
+                                'expected nn.Linear')
+        layer = QuantLinear(name=name, **info['layout'])
+        parent_name, _, child = name.rpartition('.')
+        parent = model_skeleton.get_submodule(parent_name) if parent_name else model_skeleton
+        setattr(parent, child, layer)
+    result = model_skeleton.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ArtifactError(f'{path}: state does not fit the model: missing '
+                            f'{result.missing_keys[:8]}, unexpected {result.unexpected_keys[:8]}')
+    model_skeleton.omegaq_summary = {
+        'recipe': manifest['recipe'], 'calibration': manifest['calibration'],
+        'layers': {n: i['stats'] for n, i in manifest['layers'].items()},
+        'skipped': manifest.get('skipped', {}), 'extra': manifest.get('extra', {})}
+    return model_skeleton

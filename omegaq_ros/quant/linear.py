@@ -1,0 +1,175 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""QuantLinear: a W4A4 linear with Omega-QVLA's input rotation and per-step activation scales.
+
+The reference backend below is the specification every faster backend must match:
+
+    x_r   = rotate_in(x * smooth)                     (smooth, perm and 64x64 blocks, optional)
+    cx,sx = quantize_activations(x_r, act_mode, row)  (row = table[step] for static modes)
+    cw    = unpack_int4(weight_packed); sw = weight_scale [out, in/128]
+    y_r   = sum over 64-wide K-groups g of (cx_g . cw_g) * sx_g * sw_{g // 2}
+            (each partial sum is an exact integer; static_channel and none dequantize
+             both operands and multiply in fp32 instead, since per-channel scales do not
+             factor out of the integer dot product)
+    y     = rotate_out_back(y_r) + bias
+"""
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from omegaq_ros.quant.activations import ACT_GROUP, quantize_activations
+from omegaq_ros.quant.packing import unpack_int4
+from omegaq_ros.quant.step_context import current_step, StepContextError
+
+# Above this many fp32 elements per chunk, the grouped product is split along K-groups.
+_CHUNK_ELEMENTS = 1 << 25
+
+
+class QuantLinear(nn.Module):
+    """Drop-in replacement for nn.Linear holding packed int4 weights and activation scales."""
+
+    def __init__(self, in_features: int, out_features: int, *, name: str, act_mode: str,
+                 per_step: bool, weight_group: int = 128, has_bias: bool = True,
+                 has_smooth: bool = False, has_perm: bool = False, has_rot_in: bool = False,
+                 has_rot_out: bool = False, table_rows: int = 1, block: int = 64):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.name = name
+        self.act_mode = act_mode
+        self.per_step = per_step
+        self.weight_group = weight_group
+        self.backend = 'reference'
+        n_in, n_out = in_features // block, out_features // block
+        self.register_buffer('weight_packed', torch.zeros(out_features, in_features // 2,
+                                                          dtype=torch.uint8))
+        self.register_buffer('weight_scale', torch.zeros(out_features,
+                                                         in_features // weight_group))
+        self.register_buffer('bias', torch.zeros(out_features) if has_bias else None)
+        self.register_buffer('smooth', torch.ones(in_features) if has_smooth else None)
+        self.register_buffer('perm_in', torch.arange(in_features) if has_perm else None)
+        self.register_buffer('rot_in', torch.zeros(n_in, block, block) if has_rot_in else None)
+        self.register_buffer('rot_out', torch.zeros(n_out, block, block) if has_rot_out else None)
+        table_width = {'static_channel': in_features,
+                       'static_group': in_features // ACT_GROUP}.get(act_mode)
+        self.register_buffer('act_scale', torch.zeros(table_rows, table_width)
+                             if table_width else None)
+        self._codes_cache: Optional[torch.Tensor] = None
+
+    def extra_repr(self) -> str:
+        """Shapes and scheme, as printed inside the model."""
+        rows = self.act_scale.shape[0] if self.act_scale is not None else 0
+        return (f'{self.in_features}, {self.out_features}, act={self.act_mode}, '
+                f'steps={rows if self.per_step else "static"}, '
+                f'rot_in={self.rot_in is not None}, perm={self.perm_in is not None}, '
+                f'rot_out={self.rot_out is not None}, backend={self.backend}')
+
+    def layout(self) -> dict:
+        """The constructor arguments, as stored in the artifact manifest."""
+        return {
+            'in_features': self.in_features, 'out_features': self.out_features,
+            'act_mode': self.act_mode, 'per_step': self.per_step,
+            'weight_group': self.weight_group, 'has_bias': self.bias is not None,
+            'has_smooth': self.smooth is not None, 'has_perm': self.perm_in is not None,
+            'has_rot_in': self.rot_in is not None, 'has_rot_out': self.rot_out is not None,
+            'table_rows': self.act_scale.shape[0] if self.act_scale is not None else 1,
+        }
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._codes_cache = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def weight_codes(self) -> torch.Tensor:
+        """Unpacked weight codes as float [out, in] (cached; exact small integers)."""
+        if self._codes_cache is None or self._codes_cache.device != self.weight_packed.device:
+            self._codes_cache = unpack_int4(self.weight_packed).float()
+        return self._codes_cache
+
+    def table_row(self) -> Optional[torch.Tensor]:
+        """The activation scale row for the current denoising step (static modes)."""
+        if self.act_scale is None:
+            return None
+        if not self.per_step:
+            return self.act_scale[0]
+        step = current_step()
+        rows = self.act_scale.shape[0]
+        if step is None:
+            raise StepContextError(
+                f"layer '{self.name}' has per-step activation scales for {rows} denoising "
+                'steps but ran outside a denoising_step() context')
+        if step.total != rows:
+            raise StepContextError(
+                f"layer '{self.name}' was calibrated for {rows} denoising steps, "
+                f'the sampler runs {step.total}')
+        return self.act_scale[step.index]
+
+    def rotate_in(self, x: torch.Tensor) -> torch.Tensor:
+        """Smoothing, zigzag permutation and 64x64 block rotation of the input channels."""
+        if self.smooth is not None:
+            x = x * self.smooth
+        if self.perm_in is not None:
+            x = x.index_select(-1, self.perm_in)
+        if self.rot_in is not None:
+            x = _block_matmul(x, self.rot_in, transpose=False)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """y = x W^T + b computed from int4 weights and 4-bit activations."""
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"layer '{self.name}' expects {self.in_features} input features, "
+                             f'got shape {tuple(x.shape)}')
+        return BACKENDS[self.backend](self, x)
+
+
+def _block_matmul(x: torch.Tensor, blocks: torch.Tensor, transpose: bool) -> torch.Tensor:
+    n_blocks, block, _ = blocks.shape
+    shape = x.shape
+    xb = x.reshape(-1, n_blocks, block).transpose(0, 1)
+    r = blocks.transpose(1, 2) if transpose else blocks
+    return torch.bmm(xb, r).transpose(0, 1).reshape(shape)
+
+
+def grouped_int_matmul(x_codes, x_scale, w_codes, w_scale, act_group=ACT_GROUP):
+    """sum_g (x_codes_g @ w_codes_g^T) * x_scale_g * w_scale_{g // (wgroup/agroup)} in fp32.
+
+    x_codes [M, K], x_scale [M, K/act_group], w_codes [N, K], w_scale [N, K/wgroup].
+    """
+    m, k = x_codes.shape
+    n = w_codes.shape[0]
+    groups = k // act_group
+    per_weight_group = (k // w_scale.shape[1]) // act_group
+    xg = x_codes.reshape(m, groups, act_group).transpose(0, 1)          # [G, M, a]
+    wg = w_codes.reshape(n, groups, act_group).permute(1, 2, 0)         # [G, a, N]
+    ws = w_scale.repeat_interleave(per_weight_group, dim=1).t()         # [G, N]
+    xs = x_scale.t()                                                    # [G, M]
+    out = torch.zeros(m, n, dtype=torch.float32, device=x_codes.device)
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, m * n))
+    for g0 in range(0, groups, chunk):
+        g1 = min(groups, g0 + chunk)
+        partial = torch.bmm(xg[g0:g1], wg[g0:g1])                      # exact integers
+        out += (partial * xs[g0:g1, :, None] * ws[g0:g1, None, :]).sum(0)
+    return out
+
+
+def reference_forward(layer: QuantLinear, x: torch.Tensor) -> torch.Tensor:
+    """The specification of QuantLinear's arithmetic (torch, CPU or CUDA)."""
+    shape = x.shape
+    x2 = layer.rotate_in(x.reshape(-1, shape[-1]).float())
+    codes, scale = quantize_activations(x2, layer.act_mode, layer.table_row())
+    w_codes = layer.weight_codes()
+    if layer.act_mode in ('none', 'static_channel'):
+        x_hat = codes if scale is None else codes * scale
+        w_hat = w_codes * layer.weight_scale.repeat_interleave(layer.weight_group, dim=1)
+        y = x_hat @ w_hat.t()
+    else:
+        y = grouped_int_matmul(codes, scale, w_codes, layer.weight_scale)
+    if layer.rot_out is not None:
+        y = _block_matmul(y, layer.rot_out, transpose=True)
+    if layer.bias is not None:
+        y = y + layer.bias
+    return y.reshape(*shape[:-1], layer.out_features).to(x.dtype)
+
+
+BACKENDS = {'reference': reference_forward}

@@ -1,0 +1,123 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Recipes: a quantization scheme as data (one preset per method of the ablation table)."""
+
+from dataclasses import asdict, dataclass, field, fields, replace
+import re
+from typing import Optional
+
+import yaml
+
+from omegaq_ros.quant.activations import ACT_MODES
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything quantize() needs to know; every field has the default of the omega preset.
+
+    Scope: a linear named N is quantized when some `include` regex matches N (re.search) and
+    no `exclude` regex does. Everything else stays in floating point.
+    """
+
+    name: str = 'omega'
+    quantize: bool = True                    # False: the FP reference ("fp" preset)
+    rotation: str = 'composite'              # none | hadamard | svd | composite
+    zigzag: bool = True
+    zigzag_smoothing: float = 0.15
+    output_rotation: bool = False
+    smoothquant_alpha: Optional[float] = None
+    weight_method: str = 'gptq'              # gptq | rtn
+    weight_group: int = 128
+    gptq_damp: float = 0.01
+    gptq_block: int = 128
+    gptq_act_order: bool = False
+    act_mode: str = 'static_channel'         # see activations.ACT_MODES
+    act_percentile: float = 99.9
+    per_step: bool = True                    # one table row per denoising step where seen
+    calib_tokens_per_call: int = 1024        # random tokens per forward kept for percentiles
+    calib_max_tokens: int = 8192             # per layer and step
+    include: tuple = ('.*',)
+    exclude: tuple = ()
+    seed: int = 0
+    description: str = field(default='', compare=False)
+
+    def __post_init__(self):
+        """Refuse unknown choices early, naming the field."""
+        checks = {
+            'rotation': (self.rotation, ('none', 'hadamard', 'svd', 'composite')),
+            'weight_method': (self.weight_method, ('gptq', 'rtn')),
+            'act_mode': (self.act_mode, ACT_MODES),
+        }
+        for key, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise ValueError(f"recipe field '{key}' must be one of {'|'.join(allowed)}, "
+                                 f"got '{value}'")
+        object.__setattr__(self, 'include', tuple(self.include))
+        object.__setattr__(self, 'exclude', tuple(self.exclude))
+
+    @staticmethod
+    def preset(name: str, **overrides) -> 'Recipe':
+        """One of PRESETS, with optional field overrides."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown recipe preset '{name}'; known: {', '.join(PRESETS)}")
+        return replace(PRESETS[name], **overrides)
+
+    @staticmethod
+    def from_dict(data: dict) -> 'Recipe':
+        """Build from a mapping; `preset: NAME` starts from that preset."""
+        data = dict(data)
+        known = {f.name for f in fields(Recipe)} | {'preset'}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f'unknown recipe fields: {unknown}')
+        base = data.pop('preset', None)
+        if base is not None:
+            return Recipe.preset(base, **data)
+        return Recipe(**data)
+
+    @staticmethod
+    def from_yaml(path: str) -> 'Recipe':
+        """Load a recipe file (a mapping of Recipe fields, optionally `preset:`)."""
+        with open(path) as stream:
+            data = yaml.safe_load(stream)
+        if not isinstance(data, dict):
+            raise ValueError(f'{path}: a recipe file must hold a mapping of fields')
+        return Recipe.from_dict(data)
+
+    def to_dict(self) -> dict:
+        """Plain JSON/YAML-ready dict."""
+        data = asdict(self)
+        data['include'] = list(self.include)
+        data['exclude'] = list(self.exclude)
+        return data
+
+    def selects(self, module_name: str) -> bool:
+        """Whether the linear called module_name is in the quantized scope."""
+        return (self.quantize
+                and any(re.search(p, module_name) for p in self.include)
+                and not any(re.search(p, module_name) for p in self.exclude))
+
+
+_BASELINE = dict(rotation='none', zigzag=False, weight_method='rtn', act_mode='dynamic_token',
+                 per_step=False)
+
+PRESETS = {
+    'fp': Recipe(name='fp', quantize=False, description='no quantization (reference)'),
+    'rtn': Recipe(name='rtn', **_BASELINE,
+                  description='W4A4 round-to-nearest, no rotation, per-token activations'),
+    'smoothquant': Recipe(name='smoothquant', **_BASELINE, smoothquant_alpha=0.5,
+                          description='SmoothQuant (alpha 0.5) migration, then RTN W4A4'),
+    'hadamard': Recipe(name='hadamard', **{**_BASELINE, 'rotation': 'hadamard'},
+                       description='block Hadamard(64) rotation only, RTN W4A4'),
+    'svd': Recipe(name='svd', **{**_BASELINE, 'rotation': 'svd'},
+                  description='block SVD rotation only (QuantVLA-like), RTN W4A4'),
+    'omega': Recipe(name='omega', description='composite SVD x Hadamard + zigzag + GPTQ + '
+                    'per-step per-channel static activation scales (paper-faithful)'),
+    'omega-nostep': Recipe(name='omega-nostep', per_step=False,
+                           description='omega with one static table for all steps'),
+    'omega-group': Recipe(name='omega-group', act_mode='static_group',
+                          description='omega with per-step x per-64-group static scales '
+                          '(integer-GEMM compatible)'),
+    'omega-dynamic': Recipe(name='omega-dynamic', act_mode='dynamic_group', per_step=False,
+                            description='omega with dynamic per-token x per-64-group scales'),
+}

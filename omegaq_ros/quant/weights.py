@@ -1,0 +1,118 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Symmetric int4 weight quantization with group scales: MSE-searched RTN and GPTQ.
+
+Format: codes q in [-8, 7], one fp32 scale per (output row, group of `group` input columns);
+w_hat = q * scale. The scale of a group is alpha * max|w| / 7 with alpha chosen from a grid
+to minimize the group's squared reconstruction error (a clip search).
+"""
+
+import math
+
+import torch
+
+from omegaq_ros.quant.packing import INT4_MAX, INT4_MIN
+
+CLIP_GRID = tuple(1.0 - 0.025 * i for i in range(21))   # alpha from 1.0 down to 0.5
+
+
+def quantize_codes(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Round to nearest int4 code for the given broadcastable scale."""
+    return torch.clamp(torch.round(w / scale), INT4_MIN, INT4_MAX)
+
+
+def mse_scales(w: torch.Tensor, grid=CLIP_GRID) -> torch.Tensor:
+    """Per-row symmetric scale for w [rows, cols] that minimizes sum (w - q*s)^2 over the grid."""
+    absmax = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+    best_scale = absmax / INT4_MAX
+    best_err = torch.full_like(best_scale, math.inf)
+    for alpha in grid:
+        scale = alpha * absmax / INT4_MAX
+        err = (w - quantize_codes(w, scale) * scale).pow(2).sum(dim=1, keepdim=True)
+        better = err < best_err
+        best_err = torch.where(better, err, best_err)
+        best_scale = torch.where(better, scale, best_scale)
+    return best_scale
+
+
+def _check_group(in_features: int, group: int):
+    if in_features % group:
+        raise ValueError(f'in_features {in_features} is not a multiple of the weight group {group}')
+
+
+def rtn_quantize(weight: torch.Tensor, group: int = 128):
+    """Round-to-nearest with per-group MSE scales -> (codes int8 [out, in], scales fp32 [out, in/group])."""
+    out_features, in_features = weight.shape
+    _check_group(in_features, group)
+    w = weight.detach().float().reshape(out_features * (in_features // group), group)
+    scales = mse_scales(w)
+    codes = quantize_codes(w, scales)
+    return (codes.reshape(out_features, in_features).to(torch.int8),
+            scales.reshape(out_features, in_features // group))
+
+
+def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, group: int = 128,
+                  damp: float = 0.01, block: int = 128, act_order: bool = False):
+    """GPTQ (Frantar et al. 2022; see IST-DASLab/gptq gptq.py fasterquant) with int4 groups.
+
+    hessian is H = 2/n sum x x^T over calibration inputs, taken in the same (rotated) basis as
+    `weight`. Columns are quantized one at a time; each column's error, scaled by the upper
+    Cholesky factor of H^-1, is propagated to the columns not yet quantized: inside a block of
+    `block` columns immediately, and to all later blocks in one matrix product when the block
+    ends (the error does cross block boundaries). A group's scale is searched (MSE clip grid)
+    on the error-updated weights when the first column of the group is reached. With
+    act_order the columns are visited by decreasing H diagonal, and the group scales are fixed
+    beforehand from the original weights so groups stay contiguous in the stored layout.
+    Returns (codes int8 [out, in], scales fp32 [out, in/group]).
+    """
+    out_features, in_features = weight.shape
+    _check_group(in_features, group)
+    if block % group:
+        raise ValueError(f'GPTQ block {block} must be a multiple of the weight group {group}')
+    w = weight.detach().double().clone()
+    h = hessian.detach().double().clone()
+    if h.shape != (in_features, in_features):
+        raise ValueError(f'hessian must be [{in_features}, {in_features}], got {tuple(h.shape)}')
+
+    dead = torch.diag(h) == 0
+    h[dead, dead] = 1.0
+    w[:, dead] = 0.0
+
+    scales = torch.zeros(out_features, in_features // group, dtype=torch.float64)
+    if act_order:
+        for g in range(in_features // group):
+            scales[:, g:g + 1] = mse_scales(w[:, g * group:(g + 1) * group])
+        order = torch.argsort(torch.diag(h), descending=True)
+    else:
+        order = torch.arange(in_features)
+    w = w[:, order]
+    h = h[order][:, order]
+
+    h += damp * torch.mean(torch.diag(h)) * torch.eye(in_features, dtype=torch.float64)
+    h_inv = torch.cholesky_inverse(torch.linalg.cholesky(h))
+    h_inv = torch.linalg.cholesky(h_inv, upper=True)
+
+    codes = torch.zeros_like(w)
+    for start in range(0, in_features, block):
+        end = min(start + block, in_features)
+        w_block = w[:, start:end].clone()
+        err_block = torch.zeros_like(w_block)
+        h_inv_block = h_inv[start:end, start:end]
+        for i in range(end - start):
+            column = start + i
+            original = int(order[column])
+            g = original // group
+            if not act_order and original % group == 0:
+                group_end = min(i + group, end - start)
+                # Groups align with blocks when block % group == 0, so the whole group is here.
+                scales[:, g:g + 1] = mse_scales(w_block[:, i:group_end])
+            scale = scales[:, g]
+            q = quantize_codes(w_block[:, i], scale)
+            codes[:, column] = q
+            err = (w_block[:, i] - q * scale) / h_inv_block[i, i]
+            w_block[:, i:] -= err.unsqueeze(1) * h_inv_block[i, i:].unsqueeze(0)
+            err_block[:, i] = err
+        w[:, end:] -= err_block @ h_inv[start:end, end:]
+
+    inverse = torch.argsort(order)
+    return codes[:, inverse].to(torch.int8), scales.float()
