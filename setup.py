@@ -39,8 +39,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'omegaq-quantize = omegaq_ros.quant.cli:main',
-            'omegaq-minilm-report = omegaq_ros.quant.minilm_bench:main',
+            'omegaq-minilm-table = omegaq_ros.bench.minilm_table:main',
         ],
     },
 )

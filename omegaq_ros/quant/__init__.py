@@ -1,6 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Omega-QVLA W4A4 post-training quantization, free of ROS.
+"""
+Omega-QVLA W4A4 post-training quantization, free of ROS.
 
     from omegaq_ros.quant import Recipe, quantize, save_artifact, load_artifact
     model = quantize(model, calibration_batches, Recipe.preset('omega'))

@@ -1,6 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""4-bit round-to-nearest activation quantizers and their calibration.
+"""
+4-bit round-to-nearest activation quantizers and their calibration.
 
 Modes (codes in [-8, 7], x_hat = code * scale):
   static_channel  table [T, in]: one scale per (denoising step, input channel). Paper-faithful,
@@ -14,9 +15,8 @@ T is the number of denoising steps for layers calibrated inside the step context
 Static scales are percentile(|x|, 99.9) / 7 over calibration tokens, floored at 1e-8.
 """
 
-import torch
-
 from omegaq_ros.quant.packing import INT4_MAX, INT4_MIN
+import torch
 
 ACT_MODES = ('none', 'static_channel', 'static_group', 'dynamic_group', 'dynamic_token')
 ACT_GROUP = 64
@@ -24,7 +24,8 @@ MIN_SCALE = 1e-8
 
 
 def quantize_activations(x: torch.Tensor, mode: str, table_row=None, group: int = ACT_GROUP):
-    """Split x [..., in] into (codes [..., in] float, scale [..., G]) with G = in/group.
+    """
+    Split x [..., in] into (codes [..., in] float, scale [..., G]) with G = in/group.
 
     The scale is per 64-channel group for every mode except static_channel, whose scale is
     per channel ([in]); callers broadcast it. For `none` returns (x, None).

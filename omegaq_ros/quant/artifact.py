@@ -1,6 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""The quantized artifact: a directory with omegaq.json and two safetensors files.
+"""
+The quantized artifact: a directory with omegaq.json and two safetensors files.
 
     omegaq.json             format + version, recipe, model fingerprint, calibration summary,
                             per-layer layout and statistics, sha256 and size of each file,
@@ -22,13 +23,12 @@ import os
 import shutil
 import tempfile
 
+from omegaq_ros.quant.linear import QuantLinear
+from omegaq_ros.quant.recipe import Recipe
 import safetensors
 from safetensors.torch import load_file, save_file
 import torch
 from torch import nn
-
-from omegaq_ros.quant.linear import QuantLinear
-from omegaq_ros.quant.recipe import Recipe
 
 FORMAT = 'omegaq-artifact'
 FORMAT_VERSION = 1
@@ -57,7 +57,8 @@ def file_sha256(path: str) -> str:
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """sha256 of the model's FP structure: class, and the name + shape of every tensor.
+    """
+    sha256 of the model's FP structure: class, and the name + shape of every tensor.
 
     A QuantLinear counts as the nn.Linear it replaced, so the fingerprint of a quantized
     model equals that of its FP skeleton.
@@ -141,7 +142,7 @@ def save_artifact(model: nn.Module, recipe: Recipe, path: str, extra_manifest: d
 
 
 def read_manifest(path: str) -> dict:
-    """The parsed omegaq.json of an artifact, with the format and version checked."""
+    """Parse an artifact's omegaq.json, with the format and version checked."""
     manifest_path = os.path.join(path, MANIFEST)
     if not os.path.isfile(manifest_path):
         raise ArtifactError(f'{path} is not an omegaq artifact: {MANIFEST} is missing')
@@ -166,7 +167,7 @@ def load_artifact(path: str, model_skeleton: nn.Module) -> nn.Module:
     actual = model_fingerprint(model_skeleton)
     if expected != actual:
         raise ArtifactError(
-            f"{path} was made for a different model: fingerprint {expected[:12]}… "
+            f'{path} was made for a different model: fingerprint {expected[:12]}… '
             f"({manifest['model']['class']}), the given skeleton is {actual[:12]}… "
             f'({type(model_skeleton).__name__}); check the model config')
     state = {}

@@ -1,6 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""QuantLinear: a W4A4 linear with Omega-QVLA's input rotation and per-step activation scales.
+"""
+QuantLinear: a W4A4 linear with Omega-QVLA's input rotation and per-step activation scales.
 
 The reference backend below is the specification every faster backend must match:
 
@@ -16,12 +17,11 @@ The reference backend below is the specification every faster backend must match
 
 from typing import Optional
 
-import torch
-from torch import nn
-
 from omegaq_ros.quant.activations import ACT_GROUP, quantize_activations
 from omegaq_ros.quant.packing import unpack_int4
 from omegaq_ros.quant.step_context import current_step, StepContextError
+import torch
+from torch import nn
 
 # Above this many fp32 elements per chunk, the grouped product is split along K-groups.
 _CHUNK_ELEMENTS = 1 << 25
@@ -67,7 +67,7 @@ class QuantLinear(nn.Module):
                 f'rot_out={self.rot_out is not None}, backend={self.backend}')
 
     def layout(self) -> dict:
-        """The constructor arguments, as stored in the artifact manifest."""
+        """Return the constructor arguments, as stored in the artifact manifest."""
         return {
             'in_features': self.in_features, 'out_features': self.out_features,
             'act_mode': self.act_mode, 'per_step': self.per_step,
@@ -88,7 +88,7 @@ class QuantLinear(nn.Module):
         return self._codes_cache
 
     def table_row(self) -> Optional[torch.Tensor]:
-        """The activation scale row for the current denoising step (static modes)."""
+        """Select the activation scale row for the current denoising step (static modes)."""
         if self.act_scale is None:
             return None
         if not self.per_step:
@@ -116,7 +116,7 @@ class QuantLinear(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """y = x W^T + b computed from int4 weights and 4-bit activations."""
+        """Compute y = x W^T + b from int4 weights and 4-bit activations."""
         if x.shape[-1] != self.in_features:
             raise ValueError(f"layer '{self.name}' expects {self.in_features} input features, "
                              f'got shape {tuple(x.shape)}')
@@ -132,7 +132,8 @@ def _block_matmul(x: torch.Tensor, blocks: torch.Tensor, transpose: bool) -> tor
 
 
 def grouped_int_matmul(x_codes, x_scale, w_codes, w_scale, act_group=ACT_GROUP):
-    """sum_g (x_codes_g @ w_codes_g^T) * x_scale_g * w_scale_{g // (wgroup/agroup)} in fp32.
+    """
+    sum_g (x_codes_g @ w_codes_g^T) * x_scale_g * w_scale_{g // (wgroup/agroup)} in fp32.
 
     x_codes [M, K], x_scale [M, K/act_group], w_codes [N, K], w_scale [N, K/wgroup].
     """
@@ -154,7 +155,7 @@ def grouped_int_matmul(x_codes, x_scale, w_codes, w_scale, act_group=ACT_GROUP):
 
 
 def reference_forward(layer: QuantLinear, x: torch.Tensor) -> torch.Tensor:
-    """The specification of QuantLinear's arithmetic (torch, CPU or CUDA)."""
+    """Compute QuantLinear's output by its specification (torch, CPU or CUDA)."""
     shape = x.shape
     x2 = layer.rotate_in(x.reshape(-1, shape[-1]).float())
     codes, scale = quantize_activations(x2, layer.act_mode, layer.table_row())

@@ -1,6 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Two signed 4-bit codes per byte.
+"""
+Two signed 4-bit codes per byte.
 
 Layout (the artifact format depends on it): codes are two's-complement nibbles in [-8, 7];
 along the last axis, the code at even index 2i goes to the low nibble of byte i and the

@@ -1,6 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""quantize(model, calibration_batches, recipe): Omega-QVLA post-training quantization in place.
+"""
+quantize(model, calibration_batches, recipe): Omega-QVLA post-training quantization in place.
 
 1. Scope: every nn.Linear the recipe selects (layers whose widths cannot be grouped stay FP,
    with the reason in the summary).
@@ -19,9 +20,6 @@ The summary (calibration counts, per-layer statistics) is attached as model.omeg
 import math
 from typing import Iterable, Optional
 
-import torch
-from torch import nn
-
 from omegaq_ros.quant.activations import ACT_GROUP, scales_from_samples
 from omegaq_ros.quant.linear import QuantLinear
 from omegaq_ros.quant.packing import pack_int4
@@ -30,6 +28,8 @@ from omegaq_ros.quant.rotation import (BLOCK, BlockRotation, build_input_rotatio
                                        build_output_rotation, rotate_rows)
 from omegaq_ros.quant.step_context import current_step, denoising_step, StepContextError
 from omegaq_ros.quant.weights import gptq_quantize, rtn_quantize
+import torch
+from torch import nn
 
 REPORT_TOKENS = 512
 _STATIC = ('static_channel', 'static_group')
@@ -270,7 +270,8 @@ def _passes(targets, budget_bytes, want_hessian):
 
 def quantize(model: nn.Module, calibration_batches: Iterable, recipe: Recipe,
              hessian_budget_bytes: int = 2 << 30, progress: Optional[callable] = None):
-    """Quantize every selected nn.Linear of model in place and return the model.
+    """
+    Quantize every selected nn.Linear of model in place and return the model.
 
     calibration_batches: dicts (called as model(**batch)) or tuples (model(*batch)); the
     sampler's denoising_step() context, if any, is honored. progress(msg) gets status lines.

@@ -6,14 +6,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import re
 from typing import Optional
 
-import yaml
-
 from omegaq_ros.quant.activations import ACT_MODES
+import yaml
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything quantize() needs to know; every field has the default of the omega preset.
+    """
+    Everything quantize() needs to know; every field has the default of the omega preset.
 
     Scope: a linear named N is quantized when some `include` regex matches N (re.search) and
     no `exclude` regex does. Everything else stays in floating point.
@@ -98,8 +98,8 @@ class Recipe:
                 and not any(re.search(p, module_name) for p in self.exclude))
 
 
-_BASELINE = dict(rotation='none', zigzag=False, weight_method='rtn', act_mode='dynamic_token',
-                 per_step=False)
+_BASELINE = {'rotation': 'none', 'zigzag': False, 'weight_method': 'rtn',
+             'act_mode': 'dynamic_token', 'per_step': False}
 
 PRESETS = {
     'fp': Recipe(name='fp', quantize=False, description='no quantization (reference)'),

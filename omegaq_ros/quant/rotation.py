@@ -1,6 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Block-diagonal input rotations of Omega-QVLA, stored as 64x64 blocks plus a permutation.
+"""
+Block-diagonal input rotations of Omega-QVLA, stored as 64x64 blocks plus a permutation.
 
 For a linear y = x W^T with in_features = n * B (B = 64), the input transform is
 x_r = (x[..., perm]) reshaped to n blocks of B, each block multiplied by its own orthogonal
@@ -27,7 +28,7 @@ BLOCK = 64
 
 
 def hadamard(size: int) -> torch.Tensor:
-    """Normalized Sylvester Hadamard matrix (float64), size a power of two."""
+    """Return the normalized Sylvester Hadamard matrix (float64), size a power of two."""
     if size < 1 or size & (size - 1):
         raise ValueError(f'Hadamard size must be a power of two, got {size}')
     h = torch.ones(1, 1, dtype=torch.float64)
@@ -38,7 +39,8 @@ def hadamard(size: int) -> torch.Tensor:
 
 def zigzag_permutation(weight: torch.Tensor, block: int = BLOCK,
                        smoothing: float = 0.15) -> torch.Tensor:
-    """Input-channel permutation that deals channels to blocks by weight column energy.
+    """
+    Input-channel permutation that deals channels to blocks by weight column energy.
 
     Energy e_j = mean_i W_ij^2, smoothed toward its mean by `smoothing` (as Omega-QVLA does;
     the smoothing is monotone, so it keeps the order and only matters for reports). Channels
@@ -67,7 +69,8 @@ def zigzag_permutation(weight: torch.Tensor, block: int = BLOCK,
 
 
 def svd_block_rotations(weight: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
-    """Per-block eigenvectors of W_b^T W_b, float64 [n_blocks, B, B], eigenvalues descending.
+    """
+    Per-block eigenvectors of W_b^T W_b, float64 [n_blocks, B, B], eigenvalues descending.
 
     eigh works for any number of rows (an SVD of a short W_b would give fewer than B vectors).
     Signs are fixed (largest component of each vector positive) so builds are reproducible.
@@ -103,7 +106,7 @@ class BlockRotation:
         return x
 
     def dense(self) -> torch.Tensor:
-        """The full in x in matrix M with apply(x) == x @ M (tests and reports only)."""
+        """Return the full in x in matrix M with apply(x) == x @ M (tests and reports only)."""
         size = self.perm.numel() if self.perm is not None else (
             self.blocks.shape[0] * self.blocks.shape[1])
         return self.apply(torch.eye(size, dtype=torch.float64))
@@ -111,7 +114,7 @@ class BlockRotation:
 
 def build_input_rotation(weight: torch.Tensor, kind: str, zigzag: bool,
                          zigzag_smoothing: float = 0.15, block: int = BLOCK) -> BlockRotation:
-    """The input rotation a recipe asks for, built from this linear's own weight."""
+    """Build the input rotation a recipe asks for from this linear's own weight."""
     if kind not in ('none', 'hadamard', 'svd', 'composite'):
         raise ValueError(f"rotation must be one of none|hadamard|svd|composite, got '{kind}'")
     in_features = weight.shape[1]
@@ -132,14 +135,16 @@ def build_input_rotation(weight: torch.Tensor, kind: str, zigzag: bool,
 
 
 def build_output_rotation(rotated_weight: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
-    """Per-64-row-block eigenvectors of W_b W_b^T (no Hadamard), float32 [out // B, B, B].
+    """
+    Per-64-row-block eigenvectors of W_b W_b^T (no Hadamard), float32 [out // B, B, B].
 
     The weight is stored as Q^T W_r and the layer output is rotated back by Q, so row
     outliers are spread across their block before the weight is quantized.
     """
     out_features = rotated_weight.shape[0]
     if out_features % block:
-        raise ValueError(f'out_features {out_features} is not a multiple of the block size {block}')
+        raise ValueError(f'out_features {out_features} is not a multiple of the block size '
+                         f'{block}')
     return svd_block_rotations(rotated_weight.detach().t(), block).float().contiguous()
 
 

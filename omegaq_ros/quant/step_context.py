@@ -1,6 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Which denoising step the model is in, set by the sampler and read by QuantLinear.
+"""
+Which denoising step the model is in, set by the sampler and read by QuantLinear.
 
 Per-step activation tables select their row from here. A context variable (not a module
 attribute) so concurrent inference in threads cannot see each other's step.
@@ -40,5 +41,5 @@ def denoising_step(index: int, total: int):
 
 
 def current_step() -> Optional[DenoisingStep]:
-    """The step set by the innermost denoising_step(), or None outside any."""
+    """Return the step set by the innermost denoising_step(), or None outside any."""
     return _current.get()

@@ -1,6 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Symmetric int4 weight quantization with group scales: MSE-searched RTN and GPTQ.
+"""
+Symmetric int4 weight quantization with group scales: MSE-searched RTN and GPTQ.
 
 Format: codes q in [-8, 7], one fp32 scale per (output row, group of `group` input columns);
 w_hat = q * scale. The scale of a group is alpha * max|w| / 7 with alpha chosen from a grid
@@ -9,9 +10,8 @@ to minimize the group's squared reconstruction error (a clip search).
 
 import math
 
-import torch
-
 from omegaq_ros.quant.packing import INT4_MAX, INT4_MIN
+import torch
 
 CLIP_GRID = tuple(1.0 - 0.025 * i for i in range(21))   # alpha from 1.0 down to 0.5
 
@@ -37,11 +37,16 @@ def mse_scales(w: torch.Tensor, grid=CLIP_GRID) -> torch.Tensor:
 
 def _check_group(in_features: int, group: int):
     if in_features % group:
-        raise ValueError(f'in_features {in_features} is not a multiple of the weight group {group}')
+        raise ValueError(f'in_features {in_features} is not a multiple of the weight group '
+                         f'{group}')
 
 
 def rtn_quantize(weight: torch.Tensor, group: int = 128):
-    """Round-to-nearest with per-group MSE scales -> (codes int8 [out, in], scales fp32 [out, in/group])."""
+    """
+    Round to nearest with per-group MSE scales.
+
+    Returns (codes int8 [out, in], scales fp32 [out, in/group]).
+    """
     out_features, in_features = weight.shape
     _check_group(in_features, group)
     w = weight.detach().float().reshape(out_features * (in_features // group), group)
@@ -53,7 +58,8 @@ def rtn_quantize(weight: torch.Tensor, group: int = 128):
 
 def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, group: int = 128,
                   damp: float = 0.01, block: int = 128, act_order: bool = False):
-    """GPTQ (Frantar et al. 2022; see IST-DASLab/gptq gptq.py fasterquant) with int4 groups.
+    """
+    GPTQ (Frantar et al. 2022; see IST-DASLab/gptq gptq.py fasterquant) with int4 groups.
 
     hessian is H = 2/n sum x x^T over calibration inputs, taken in the same (rotated) basis as
     `weight`. Columns are quantized one at a time; each column's error, scaled by the upper

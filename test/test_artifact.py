@@ -1,0 +1,134 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Artifacts: bit-exact round trip, and every refusal the format promises."""
+
+import json
+import os
+
+from omegaq_ros.quant import ArtifactError, load_artifact, quantize, Recipe, save_artifact
+import pytest
+from safetensors.torch import load_file, save_file
+import torch
+from toy_models import toy_batches, ToyDenoiser
+
+
+@pytest.fixture(scope='module')
+def saved(tmp_path_factory):
+    model = quantize(ToyDenoiser(), toy_batches(), Recipe.preset('omega'))
+    path = save_artifact(model, Recipe.preset('omega'), str(tmp_path_factory.mktemp('a') / 'art'),
+                         extra_manifest={'note': 'toy'})
+    return model, path
+
+
+def fresh_copy(path, tmp_path):
+    target = tmp_path / 'copy'
+    os.makedirs(target)
+    for name in os.listdir(path):
+        with open(os.path.join(path, name), 'rb') as src, open(target / name, 'wb') as dst:
+            dst.write(src.read())
+    return str(target)
+
+
+def test_round_trip_is_bit_exact(saved):
+    model, path = saved
+    loaded = load_artifact(path, ToyDenoiser(seed=5))
+    original, restored = model.state_dict(), loaded.state_dict()
+    assert original.keys() == restored.keys()
+    for key in original:
+        assert torch.equal(original[key], restored[key]), key
+    x = toy_batches(1, seed=9)[0]
+    with torch.no_grad():
+        assert torch.equal(model(*x), loaded(*x))
+    assert loaded.omegaq_summary['extra'] == {'note': 'toy'}
+
+
+def test_only_json_and_safetensors_no_pickle(saved):
+    _, path = saved
+    assert sorted(os.listdir(path)) == ['fp.safetensors', 'omegaq.json', 'quantized.safetensors']
+    manifest = json.load(open(os.path.join(path, 'omegaq.json')))
+    assert manifest['format_version'] == 1
+    assert manifest['recipe']['name'] == 'omega'
+    assert manifest['layers']['head_in']['layout']['table_rows'] == 4
+    assert 'head_in.weight_packed' in manifest['tensors']['quantized.safetensors']
+
+
+def test_tampered_tensor_is_refused(saved, tmp_path):
+    _, path = saved
+    copy_path = fresh_copy(path, tmp_path)
+    file_path = os.path.join(copy_path, 'quantized.safetensors')
+    tensors = load_file(file_path)
+    tensors['head_in.weight_scale'][0, 0] += 1.0
+    save_file(tensors, file_path)
+    manifest_path = os.path.join(copy_path, 'omegaq.json')
+    manifest = json.load(open(manifest_path))
+    # Even with the file-level checksum updated, the per-tensor checksum catches it.
+    from omegaq_ros.quant.artifact import file_sha256
+    manifest['files']['quantized.safetensors'] = {'sha256': file_sha256(file_path),
+                                                  'bytes': os.path.getsize(file_path)}
+    json.dump(manifest, open(manifest_path, 'w'))
+    with pytest.raises(ArtifactError, match="tensor 'head_in.weight_scale' fails its sha256"):
+        load_artifact(copy_path, ToyDenoiser())
+
+
+def test_flipped_byte_is_refused(saved, tmp_path):
+    _, path = saved
+    copy_path = fresh_copy(path, tmp_path)
+    file_path = os.path.join(copy_path, 'fp.safetensors')
+    data = bytearray(open(file_path, 'rb').read())
+    data[-3] ^= 0xFF
+    open(file_path, 'wb').write(bytes(data))
+    with pytest.raises(ArtifactError, match='sha256 does not match'):
+        load_artifact(copy_path, ToyDenoiser())
+
+
+def test_truncated_file_is_refused(saved, tmp_path):
+    _, path = saved
+    copy_path = fresh_copy(path, tmp_path)
+    file_path = os.path.join(copy_path, 'quantized.safetensors')
+    data = open(file_path, 'rb').read()
+    open(file_path, 'wb').write(data[:len(data) // 2])
+    with pytest.raises(ArtifactError, match='truncated'):
+        load_artifact(copy_path, ToyDenoiser())
+
+
+def test_wrong_version_is_refused(saved, tmp_path):
+    _, path = saved
+    copy_path = fresh_copy(path, tmp_path)
+    manifest_path = os.path.join(copy_path, 'omegaq.json')
+    manifest = json.load(open(manifest_path))
+    manifest['format_version'] = 99
+    json.dump(manifest, open(manifest_path, 'w'))
+    with pytest.raises(ArtifactError, match='format version 99 is not supported'):
+        load_artifact(copy_path, ToyDenoiser())
+
+
+def test_mismatched_model_is_refused(saved):
+    _, path = saved
+    with pytest.raises(ArtifactError, match='made for a different model'):
+        load_artifact(path, ToyDenoiser(width=64))
+
+
+def test_missing_or_garbled_manifest_is_refused(saved, tmp_path):
+    _, path = saved
+    with pytest.raises(ArtifactError, match='omegaq.json is missing'):
+        load_artifact(str(tmp_path), ToyDenoiser())
+    copy_path = fresh_copy(path, tmp_path)
+    open(os.path.join(copy_path, 'omegaq.json'), 'w').write('{not json')
+    with pytest.raises(ArtifactError, match='not valid JSON'):
+        load_artifact(copy_path, ToyDenoiser())
+
+
+def test_existing_directory_is_not_overwritten_by_default(saved):
+    model, path = saved
+    with pytest.raises(FileExistsError):
+        save_artifact(model, Recipe.preset('omega'), path)
+
+
+def test_failed_save_leaves_nothing_behind(tmp_path):
+    model = quantize(ToyDenoiser(), toy_batches(2), Recipe.preset('omega-dynamic'))
+    target = tmp_path / 'art'
+    # The tensors are written first; a manifest that cannot be serialized fails afterwards.
+    with pytest.raises(TypeError):
+        save_artifact(model, Recipe.preset('omega-dynamic'), str(target),
+                      extra_manifest={'not json': {1, 2}})
+    assert os.listdir(tmp_path) == []

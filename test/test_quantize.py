@@ -1,0 +1,123 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""quantize(): scope, per-step tables, step context errors, the reference backend's math."""
+
+import copy
+
+from omegaq_ros.quant import denoising_step, quantize, QuantLinear, Recipe, StepContextError
+from omegaq_ros.quant.activations import quantize_activations
+from omegaq_ros.quant.linear import grouped_int_matmul
+import pytest
+import torch
+from torch import nn
+from toy_models import toy_batches, ToyDenoiser
+
+
+def cosine(a, b):
+    return float(nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+
+
+@pytest.fixture(scope='module')
+def toy():
+    model = ToyDenoiser()
+    batches = toy_batches()
+    held = toy_batches(count=2, seed=7)
+    with torch.no_grad():
+        reference = [model(*b) for b in held]
+    return model, batches, held, reference
+
+
+def test_every_selected_linear_is_replaced_and_scope_patterns_hold(toy):
+    model, batches, _, _ = toy
+    recipe = Recipe.preset('omega', exclude=(r'^prefix\.0$',))
+    q = quantize(copy.deepcopy(model), batches, recipe)
+    assert type(q.prefix[0]) is nn.Linear
+    for name in ('prefix.2', 'head_in', 'head_out'):
+        assert isinstance(q.get_submodule(name), QuantLinear), name
+    assert q.omegaq_summary['calibration']['denoising_steps'] == 4
+
+
+def test_per_step_tables_follow_the_drift_and_beat_one_table(toy):
+    model, batches, held, reference = toy
+    per_step = quantize(copy.deepcopy(model), batches, Recipe.preset('omega'))
+    one_table = quantize(copy.deepcopy(model), batches, Recipe.preset('omega-nostep'))
+    table = per_step.head_in.act_scale
+    assert table.shape == (4, 128) and per_step.head_in.per_step
+    assert (table[3].mean() / table[0].mean()) > 100          # 8^3 drift, seen per step
+    assert per_step.prefix[0].act_scale.shape[0] == 1 and not per_step.prefix[0].per_step
+    assert one_table.head_in.act_scale.shape[0] == 1
+    with torch.no_grad():
+        good = min(cosine(per_step(*b), r) for b, r in zip(held, reference))
+        bad = min(cosine(one_table(*b), r) for b, r in zip(held, reference))
+    assert good > 0.98 and good > bad
+
+
+def test_steps_outside_the_calibrated_range_raise(toy):
+    model, batches, _, _ = toy
+    q = quantize(copy.deepcopy(model), batches, Recipe.preset('omega'))
+    x = torch.randn(1, 3, 128)
+    with pytest.raises(StepContextError, match='outside a denoising_step'):
+        q.head_in(x)
+    with pytest.raises(StepContextError, match='calibrated for 4 denoising steps'):
+        with denoising_step(4, 5):
+            q.head_in(x)
+    with pytest.raises(StepContextError, match='outside 0..3'):
+        with denoising_step(4, 4):
+            q.head_in(x)
+    with denoising_step(3, 4):
+        assert torch.isfinite(q.head_in(x)).all()
+
+
+def test_a_layer_seen_inside_and_outside_the_step_context_is_refused():
+    class Mixed(ToyDenoiser):
+        def forward(self, x):
+            y = self.head_in(x)
+            with denoising_step(0, 1):
+                return y + self.head_in(x)
+    with pytest.raises(StepContextError, match='both inside and outside'):
+        quantize(Mixed(), toy_batches(2), Recipe.preset('omega', include=('head_in',)))
+
+
+@pytest.mark.parametrize('mode', ['static_group', 'dynamic_group', 'dynamic_token'])
+def test_grouped_integer_product_equals_the_dequantized_product(mode):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(9, 256, generator=gen) * 3
+    table_row = x.abs().reshape(9, 4, 64).amax((0, 2)) / 7
+    x_codes, x_scale = quantize_activations(x, mode, table_row)
+    w_codes = torch.randint(-8, 8, (48, 256), generator=gen).float()
+    w_scale = torch.rand(48, 2, generator=gen) + 0.1
+    grouped = grouped_int_matmul(x_codes, x_scale, w_codes, w_scale)
+    dense = (x_codes * x_scale.repeat_interleave(64, -1)) @ (
+        w_codes * w_scale.repeat_interleave(128, -1)).t()
+    assert torch.allclose(grouped, dense, rtol=1e-5, atol=1e-4)
+    partial = x_codes[:, :64] @ w_codes[:, :64].t()
+    assert torch.equal(partial, partial.round())            # integer partial sums are exact
+
+
+def test_quant_linear_matches_its_specification_by_hand(toy):
+    model, batches, _, _ = toy
+    q = quantize(copy.deepcopy(model), batches, Recipe.preset('omega-group'))
+    layer = q.prefix[2]
+    x = torch.randn(5, 256)
+    xr = layer.rotate_in(x)
+    row = layer.act_scale[0]
+    per_channel = row.repeat_interleave(64)
+    xq = torch.clamp(torch.round(xr / per_channel), -8, 7) * per_channel
+    w = layer.weight_codes() * layer.weight_scale.repeat_interleave(128, 1)
+    expected = xq @ w.t() + layer.bias
+    assert torch.allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fp_preset_leaves_the_model_alone(toy):
+    model, batches, held, reference = toy
+    q = quantize(copy.deepcopy(model), batches, Recipe.preset('fp'))
+    assert not any(isinstance(m, QuantLinear) for m in q.modules())
+    with torch.no_grad():
+        assert torch.equal(q(*held[0]), reference[0])
+
+
+def test_wrong_input_width_names_the_layer(toy):
+    model, batches, _, _ = toy
+    q = quantize(copy.deepcopy(model), batches, Recipe.preset('omega-dynamic'))
+    with pytest.raises(ValueError, match="layer 'prefix.0' expects 128 input features"):
+        q.prefix[0](torch.randn(2, 64))

@@ -1,0 +1,50 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Recipes: presets, YAML, scope patterns, validation."""
+
+from omegaq_ros.quant import PRESETS, Recipe
+import pytest
+import yaml
+
+DESIGN_PRESETS = ['fp', 'rtn', 'smoothquant', 'hadamard', 'svd', 'omega', 'omega-nostep',
+                  'omega-group', 'omega-dynamic']
+
+
+def test_all_design_presets_exist():
+    assert list(PRESETS) == DESIGN_PRESETS
+    assert Recipe.preset('omega').rotation == 'composite'
+    assert Recipe.preset('omega').weight_method == 'gptq'
+    assert Recipe.preset('omega-group').act_mode == 'static_group'
+    assert Recipe.preset('rtn').rotation == 'none'
+
+
+def test_yaml_round_trip(tmp_path):
+    recipe = Recipe.preset('omega', exclude=('state_proj', 'time_mlp'))
+    path = tmp_path / 'recipe.yaml'
+    path.write_text(yaml.safe_dump(recipe.to_dict()))
+    assert Recipe.from_yaml(str(path)) == recipe
+    path.write_text('preset: omega-group\ngptq_damp: 0.05\n')
+    loaded = Recipe.from_yaml(str(path))
+    assert loaded.act_mode == 'static_group' and loaded.gptq_damp == 0.05
+
+
+def test_bad_recipes_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown recipe preset 'omgea'"):
+        Recipe.preset('omgea')
+    with pytest.raises(ValueError, match='unknown recipe fields'):
+        Recipe.from_dict({'rotaton': 'svd'})
+    with pytest.raises(ValueError, match="'act_mode' must be one of"):
+        Recipe(act_mode='per_tensor')
+    path = tmp_path / 'r.yaml'
+    path.write_text('- a list\n')
+    with pytest.raises(ValueError, match='mapping'):
+        Recipe.from_yaml(str(path))
+
+
+def test_scope_patterns():
+    recipe = Recipe.preset('omega', include=(r'language_model\.', r'expert\.'),
+                           exclude=(r'\.lm_head$',))
+    assert recipe.selects('language_model.layers.0.self_attn.q_proj')
+    assert not recipe.selects('language_model.lm_head')
+    assert not recipe.selects('vision_tower.encoder.layers.0.mlp.fc1')
+    assert not Recipe.preset('fp').selects('language_model.layers.0.self_attn.q_proj')
