@@ -27,7 +27,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
 echo "setup_env: installing requirements (first run takes a few minutes)"
-"$venv/bin/python" -m pip install --quiet -r "$repo/requirements.txt"
+# This machine's pip.conf names local wheel folders that may be absent; drop that noise only.
+"$venv/bin/python" -m pip install --quiet -r "$repo/requirements.txt" 2>&1 \
+  | { grep -v '^WARNING: Location' || true; }
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$repo"
 
 # An editable install skips setup.py's data_files, so register the package in the venv's ament
