@@ -30,6 +30,7 @@ setup(
         ('share/' + package_name + '/launch', glob('launch/*.py')),
         ('share/' + package_name + '/config', glob('config/*')),
         *tree('models'),
+        *tree('urdf'),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -40,6 +41,11 @@ setup(
     entry_points={
         'console_scripts': [
             'omegaq-minilm-table = omegaq_ros.bench.minilm_table:main',
+            'omegaq-sim-record = omegaq_ros.sim.record:main',
+            'omegaq-predict = omegaq_ros.policy.predict_cli:main',
+            'camera_node = omegaq_ros.nodes.camera_node:main',
+            'arx_r5_bridge = omegaq_ros.nodes.arx_r5_bridge:main',
+            'omegaq-arx-r5-urdf = omegaq_ros.robot.urdf:main',
         ],
     },
 )

@@ -25,12 +25,17 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "setup_env: creating $venv with $("$python_bin" --version)"
   "$python_bin" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
+# This machine's pip.conf names local wheel folders that may be absent; drop only that noise.
+quiet() { "$@" 2>&1 | { grep -v -e '^WARNING: Location' || true; }; }
+quiet "$venv/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
 echo "setup_env: installing requirements (first run takes a few minutes)"
-# This machine's pip.conf names local wheel folders that may be absent; drop that noise only.
-"$venv/bin/python" -m pip install --quiet -r "$repo/requirements.txt" 2>&1 \
-  | { grep -v '^WARNING: Location' || true; }
-"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$repo"
+quiet "$venv/bin/python" -m pip install --quiet -r "$repo/requirements.txt"
+# setuptools warns at length about editable installs; keep its output only on failure.
+if ! "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$repo" \
+    > "$venv/editable-install.log" 2>&1; then
+  cat "$venv/editable-install.log" >&2
+  exit 1
+fi
 
 # An editable install skips setup.py's data_files, so register the package in the venv's ament
 # index by hand, with links into the checkout (ros2 run / get_package_share_directory find it).

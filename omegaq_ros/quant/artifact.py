@@ -96,8 +96,12 @@ def _split_state(model: nn.Module):
 
 
 def save_artifact(model: nn.Module, recipe: Recipe, path: str, extra_manifest: dict = None,
-                  overwrite: bool = False) -> str:
-    """Write the quantized model to directory `path` atomically; returns path."""
+                  overwrite: bool = False, extra_files: dict = None) -> str:
+    """
+    Write the quantized model to directory `path` atomically; returns path.
+
+    extra_files {name: source path} are copied in (e.g. a tokenizer) and checksummed too.
+    """
     path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f'artifact directory {path} already exists (overwrite=False)')
@@ -115,6 +119,14 @@ def save_artifact(model: nn.Module, recipe: Recipe, path: str, extra_manifest: d
                                'bytes': os.path.getsize(file_path)}
             tensors[filename] = {key: {'sha256': tensor_sha256(t), 'dtype': str(t.dtype),
                                        'shape': list(t.shape)} for key, t in state.items()}
+        for filename, source in (extra_files or {}).items():
+            if filename in (MANIFEST, QUANTIZED_FILE, FP_FILE) or os.path.basename(
+                    filename) != filename:
+                raise ValueError(f"extra file name '{filename}' is reserved or not a plain name")
+            file_path = os.path.join(staging, filename)
+            shutil.copyfile(source, file_path)
+            files[filename] = {'sha256': file_sha256(file_path),
+                               'bytes': os.path.getsize(file_path)}
         layers = {name: {'layout': m.layout(), 'stats': summary.get('layers', {}).get(name, {})}
                   for name, m in model.named_modules() if isinstance(m, QuantLinear)}
         manifest = {
@@ -182,6 +194,8 @@ def load_artifact(path: str, model_skeleton: nn.Module) -> nn.Module:
         if file_sha256(file_path) != info['sha256']:
             raise ArtifactError(f'{file_path}: sha256 does not match the manifest (corrupt or '
                                 'modified)')
+        if filename not in manifest['tensors']:
+            continue
         try:
             tensors = load_file(file_path)
         except (safetensors.SafetensorError, OSError, ValueError) as error:
@@ -210,7 +224,8 @@ def load_artifact(path: str, model_skeleton: nn.Module) -> nn.Module:
         parent_name, _, child = name.rpartition('.')
         parent = model_skeleton.get_submodule(parent_name) if parent_name else model_skeleton
         setattr(parent, child, layer)
-    result = model_skeleton.load_state_dict(state, strict=False)
+    # assign=True also fills skeletons built on the meta device (no double allocation).
+    result = model_skeleton.load_state_dict(state, strict=False, assign=True)
     if result.missing_keys or result.unexpected_keys:
         raise ArtifactError(f'{path}: state does not fit the model: missing '
                             f'{result.missing_keys[:8]}, unexpected {result.unexpected_keys[:8]}')

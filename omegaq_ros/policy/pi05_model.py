@@ -1,0 +1,404 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+pi0.5 as pure tensors: SigLIP + Gemma prefix, Gemma action expert, flow-matching sampler.
+
+Follows openpi (pi0.py, gemma.py, siglip.py) and LeRobot's PyTorch port (modeling_pi05.py,
+pi_gemma.py); module names mirror LeRobot's checkpoint keys
+(`paligemma_with_expert.paligemma.model.language_model.layers.0.self_attn.q_proj.weight`, ...),
+so a LeRobot `model.safetensors` loads as is. Inference only; no lm_heads.
+
+Data flow of one chunk: images -> SigLIP -> projector, tokens -> scaled embedding; the prefix
+(images + text) runs once through the language model into a K/V cache. Then K Euler steps
+from noise at t=1 to actions at t=0: each step embeds x_t, runs the expert, whose queries
+attend to the prefix K/V of the same layer plus the expert's own tokens, and returns v_t.
+The expert's adaRMS modulation depends only on t, so it is computed once per step value.
+"""
+
+import math
+from typing import List, Optional, Tuple
+
+from omegaq_ros.policy.pi05_config import GemmaSize, Pi05Config, VisionSize
+from omegaq_ros.quant.step_context import denoising_step
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# Additive mask value of openpi / LeRobot (finite, so fully masked rows stay finite).
+MASK_VALUE = -2.3819763e38
+
+
+class Container(nn.Module):
+    """A named group of submodules, so parameter names follow the checkpoint layout."""
+
+    def __init__(self, **children):
+        super().__init__()
+        for name, child in children.items():
+            self.add_module(name, child)
+
+
+# ----------------------------------------------------------------------------- vision (SigLIP)
+
+class SiglipAttention(nn.Module):
+    """Bidirectional multi-head self-attention with biases."""
+
+    def __init__(self, size: VisionSize):
+        super().__init__()
+        self.num_heads = size.num_heads
+        self.head_dim = size.width // size.num_heads
+        self.q_proj = nn.Linear(size.width, size.width)
+        self.k_proj = nn.Linear(size.width, size.width)
+        self.v_proj = nn.Linear(size.width, size.width)
+        self.out_proj = nn.Linear(size.width, size.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend over all patches of an image."""
+        b, n, _ = x.shape
+
+        def heads(t):
+            return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+        q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
+        weights = (q @ k.transpose(2, 3)) * self.head_dim ** -0.5
+        out = weights.softmax(-1, dtype=torch.float32).to(q.dtype) @ v
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
+
+
+class SiglipLayer(nn.Module):
+    """Pre-LN transformer block with a GELU(tanh) MLP."""
+
+    def __init__(self, size: VisionSize, eps: float):
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(size.width, eps=eps)
+        self.self_attn = SiglipAttention(size)
+        self.layer_norm2 = nn.LayerNorm(size.width, eps=eps)
+        self.mlp = Container(fc1=nn.Linear(size.width, size.mlp_dim),
+                             fc2=nn.Linear(size.mlp_dim, size.width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply attention and MLP with residuals."""
+        x = x + self.self_attn(self.layer_norm1(x))
+        h = F.gelu(self.mlp.fc1(self.layer_norm2(x)), approximate='tanh')
+        return x + self.mlp.fc2(h)
+
+
+class SiglipVision(nn.Module):
+    """Patch embedding + position embedding + encoder + final LayerNorm (no pooling head)."""
+
+    def __init__(self, size: VisionSize, eps: float):
+        super().__init__()
+        patches = (size.image_size // size.patch_size) ** 2
+        self.embeddings = Container(
+            patch_embedding=nn.Conv2d(3, size.width, size.patch_size, stride=size.patch_size),
+            position_embedding=nn.Embedding(patches, size.width))
+        self.encoder = Container(layers=nn.ModuleList(SiglipLayer(size, eps)
+                                                      for _ in range(size.depth)))
+        self.post_layernorm = nn.LayerNorm(size.width, eps=eps)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Map images [B, 3, S, S] in [-1, 1] to patch features [B, (S/p)^2, width]."""
+        x = self.embeddings.patch_embedding(images).flatten(2).transpose(1, 2)
+        x = x + self.embeddings.position_embedding.weight[None]
+        for layer in self.encoder.layers:
+            x = layer(x)
+        return self.post_layernorm(x)
+
+
+# ----------------------------------------------------------------------------- Gemma
+
+class GemmaRMSNorm(nn.Module):
+    """
+    RMSNorm as Gemma computes it: x * rsqrt(mean x^2 + eps) * (1 + w).
+
+    With cond_dim (the expert's adaRMSNorm, openpi gemma.py RMSNorm), a dense layer maps the
+    time condition to (scale, shift, gate): x_hat * (1 + scale) + shift, and the caller adds
+    the residual branch multiplied by gate.
+    """
+
+    def __init__(self, dim: int, eps: float, cond_dim: Optional[int] = None):
+        super().__init__()
+        self.eps = eps
+        if cond_dim is None:
+            self.weight = nn.Parameter(torch.zeros(dim))
+            self.dense = None
+        else:
+            self.dense = nn.Linear(cond_dim, 3 * dim)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale x to unit RMS (variance in fp32)."""
+        variance = x.float().square().mean(-1, keepdim=True)
+        return x * torch.rsqrt(variance + self.eps)
+
+    def modulation(self, cond: torch.Tensor) -> torch.Tensor:
+        """Return (scale, shift, gate) stacked [3, B, 1, dim] for a condition [B, cond_dim]."""
+        return self.dense(cond).unsqueeze(1).chunk(3, dim=-1)
+
+    def forward(self, x: torch.Tensor, modulation=None):
+        """Return (normalized x, gate or None)."""
+        normed = self.normalize(x)
+        if self.dense is None:
+            return (normed * (1.0 + self.weight.float())).type_as(x), None
+        scale, shift, gate = modulation
+        return (normed * (1 + scale.float()) + shift.float()).to(x.dtype), gate.to(x.dtype)
+
+
+class GemmaLayer(nn.Module):
+    """Gemma decoder layer: MQA attention with RoPE and a GeGLU MLP (openpi gemma.py Block)."""
+
+    def __init__(self, size: GemmaSize, eps: float, cond_dim: Optional[int] = None):
+        super().__init__()
+        self.size = size
+        self.self_attn = Container(
+            q_proj=nn.Linear(size.width, size.num_heads * size.head_dim, bias=False),
+            k_proj=nn.Linear(size.width, size.num_kv_heads * size.head_dim, bias=False),
+            v_proj=nn.Linear(size.width, size.num_kv_heads * size.head_dim, bias=False),
+            o_proj=nn.Linear(size.num_heads * size.head_dim, size.width, bias=False))
+        self.mlp = Container(gate_proj=nn.Linear(size.width, size.mlp_dim, bias=False),
+                             up_proj=nn.Linear(size.width, size.mlp_dim, bias=False),
+                             down_proj=nn.Linear(size.mlp_dim, size.width, bias=False))
+        self.input_layernorm = GemmaRMSNorm(size.width, eps, cond_dim)
+        self.post_attention_layernorm = GemmaRMSNorm(size.width, eps, cond_dim)
+
+    def qkv(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """Project normalized h [B, L, D] to RoPE'd q [B, H, L, hd], k and v [B, KV, L, hd]."""
+        b, length, _ = h.shape
+        size, attn = self.size, self.self_attn
+        q = attn.q_proj(h).view(b, length, size.num_heads, size.head_dim).transpose(1, 2)
+        k = attn.k_proj(h).view(b, length, size.num_kv_heads, size.head_dim).transpose(1, 2)
+        v = attn.v_proj(h).view(b, length, size.num_kv_heads, size.head_dim).transpose(1, 2)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def mlp_forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Apply the GeGLU MLP."""
+        gate = F.gelu(self.mlp.gate_proj(h), approximate='tanh')
+        return self.mlp.down_proj(gate * self.mlp.up_proj(h))
+
+    def forward(self, x, cos, sin, mask, past: Optional[Tuple] = None, modulation=(None, None)):
+        """
+        Run the layer; return (output, (k, v) of these tokens).
+
+        past: the (k, v) of earlier tokens (the prefix) that these tokens also attend to.
+        """
+        h, gate = self.input_layernorm(x, modulation[0])
+        q, k, v = self.qkv(h, cos, sin)
+        keys = k if past is None else torch.cat((past[0], k), dim=2)
+        values = v if past is None else torch.cat((past[1], v), dim=2)
+        attended = attention(q, keys, values, mask)
+        out = self.self_attn.o_proj(attended)
+        x = x + out if gate is None else x + out * gate
+        h, gate = self.post_attention_layernorm(x, modulation[1])
+        out = self.mlp_forward(h)
+        return (x + out if gate is None else x + out * gate), (k, v)
+
+
+def rope_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype):
+    """Return RoPE cos/sin [B, L, head_dim] for integer positions [B, L]."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64,
+                                             device=positions.device).float() / head_dim))
+    freqs = positions.float()[..., None] * inv_freq
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (i, i + d/2) of x [B, H, L, d] by the position angles."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos[:, None] + rotated * sin[:, None]
+
+
+def attention(q, k, v, mask):
+    """Attention with K/V heads shared across query heads (MQA/GQA); mask is additive."""
+    groups = q.shape[1] // k.shape[1]
+    if groups > 1:
+        k = k.repeat_interleave(groups, dim=1)
+        v = v.repeat_interleave(groups, dim=1)
+    weights = (q @ k.transpose(2, 3)) * q.shape[-1] ** -0.5 + mask
+    out = weights.softmax(-1, dtype=torch.float32).to(q.dtype) @ v
+    b, _, length, _ = out.shape
+    return out.transpose(1, 2).reshape(b, length, -1)
+
+
+class GemmaTower(nn.Module):
+    """A stack of Gemma layers with a final norm (and the token embedding, for the VLM)."""
+
+    def __init__(self, size: GemmaSize, eps: float, vocab_size: Optional[int] = None,
+                 cond_dim: Optional[int] = None):
+        super().__init__()
+        if vocab_size is not None:
+            self.embed_tokens = nn.Embedding(vocab_size, size.width)
+        self.layers = nn.ModuleList(GemmaLayer(size, eps, cond_dim) for _ in range(size.depth))
+        self.norm = GemmaRMSNorm(size.width, eps, cond_dim)
+
+
+# ----------------------------------------------------------------------------- pi0.5
+
+def sincos_time_embedding(t: torch.Tensor, dim: int, min_period: float, max_period: float):
+    """Sine-cosine embedding of scalar times [B] (openpi posemb_sincos), computed in fp64."""
+    fraction = torch.linspace(0.0, 1.0, dim // 2, dtype=torch.float64, device=t.device)
+    period = min_period * (max_period / min_period) ** fraction
+    angles = (1.0 / period * 2 * math.pi)[None, :] * t[:, None]
+    return torch.cat((torch.sin(angles), torch.cos(angles)), dim=1).to(t.dtype)
+
+
+class Pi05Model(nn.Module):
+    """The pure-tensor pi0.5: what the quantizer and the GPU kernels see."""
+
+    def __init__(self, config: Pi05Config):
+        super().__init__()
+        self.config = config
+        c = config
+        language = GemmaTower(c.language, c.rms_norm_eps, vocab_size=c.vocab_size)
+        self.paligemma_with_expert = Container(
+            paligemma=Container(model=Container(
+                vision_tower=Container(vision_model=SiglipVision(c.vision, c.layer_norm_eps)),
+                multi_modal_projector=Container(linear=nn.Linear(c.vision.width,
+                                                                 c.language.width)),
+                language_model=language)),
+            gemma_expert=Container(model=GemmaTower(c.expert, c.rms_norm_eps,
+                                                    cond_dim=c.expert.width)))
+        self.action_in_proj = nn.Linear(c.max_action_dim, c.expert.width)
+        self.action_out_proj = nn.Linear(c.expert.width, c.max_action_dim)
+        self.time_mlp_in = nn.Linear(c.expert.width, c.expert.width)
+        self.time_mlp_out = nn.Linear(c.expert.width, c.expert.width)
+        self._modulation_cache = None
+
+    @property
+    def vlm(self):
+        """Return the PaliGemma part (vision tower, projector, language model)."""
+        return self.paligemma_with_expert.paligemma.model
+
+    @property
+    def expert(self) -> GemmaTower:
+        """Return the action expert tower."""
+        return self.paligemma_with_expert.gemma_expert.model
+
+    def train(self, mode: bool = True):
+        """Drop the per-step modulation cache whenever the weights may change."""
+        self._modulation_cache = None
+        return super().train(mode)
+
+    # -- prefix -----------------------------------------------------------------------------
+
+    def embed_prefix(self, images: List[torch.Tensor], image_masks: List[torch.Tensor],
+                     tokens: torch.Tensor, token_masks: torch.Tensor):
+        """Embed images (SigLIP + projector) and tokens; return (embeddings, pad mask)."""
+        embeddings, pads = [], []
+        for image, mask in zip(images, image_masks):
+            features = self.vlm.multi_modal_projector.linear(
+                self.vlm.vision_tower.vision_model(image.float()))
+            embeddings.append(features)
+            pads.append(mask[:, None].expand(features.shape[0], features.shape[1]))
+        language = self.vlm.language_model
+        weight = language.embed_tokens.weight
+        scale = torch.tensor(self.config.language.width ** 0.5, dtype=weight.dtype)
+        embeddings.append(language.embed_tokens(tokens) * scale)
+        pads.append(token_masks)
+        return torch.cat(embeddings, dim=1), torch.cat(pads, dim=1)
+
+    def prefix_cache(self, images, image_masks, tokens, token_masks):
+        """Run the prefix through the language model once; return (K/V per layer, pad mask)."""
+        x, pad = self.embed_prefix(images, image_masks, tokens, token_masks)
+        positions = torch.cumsum(pad.long(), dim=1) - 1
+        visible = pad[:, None, :] & pad[:, :, None]
+        mask = torch.where(visible[:, None], 0.0, MASK_VALUE).to(x.dtype)
+        size = self.config.language
+        cos, sin = rope_tables(positions, size.head_dim, self.config.rope_theta, x.dtype)
+        cache = []
+        for layer in self.vlm.language_model.layers:
+            x, kv = layer(x, cos, sin, mask)
+            cache.append(kv)
+        return cache, pad
+
+    # -- expert ------------------------------------------------------------------------------
+
+    def time_condition(self, t: torch.Tensor) -> torch.Tensor:
+        """Map times [B] to the adaRMS condition [B, width] (sin-cos -> MLP with swish)."""
+        emb = sincos_time_embedding(t, self.config.expert.width, self.config.min_period,
+                                    self.config.max_period)
+        return F.silu(self.time_mlp_out(F.silu(self.time_mlp_in(emb))))
+
+    def modulations(self, t: torch.Tensor):
+        """Every adaRMS (scale, shift, gate) of the expert for times t: per layer and final."""
+        cond = self.time_condition(t)
+        per_layer = [(layer.input_layernorm.modulation(cond),
+                      layer.post_attention_layernorm.modulation(cond))
+                     for layer in self.expert.layers]
+        return per_layer, self.expert.norm.modulation(cond)
+
+    def step_times(self, num_steps: int) -> List[float]:
+        """Return the times t_k = 1 - k / K at which the Euler steps evaluate the velocity."""
+        dt = -1.0 / num_steps
+        return [1.0 + k * dt for k in range(num_steps)]
+
+    def prepare_steps(self, num_steps: int, batch_size: int = 1):
+        """Precompute the adaRMS modulation of every step (inference; reused every chunk)."""
+        device = self.action_in_proj.weight.device
+        with torch.no_grad():
+            table = [self.modulations(torch.full((batch_size,), t, dtype=torch.float32,
+                                                 device=device))
+                     for t in self.step_times(num_steps)]
+        self._modulation_cache = (num_steps, batch_size, device, table)
+
+    def _step_modulation(self, step: int, num_steps: int, t: torch.Tensor):
+        cache = self._modulation_cache
+        if cache is not None and cache[:3] == (num_steps, t.shape[0], t.device):
+            return cache[3][step]
+        return self.modulations(t)
+
+    def denoise_step(self, x_t, t, step: int, num_steps: int, cache, prefix_pad):
+        """Velocity v_t [B, horizon, 32] of the flow at x_t, time t [B] (one expert pass)."""
+        c = self.config
+        per_layer, final = self._step_modulation(step, num_steps, t)
+        x = self.action_in_proj(x_t)
+        b, horizon, _ = x.shape
+        offsets = prefix_pad.long().sum(-1, keepdim=True)
+        positions = offsets + torch.arange(horizon, device=x.device)[None]
+        visible = torch.cat((prefix_pad[:, None, :].expand(b, horizon, prefix_pad.shape[1]),
+                             torch.ones(b, horizon, horizon, dtype=torch.bool,
+                                        device=x.device)), dim=2)
+        mask = torch.where(visible[:, None], 0.0, MASK_VALUE).to(x.dtype)
+        cos, sin = rope_tables(positions, c.expert.head_dim, c.rope_theta, x.dtype)
+        for layer, past, modulation in zip(self.expert.layers, cache, per_layer):
+            x, _ = layer(x, cos, sin, mask, past=past, modulation=modulation)
+        x, _ = self.expert.norm(x, final)
+        return self.action_out_proj(x.float())
+
+    def sample_actions(self, images, image_masks, tokens, token_masks,
+                       noise: torch.Tensor, num_steps: Optional[int] = None) -> torch.Tensor:
+        """
+        Integrate from noise [B, horizon, 32] at t=1 to actions at t=0 with K Euler steps.
+
+        Each step runs inside denoising_step(k, K), so per-step quantization tables select
+        their row; shapes are fixed and the loop has no data-dependent control flow.
+        """
+        num_steps = num_steps or self.config.num_steps
+        cache, prefix_pad = self.prefix_cache(images, image_masks, tokens, token_masks)
+        dt = -1.0 / num_steps
+        x_t = noise
+        for step, time in enumerate(self.step_times(num_steps)):
+            t = torch.full((noise.shape[0],), time, dtype=torch.float32, device=noise.device)
+            with denoising_step(step, num_steps):
+                v_t = self.denoise_step(x_t, t, step, num_steps, cache, prefix_pad)
+            x_t = x_t + dt * v_t
+        return x_t
+
+    def parameter_counts(self) -> dict:
+        """Parameters per component (the numbers models.md reports for full size)."""
+        def count(module):
+            return sum(p.numel() for p in module.parameters())
+        language = self.vlm.language_model
+        return {
+            'vision_tower': count(self.vlm.vision_tower),
+            'projector': count(self.vlm.multi_modal_projector),
+            'embed_tokens': count(language.embed_tokens),
+            'language_layers': count(language.layers) + count(language.norm),
+            'expert': count(self.expert),
+            'projections': sum(count(m) for m in (self.action_in_proj, self.action_out_proj,
+                                                  self.time_mlp_in, self.time_mlp_out)),
+            'total': count(self),
+        }
+
+    def forward(self, images, image_masks, tokens, token_masks, noise, num_steps=None):
+        """Sample an action chunk (the call the quantizer's calibration makes)."""
+        return self.sample_actions(images, image_masks, tokens, token_masks, noise, num_steps)

@@ -1,0 +1,177 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+The policy wrapper: load a pi0.5 checkpoint or W4A4 artifact and turn observations into chunks.
+
+Everything a caller (the ROS policy node, the evaluation, omegaq-predict) needs: input checks
+with errors that name the expected shapes, image and state preprocessing, the prompt, the
+sampler, unnormalization. ROS-free.
+"""
+
+import os
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+from omegaq_ros.policy.checkpoint import (ACTION_KEY, load_lerobot_checkpoint, STATE_KEY,
+                                          TOKENIZER_FILE)
+from omegaq_ros.policy.pi05_config import Pi05Config
+from omegaq_ros.policy.pi05_model import Pi05Model
+from omegaq_ros.policy.pi05_processing import (Normalizer, prepare_images, PromptTokenizer,
+                                               tokenize_instruction)
+from omegaq_ros.quant import load_artifact, read_manifest, Recipe
+import torch
+import yaml
+
+RECIPE_FILE = os.path.join(os.path.dirname(__file__), 'pi05_recipe.yaml')
+
+
+def pi05_recipe(method: str = 'omega') -> Recipe:
+    """Return the pi0.5 quantization scope (pi05_recipe.yaml) with the given method preset."""
+    with open(RECIPE_FILE) as stream:
+        scope = yaml.safe_load(stream)
+    scope['preset'] = method
+    return Recipe.from_dict(scope)
+
+
+class ObservationError(ValueError):
+    """The observation does not match what the policy was trained on."""
+
+
+class Pi05Policy:
+    """A loaded pi0.5 (FP or quantized) with its processing; predict() returns one chunk."""
+
+    def __init__(self, model: Pi05Model, normalizers: Dict[str, Normalizer],
+                 tokenizer_path: Optional[str] = None, device: str = 'cpu', source: str = ''):
+        self.model = model.to(device).eval()
+        self.config: Pi05Config = model.config
+        self.normalizers = normalizers
+        self.tokenizer = (PromptTokenizer(tokenizer_path, self.config.tokenizer_max_length)
+                          if tokenizer_path else None)
+        self.tokenizer_path = tokenizer_path
+        self.device = torch.device(device)
+        self.source = source
+        self.quantized = hasattr(model, 'omegaq_summary') and bool(
+            model.omegaq_summary.get('layers'))
+        self.model.prepare_steps(self.config.num_steps)
+
+    @staticmethod
+    def load(path: str, device: str = 'cpu') -> 'Pi05Policy':
+        """Load a LeRobot pi05 checkpoint directory or an omegaq artifact directory."""
+        if os.path.isfile(os.path.join(path, 'omegaq.json')):
+            return Pi05Policy._load_artifact(path, device)
+        model, _, normalizers, tokenizer = load_lerobot_checkpoint(path)
+        return Pi05Policy(model, normalizers, tokenizer, device, source=path)
+
+    @staticmethod
+    def _load_artifact(path: str, device: str) -> 'Pi05Policy':
+        manifest = read_manifest(path)
+        extra = manifest.get('extra', {})
+        if extra.get('model_family') != 'pi05':
+            raise ValueError(f"{path}: artifact model family is '{extra.get('model_family')}', "
+                             "expected 'pi05'")
+        config = Pi05Config.from_dict(extra['pi05_config'])
+        with torch.device('meta'):
+            skeleton = Pi05Model(config)
+        model = load_artifact(path, skeleton)
+        normalizers = {feature: Normalizer(item['mode'], item['stats'])
+                       for feature, item in extra.get('normalization', {}).items()}
+        tokenizer = os.path.join(path, TOKENIZER_FILE)
+        return Pi05Policy(model, normalizers, tokenizer if os.path.isfile(tokenizer) else None,
+                          device, source=path)
+
+    def artifact_extra(self) -> dict:
+        """Return what save_artifact needs in the manifest to rebuild this policy."""
+        return {
+            'model_family': 'pi05',
+            'pi05_config': self.config.to_dict(),
+            'normalization': {feature: {'mode': n.mode,
+                                        'stats': {k: v.tolist() for k, v in n.stats.items()}}
+                              for feature, n in self.normalizers.items()},
+        }
+
+    def extra_files(self) -> dict:
+        """Files to carry into an artifact (the tokenizer)."""
+        return {TOKENIZER_FILE: self.tokenizer_path} if self.tokenizer_path else {}
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def check_images(self, images: Sequence[np.ndarray]):
+        """Refuse a wrong camera count, dtype or shape, naming what was expected."""
+        cameras = self.config.cameras
+        if len(images) != len(cameras):
+            raise ObservationError(f'expected {len(cameras)} cameras {list(cameras)}, '
+                                   f'got {len(images)}')
+        for name, image in zip(cameras, images):
+            image = np.asarray(image)
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise ObservationError(f"camera '{name}': expected uint8 [H, W, 3] RGB, got "
+                                       f'{image.dtype} {list(image.shape)}')
+            if min(image.shape[:2]) < 8:
+                raise ObservationError(f"camera '{name}': image {list(image.shape)} is too small")
+
+    def check_state(self, state) -> np.ndarray:
+        """Return the state as float32 [state_dim], or refuse it."""
+        state = np.asarray(state, dtype=np.float32)
+        if state.shape != (self.config.state_dim,):
+            raise ObservationError(f'expected state of shape [{self.config.state_dim}], '
+                                   f'got {list(state.shape)}')
+        if not np.isfinite(state).all():
+            raise ObservationError('state contains NaN or inf')
+        return state
+
+    def normalized_state(self, state: np.ndarray) -> np.ndarray:
+        """Apply the checkpoint's state normalization."""
+        if STATE_KEY not in self.normalizers:
+            raise ObservationError('this checkpoint has no state normalization statistics; '
+                                   'give tokens directly')
+        return self.normalizers[STATE_KEY].normalize(state)
+
+    # -- inference ----------------------------------------------------------------------------
+
+    def predict(self, images: Sequence[np.ndarray], state=None, instruction: Optional[str] = None,
+                tokens: Optional[np.ndarray] = None, token_mask: Optional[np.ndarray] = None,
+                noise: Optional[np.ndarray] = None, present: Optional[Sequence[bool]] = None,
+                normalized: bool = False) -> np.ndarray:
+        """
+        Return one chunk of actions [horizon, action_dim] (unnormalized unless normalized).
+
+        images: uint8 [H, W, 3] RGB per camera, in config.cameras order. Either tokens (+ mask)
+        or an instruction and the state (written into the prompt) must be given. noise
+        [horizon, 32] makes runs reproducible.
+        """
+        self.check_images(images)
+        present = list(present) if present is not None else [True] * len(images)
+        if tokens is None:
+            if state is None:
+                raise ObservationError('give tokens, or an instruction and the state')
+            tokens, token_mask = tokenize_instruction(
+                self.tokenizer, instruction or '', self.normalized_state(self.check_state(state)))
+        tokens = np.asarray(tokens, dtype=np.int64)
+        token_mask = (np.ones(tokens.shape, dtype=bool) if token_mask is None
+                      else np.asarray(token_mask, dtype=bool))
+        if tokens.ndim != 1 or token_mask.shape != tokens.shape:
+            raise ObservationError(f'expected tokens [L] and token_mask [L], got '
+                                   f'{list(tokens.shape)} and {list(token_mask.shape)}')
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.config.vocab_size):
+            raise ObservationError(f'token ids must lie in [0, {self.config.vocab_size})')
+        shape = (self.config.horizon, self.config.max_action_dim)
+        if noise is None:
+            noise = np.random.default_rng().standard_normal(shape).astype(np.float32)
+        noise = np.asarray(noise, dtype=np.float32)
+        if noise.shape != shape:
+            raise ObservationError(f'expected noise {list(shape)}, got {list(noise.shape)}')
+        device = self.device
+        image_list, masks = prepare_images(images, present, self.config.vision.image_size,
+                                           device)
+        with torch.no_grad():
+            actions = self.model.sample_actions(
+                image_list, masks, torch.from_numpy(tokens)[None].to(device),
+                torch.from_numpy(token_mask)[None].to(device),
+                torch.from_numpy(noise)[None].to(device))
+        actions = actions[0, :, :self.config.action_dim].float().cpu().numpy()
+        if normalized:
+            return actions
+        if ACTION_KEY not in self.normalizers:
+            raise ObservationError('this checkpoint has no action normalization statistics; '
+                                   'only normalized actions are available')
+        return self.normalizers[ACTION_KEY].unnormalize(actions).astype(np.float32)
