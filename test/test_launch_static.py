@@ -414,8 +414,6 @@ def test_gazebo_bridge_config_matches_the_urdf_and_design_topics():
     assert any('Sensors' in p.get('name') for p in world.iter('plugin'))
 
 
-
-
 def test_urdf_is_installed_by_setup_py():
     source = open(os.path.join(ROOT, 'setup.py')).read()
     assert "tree('urdf')" in source or "glob('urdf/" in source

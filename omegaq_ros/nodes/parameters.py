@@ -42,11 +42,12 @@ POLICY_NODE: Table = {
 }
 
 SIM_NODE: Table = {
-    'task': ('both', 'task of the bimanual bin scene: red | blue | both'),
+    'task': ('lift', 'sim task: lift | bin | handover (omegaq_ros.sim.tasks)'),
     'seed': (0, 'seed of the first episode (reset to a seed through ~/reset)'),
     'episodes': (0, 'number of episodes before the node exits; 0 = run until stopped'),
-    'episode_length': (7.5, 'episode duration in sim time [s]'),
-    'rate': (30.0, 'camera and joint state publish rate [Hz] (sim time)'),
+    'episode_length': (0.0, "episode duration in sim time [s]; 0 = the task's own horizon"),
+    'rate': (20.0, 'control, camera and joint state rate [Hz]; 1/rate = the sim control '
+                   'period, a multiple of the 2 ms physics step'),
     'publish_clock': (False, 'publish /clock so nodes can run with use_sim_time'),
     'camera_names': (CAMERA_NAMES, 'scene cameras to render, in order'),
     'camera_topics': (CAMERA_TOPICS, 'one Image topic per camera name (same order)'),

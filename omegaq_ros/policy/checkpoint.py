@@ -150,8 +150,13 @@ def load_lerobot_checkpoint(path: str, device: str = 'cpu'):
 
 def save_lerobot_checkpoint(model: Pi05Model, path: str,
                             normalizers: Optional[Dict[str, Normalizer]] = None,
-                            tokenizer_path: Optional[str] = None):
-    """Write config.json, model.safetensors and the optional stats and tokenizer files."""
+                            tokenizer_path: Optional[str] = None,
+                            store_dtype: torch.dtype = torch.float32):
+    """
+    Write config.json, model.safetensors and the optional stats and tokenizer files.
+
+    store_dtype float16 halves the file (the loader computes in fp32 either way).
+    """
     config = model.config
     os.makedirs(path, exist_ok=True)
     features = {f'observation.images.{name}': {
@@ -169,7 +174,8 @@ def save_lerobot_checkpoint(model: Pi05Model, path: str,
         'num_inference_steps': config.num_steps, 'min_period': config.min_period,
         'max_period': config.max_period,
         'image_resolution': [config.vision.image_size, config.vision.image_size],
-        'tokenizer_max_length': config.tokenizer_max_length, 'dtype': 'float32',
+        'tokenizer_max_length': config.tokenizer_max_length,
+        'dtype': str(store_dtype).replace('torch.', ''),
         'normalization_mapping': {
             'VISUAL': 'IDENTITY',
             'STATE': normalizers[STATE_KEY].mode if STATE_KEY in normalizers else 'QUANTILES',
@@ -178,7 +184,8 @@ def save_lerobot_checkpoint(model: Pi05Model, path: str,
     }
     with open(os.path.join(path, 'config.json'), 'w') as stream:
         json.dump(data, stream, indent=1)
-    state = {f'model.{k}': v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {f'model.{k}': v.detach().cpu().to(store_dtype).contiguous()
+             for k, v in model.state_dict().items()}
     save_file(state, os.path.join(path, 'model.safetensors'))
     stats = {f'{feature}.{name}': torch.from_numpy(value.copy())
              for feature, normalizer in normalizers.items()

@@ -100,7 +100,7 @@ class Pi05Config:
                                head_dim=64),
             expert=GemmaSize(width=128, depth=4, mlp_dim=512, num_heads=4, num_kv_heads=1,
                              head_dim=64),
-            vocab_size=1024, horizon=20, num_steps=10, tokenizer_max_length=48)
+            vocab_size=1024, horizon=20, num_steps=10, tokenizer_max_length=96)
         return replace(base, **overrides)
 
     def to_dict(self) -> dict:

@@ -347,9 +347,13 @@ class Pi05Model(nn.Module):
         return self.modulations(t)
 
     def denoise_step(self, x_t, t, step: int, num_steps: int, cache, prefix_pad):
-        """Velocity v_t [B, horizon, 32] of the flow at x_t, time t [B] (one expert pass)."""
+        """Return the velocity v_t [B, horizon, 32] at x_t and time t [B] of step `step`."""
+        return self.velocity(x_t, self._step_modulation(step, num_steps, t), cache, prefix_pad)
+
+    def velocity(self, x_t, modulations, cache, prefix_pad):
+        """Run the expert over x_t with the given adaRMS modulations (one expert pass)."""
         c = self.config
-        per_layer, final = self._step_modulation(step, num_steps, t)
+        per_layer, final = modulations
         x = self.action_in_proj(x_t)
         b, horizon, _ = x.shape
         offsets = prefix_pad.long().sum(-1, keepdim=True)
@@ -382,6 +386,19 @@ class Pi05Model(nn.Module):
                 v_t = self.denoise_step(x_t, t, step, num_steps, cache, prefix_pad)
             x_t = x_t + dt * v_t
         return x_t
+
+    def flow_matching_loss(self, images, image_masks, tokens, token_masks, actions, noise, t):
+        """
+        Return the per-element training loss |v_theta(x_t, t) - (noise - actions)|^2.
+
+        x_t = t * noise + (1 - t) * actions (openpi pi0.py compute_loss); actions and noise
+        [B, horizon, 32], t [B] in (0, 1].
+        """
+        cache, prefix_pad = self.prefix_cache(images, image_masks, tokens, token_masks)
+        t_ = t[:, None, None]
+        x_t = t_ * noise + (1 - t_) * actions
+        v_t = self.velocity(x_t, self.modulations(t), cache, prefix_pad)
+        return F.mse_loss(v_t, noise - actions, reduction='none')
 
     def parameter_counts(self) -> dict:
         """Parameters per component (the numbers models.md reports for full size)."""

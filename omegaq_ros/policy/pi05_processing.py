@@ -166,3 +166,10 @@ def train_prompt_tokenizer(instructions: Sequence[str], path: str, vocab_size: i
     with open(path, 'wb') as stream:
         stream.write(model.getvalue())
     return path
+
+
+def shrink_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize-with-pad a uint8 [H, W, 3] image to uint8 [size, size, 3] (for stored demos)."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    x = resize_with_pad(x, size)[0].permute(1, 2, 0)
+    return (x * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
