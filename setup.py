@@ -46,6 +46,11 @@ setup(
             'camera_node = omegaq_ros.nodes.camera_node:main',
             'arx_r5_bridge = omegaq_ros.nodes.arx_r5_bridge:main',
             'omegaq-arx-r5-urdf = omegaq_ros.robot.urdf:main',
+            'policy_node = omegaq_ros.nodes.policy_node:main',
+            'sim_node = omegaq_ros.nodes.sim_node:main',
+            'quantizer_node = omegaq_ros.nodes.quantizer_node:main',
+            'omegaq-quantize = omegaq_ros.policy.calibration:main',
+            'omegaq-bringup = omegaq_ros.nodes.bringup:main',
         ],
     },
 )

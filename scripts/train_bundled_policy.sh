@@ -26,6 +26,6 @@ with BimanualEnv('lift') as env:
 print('sim renders:', image.shape, float(image.mean()))
 PY
 python -m omegaq_ros.policy.train --out "$work" --episodes-per-task 100 --seed-start 0 \
-  --minutes "$minutes" --batch 128
+  --minutes "$minutes" --batch 128 ${OMEGAQ_TRAIN_ARGS:-}
 mkdir -p "$out"
 cp -r "$work/checkpoint" "$work/training.json" "$out/"

@@ -119,7 +119,12 @@ def load_lerobot_checkpoint(path: str, device: str = 'cpu'):
                                   f'{os.path.basename(needed)} is missing')
     with open(config_path) as stream:
         config_data = json.load(stream)
-    with safe_open(weights_path, 'pt') as reader:
+    try:
+        reader_context = safe_open(weights_path, 'pt')
+    except Exception as error:        # safetensors raises its own error types for bad headers
+        raise CheckpointError(f'{weights_path} is not a readable safetensors file: {error}') \
+            from error
+    with reader_context as reader:
         names = {_canonical(k): k for k in reader.keys() if not SKIPPED.search(k)}
         shapes = {k: tuple(reader.get_slice(v).get_shape()) for k, v in names.items()}
         config = config_from_lerobot(config_data, names, shapes)
@@ -138,7 +143,11 @@ def load_lerobot_checkpoint(path: str, device: str = 'cpu'):
                 f'{wrong_shape[:10]}')
         state = {}
         for key, original in names.items():
-            tensor = reader.get_tensor(original)
+            try:
+                tensor = reader.get_tensor(original)
+            except Exception as error:
+                raise CheckpointError(f'{weights_path} is not a readable safetensors file: '
+                                      f"tensor '{original}': {error}") from error
             if not tensor.is_floating_point():
                 raise CheckpointError(f'{key} has dtype {tensor.dtype}; expected a float tensor')
             state[key] = tensor.to(device=device, dtype=torch.float32)

@@ -129,6 +129,8 @@ def main(argv=None) -> int:
     parser.add_argument('--workers', type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--resume', action='store_true')
+    parser.add_argument('--init', default=None,
+                        help='start from this checkpoint (its tokenizer; fresh optimizer)')
     args = parser.parse_args(argv)
     started = time.time()
     torch.manual_seed(args.seed)
@@ -153,6 +155,9 @@ def main(argv=None) -> int:
           flush=True)
 
     tokenizer_path = os.path.join(args.out, 'tokenizer.model')
+    if args.init:
+        import shutil
+        shutil.copyfile(os.path.join(args.init, 'tokenizer.model'), tokenizer_path)
     if not os.path.isfile(tokenizer_path):
         train_prompt_tokenizer(sorted({e.instruction for e in episodes}), tokenizer_path,
                                vocab_size=256)
@@ -160,6 +165,13 @@ def main(argv=None) -> int:
     config = Pi05Config.small(vocab_size=tokenizer.vocab_size)
     data = DemoDataset(episodes, config, tokenizer, args.device)
     model = Pi05Model(config).to(args.device)
+    if args.init:
+        from omegaq_ros.policy.checkpoint import load_lerobot_checkpoint
+        initial, initial_config, _, _ = load_lerobot_checkpoint(args.init)
+        if initial_config != config:
+            raise ValueError(f'--init checkpoint config differs: {initial_config} vs {config}')
+        model.load_state_dict(initial.state_dict())
+        print(f'initialized from {args.init}')
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step = 0
     if args.resume and os.path.isfile(os.path.join(args.out, 'train_state.safetensors')):

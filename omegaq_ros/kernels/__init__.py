@@ -1,0 +1,22 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+Fast QuantLinear backends (issue 6).
+
+    from omegaq_ros import kernels
+    kernels.register()           # adds BACKENDS['triton'] to omegaq_ros.quant.linear
+    layer.backend = 'triton'
+
+Importing needs neither triton nor CUDA; triton is imported when a kernel first runs.
+"""
+
+from omegaq_ros.kernels.triton_w4a4 import INTEGER_MODES, triton_available, triton_forward
+
+
+def register() -> None:
+    """Register the Triton W4A4 backend as BACKENDS['triton'] in omegaq_ros.quant.linear."""
+    from omegaq_ros.quant import linear
+    linear.BACKENDS['triton'] = triton_forward
+
+
+__all__ = ['INTEGER_MODES', 'register', 'triton_available', 'triton_forward']

@@ -1,0 +1,163 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+Triton kernels of the W4A4 QuantLinear backend (imported only when a kernel first runs).
+
+See omegaq_ros/kernels/triton_w4a4.py for the data flow and the launch wrappers.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _round_clamp(v):
+    # Round half to even like torch.round, then clamp to the int4 range. Pre-clamping to
+    # [-9, 9] keeps the 1.5 * 2^23 trick exact and does not change the clamped result.
+    v = tl.minimum(tl.maximum(v, -9.0), 9.0)
+    r = (v + 12582912.0) - 12582912.0
+    return tl.minimum(tl.maximum(r, -8.0), 7.0)
+
+
+@triton.jit
+def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, offs_m, m_mask, g,
+                  HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
+                  HAS_ROT: tl.constexpr):
+    offs_k = tl.arange(0, 64)
+    cols = g * 64 + offs_k
+    if HAS_PERM:
+        src = tl.load(perm_ptr + cols)
+    else:
+        src = cols
+    x = tl.load(x_ptr + offs_m[:, None] * stride_xm + src[None, :],
+                mask=m_mask[:, None], other=0.0).to(tl.float32)
+    if HAS_SMOOTH:
+        x = x * tl.load(smooth_ptr + src)[None, :]
+    if HAS_ROT:
+        r = tl.load(rot_ptr + g * 4096 + offs_k[:, None] * 64 + offs_k[None, :])
+        x = tl.dot(x, r, input_precision='ieee')
+    return x
+
+
+@triton.jit
+def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, srow_ptr,
+                 codes_ptr, xs_ptr, M, G,
+                 MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
+                 HAS_ROT: tl.constexpr, BM: tl.constexpr):
+    pid_m = tl.program_id(0)
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    offs_k = tl.arange(0, 64)
+    m_mask = offs_m < M
+    K = G * 64
+    if MODE == 2:
+        # dynamic_token: pass 1 finds the token absmax, pass 2 recomputes and quantizes.
+        amax = tl.zeros([BM], dtype=tl.float32)
+        for g in range(0, G):
+            xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, offs_m,
+                               m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+            amax = tl.maximum(amax, tl.max(tl.abs(xr), axis=1))
+        scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), 1e-8)
+        tl.store(xs_ptr + offs_m, scale, mask=m_mask)
+        for g in range(0, G):
+            xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, offs_m,
+                               m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+            q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
+            tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
+                     q.to(tl.int8), mask=m_mask[:, None])
+    else:
+        g = tl.program_id(1)
+        xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, offs_m,
+                           m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+        if MODE == 0:
+            scale = tl.load(srow_ptr + g + offs_m * 0)
+        else:
+            amax = tl.max(tl.abs(xr), axis=1)
+            scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), 1e-8)
+            tl.store(xs_ptr + offs_m * G + g, scale, mask=m_mask)
+        q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
+        tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
+                 q.to(tl.int8), mask=m_mask[:, None])
+
+
+@triton.jit
+def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr,
+                out_ptr, s_out_split, M, N, G, GPS,
+                WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                SWAP: tl.constexpr, FINAL: tl.constexpr, HAS_BIAS: tl.constexpr,
+                INT_OUT: tl.constexpr):
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_k = tl.program_id(2)
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    offs_k = tl.arange(0, 64)
+    offs_kb = tl.arange(0, 32)
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+    K = G * 64
+    g0 = pid_k * GPS
+    if SWAP:
+        if INT_OUT:
+            acc = tl.zeros((BN, BM), dtype=tl.int32)
+        else:
+            acc = tl.zeros((BN, BM), dtype=tl.float32)
+    else:
+        if INT_OUT:
+            acc = tl.zeros((BM, BN), dtype=tl.int32)
+        else:
+            acc = tl.zeros((BM, BN), dtype=tl.float32)
+    x_ptrs = xq_ptr + offs_m[:, None] * K + offs_k[None, :]
+    w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + offs_kb[None, :]
+    for i in range(0, GPS):
+        g = g0 + i
+        x = tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0)
+        wb = tl.load(w_ptrs + g * 32, mask=n_mask[:, None], other=0)
+        wb = wb.to(tl.int8, bitcast=True)
+        lo = (wb << 4) >> 4
+        hi = wb >> 4
+        w = tl.join(lo, hi).reshape(BN, 64)
+        if SWAP:
+            p = tl.dot(w, tl.trans(x), out_dtype=tl.int32)
+        else:
+            p = tl.dot(x, tl.trans(w), out_dtype=tl.int32)
+        if INT_OUT:
+            acc += p
+        else:
+            xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask, other=0.0)
+            wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask, other=0.0)
+            if SWAP:
+                acc += p.to(tl.float32) * xsv[None, :] * wsv[:, None]
+            else:
+                acc += p.to(tl.float32) * xsv[:, None] * wsv[None, :]
+    if SWAP:
+        out = tl.trans(acc)
+    else:
+        out = acc
+    if FINAL and HAS_BIAS:
+        out = out + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
+    o_ptrs = out_ptr + pid_k * s_out_split + offs_m[:, None] * N + offs_n[None, :]
+    tl.store(o_ptrs, out.to(out_ptr.dtype.element_ty),
+             mask=m_mask[:, None] & n_mask[None, :])
+
+
+@triton.jit
+def finish_kernel(part_ptr, s_split, SPLIT, rot_ptr, bias_ptr, out_ptr, M, N,
+                  HAS_ROT: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr):
+    pid_m = tl.program_id(0)
+    b = tl.program_id(1)
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    offs_j = tl.arange(0, 64)
+    cols = b * 64 + offs_j
+    m_mask = offs_m < M
+    ptrs = part_ptr + offs_m[:, None] * N + cols[None, :]
+    acc = tl.zeros([BM, 64], dtype=tl.float32)
+    for s in range(0, SPLIT):
+        acc += tl.load(ptrs + s * s_split, mask=m_mask[:, None], other=0.0)
+    if HAS_ROT:
+        # y_block @ R_b^T, R_b = rot_out[b] stored [64, 64] row-major.
+        rt = tl.load(rot_ptr + b * 4096 + offs_j[None, :] * 64 + offs_j[:, None])
+        acc = tl.dot(acc, rt, input_precision='ieee')
+    if HAS_BIAS:
+        acc = acc + tl.load(bias_ptr + cols)[None, :]
+    tl.store(out_ptr + offs_m[:, None] * N + cols[None, :],
+             acc.to(out_ptr.dtype.element_ty), mask=m_mask[:, None])

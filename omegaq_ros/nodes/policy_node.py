@@ -1,0 +1,342 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+Policy node: cameras + joint states + instruction -> action chunks (JointTrajectory).
+
+Callbacks only buffer messages (ObservationSync, JointStateAssembler) and set flags; a timer
+at `rate` wakes one worker thread, which selects the newest time-aligned observation set,
+converts it, runs the policy, applies the safety filter and publishes the chunk stamped with
+the observation time (point k at (k + 1) * dt, the first `chunk_horizon` points). The
+executor thread never runs inference, so subscriptions and services stay responsive.
+
+Refusals: stale, missing, malformed or non-finite input, an unknown joint name, a policy that
+is not loaded, a safety-filter refusal. The node then publishes no chunk, says why on
+/diagnostics (level WARN; ERROR while no policy is loaded) and in a throttled log line, and
+tries again on the next tick: good input makes it publish again.
+
+The artifact is loaded by the worker at start-up. If that fails (missing, corrupt, checksum
+mismatch) the node stays up on purpose: /diagnostics carries the ERROR and the reason at the
+node's rate, a supervisor sees it, and ~/reset retries the load (after the file was fixed)
+without restarting the process. It never publishes a chunk without a loaded policy. Only bad
+parameters (a configuration error) make it exit with code 1.
+
+Services: ~/enable (std_srvs/SetBool) starts/stops publishing; ~/reset (std_srvs/Trigger)
+forgets buffered input and retries loading a policy that failed to load.
+"""
+
+import threading
+import time
+from typing import Optional
+
+import numpy as np
+from omegaq_ros.nodes import conversions as conv
+from omegaq_ros.nodes.observation_sync import JointStateAssembler, ObservationSync
+from omegaq_ros.nodes.parameters import declare_table, POLICY_NODE
+from omegaq_ros.nodes.spin import spin_node, StartupError
+from omegaq_ros.robot import arx_r5
+from omegaq_ros.robot.safety import load_joint_limits, SafetyFilter
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
+                       ReliabilityPolicy)
+
+JOINT_STATES_KEY = 'joint_states'
+STATUS_NAME = 'policy_node: inference'
+INPUT_ERROR_WINDOW_S = 1.0          # an input error this recent is reported with a refusal
+LOG_THROTTLE_S = 2.0
+
+
+class _Stopping(Exception):
+    """The node is being destroyed: the worker must not touch ROS objects any more."""
+
+
+class PolicyNode(Node):
+    """Run a pi0.5 policy on synchronized observations and publish safe action chunks."""
+
+    def __init__(self):
+        """Declare parameters, topics, services and the timer; start the worker thread."""
+        super().__init__('policy_node')
+        self.params = p = declare_table(self, POLICY_NODE)
+        names, topics = list(p['camera_names']), list(p['camera_topics'])
+        if len(names) != len(topics) or not names:
+            raise StartupError(f'camera_names and camera_topics: expected one topic per camera,'
+                               f' got {names} and {topics}')
+        if not (p['rate'] > 0 and p['dt'] > 0 and p['chunk_horizon'] >= 1
+                and p['image_height'] > 0 and p['image_width'] > 0):
+            raise StartupError('rate, dt, chunk_horizon, image_height and image_width must be '
+                               f"> 0, got {p['rate']}, {p['dt']}, {p['chunk_horizon']}, "
+                               f"{p['image_height']}, {p['image_width']}")
+        try:
+            limits = (load_joint_limits(p['joint_limits_file']) if p['joint_limits_file']
+                      else None)
+            self.safety = SafetyFilter(p['max_delta_per_step'], p['max_gripper_delta_per_step'],
+                                       limits)
+            self.sync = ObservationSync([*names, JOINT_STATES_KEY], p['sync_slop'],
+                                        p['max_obs_age'])
+        except (OSError, ValueError) as error:
+            raise StartupError(str(error)) from None
+        self.camera_names = names
+        self.joints = JointStateAssembler(arx_r5.JOINT_NAMES, p['sync_slop'])
+        self.lock = threading.Lock()          # guards sync, joints, instruction, input_errors
+        self.instruction = p['default_instruction']
+        self.input_errors = {}                # source -> (wall time, reason)
+        self.enabled = bool(p['start_enabled'])
+        self.policy = None
+        self.load_error = ''                  # why no policy is loaded ('' while loading)
+        self.reload = threading.Event()
+        self.reload.set()                     # first load happens in the worker
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.ros_lock = threading.Lock()       # worker's ROS calls vs destroy_node
+        self.stats = {'chunks_published': 0, 'refusals': 0, 'inference_ms': float('nan'),
+                      'observation_age_ms': float('nan'), 'last_refusal': ''}
+
+        image_type = conv.CompressedImage if p['compressed_images'] else conv.Image
+        suffix = '/compressed' if p['compressed_images'] else ''
+        self.image_subs = [
+            self.create_subscription(image_type, topic + suffix,
+                                     lambda msg, name=name: self.image_callback(name, msg),
+                                     qos_profile_sensor_data)
+            for name, topic in zip(names, topics)]
+        self.joint_state_sub = self.create_subscription(
+            conv.JointState, p['joint_states_topic'], self.joint_state_callback,
+            qos_profile_sensor_data)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.instruction_sub = self.create_subscription(
+            conv.String, p['instruction_topic'], self.instruction_callback, latched)
+        self.chunk_pub = self.create_publisher(conv.JointTrajectory, p['action_topic'], 10)
+        self.diagnostics_pub = self.create_publisher(conv.DiagnosticArray, '/diagnostics', 10)
+        self.enable_srv = self.create_service(conv.SetBool, '~/enable', self.enable_callback)
+        self.reset_srv = self.create_service(conv.Trigger, '~/reset', self.reset_callback)
+        self.timer = self.create_timer(1.0 / p['rate'], self.timer_callback)
+        self.worker = threading.Thread(target=self.worker_loop, name='policy_worker',
+                                       daemon=True)
+        self.worker.start()
+
+    # ------------------------------------------------------------------ callbacks (short)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _guarded(self, function, *args, **kwargs):
+        """Call a ROS function from the worker unless the node is being destroyed."""
+        with self.ros_lock:
+            if self.stopping.is_set():
+                raise _Stopping()
+            return function(*args, **kwargs)
+
+    def _worker_now(self) -> float:
+        return self._guarded(self._now)
+
+    def _input_error(self, source: str, reason: str) -> None:
+        with self.lock:
+            self.input_errors[source] = (time.monotonic(), reason)
+
+    def image_callback(self, name: str, msg) -> None:
+        """Buffer one camera message by its stamp (converted later, in the worker)."""
+        stamp = conv.stamp_to_seconds(msg.header.stamp)
+        with self.lock:
+            self.sync.add(name, stamp, msg)
+
+    def joint_state_callback(self, msg) -> None:
+        """Add a (possibly per-arm) JointState; buffer the full 14-D state when complete."""
+        stamp = conv.stamp_to_seconds(msg.header.stamp)
+        try:
+            positions = conv.joint_state_positions(msg)
+            with self.lock:
+                full = self.joints.update(stamp, positions)
+                if full is not None:
+                    self.sync.add(JOINT_STATES_KEY, full[0], full[1])
+        except ValueError as error:            # ConversionError or unknown joint names
+            self._input_error(self.params['joint_states_topic'], str(error))
+
+    def instruction_callback(self, msg) -> None:
+        """Use the newest instruction for the following chunks."""
+        with self.lock:
+            self.instruction = str(msg.data)
+
+    def timer_callback(self) -> None:
+        """Wake the worker for one inference attempt (skipped while it is still busy)."""
+        self.wake.set()
+
+    def enable_callback(self, request, response):
+        """Start (data true) or stop publishing chunks."""
+        self.enabled = bool(request.data)
+        response.success = True
+        response.message = 'publishing chunks' if self.enabled else 'chunk publishing stopped'
+        self.get_logger().info(response.message)
+        return response
+
+    def reset_callback(self, request, response):
+        """Forget buffered input; retry loading the policy if it failed to load."""
+        with self.lock:
+            self.sync.reset()
+            self.joints.reset()
+            self.input_errors.clear()
+        response.success = True
+        response.message = 'input buffers cleared'
+        if self.policy is None and self.load_error:
+            self.load_error = ''
+            self.reload.set()
+            self.wake.set()
+            response.message += '; reloading the policy'
+        return response
+
+    # ------------------------------------------------------------------ worker thread
+
+    def worker_loop(self) -> None:
+        """Load the policy, then run one attempt per timer tick until the node stops."""
+        while not self.stopping.is_set():
+            try:
+                self._worker_step()
+            except _Stopping:
+                break
+            except Exception as error:         # never let the worker die: refuse instead
+                try:
+                    self._refuse(f'internal error {type(error).__name__}: {error}', 'error')
+                except Exception:
+                    pass
+
+    def _worker_step(self) -> None:
+        if self.reload.is_set():
+            self.reload.clear()
+            self._load_policy()
+        self.wake.wait(timeout=0.5)
+        if self.wake.is_set() and not self.stopping.is_set():
+            self.wake.clear()
+            self._attempt()
+
+    def _load_policy(self) -> None:
+        from omegaq_ros.policy.calibration import bundled_model
+        from omegaq_ros.policy.runtime import Pi05Policy
+        path = self.params['artifact']
+        try:
+            path = path or bundled_model('artifact')
+            self.get_logger().info(f'loading {path} on {self.params["device"]}')
+            policy = Pi05Policy.load(path, self.params['device'])
+            missing = [c for c in policy.config.cameras if c not in self.camera_names]
+            if missing:
+                raise ValueError(f'the policy expects cameras {list(policy.config.cameras)}, '
+                                 f'camera_names has {self.camera_names}')
+            if policy.tokenizer is None:
+                raise ValueError('the policy has no tokenizer (tokenizer.model)')
+        except Exception as error:             # any load failure keeps the node up, refusing
+            self.load_error = f'policy failed to load from {path!r}: {error}'
+            self.get_logger().error(self.load_error)
+            return
+        self.policy, self.load_error = policy, ''
+        self.stats['artifact'] = path
+        self.get_logger().info(f'policy loaded ({"W4A4" if policy.quantized else "FP"}, '
+                               f'horizon {policy.config.horizon}, cameras '
+                               f'{list(policy.config.cameras)})')
+
+    def _refuse(self, reason: str, level: str = 'warn') -> None:
+        self.stats['refusals'] += 1
+        self.stats['last_refusal'] = reason
+        if not self.stopping.is_set():
+            self.get_logger().warn(f'no chunk: {reason}', throttle_duration_sec=LOG_THROTTLE_S)
+        self._publish_diagnostics(level, f'refused: {reason}')
+
+    def _publish_diagnostics(self, level: str, message: str) -> None:
+        values = dict(self.stats)
+        values['enabled'] = self.enabled
+        values['policy_loaded'] = self.policy is not None
+        msg = conv.diagnostic_array(
+            {STATUS_NAME: {'level': level, 'message': message, 'values': values,
+                           'hardware_id': self.get_fully_qualified_name()}}, self._worker_now())
+        self._guarded(self.diagnostics_pub.publish, msg)
+
+    def _recent_input_error(self) -> str:
+        cutoff = time.monotonic() - INPUT_ERROR_WINDOW_S
+        with self.lock:
+            errors = [f'{source}: {reason}' for source, (at, reason) in
+                      self.input_errors.items() if at >= cutoff]
+        return '; '.join(errors)
+
+    def _attempt(self) -> None:
+        """Select, convert, infer, filter, publish; or refuse saying why."""
+        if self.policy is None:
+            if self.load_error:
+                self._refuse(self.load_error, level='error')
+            else:
+                self._publish_diagnostics('warn', 'loading the policy')
+            return
+        if not self.enabled:
+            self._publish_diagnostics('ok', 'disabled: call ~/enable true to publish chunks')
+            return
+        now = self._worker_now()
+        with self.lock:
+            result = self.sync.select(now)
+            instruction = self.instruction
+        input_error = self._recent_input_error()
+        if input_error:
+            self._refuse(f'malformed input: {input_error}' +
+                         ('' if result.ok else f' ({result.reason})'))
+            return
+        if not result.ok:
+            self._refuse(result.reason)
+            return
+        if not instruction.strip():
+            self._refuse(f'no instruction yet on {self.params["instruction_topic"]} and no '
+                         'default_instruction')
+            return
+        images = self._images(result.messages)
+        if images is None:
+            return
+        state = np.asarray(result.messages[JOINT_STATES_KEY], dtype=np.float32)
+        if not np.all(np.isfinite(state)):
+            bad = [arx_r5.JOINT_NAMES[i] for i in np.flatnonzero(~np.isfinite(state))]
+            self._refuse(f'non-finite joint state (NaN or inf) at {bad}')
+            return
+        started = time.perf_counter()
+        try:
+            chunk = self.policy.predict(images, state, instruction)
+        except ValueError as error:            # ObservationError and input checks
+            self._refuse(f'observation refused by the policy: {error}')
+            return
+        inference_ms = (time.perf_counter() - started) * 1e3
+        chunk = chunk[:self.params['chunk_horizon']]
+        safe, report = self.safety(chunk, state)
+        self.stats['inference_ms'] = inference_ms
+        self.stats['observation_age_ms'] = (self._worker_now() - result.stamp) * 1e3
+        if safe is None:
+            self._refuse(f'safety filter: {report.reason}')
+            return
+        if not self.enabled:
+            return
+        self._guarded(self.chunk_pub.publish,
+                      conv.chunk_to_joint_trajectory(safe, result.stamp, self.params['dt']))
+        self.stats['chunks_published'] += 1
+        self.stats['safety_clipped'] = report.clipped
+        self._publish_diagnostics('ok', f'chunk of {len(safe)} points published')
+
+    def _images(self, messages) -> Optional[list]:
+        """Return RGB arrays in the policy's camera order, or refuse and return None."""
+        expected = (self.params['image_height'], self.params['image_width'])
+        convert = (conv.compressed_image_to_rgb if self.params['compressed_images']
+                   else conv.image_to_rgb)
+        images = []
+        for name in self.policy.config.cameras:
+            try:
+                images.append(convert(messages[name], expected))
+            except conv.ConversionError as error:
+                self._refuse(f'camera {name}: {error}')
+                return None
+        return images
+
+    def destroy_node(self):
+        """Stop the worker thread, then destroy the node."""
+        with self.ros_lock:                    # after this the worker touches no ROS object
+            self.stopping.set()
+        self.wake.set()
+        self.worker.join(timeout=60.0)         # at most one inference to finish
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    """Run the policy node; exit code 1 only for bad parameters."""
+    return spin_node(PolicyNode, 'policy_node', args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

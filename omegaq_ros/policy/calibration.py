@@ -1,0 +1,402 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+Quantize a pi0.5 checkpoint with calibration episodes read from rosbag2 (no ROS needed).
+
+    omegaq-quantize --checkpoint CKPT --calibration DIR_OR_BAGS... --output ARTIFACT
+                    [--recipe omega|PRESET|recipe.yaml] [--max-samples 256] [--min-episodes 1]
+
+The quantizer node (nodes/quantizer_node.py) calls quantize_from_bags() with its parameters;
+this CLI calls it from argparse. Steps:
+  1. find the episode bags: a bag directory (metadata.yaml) or a directory of bag directories;
+     MCAP and sqlite3 storage are read through `rosbags`;
+  2. per bag, assemble observations the way the policy node does: joint states matched by
+     name (per-arm messages are combined), and for every full joint state the camera images
+     whose header stamps lie within `sync_slop` of it; the instruction is the bag's
+     /instruction (or `default_instruction`);
+  3. turn each sampled observation into a model call with Pi05Policy's own checks and
+     preprocessing (image resize-with-pad, state normalization, the state prompt, tokenizer);
+  4. quantize with the recipe (a preset name on the pi0.5 scope, or a recipe YAML), write the
+     artifact atomically with its report (report.json + PNGs, checksummed in the manifest).
+Anything wrong (unreadable bag, missing topic, too few episodes, an existing output) raises
+CalibrationError before the output directory is created, so nothing half-written is left.
+"""
+
+import argparse
+import glob
+import math
+import os
+import shutil
+import sys
+import tempfile
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+from omegaq_ros.robot import arx_r5
+
+CAMERA_NAMES = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
+CAMERA_TOPICS = tuple(f'/{name}/image_raw' for name in CAMERA_NAMES)
+IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
+REPORT_FILES = ('report.json', 'ratios.png', 'error.png')
+
+
+class CalibrationError(ValueError):
+    """Calibration data or settings are unusable: the text says what was expected."""
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def _package_roots() -> List[str]:
+    """Return the repository root (source / editable install) and the installed share dir."""
+    roots = [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        roots.append(get_package_share_directory('omegaq_ros'))
+    except Exception:               # not installed with colcon, or AMENT_PREFIX_PATH unset
+        pass
+    return roots
+
+
+def bundled_model(kind: str) -> str:
+    """
+    Return the bundled model directory: kind 'artifact' (omegaq.json) or 'checkpoint'.
+
+    Searched under models/ of the source tree and of share/omegaq_ros; raises
+    FileNotFoundError saying where it looked when there is none.
+    """
+    marker = 'omegaq.json' if kind == 'artifact' else 'config.json'
+    searched = []
+    for root in _package_roots():
+        models = os.path.join(root, 'models')
+        searched.append(models)
+        for candidate in sorted(glob.glob(os.path.join(models, '*', marker))):
+            return os.path.dirname(candidate)
+    raise FileNotFoundError(f'no bundled {kind} (a directory with {marker}) under '
+                            f'{searched}; give its path explicitly')
+
+
+def load_recipe(recipe: str):
+    """Return a quant.Recipe from a preset name (on the pi0.5 scope) or a recipe YAML path."""
+    from omegaq_ros.policy.runtime import pi05_recipe, RECIPE_FILE
+    from omegaq_ros.quant import PRESETS, Recipe
+    import yaml
+    if recipe in PRESETS:
+        return pi05_recipe(recipe)
+    if not os.path.isfile(recipe):
+        raise CalibrationError(f'recipe: expected a preset ({", ".join(PRESETS)}) or a recipe '
+                               f'YAML file, got {recipe!r}')
+    try:
+        with open(recipe) as stream:
+            data = yaml.safe_load(stream)
+        if not isinstance(data, dict):
+            raise ValueError('a recipe file must hold a mapping of Recipe fields')
+        if 'include' not in data:            # no scope given: the pi0.5 scope
+            with open(RECIPE_FILE) as stream:
+                scope = yaml.safe_load(stream)
+            data = {'include': scope['include'], 'exclude': scope['exclude'], **data}
+        return Recipe.from_dict(data)
+    except (ValueError, TypeError, yaml.YAMLError) as error:
+        raise CalibrationError(f'recipe {recipe}: {error}') from None
+
+
+# ---------------------------------------------------------------------------- bags
+
+
+def find_bags(paths: Sequence[str]) -> List[str]:
+    """Return the bag directories named by paths (bags, or directories of bags), sorted."""
+    bags = []
+    for path in paths:
+        if not os.path.exists(path):
+            raise CalibrationError(f'calibration: {path} does not exist')
+        if os.path.isfile(os.path.join(path, 'metadata.yaml')):
+            bags.append(os.path.abspath(path))
+            continue
+        pattern = os.path.join(path, '*', 'metadata.yaml')
+        found = sorted(os.path.dirname(p) for p in glob.glob(pattern))
+        if not found:
+            raise CalibrationError(f'calibration: {path} is not a rosbag2 directory '
+                                   '(no metadata.yaml) and holds no bag directories')
+        bags += [os.path.abspath(p) for p in found]
+    return bags
+
+
+def _stamp(message) -> float:
+    return float(message.header.stamp.sec) + float(message.header.stamp.nanosec) * 1e-9
+
+
+def decode_image(message, msgtype: str) -> np.ndarray:
+    """Return uint8 [H, W, 3] RGB of a rosbags Image (rgb8/bgr8) or CompressedImage."""
+    if msgtype.endswith('CompressedImage'):
+        import cv2
+        bgr = cv2.imdecode(np.asarray(message.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise CalibrationError(f'compressed image ({message.format!r}) does not decode')
+        return np.ascontiguousarray(bgr[..., ::-1])
+    if message.encoding not in ('rgb8', 'bgr8'):
+        raise CalibrationError(f'image encoding: expected rgb8 or bgr8, got '
+                               f'{message.encoding!r}')
+    data = np.asarray(message.data, dtype=np.uint8)
+    if data.size != message.step * message.height or message.step < 3 * message.width:
+        raise CalibrationError(f'image: {data.size} bytes do not fit {message.height}x'
+                               f'{message.width} with step {message.step}')
+    rows = data.reshape(message.height, message.step)
+    image = rows[:, :3 * message.width].reshape(message.height, message.width, 3)
+    return image[..., ::-1].copy() if message.encoding == 'bgr8' else image.copy()
+
+
+def _read_bag(path: str, topics: Sequence[str]) -> Dict[str, list]:
+    """Return {topic: [(msgtype, message), ...]} of the wanted topics, or raise why not."""
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import get_typestore, Stores
+    typestore = get_typestore(Stores.ROS2_HUMBLE)
+    out = {topic: [] for topic in topics}
+    try:
+        with Reader(path) as reader:
+            present = {c.topic: c.msgtype for c in reader.connections}
+            missing = [topic for topic in topics if topic not in present]
+            if missing:
+                raise CalibrationError(f'{path}: missing topics {missing}; the bag has '
+                                       f'{sorted(present)}')
+            wanted = [c for c in reader.connections if c.topic in out]
+            for connection, _, raw in reader.messages(connections=wanted):
+                out[connection.topic].append(
+                    (connection.msgtype, typestore.deserialize_cdr(raw, connection.msgtype)))
+    except CalibrationError:
+        raise
+    except Exception as error:       # rosbags raises many types for broken files
+        raise CalibrationError(f'{path}: not a readable rosbag2 '
+                               f'({type(error).__name__}: {error})') from None
+    return out
+
+
+def episode_observations(path: str, camera_topics: Sequence[str], joint_states_topic: str,
+                         instruction_topic: str, sync_slop: float, quota: int,
+                         rng: np.random.Generator, default_instruction: str = '') -> list:
+    """
+    Return up to `quota` observations (images list, state [14], instruction) of one bag.
+
+    A full joint state (all 14 names, per-arm parts within sync_slop) anchors a candidate;
+    every camera contributes its image nearest in stamp, at most sync_slop away.
+    """
+    topics = [*camera_topics, joint_states_topic]
+    optional_instruction = bool(default_instruction)
+    if not optional_instruction:
+        topics.append(instruction_topic)
+    messages = _read_bag(path, topics)
+    for topic in camera_topics:
+        kinds = {msgtype for msgtype, _ in messages[topic]}
+        if not kinds or not kinds <= set(IMAGE_TYPES):
+            raise CalibrationError(f'{path}: {topic}: expected {list(IMAGE_TYPES)} messages, '
+                                   f'got {sorted(kinds) or "none"}')
+    instruction = default_instruction
+    if messages.get(instruction_topic):
+        instruction = str(messages[instruction_topic][-1][1].data)
+    if not instruction.strip():
+        raise CalibrationError(f'{path}: {instruction_topic} holds no instruction')
+    states, latest = [], {}
+    names = arx_r5.JOINT_NAMES
+    for _, message in messages[joint_states_topic]:
+        stamp = _stamp(message)
+        for name, value in zip(message.name, message.position):
+            if name in names:
+                latest[name] = (stamp, float(value))
+        if len(latest) == len(names):
+            stamps = [latest[name][0] for name in names]
+            if max(stamps) - min(stamps) <= sync_slop:
+                states.append((min(stamps), np.array([latest[n][1] for n in names],
+                                                     dtype=np.float32)))
+    if not states:
+        raise CalibrationError(f'{path}: {joint_states_topic} never holds all joints '
+                               f'{list(names)}')
+    camera_stamps = {topic: np.array([_stamp(m) for _, m in messages[topic]])
+                     for topic in camera_topics}
+    candidates = []
+    for stamp, state in states:
+        picks = []
+        for topic in camera_topics:
+            index = int(np.argmin(np.abs(camera_stamps[topic] - stamp)))
+            if abs(camera_stamps[topic][index] - stamp) > sync_slop:
+                break
+            picks.append(index)
+        else:
+            candidates.append((state, picks))
+    if not candidates:
+        raise CalibrationError(f'{path}: no joint state has images from every camera within '
+                               f'sync_slop {sync_slop} s')
+    chosen = sorted(rng.choice(len(candidates), size=min(quota, len(candidates)),
+                               replace=False))
+    observations = []
+    for index in chosen:
+        state, picks = candidates[index]
+        images = [decode_image(messages[topic][pick][1], messages[topic][pick][0])
+                  for topic, pick in zip(camera_topics, picks)]
+        observations.append((images, state, instruction))
+    return observations
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+def calibration_batch(policy, images: Sequence[np.ndarray], state, instruction: str,
+                      rng: np.random.Generator) -> dict:
+    """
+    Return one model call, preprocessed exactly as Pi05Policy.predict() does.
+
+    The same checks (camera count, dtype, finite state), normalization, prompt, tokenizer and
+    resize-with-pad; noise is drawn from rng so calibration is reproducible.
+    """
+    import torch
+    from omegaq_ros.policy.pi05_processing import prepare_images, tokenize_instruction
+    policy.check_images(images)
+    normalized = policy.normalized_state(policy.check_state(state))
+    tokens, mask = tokenize_instruction(policy.tokenizer, instruction, normalized)
+    config = policy.config
+    image_list, masks = prepare_images(images, [True] * len(images), config.vision.image_size,
+                                       policy.device)
+    noise = rng.standard_normal((1, config.horizon, config.max_action_dim)).astype(np.float32)
+    return {'images': image_list, 'image_masks': masks,
+            'tokens': torch.from_numpy(tokens)[None].to(policy.device),
+            'token_masks': torch.from_numpy(mask)[None].to(policy.device),
+            'noise': torch.from_numpy(noise).to(policy.device)}
+
+
+# ---------------------------------------------------------------------------- the job
+
+
+def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
+                       recipe: str = 'omega', overwrite: bool = False, min_episodes: int = 1,
+                       max_samples: int = 256, device: str = 'cpu', seed: int = 0,
+                       camera_names: Sequence[str] = CAMERA_NAMES,
+                       camera_topics: Sequence[str] = CAMERA_TOPICS,
+                       joint_states_topic: str = '/joint_states',
+                       instruction_topic: str = '/instruction', sync_slop: float = 0.02,
+                       default_instruction: str = '',
+                       progress: Optional[Callable[[str], None]] = None) -> dict:
+    """
+    Quantize `checkpoint` with observations from the bags; return a summary dict.
+
+    Raises CalibrationError (nothing written) for bad settings or calibration data.
+    """
+    say = progress or (lambda message: None)
+    if not output:
+        raise CalibrationError('output: expected an artifact directory to write, got ""')
+    output = os.path.abspath(output)
+    if os.path.exists(output) and not overwrite:
+        raise CalibrationError(f'output {output} already exists (set overwrite to replace it)')
+    if len(camera_names) != len(camera_topics):
+        raise CalibrationError(f'expected one camera topic per camera name {list(camera_names)},'
+                               f' got {list(camera_topics)}')
+    if not max_samples >= 1 or not min_episodes >= 1:
+        raise CalibrationError(f'expected max_samples >= 1 and min_episodes >= 1, got '
+                               f'{max_samples} and {min_episodes}')
+    if isinstance(calibration, str):
+        calibration = [calibration]
+    if not calibration or not all(calibration):
+        raise CalibrationError('calibration: expected rosbag2 directories, got none')
+    bags = find_bags(calibration)
+    if len(bags) < min_episodes:
+        raise CalibrationError(f'calibration: expected at least min_episodes={min_episodes} '
+                               f'episode bags, found {len(bags)} in {list(calibration)}')
+    recipe_obj = load_recipe(recipe)
+    if not checkpoint:
+        checkpoint = bundled_model('checkpoint')
+    from omegaq_ros.policy.runtime import Pi05Policy
+    if os.path.isfile(os.path.join(checkpoint, 'omegaq.json')):
+        raise CalibrationError(f'checkpoint {checkpoint} is already a quantized artifact; '
+                               'give the FP checkpoint')
+    try:
+        policy = Pi05Policy.load(checkpoint, device)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise CalibrationError(f'checkpoint {checkpoint}: cannot load ({error})') from None
+    order = [list(camera_names).index(c) if c in camera_names else -1
+             for c in policy.config.cameras]
+    if min(order) < 0:
+        raise CalibrationError(f'the policy expects cameras {list(policy.config.cameras)}, '
+                               f'camera_names gives {list(camera_names)}')
+    topics = [camera_topics[i] for i in order]
+    rng = np.random.default_rng(seed)
+    quota = math.ceil(max_samples / len(bags))
+    observations = []
+    for index, bag in enumerate(bags):
+        found = episode_observations(bag, topics, joint_states_topic, instruction_topic,
+                                     sync_slop, quota, rng, default_instruction)
+        observations += found
+        say(f'read bag {index + 1}/{len(bags)}: {os.path.basename(bag)} '
+            f'({len(found)} observations)')
+    if len(observations) > max_samples:
+        keep = sorted(rng.choice(len(observations), size=max_samples, replace=False))
+        observations = [observations[i] for i in keep]
+    try:
+        batches = [calibration_batch(policy, *obs, rng) for obs in observations]
+    except ValueError as error:
+        raise CalibrationError(f'calibration observation refused by the policy: {error}') \
+            from None
+    say(f'quantizing with recipe {recipe_obj.name!r} on {len(batches)} observations from '
+        f'{len(bags)} episodes')
+    from omegaq_ros.quant import quantize, save_artifact
+    from omegaq_ros.quant.report import write_report
+    model = quantize(policy.model, batches, recipe_obj, progress=say)
+    summary = model.omegaq_summary
+    summary['calibration'].update({'episodes': len(bags), 'observations': len(batches),
+                                   'bags': [os.path.basename(b) for b in bags],
+                                   'sync_slop_s': sync_slop, 'seed': seed})
+    report_dir = tempfile.mkdtemp(prefix='.omegaq-report-')
+    try:
+        report = write_report(summary, report_dir, f'{os.path.basename(output)} '
+                              f'({recipe_obj.name})')
+        extra_files = dict(policy.extra_files())
+        extra_files.update({name: os.path.join(report_dir, name) for name in REPORT_FILES
+                            if os.path.isfile(os.path.join(report_dir, name))})
+        save_artifact(model, recipe_obj, output, extra_manifest=policy.artifact_extra(),
+                      overwrite=overwrite, extra_files=extra_files)
+    finally:
+        shutil.rmtree(report_dir, ignore_errors=True)
+    say(f'wrote {output}')
+    return {'output': output, 'episodes': len(bags), 'observations': len(batches),
+            'quantized_layers': summary['calibration'].get('quantized_layers', 0),
+            'totals': report.get('totals', {})}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the omegaq-quantize command line."""
+    parser = argparse.ArgumentParser(
+        prog='omegaq-quantize', description='Quantize a pi0.5 checkpoint to a W4A4 artifact '
+        'with calibration episodes from rosbag2 (MCAP or sqlite3).')
+    parser.add_argument('--checkpoint', default='', help='FP checkpoint ("" = bundled)')
+    parser.add_argument('--calibration', nargs='+', required=True,
+                        help='bag directories or directories of bags')
+    parser.add_argument('--output', required=True, help='artifact directory to write')
+    parser.add_argument('--recipe', default='omega', help='method preset or recipe YAML')
+    parser.add_argument('--overwrite', action='store_true')
+    parser.add_argument('--min-episodes', type=int, default=1)
+    parser.add_argument('--max-samples', type=int, default=256)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--sync-slop', type=float, default=0.02)
+    parser.add_argument('--instruction', default='',
+                        help='instruction for bags without /instruction')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """Run omegaq-quantize; exit code 0 on success, 1 with one clear line on a refusal."""
+    args = parse_args(argv)
+    from tqdm import tqdm
+    try:
+        result = quantize_from_bags(
+            args.checkpoint, args.calibration, args.output, args.recipe, args.overwrite,
+            args.min_episodes, args.max_samples, args.device, args.seed,
+            sync_slop=args.sync_slop, default_instruction=args.instruction,
+            progress=lambda message: tqdm.write(f'omegaq-quantize: {message}'))
+    except (CalibrationError, FileNotFoundError) as error:
+        print(f'omegaq-quantize: error: {error}', file=sys.stderr, flush=True)
+        return 1
+    print(f"omegaq-quantize: {result['quantized_layers']} layers W4A4 from "
+          f"{result['observations']} observations of {result['episodes']} episodes -> "
+          f"{result['output']}", flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

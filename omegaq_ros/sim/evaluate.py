@@ -1,0 +1,294 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+omegaq-eval: closed-loop success of FP against every quantization method, paired by seed.
+
+    omegaq-eval --policy models/pi05_small/checkpoint --methods fp,rtn,omega --episodes 50 \
+        --tasks all [--seeds 100000:100050] [--workers 8] [--out reports/eval]
+
+Every method is built from the same FP checkpoint: quantized with the pi0.5 recipe on 10
+calibration trajectories (expert rollouts on calibration seeds, disjoint from training and
+evaluation seeds). Each episode runs the policy in the MuJoCo scene: one chunk per
+`--execute` control ticks, the same sampling noise per (episode, chunk) for every method, so
+comparisons are paired. Printed per task and on average: success rate with a 95% Wilson
+interval, open-loop action error vs FP on held-out expert frames, mean inference time.
+"""
+
+import argparse
+from dataclasses import dataclass
+import functools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+TASKS = ('lift', 'bin', 'handover')
+EVAL_SEEDS = (100000, 100050)        # training uses 0.., calibration 1000.., held-out 2000..
+CALIBRATION_SEEDS = (1000, 1004)
+HELD_OUT_SEEDS = (2000, 2003)
+
+
+@dataclass
+class EpisodeResult:
+    """One closed-loop episode."""
+
+    method: str
+    task: str
+    seed: int
+    success: bool
+    steps: int
+    inference_ms: float
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.96):
+    """95% Wilson score interval of a success rate."""
+    if total == 0:
+        return (0.0, 0.0)
+    p = successes / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def calibration_batches(policy, episodes, frames_per_episode: int = 8, seed: int = 0):
+    """Model inputs (dict batches) from frames of calibration episodes, with noise."""
+    from omegaq_ros.policy.pi05_processing import prepare_images, state_prompt
+    rng = np.random.default_rng(seed)
+    config = policy.config
+    batches = []
+    for episode in episodes:
+        steps = len(episode.state)
+        for t in np.linspace(0, steps - 1, frames_per_episode).astype(int):
+            images = [episode.images[name][t] for name in config.cameras]
+            image_list, masks = prepare_images(images, [True] * len(images),
+                                               config.vision.image_size, policy.device)
+            tokens, mask = policy.tokenizer(state_prompt(
+                episode.instruction, policy.normalized_state(episode.state[t])))
+            noise = rng.standard_normal((1, config.horizon, config.max_action_dim))
+            batches.append({
+                'images': image_list, 'image_masks': masks,
+                'tokens': torch.from_numpy(tokens)[None].to(policy.device),
+                'token_masks': torch.from_numpy(mask)[None].to(policy.device),
+                'noise': torch.from_numpy(noise.astype(np.float32)).to(policy.device)})
+    return batches
+
+
+def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
+    """Write one artifact per quantized method (the FP method is the checkpoint itself)."""
+    import copy
+    from omegaq_ros.policy.runtime import pi05_recipe, Pi05Policy
+    from omegaq_ros.quant import quantize, save_artifact
+    policy = Pi05Policy.load(checkpoint)
+    batches = calibration_batches(policy, calibration_episodes)
+    paths = {}
+    for method in methods:
+        if method == 'fp':
+            paths[method] = checkpoint
+            continue
+        recipe = pi05_recipe(method)
+        model = quantize(copy.deepcopy(policy.model), batches, recipe)
+        paths[method] = save_artifact(model, recipe, os.path.join(out_dir, method),
+                                      extra_manifest=policy.artifact_extra(),
+                                      extra_files=policy.extra_files(), overwrite=True)
+    return paths
+
+
+def run_episode(policy, method: str, task: str, seed: int, execute: int) -> EpisodeResult:
+    """Run one closed-loop episode; the noise depends only on (seed, chunk index)."""
+    from omegaq_ros.sim.env import BimanualEnv
+    config = policy.config
+    times = []
+    with BimanualEnv(task) as env:
+        observation = env.reset(seed, render=True)
+        success, chunk_index = False, 0
+        while env.step_count < env.max_steps and not success:
+            noise = np.random.default_rng([seed, chunk_index]).standard_normal(
+                (config.horizon, config.max_action_dim)).astype(np.float32)
+            images = [observation.images[name] for name in config.cameras]
+            started = time.perf_counter()
+            chunk = policy.predict(images, observation.state, observation.instruction,
+                                   noise=noise)
+            times.append((time.perf_counter() - started) * 1000)
+            for k in range(min(execute, len(chunk))):
+                last = k == execute - 1 or env.step_count + 1 >= env.max_steps
+                observation = env.step(chunk[k], render=last)
+                success = env.success()
+                if success or env.step_count >= env.max_steps:
+                    break
+            chunk_index += 1
+    return EpisodeResult(method, task, seed, bool(success), env.step_count,
+                         float(np.mean(times)) if times else 0.0)
+
+
+_WORKER_POLICIES = {}
+
+
+def _worker_init():
+    os.environ['OMP_NUM_THREADS'] = '1'
+    torch.set_num_threads(1)
+
+
+def _episode_job(job):
+    method, path, task, seed, execute = job
+    from omegaq_ros.policy.runtime import Pi05Policy
+    if method not in _WORKER_POLICIES:
+        _WORKER_POLICIES[method] = Pi05Policy.load(path)
+    return run_episode(_WORKER_POLICIES[method], method, task, seed, execute)
+
+
+def open_loop_errors(paths, held_out_episodes, frames: int = 6):
+    """Mean |a_method - a_fp| over held-out frames, in normalized action units."""
+    from omegaq_ros.policy.runtime import Pi05Policy
+    policies = {m: Pi05Policy.load(p) for m, p in paths.items()}
+    reference = policies.get('fp') or next(iter(policies.values()))
+    config = reference.config
+    errors = {m: [] for m in policies}
+    for index, episode in enumerate(held_out_episodes):
+        for t in np.linspace(0, len(episode.state) - 1, frames).astype(int):
+            images = [episode.images[name][t] for name in config.cameras]
+            noise = np.random.default_rng([index, int(t)]).standard_normal(
+                (config.horizon, config.max_action_dim)).astype(np.float32)
+            base = reference.predict(images, episode.state[t], episode.instruction,
+                                     noise=noise, normalized=True)
+            for method, policy in policies.items():
+                out = policy.predict(images, episode.state[t], episode.instruction,
+                                     noise=noise, normalized=True)
+                errors[method].append(float(np.abs(out - base).mean()))
+    return {m: float(np.mean(v)) for m, v in errors.items()}
+
+
+def summarize(results, errors, methods, tasks):
+    """Rows per (method, task) and per method on average."""
+    rows = []
+    for method in methods:
+        mine = [r for r in results if r.method == method]
+        for task in list(tasks) + ['average']:
+            chosen = mine if task == 'average' else [r for r in mine if r.task == task]
+            wins = sum(r.success for r in chosen)
+            low, high = wilson_interval(wins, len(chosen))
+            rows.append({'method': method, 'task': task, 'episodes': len(chosen),
+                         'success': wins / max(1, len(chosen)), 'ci_low': low, 'ci_high': high,
+                         'open_loop_error': errors.get(method, float('nan')),
+                         'inference_ms': float(np.mean([r.inference_ms for r in chosen]))
+                         if chosen else float('nan')})
+    return rows
+
+
+def markdown(rows, tasks) -> str:
+    """Render the table (one row per method, one column per task and the average)."""
+    methods = list(dict.fromkeys(r['method'] for r in rows))
+    head = '| method | ' + ' | '.join(list(tasks) + ['average']) + \
+        ' | open-loop error | inference ms |'
+    lines = [head, '|' + '---|' * (len(tasks) + 4)]
+    for method in methods:
+        cells = []
+        for task in list(tasks) + ['average']:
+            r = next(x for x in rows if x['method'] == method and x['task'] == task)
+            cells.append(f"{100 * r['success']:.0f}% [{100 * r['ci_low']:.0f}, "
+                         f"{100 * r['ci_high']:.0f}] (n={r['episodes']})")
+        average = next(x for x in rows if x['method'] == method and x['task'] == 'average')
+        lines.append(f'| {method} | ' + ' | '.join(cells) +
+                     f" | {average['open_loop_error']:.4f} | {average['inference_ms']:.0f} |")
+    return '\n'.join(lines) + '\n'
+
+
+def plot(rows, path):
+    """Bar chart of average success by method with the 95% intervals."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+    average = [r for r in rows if r['task'] == 'average']
+    figure, axis = pyplot.subplots(figsize=(1.1 * len(average) + 2, 3.5))
+    x = np.arange(len(average))
+    values = [100 * r['success'] for r in average]
+    errors = [[100 * (r['success'] - r['ci_low']) for r in average],
+              [100 * (r['ci_high'] - r['success']) for r in average]]
+    axis.bar(x, values, yerr=errors, capsize=4)
+    axis.set_xticks(x)
+    axis.set_xticklabels([r['method'] for r in average], rotation=30)
+    axis.set_ylabel('closed-loop success [%]')
+    axis.set_ylim(0, 100)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+
+
+def parse_range(text: str):
+    """Parse 'A:B' into (A, B)."""
+    start, _, stop = text.partition(':')
+    return int(start), int(stop)
+
+
+def main(argv=None) -> int:
+    """Command-line entry point."""
+    from omegaq_ros.quant import PRESETS
+    from omegaq_ros.sim.demos import collect_expert_episodes
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+    parser.add_argument('--policy', required=True, help='FP checkpoint directory')
+    parser.add_argument('--methods', default=','.join(PRESETS))
+    parser.add_argument('--episodes', type=int, default=50, help='per task')
+    parser.add_argument('--tasks', default='all')
+    parser.add_argument('--seeds', default=None, help=f'A:B (default {EVAL_SEEDS[0]}:...)')
+    parser.add_argument('--calibration-seeds', default='%d:%d' % CALIBRATION_SEEDS)
+    parser.add_argument('--execute', type=int, default=10, help='ticks executed per chunk')
+    parser.add_argument('--workers', type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument('--out', default='reports/eval')
+    args = parser.parse_args(argv)
+    tasks = TASKS if args.tasks == 'all' else tuple(args.tasks.split(','))
+    methods = [m for m in args.methods.split(',') if m]
+    unknown = [m for m in methods if m not in PRESETS]
+    if unknown:
+        parser.error(f'unknown methods {unknown}; known {list(PRESETS)}')
+    start, stop = parse_range(args.seeds) if args.seeds else (
+        EVAL_SEEDS[0], EVAL_SEEDS[0] + args.episodes)
+    seeds = list(range(start, stop))[:args.episodes]
+    os.makedirs(args.out, exist_ok=True)
+    from omegaq_ros.policy.pi05_processing import shrink_image
+    from omegaq_ros.policy.runtime import Pi05Policy
+    shrink = functools.partial(shrink_image,
+                               size=Pi05Policy.load(args.policy).config.vision.image_size)
+    calibration = collect_expert_episodes(tasks, range(*parse_range(args.calibration_seeds)),
+                                          shrink, workers=min(args.workers, 4))
+    # Ten trajectories, as in the paper, spread over the tasks.
+    calibration = calibration[::max(1, len(calibration) // 10)][:10]
+    held_out = collect_expert_episodes(tasks, range(*HELD_OUT_SEEDS), shrink,
+                                       workers=min(args.workers, 4))
+    artifacts = tempfile.mkdtemp(prefix='omegaq-eval-')
+    started = time.time()
+    paths = build_methods(args.policy, methods, calibration, artifacts)
+    print(f'built {len(paths)} methods in {time.time() - started:.0f} s', flush=True)
+    errors = open_loop_errors(paths, held_out)
+    jobs = [(m, paths[m], task, seed, args.execute) for m in methods for task in tasks
+            for seed in seeds]
+    results = []
+    from tqdm import tqdm
+    if args.workers > 1:
+        from multiprocessing import get_context
+        with get_context('spawn').Pool(args.workers, initializer=_worker_init) as pool:
+            for result in tqdm(pool.imap_unordered(_episode_job, jobs), total=len(jobs)):
+                results.append(result)
+    else:
+        for job in tqdm(jobs):
+            results.append(_episode_job(job))
+    rows = summarize(results, errors, methods, tasks)
+    table = markdown(rows, tasks)
+    with open(os.path.join(args.out, 'table.md'), 'w') as stream:
+        stream.write(table)
+    with open(os.path.join(args.out, 'results.json'), 'w') as stream:
+        json.dump({'rows': rows, 'episodes': [r.__dict__ for r in results],
+                   'command': 'omegaq-eval ' + ' '.join(argv if argv is not None
+                                                        else sys.argv[1:])},
+                  stream, indent=1)
+    plot(rows, os.path.join(args.out, 'success.png'))
+    print(table)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

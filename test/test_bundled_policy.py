@@ -1,0 +1,74 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""The bundled policy: it loads through the public APIs, drives the sim, and refuses damage."""
+
+import os
+import shutil
+
+import numpy as np
+from omegaq_ros.policy.checkpoint import CheckpointError, load_lerobot_checkpoint
+from omegaq_ros.policy.runtime import Pi05Policy
+from omegaq_ros.quant import ArtifactError, QuantLinear
+import omegaq_ros.sim  # noqa: F401  (sets MUJOCO_GL before mujoco loads)
+from omegaq_ros.sim.env import BimanualEnv
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKPOINT = os.path.join(ROOT, 'models', 'pi05_small', 'checkpoint')
+ARTIFACT = os.path.join(ROOT, 'models', 'pi05_small_w4a4')
+
+
+@pytest.fixture(scope='module')
+def policies():
+    return Pi05Policy.load(CHECKPOINT), Pi05Policy.load(ARTIFACT)
+
+
+def test_bundled_files_are_small_enough_to_commit():
+    for folder in (CHECKPOINT, ARTIFACT):
+        for name in os.listdir(folder):
+            assert os.path.getsize(os.path.join(folder, name)) <= 16 * 2 ** 20, name
+
+
+def test_bundled_artifact_is_real_w4a4_of_the_bundled_checkpoint(policies):
+    fp, w4a4 = policies
+    assert not fp.quantized and w4a4.quantized
+    layers = [m for m in w4a4.model.modules() if isinstance(m, QuantLinear)]
+    assert len(layers) == 7 * (fp.config.language.depth + fp.config.expert.depth)
+    assert w4a4.config == fp.config
+    expert = [m for m in layers if 'gemma_expert' in m.name]
+    assert all(m.per_step and m.act_scale.shape[0] == fp.config.num_steps for m in expert)
+
+
+@pytest.mark.parametrize('task', ['lift', 'bin', 'handover'])
+def test_short_closed_loop_episode_with_the_bundled_w4a4_policy(policies, task):
+    _, policy = policies
+    with BimanualEnv(task) as env:
+        observation = env.reset(100000, render=True)
+        start = observation.state.copy()
+        for chunk_index in range(2):
+            images = [observation.images[name] for name in policy.config.cameras]
+            noise = np.random.default_rng([7, chunk_index]).standard_normal(
+                (policy.config.horizon, 32)).astype(np.float32)
+            chunk = policy.predict(images, observation.state, observation.instruction,
+                                   noise=noise)
+            assert chunk.shape == (policy.config.horizon, 14) and np.isfinite(chunk).all()
+            for k in range(10):
+                observation = env.step(chunk[k], render=k == 9)
+        assert np.abs(observation.state - start).max() > 0.01      # the arms moved
+
+
+def test_damaged_copies_are_refused(tmp_path):
+    artifact = tmp_path / 'artifact'
+    shutil.copytree(ARTIFACT, artifact)
+    with open(artifact / 'quantized.safetensors', 'r+b') as stream:
+        stream.seek(-100, os.SEEK_END)
+        stream.write(b'\xff' * 4)
+    with pytest.raises(ArtifactError, match='sha256'):
+        Pi05Policy.load(str(artifact))
+    checkpoint = tmp_path / 'checkpoint'
+    shutil.copytree(CHECKPOINT, checkpoint)
+    weights = checkpoint / 'model.safetensors'
+    data = weights.read_bytes()
+    weights.write_bytes(data[:len(data) // 3])
+    with pytest.raises(CheckpointError, match='not a readable safetensors file'):
+        load_lerobot_checkpoint(str(checkpoint))
