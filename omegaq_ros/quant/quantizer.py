@@ -44,6 +44,17 @@ def call_model(model: nn.Module, batch):
     return model(batch)
 
 
+def run_calibration(model: nn.Module, batches, hooks):
+    """Run every batch through the model without gradients, then remove the hooks."""
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                call_model(model, batch)
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def _ratio(norms: torch.Tensor) -> dict:
     norms = norms.double()
     return {'max_min': float(norms.max() / norms.min().clamp_min(1e-12)),
@@ -137,13 +148,7 @@ def _smoothquant_factors(model, targets, batches, alpha):
             x = args[0].detach().reshape(-1, args[0].shape[-1]).abs().amax(0).float().cpu()
             maxima[name] = x if maxima[name] is None else torch.maximum(maxima[name], x)
         hooks.append(linear.register_forward_pre_hook(record))
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                call_model(model, batch)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    run_calibration(model, batches, hooks)
     factors = {}
     for name, linear in targets:
         if maxima[name] is None:
@@ -313,13 +318,7 @@ def quantize(model: nn.Module, calibration_batches: Iterable, recipe: Recipe,
             recorder.smooth = smooth.get(name)
             recorders[name] = recorder
             hooks.append(linear.register_forward_pre_hook(recorder))
-        try:
-            with torch.no_grad():
-                for batch in batches:
-                    call_model(model, batch)
-        finally:
-            for hook in hooks:
-                hook.remove()
+        run_calibration(model, batches, hooks)
         for name, linear in group:
             recorder = recorders[name]
             if not recorder.calls:
