@@ -15,10 +15,9 @@ import platform
 import time
 
 import numpy as np
-import torch
-
 from omegaq_ros.policy.pi05_processing import prepare_images
 from omegaq_ros.policy.runtime import Pi05Policy
+import torch
 
 
 def time_policy(policy, repeats, rng):

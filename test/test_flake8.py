@@ -9,5 +9,6 @@ import pytest
 @pytest.mark.flake8
 @pytest.mark.linter
 def test_flake8():
-    rc, errors = main_with_errors(argv=['omegaq_ros', 'test', 'setup.py'])
+    rc, errors = main_with_errors(argv=['omegaq_ros', 'test', 'setup.py', 'benchmarks', 'scripts',
+                                        'launch'])
     assert rc == 0, f'Found {len(errors)} code style errors / warnings:\n' + '\n'.join(errors)

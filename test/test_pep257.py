@@ -9,5 +9,5 @@ import pytest
 @pytest.mark.linter
 @pytest.mark.pep257
 def test_pep257():
-    rc = main(argv=['omegaq_ros', 'test'])
+    rc = main(argv=['omegaq_ros', 'test', 'benchmarks', 'scripts', 'launch'])
     assert rc == 0, 'Found code style errors / warnings'

@@ -89,6 +89,8 @@ class PolicyNode(Node):
         self.ros_lock = threading.Lock()       # worker's ROS calls vs destroy_node
         self.stats = {'chunks_published': 0, 'refusals': 0, 'inference_ms': float('nan'),
                       'observation_age_ms': float('nan'), 'last_refusal': ''}
+        # Messages taken off each camera topic (benchmarks compare them with what was sent).
+        self.stats.update({f'received_{name}': 0 for name in names})
 
         image_type = conv.CompressedImage if p['compressed_images'] else conv.Image
         suffix = '/compressed' if p['compressed_images'] else ''
@@ -137,6 +139,7 @@ class PolicyNode(Node):
         stamp = conv.stamp_to_seconds(msg.header.stamp)
         with self.lock:
             self.sync.add(name, stamp, msg)
+            self.stats[f'received_{name}'] += 1
 
     def joint_state_callback(self, msg) -> None:
         """Add a (possibly per-arm) JointState; buffer the full 14-D state when complete."""
