@@ -346,23 +346,37 @@ class Pi05Model(nn.Module):
             return cache[3][step]
         return self.modulations(t)
 
-    def denoise_step(self, x_t, t, step: int, num_steps: int, cache, prefix_pad):
+    def denoise_step(self, x_t, t, step: int, num_steps: int, cache, prefix_pad,
+                     attention=None):
         """Return the velocity v_t [B, horizon, 32] at x_t and time t [B] of step `step`."""
-        return self.velocity(x_t, self._step_modulation(step, num_steps, t), cache, prefix_pad)
+        return self.velocity(x_t, self._step_modulation(step, num_steps, t), cache, prefix_pad,
+                             attention)
 
-    def velocity(self, x_t, modulations, cache, prefix_pad):
-        """Run the expert over x_t with the given adaRMS modulations (one expert pass)."""
-        c = self.config
-        per_layer, final = modulations
-        x = self.action_in_proj(x_t)
-        b, horizon, _ = x.shape
+    def suffix_attention(self, prefix_pad, horizon: int, dtype):
+        """
+        Return the expert tokens' additive mask and RoPE tables (the same for every step).
+
+        Action tokens see the valid prefix tokens and each other; their positions continue
+        after the valid prefix.
+        """
+        b = prefix_pad.shape[0]
         offsets = prefix_pad.long().sum(-1, keepdim=True)
-        positions = offsets + torch.arange(horizon, device=x.device)[None]
+        positions = offsets + torch.arange(horizon, device=prefix_pad.device)[None]
         visible = torch.cat((prefix_pad[:, None, :].expand(b, horizon, prefix_pad.shape[1]),
                              torch.ones(b, horizon, horizon, dtype=torch.bool,
-                                        device=x.device)), dim=2)
-        mask = torch.where(visible[:, None], 0.0, MASK_VALUE).to(x.dtype)
-        cos, sin = rope_tables(positions, c.expert.head_dim, c.rope_theta, x.dtype)
+                                        device=prefix_pad.device)), dim=2)
+        mask = torch.where(visible[:, None], 0.0, MASK_VALUE).to(dtype)
+        cos, sin = rope_tables(positions, self.config.expert.head_dim, self.config.rope_theta,
+                               dtype)
+        return mask, cos, sin
+
+    def velocity(self, x_t, modulations, cache, prefix_pad, attention=None):
+        """Run the expert over x_t with the given adaRMS modulations (one expert pass)."""
+        per_layer, final = modulations
+        x = self.action_in_proj(x_t)
+        if attention is None:
+            attention = self.suffix_attention(prefix_pad, x.shape[1], x.dtype)
+        mask, cos, sin = attention
         for layer, past, modulation in zip(self.expert.layers, cache, per_layer):
             x, _ = layer(x, cos, sin, mask, past=past, modulation=modulation)
         x, _ = self.expert.norm(x, final)
@@ -378,12 +392,14 @@ class Pi05Model(nn.Module):
         """
         num_steps = num_steps or self.config.num_steps
         cache, prefix_pad = self.prefix_cache(images, image_masks, tokens, token_masks)
+        attention = self.suffix_attention(prefix_pad, noise.shape[1],
+                                          self.action_in_proj.weight.dtype)
         dt = -1.0 / num_steps
         x_t = noise
         for step, time in enumerate(self.step_times(num_steps)):
             t = torch.full((noise.shape[0],), time, dtype=torch.float32, device=noise.device)
             with denoising_step(step, num_steps):
-                v_t = self.denoise_step(x_t, t, step, num_steps, cache, prefix_pad)
+                v_t = self.denoise_step(x_t, t, step, num_steps, cache, prefix_pad, attention)
             x_t = x_t + dt * v_t
         return x_t
 
