@@ -17,7 +17,7 @@ mkdir -p "$wheels" "$glvnd"
 "$repo/.venv/bin/python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 -d "$wheels" \
-  mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 glfw pyopengl rosbags apsw \
+  mujoco==4.0.0 mujoco-core==4.0.0 glfw pyopengl rosbags apsw \
   backports-zstd lz4 ruamel-yaml typing-extensions sentencepiece safetensors tqdm pyyaml
 for lib in libEGL.so.1 libGLdispatch.so.0 libOpenGL.so.0 libGL.so.1; do
   cp -L "/usr/lib/x86_64-linux-gnu/$lib" "$glvnd/"
