@@ -30,17 +30,14 @@ of the `seed` parameter (set it first with `ros2 param set /sim_node seed N`).
 
 import json
 import sys
-import time
 
 from omegaq_ros import sim                           # noqa: F401  (MUJOCO_GL=egl first)
 from omegaq_ros.nodes import conversions as conv
 from omegaq_ros.nodes.parameters import ARX_R5_BRIDGE, declare_table, SIM_NODE
-from omegaq_ros.nodes.spin import StartupError
+from omegaq_ros.nodes.spin import spin_node, StartupError
 from omegaq_ros.robot import arx_bridge, arx_r5
 from omegaq_ros.sim.env import BimanualEnv
 from omegaq_ros.sim.tasks import TASKS
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
                        ReliabilityPolicy)
@@ -236,25 +233,8 @@ class SimNode(Node):
 
 def main(args=None) -> int:
     """Run the sim until `episodes` episodes are done (or Ctrl-C); exit code 0."""
-    rclpy.init(args=args)
-    try:
-        try:
-            node = SimNode()
-        except StartupError as error:
-            print(f'[sim_node] cannot start: {error}', file=sys.stderr, flush=True)
-            return 1
-        try:
-            while rclpy.ok() and not node.finished:
-                rclpy.spin_once(node, timeout_sec=0.1)
-            time.sleep(0.5)                  # let reliable status messages reach subscribers
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            node.destroy_node()
-        return 0
-    finally:
-        if rclpy.ok():
-            rclpy.shutdown()
+    return spin_node(SimNode, 'sim_node', args, done=lambda node: node.finished,
+                     linger_s=0.5)
 
 
 if __name__ == '__main__':
