@@ -16,9 +16,11 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 python312=${OMEGAQ_PYTHON312:-}
 if [ -z "$python312" ]; then
-  for candidate in python3.12 "$HOME/.pyenv/versions/3.12.1/bin/python" \
-      "$(ls -d "$HOME"/.pyenv/versions/3.12.*/bin/python 2>/dev/null | tail -n 1)"; do
-    if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1; then
+  # A pyenv shim answers `command -v` even when its version is not active (it then exits 127),
+  # so each candidate is run, and the concrete pyenv installs come before the bare name.
+  for candidate in $(ls -d "$HOME"/.pyenv/versions/3.12.*/bin/python 2>/dev/null | sort -V -r) \
+      python3.12; do
+    if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then
       python312=$candidate
       break
     fi

@@ -28,8 +28,9 @@ SCRIPT = os.path.join(ROOT, 'scripts', 'reference', 'lerobot_pi05_reference.py')
 def reference():
     """Build (or reuse) the LeRobot reference checkpoint and chunk."""
     setup = os.path.join(ROOT, 'scripts', 'setup_lerobot_reference.sh')
-    venv = subprocess.run(['bash', setup], check=True, capture_output=True,
-                          text=True).stdout.strip().splitlines()[-1]
+    built = subprocess.run(['bash', setup], capture_output=True, text=True)
+    assert built.returncode == 0, f'{setup} failed ({built.returncode}):\n{built.stderr}'
+    venv = built.stdout.strip().splitlines()[-1]
     digest = hashlib.sha256(open(SCRIPT, 'rb').read()).hexdigest()[:12]
     out = os.path.join(ROOT, '.cache', f'lerobot-pi05-reference-{digest}')
     if not os.path.isfile(os.path.join(out, 'reference.npz')):
