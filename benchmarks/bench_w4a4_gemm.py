@@ -21,6 +21,7 @@ from omegaq_ros import kernels
 from omegaq_ros.kernels import triton_w4a4 as tw
 from omegaq_ros.quant.linear import QuantLinear, reference_forward
 from omegaq_ros.quant.packing import pack_int4
+from omegaq_ros.quant.rotation import store_blocks
 import torch
 
 LM = [('lm_q/o', 2048, 2048), ('lm_k/v', 2048, 256), ('lm_gate/up', 2048, 16384),
@@ -38,9 +39,14 @@ def _layers(k, n, mode, count, rot_out):
                         has_rot_out=rot_out).to(dev)
     proto.smooth.copy_(torch.rand(k, device=dev) + 0.5)
     proto.perm_in.copy_(torch.randperm(k, device=dev))
-    proto.rot_in.copy_(torch.linalg.qr(torch.randn(k // 64, 64, 64, device=dev))[0])
+    codes, scale = store_blocks(torch.linalg.qr(torch.randn(k // 64, 64, 64, device=dev))[0])
+    proto.rot_in.copy_(codes)
+    proto.rot_in_scale.copy_(scale)
     if rot_out:
-        proto.rot_out.copy_(torch.linalg.qr(torch.randn(n // 64, 64, 64, device=dev))[0])
+        codes, scale = store_blocks(torch.linalg.qr(torch.randn(n // 64, 64, 64,
+                                                                device=dev))[0])
+        proto.rot_out.copy_(codes)
+        proto.rot_out_scale.copy_(scale)
     if proto.act_scale is not None:
         proto.act_scale.copy_(torch.rand_like(proto.act_scale) * 0.4 + 0.35)
     layers = []
@@ -48,7 +54,8 @@ def _layers(k, n, mode, count, rot_out):
         layer = QuantLinear(k, n, name='bench', act_mode=mode, per_step=False, has_bias=False,
                             has_smooth=True, has_perm=True, has_rot_in=True,
                             has_rot_out=rot_out).to(dev)
-        for name in ('smooth', 'perm_in', 'rot_in', 'rot_out', 'act_scale'):
+        for name in ('smooth', 'perm_in', 'rot_in', 'rot_in_scale', 'rot_out', 'rot_out_scale',
+                     'act_scale'):
             setattr(layer, name, getattr(proto, name))
         codes = torch.randint(-8, 8, (n, k), dtype=torch.int8, device=dev)
         layer.weight_packed.copy_(pack_int4(codes))

@@ -46,7 +46,7 @@ def test_only_json_and_safetensors_no_pickle(saved):
     _, path = saved
     assert sorted(os.listdir(path)) == ['fp.safetensors', 'omegaq.json', 'quantized.safetensors']
     manifest = json.load(open(os.path.join(path, 'omegaq.json')))
-    assert manifest['format_version'] == 1
+    assert manifest['format_version'] == 2
     assert manifest['recipe']['name'] == 'omega'
     assert manifest['layers']['head_in']['layout']['table_rows'] == 4
     assert 'head_in.weight_packed' in manifest['tensors']['quantized.safetensors']

@@ -36,7 +36,13 @@ def test_bundled_artifact_is_real_w4a4_of_the_bundled_checkpoint(policies):
     assert len(layers) == 7 * (fp.config.language.depth + fp.config.expert.depth)
     assert w4a4.config == fp.config
     expert = [m for m in layers if 'gemma_expert' in m.name]
-    assert all(m.per_step and m.act_scale.shape[0] == fp.config.num_steps for m in expert)
+    assert all(m.per_step and m.input_owner.act_scale.shape[0] == fp.config.num_steps
+               for m in expert)
+    # q/k/v and gate/up share one input transform: 4 owners of 7 linears per layer.
+    owners = [m for m in layers if m.input_from is None]
+    assert len(owners) == 4 * (fp.config.language.depth + fp.config.expert.depth)
+    assert all(m.input_owner.name.endswith(('q_proj', 'gate_proj')) for m in layers
+               if m.input_from is not None)
 
 
 @pytest.mark.parametrize('task', ['lift', 'bin', 'handover'])

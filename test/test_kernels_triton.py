@@ -47,6 +47,7 @@ def make_layer(k, n, mode, *, perm=True, rot_in=True, rot_out=True, bias=True, s
     """Build a QuantLinear on CUDA with random codes, scales, rotations and tables."""
     from omegaq_ros.quant.linear import QuantLinear
     from omegaq_ros.quant.packing import pack_int4
+    from omegaq_ros.quant.rotation import store_blocks
     g = torch.Generator(device='cuda').manual_seed(seed)
     dev = 'cuda'
     layer = QuantLinear(k, n, name=f'test_{k}x{n}', act_mode=mode, per_step=per_step,
@@ -62,11 +63,15 @@ def make_layer(k, n, mode, *, perm=True, rot_in=True, rot_out=True, bias=True, s
     if perm:
         layer.perm_in.copy_(torch.randperm(k, device=dev, generator=g))
     if rot_in:
-        layer.rot_in.copy_(torch.linalg.qr(torch.randn(k // 64, 64, 64, device=dev,
-                                                       generator=g))[0])
+        rot_codes, rot_scale = store_blocks(torch.linalg.qr(
+            torch.randn(k // 64, 64, 64, device=dev, generator=g))[0])
+        layer.rot_in.copy_(rot_codes)
+        layer.rot_in_scale.copy_(rot_scale)
     if rot_out:
-        layer.rot_out.copy_(torch.linalg.qr(torch.randn(n // 64, 64, 64, device=dev,
-                                                        generator=g))[0])
+        rot_codes, rot_scale = store_blocks(torch.linalg.qr(
+            torch.randn(n // 64, 64, 64, device=dev, generator=g))[0])
+        layer.rot_out.copy_(rot_codes)
+        layer.rot_out_scale.copy_(rot_scale)
     if layer.act_scale is not None:
         # Around absmax/7 of unit-normal rotated inputs (max |x| ~ 3.5-4 over 64 channels).
         layer.act_scale.copy_(torch.rand(layer.act_scale.shape, device=dev, generator=g)
@@ -104,9 +109,11 @@ def _check_codes(layer, x2, codes, xs):
 
 def _scaled_reference(layer, codes, xs_full):
     from omegaq_ros.quant.linear import _block_matmul, grouped_int_matmul
-    y = grouped_int_matmul(codes.float(), xs_full, layer.weight_codes(), layer.weight_scale)
+    from omegaq_ros.quant.rotation import load_blocks
+    y = grouped_int_matmul(codes.float(), xs_full, layer.weight_codes(),
+                           layer.weight_scale.float())
     if layer.rot_out is not None:
-        y = _block_matmul(y, layer.rot_out, transpose=True)
+        y = _block_matmul(y, load_blocks(layer.rot_out, layer.rot_out_scale), transpose=True)
     if layer.bias is not None:
         y = y + layer.bias
     return y

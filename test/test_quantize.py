@@ -10,7 +10,7 @@ from omegaq_ros.quant.linear import grouped_int_matmul
 import pytest
 import torch
 from torch import nn
-from toy_models import toy_batches, ToyDenoiser
+from toy_models import toy_batches, ToyDenoiser, ToySharedInputs
 
 
 def cosine(a, b):
@@ -121,3 +121,56 @@ def test_wrong_input_width_names_the_layer(toy):
     q = quantize(copy.deepcopy(model), batches, Recipe.preset('omega-dynamic'))
     with pytest.raises(ValueError, match="layer 'prefix.0' expects 128 input features"):
         q.prefix[0](torch.randn(2, 64))
+
+
+@pytest.fixture(scope='module')
+def shared():
+    model = ToySharedInputs()
+    batches = toy_batches(count=4)
+    held = toy_batches(count=2, seed=9)
+    with torch.no_grad():
+        reference = [model(*b) for b in held]
+    return model, batches, held, reference
+
+
+def test_linears_reading_one_input_share_its_transform(shared):
+    model, batches, held, reference = shared
+    q = quantize(copy.deepcopy(model), batches, Recipe.preset('omega'))
+    assert q.omegaq_summary['shared_inputs'] == {'q_proj': ['k_proj', 'v_proj'],
+                                                 'gate_proj': ['up_proj']}
+    for name in ('k_proj', 'v_proj', 'up_proj'):
+        follower = q.get_submodule(name)
+        assert follower.input_owner is q.get_submodule(follower.input_from)
+        assert all(getattr(follower, b) is None
+                   for b in ('perm_in', 'rot_in', 'rot_in_scale', 'act_scale'))
+    for name in ('o_proj', 'down_proj'):
+        assert q.get_submodule(name).input_from is None
+    separate = quantize(copy.deepcopy(model), batches,
+                        Recipe.preset('omega', share_input_rotation=False))
+    assert separate.omegaq_summary['shared_inputs'] == {}
+    assert separate.k_proj.rot_in is not None
+    with torch.no_grad():
+        together = min(cosine(q(*b), r) for b, r in zip(held, reference))
+        apart = min(cosine(separate(*b), r) for b, r in zip(held, reference))
+    assert together > 0.97 and apart > 0.97
+
+
+def test_a_shared_input_is_quantized_once_and_never_reused_stale(shared):
+    model, batches, _, _ = shared
+    q = quantize(copy.deepcopy(model), batches, Recipe.preset('omega'))
+    owner = q.q_proj
+    h = torch.randn(3, 128)
+    with torch.no_grad():
+        y_q = q.q_proj(h)
+        assert owner._input_cache[0] is h and owner._input_cache[3] == 2
+        y_k = q.k_proj(h)                                # served from the cache ...
+        assert owner._input_cache[3] == 1
+        y_v = q.v_proj(h)
+        assert owner._input_cache is None                # ... and dropped after the group
+        for layer, y in ((q.q_proj, y_q), (q.k_proj, y_k), (q.v_proj, y_v)):
+            assert layer(h.clone()).equal(y)             # equal to computing it afresh
+        q.q_proj(h)
+        h.mul_(2.0)                                      # in place: the entry is stale now
+        stale_safe = q.v_proj(h)
+        owner._input_cache = None
+        assert stale_safe.equal(q.v_proj(h.clone()))

@@ -20,8 +20,8 @@ def _round_clamp(v):
 
 
 @triton.jit
-def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, offs_m, m_mask, g,
-                  HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
+def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, offs_m,
+                  m_mask, g, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
                   HAS_ROT: tl.constexpr):
     offs_k = tl.arange(0, 64)
     cols = g * 64 + offs_k
@@ -34,13 +34,16 @@ def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, offs_m, m_mas
     if HAS_SMOOTH:
         x = x * tl.load(smooth_ptr + src)[None, :]
     if HAS_ROT:
+        # Stored block: int8 codes [64, 64] row-major, one fp16 scale per column.
         r = tl.load(rot_ptr + g * 4096 + offs_k[:, None] * 64 + offs_k[None, :])
+        rs = tl.load(rscale_ptr + g * 64 + offs_k).to(tl.float32)
+        r = r.to(tl.float32) * rs[None, :]
         x = tl.dot(x, r, input_precision='ieee')
     return x
 
 
 @triton.jit
-def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, srow_ptr,
+def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr,
                  codes_ptr, xs_ptr, M, G,
                  MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
                  HAS_ROT: tl.constexpr, BM: tl.constexpr):
@@ -53,21 +56,21 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, srow_ptr,
         # dynamic_token: pass 1 finds the token absmax, pass 2 recomputes and quantizes.
         amax = tl.zeros([BM], dtype=tl.float32)
         for g in range(0, G):
-            xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, offs_m,
-                               m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+            xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
             amax = tl.maximum(amax, tl.max(tl.abs(xr), axis=1))
         scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), 1e-8)
         tl.store(xs_ptr + offs_m, scale, mask=m_mask)
         for g in range(0, G):
-            xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, offs_m,
-                               m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+            xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
             q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
             tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
                      q.to(tl.int8), mask=m_mask[:, None])
     else:
         g = tl.program_id(1)
-        xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, offs_m,
-                           m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+        xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                           offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
         if MODE == 0:
             scale = tl.load(srow_ptr + g + offs_m * 0)
         else:
@@ -124,7 +127,8 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
             acc += p
         else:
             xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask, other=0.0)
-            wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask, other=0.0)
+            wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask,
+                          other=0.0).to(tl.float32)
             if SWAP:
                 acc += p.to(tl.float32) * xsv[None, :] * wsv[:, None]
             else:
@@ -141,7 +145,7 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
 
 
 @triton.jit
-def finish_kernel(part_ptr, s_split, SPLIT, rot_ptr, bias_ptr, out_ptr, M, N,
+def finish_kernel(part_ptr, s_split, SPLIT, rot_ptr, rscale_ptr, bias_ptr, out_ptr, M, N,
                   HAS_ROT: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr):
     pid_m = tl.program_id(0)
     b = tl.program_id(1)
@@ -154,8 +158,11 @@ def finish_kernel(part_ptr, s_split, SPLIT, rot_ptr, bias_ptr, out_ptr, M, N,
     for s in range(0, SPLIT):
         acc += tl.load(ptrs + s * s_split, mask=m_mask[:, None], other=0.0)
     if HAS_ROT:
-        # y_block @ R_b^T, R_b = rot_out[b] stored [64, 64] row-major.
+        # y_block @ R_b^T, R_b = rot_out[b] stored as int8 [64, 64] row-major with one fp16
+        # scale per column of R_b (= per row of R_b^T).
         rt = tl.load(rot_ptr + b * 4096 + offs_j[None, :] * 64 + offs_j[:, None])
+        rs = tl.load(rscale_ptr + b * 64 + offs_j).to(tl.float32)
+        rt = rt.to(tl.float32) * rs[:, None]
         acc = tl.dot(acc, rt, input_precision='ieee')
     if HAS_BIAS:
         acc = acc + tl.load(bias_ptr + cols)[None, :]

@@ -4,8 +4,10 @@
 Triton W4A4 QuantLinear backend: fused rotate+quantize prologue and an int8 tensor-core GEMM.
 
 Per call (act modes static_group, dynamic_group, dynamic_token):
-  1. _quant_kernel: x -> smooth -> perm -> 64x64 block rotation (fp32, IEEE dot) -> int4 codes
-     held in int8, plus the per-(token, 64-group) scale where the mode computes one.
+  1. _quant_kernel: x -> smooth -> perm -> 64x64 block rotation (int8 block x fp16 column
+     scale, dequantized in registers; fp32 IEEE dot) -> int4 codes held in int8, plus the
+     per-(token, 64-group) scale where the mode computes one. Run once per input tensor for a
+     group of layers that share their input (QuantLinear.shared_input).
   2. _gemm_kernel: per 64-wide K-group an exact int32 tl.dot(int8, int8) against the packed int4
      weights unpacked in registers, scaled in fp32 by act scale x weight scale (weight groups
      are weight_group/64 act groups). Tokens <= 64 swap operands (the weight fills the 64-row
@@ -120,7 +122,8 @@ def quantize_input(layer, x2: torch.Tensor, table_row=None, codes_out=None):
         srow = None
         xs, s_m, s_g = torch.empty(m, dtype=torch.float32, device=dev), 1, 0
     dummy = codes
-    perm, smooth, rot = layer.perm_in, layer.smooth, layer.rot_in
+    owner = layer.input_owner
+    perm, smooth, rot, rscale = owner.perm_in, owner.smooth, owner.rot_in, owner.rot_in_scale
     bm = 16 if m <= 16 else 32
     grid = (triton.cdiv(m, bm), 1 if mode == 2 else groups)
     quant_kernel[grid](
@@ -128,6 +131,7 @@ def quantize_input(layer, x2: torch.Tensor, table_row=None, codes_out=None):
         perm if perm is not None else dummy,
         smooth if smooth is not None else dummy,
         rot if rot is not None else dummy,
+        rscale if rscale is not None else dummy,
         srow if srow is not None else dummy,
         codes, xs if mode != 0 else dummy, m, groups,
         MODE=mode, HAS_PERM=perm is not None, HAS_SMOOTH=smooth is not None,
@@ -164,7 +168,7 @@ def scaled_matmul(layer, codes, xs, s_xs_m, s_xs_g, out_dtype, out=None, plan_ov
     dev = codes.device
     p = plan_override or plan(m, n, k, _sms(codes))
     wg_ratio = layer.weight_group // ACT_BLOCK
-    bias, rot = layer.bias, layer.rot_out
+    bias, rot, rscale = layer.bias, layer.rot_out, layer.rot_out_scale
     final = p['split'] == 1 and rot is None
     y = out if out is not None else torch.empty(m, n, dtype=out_dtype, device=dev)
     part = y if final else torch.empty(p['split'], m, n, dtype=torch.float32, device=dev)
@@ -180,7 +184,7 @@ def scaled_matmul(layer, codes, xs, s_xs_m, s_xs_g, out_dtype, out=None, plan_ov
         bm = 16 if m <= 16 else 32
         finish_kernel[(triton.cdiv(m, bm), n // ACT_BLOCK)](
             part, m * n, p['split'], rot if rot is not None else part,
-            bias if bias is not None else part, y, m, n,
+            rscale if rscale is not None else part, bias if bias is not None else part, y, m, n,
             HAS_ROT=rot is not None, HAS_BIAS=bias is not None, BM=bm, num_warps=4)
     return y
 
@@ -194,7 +198,8 @@ def triton_forward(layer, x: torch.Tensor) -> torch.Tensor:
     shape = x.shape
     x2 = x.reshape(-1, shape[-1])
     table_row = layer.table_row() if layer.act_mode == 'static_group' else None
-    codes, xs, s_m, s_g = quantize_input(layer, x2, table_row)
+    codes, xs, s_m, s_g = layer.shared_input(
+        x, lambda _: quantize_input(layer, x2, table_row))
     out_dtype = x.dtype if x.dtype in (torch.float32, torch.float16, torch.bfloat16) \
         else torch.float32
     y = scaled_matmul(layer, codes, xs, s_m, s_g, out_dtype)
@@ -209,11 +214,17 @@ def _check_layer(layer):
     if layer.weight_group % ACT_BLOCK:
         raise ValueError(f"triton backend: layer '{layer.name}' weight_group "
                          f'{layer.weight_group} is not a multiple of {ACT_BLOCK}')
-    for name in ('weight_scale', 'smooth', 'rot_in', 'rot_out', 'bias', 'act_scale'):
-        t = getattr(layer, name)
-        if t is not None and (t.dtype != torch.float32 or not t.is_contiguous()):
-            raise ValueError(f"triton backend: layer '{layer.name}' buffer {name} must be "
-                             'contiguous float32')
+    owner = layer.input_owner
+    stored = {'weight_scale': (layer, torch.float16), 'bias': (layer, torch.float32),
+              'rot_out': (layer, torch.int8), 'rot_out_scale': (layer, torch.float16),
+              'smooth': (owner, torch.float32), 'perm_in': (owner, torch.int32),
+              'rot_in': (owner, torch.int8), 'rot_in_scale': (owner, torch.float16),
+              'act_scale': (owner, torch.float32)}
+    for name, (holder, dtype) in stored.items():
+        t = getattr(holder, name)
+        if t is not None and (t.dtype != dtype or not t.is_contiguous()):
+            raise ValueError(f"triton backend: layer '{holder.name}' buffer {name} must be "
+                             f'contiguous {dtype}, got {t.dtype}')
 
 
 class _LazyTriton:

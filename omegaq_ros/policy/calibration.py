@@ -70,8 +70,10 @@ def bundled_model(kind: str) -> str:
     for root in _package_roots():
         models = os.path.join(root, 'models')
         searched.append(models)
-        for candidate in sorted(glob.glob(os.path.join(models, '*', marker))):
-            return os.path.dirname(candidate)
+        # models/NAME/omegaq.json (artifacts) and models/NAME/checkpoint/config.json.
+        for pattern in (os.path.join(models, '*', marker), os.path.join(models, '*', '*', marker)):
+            for candidate in sorted(glob.glob(pattern)):
+                return os.path.dirname(candidate)
     raise FileNotFoundError(f'no bundled {kind} (a directory with {marker}) under '
                             f'{searched}; give its path explicitly')
 

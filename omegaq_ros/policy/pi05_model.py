@@ -390,8 +390,13 @@ class Pi05Model(nn.Module):
         Each step runs inside denoising_step(k, K), so per-step quantization tables select
         their row; shapes are fixed and the loop has no data-dependent control flow.
         """
-        num_steps = num_steps or self.config.num_steps
         cache, prefix_pad = self.prefix_cache(images, image_masks, tokens, token_masks)
+        return self.denoise(cache, prefix_pad, noise, num_steps)
+
+    def denoise(self, cache, prefix_pad, noise: torch.Tensor,
+                num_steps: Optional[int] = None) -> torch.Tensor:
+        """Run the K Euler steps of the expert from noise over a prefix K/V cache."""
+        num_steps = num_steps or self.config.num_steps
         attention = self.suffix_attention(prefix_pad, noise.shape[1],
                                           self.action_in_proj.weight.dtype)
         dt = -1.0 / num_steps

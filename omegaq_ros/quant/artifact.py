@@ -7,9 +7,13 @@ The quantized artifact: a directory with omegaq.json and two safetensors files.
                             per-layer layout and statistics, sha256 and size of each file,
                             sha256 / dtype / shape of every tensor
     quantized.safetensors   per quantized linear L: L.weight_packed (uint8 [out, in/2], see
-                            packing.py), L.weight_scale (fp32 [out, in/128]), L.bias,
-                            L.perm_in (int64 [in]), L.rot_in (fp32 [in/64, 64, 64]),
-                            L.rot_out, L.smooth, L.act_scale (fp32 [steps, in or in/64])
+                            packing.py), L.weight_scale (fp16 [out, in/128]), L.bias (fp32),
+                            L.rot_out (int8 [out/64, 64, 64]) + L.rot_out_scale (fp16
+                            [out/64, 64]); and where L owns its input transform: L.smooth
+                            (fp32), L.perm_in (int32 [in]), L.rot_in (int8 [in/64, 64, 64])
+                            + L.rot_in_scale (fp16 [in/64, 64], one per column),
+                            L.act_scale (fp32 [steps, in or in/64]). A linear whose layout
+                            names `input_from` reads that layer's input transform.
     fp.safetensors          every other tensor of the model's state dict, as it was
 A reader with these files can dequantize by hand (linear.py states the arithmetic). Nothing
 is pickled. Loading refuses a wrong format version, a model whose structure differs from
@@ -23,7 +27,7 @@ import os
 import shutil
 import tempfile
 
-from omegaq_ros.quant.linear import QuantLinear
+from omegaq_ros.quant.linear import link_shared_inputs, QuantLinear
 from omegaq_ros.quant.recipe import Recipe
 import safetensors
 from safetensors.torch import load_file, save_file
@@ -31,7 +35,7 @@ import torch
 from torch import nn
 
 FORMAT = 'omegaq-artifact'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = 'omegaq.json'
 QUANTIZED_FILE = 'quantized.safetensors'
 FP_FILE = 'fp.safetensors'
@@ -229,6 +233,10 @@ def load_artifact(path: str, model_skeleton: nn.Module) -> nn.Module:
     if result.missing_keys or result.unexpected_keys:
         raise ArtifactError(f'{path}: state does not fit the model: missing '
                             f'{result.missing_keys[:8]}, unexpected {result.unexpected_keys[:8]}')
+    try:
+        link_shared_inputs(model_skeleton)
+    except ValueError as error:
+        raise ArtifactError(f'{path}: {error}') from error
     model_skeleton.omegaq_summary = {
         'recipe': manifest['recipe'], 'calibration': manifest['calibration'],
         'layers': {n: i['stats'] for n, i in manifest['layers'].items()},

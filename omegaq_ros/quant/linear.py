@@ -12,19 +12,30 @@ The reference backend below is the specification every faster backend must match
             (each partial sum is an exact integer; static_channel and none dequantize
              both operands and multiply in fp32 instead, since per-channel scales do not
              factor out of the integer dot product)
-    y     = rotate_out_back(y_r) + bias
+    y     = y_r @ rot_out^T (per 64-row block) + bias
+
+Stored precision (what the GPU holds): weight codes int4 (two per byte), weight scales fp16,
+rotation blocks int8 with one fp16 scale per column (rotation.store_blocks), permutation
+int32, activation tables and bias fp32. All arithmetic is fp32.
+
+Linears that read the same input (q/k/v, gate/up) share one input transform: the first of
+the group (the owner) holds smooth, perm, rotation and activation table; the others name it
+in `input_from` and read its buffers. Their 4-bit input codes are then identical, so they are
+computed once per input tensor and reused by the rest of the group.
 """
 
 from typing import Optional
 
 from omegaq_ros.quant.activations import ACT_GROUP, quantize_activations
 from omegaq_ros.quant.packing import unpack_int4
+from omegaq_ros.quant.rotation import load_blocks
 from omegaq_ros.quant.step_context import current_step, StepContextError
 import torch
 from torch import nn
 
 # Above this many fp32 elements per chunk, the grouped product is split along K-groups.
 _CHUNK_ELEMENTS = 1 << 25
+_INPUT_BUFFERS = ('smooth', 'perm_in', 'rot_in', 'rot_in_scale', 'act_scale')
 
 
 class QuantLinear(nn.Module):
@@ -33,7 +44,8 @@ class QuantLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, *, name: str, act_mode: str,
                  per_step: bool, weight_group: int = 128, has_bias: bool = True,
                  has_smooth: bool = False, has_perm: bool = False, has_rot_in: bool = False,
-                 has_rot_out: bool = False, table_rows: int = 1, block: int = 64):
+                 has_rot_out: bool = False, table_rows: int = 1, block: int = 64,
+                 input_from: Optional[str] = None):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -42,43 +54,84 @@ class QuantLinear(nn.Module):
         self.per_step = per_step
         self.weight_group = weight_group
         self.backend = 'reference'
+        self.input_from = input_from
         n_in, n_out = in_features // block, out_features // block
+        owns_input = input_from is None
         self.register_buffer('weight_packed', torch.zeros(out_features, in_features // 2,
                                                           dtype=torch.uint8))
         self.register_buffer('weight_scale', torch.zeros(out_features,
-                                                         in_features // weight_group))
+                                                         in_features // weight_group,
+                                                         dtype=torch.float16))
         self.register_buffer('bias', torch.zeros(out_features) if has_bias else None)
-        self.register_buffer('smooth', torch.ones(in_features) if has_smooth else None)
-        self.register_buffer('perm_in', torch.arange(in_features) if has_perm else None)
-        self.register_buffer('rot_in', torch.zeros(n_in, block, block) if has_rot_in else None)
-        self.register_buffer('rot_out', torch.zeros(n_out, block, block) if has_rot_out else None)
+        self.register_buffer('smooth', torch.ones(in_features)
+                             if has_smooth and owns_input else None)
+        self.register_buffer('perm_in', torch.arange(in_features, dtype=torch.int32)
+                             if has_perm and owns_input else None)
+        has_rot_in = has_rot_in and owns_input
+        self.register_buffer('rot_in', torch.zeros(n_in, block, block, dtype=torch.int8)
+                             if has_rot_in else None)
+        self.register_buffer('rot_in_scale', torch.zeros(n_in, block, dtype=torch.float16)
+                             if has_rot_in else None)
+        self.register_buffer('rot_out', torch.zeros(n_out, block, block, dtype=torch.int8)
+                             if has_rot_out else None)
+        self.register_buffer('rot_out_scale', torch.zeros(n_out, block, dtype=torch.float16)
+                             if has_rot_out else None)
         table_width = {'static_channel': in_features,
                        'static_group': in_features // ACT_GROUP}.get(act_mode)
         self.register_buffer('act_scale', torch.zeros(table_rows, table_width)
-                             if table_width else None)
+                             if table_width and owns_input else None)
         self._codes_cache: Optional[torch.Tensor] = None
+        # Plain attributes, not submodules: the owner is registered where it lives.
+        object.__setattr__(self, '_owner', self)
+        object.__setattr__(self, '_group_size', 1)
+        object.__setattr__(self, '_input_cache', None)
+
+    def share_input_of(self, owner: 'QuantLinear'):
+        """Read the input transform (and the 4-bit input codes) of `owner`."""
+        if self.input_from != owner.name or owner.input_from is not None:
+            raise ValueError(f"layer '{self.name}' takes its input from '{self.input_from}', "
+                             f"not from '{owner.name}'")
+        if (owner.in_features, owner.act_mode, owner.per_step) != (
+                self.in_features, self.act_mode, self.per_step):
+            raise ValueError(f"layers '{self.name}' and '{owner.name}' cannot share an input: "
+                             'in_features, act_mode and per_step must match')
+        object.__setattr__(self, '_owner', owner)
+        object.__setattr__(owner, '_group_size', owner._group_size + 1)
+
+    @property
+    def input_owner(self) -> 'QuantLinear':
+        """Return the layer whose smooth, perm, rotation and table this input goes through."""
+        if self._owner is self and self.input_from is not None:
+            raise RuntimeError(f"layer '{self.name}' shares the input of '{self.input_from}', "
+                               'which was never linked (share_input_of)')
+        return self._owner
 
     def extra_repr(self) -> str:
         """Shapes and scheme, as printed inside the model."""
-        rows = self.act_scale.shape[0] if self.act_scale is not None else 0
+        owner = self._owner
+        rows = owner.act_scale.shape[0] if owner.act_scale is not None else 0
+        shared = f', input_from={self.input_from}' if self.input_from else ''
         return (f'{self.in_features}, {self.out_features}, act={self.act_mode}, '
                 f'steps={rows if self.per_step else "static"}, '
-                f'rot_in={self.rot_in is not None}, perm={self.perm_in is not None}, '
-                f'rot_out={self.rot_out is not None}, backend={self.backend}')
+                f'rot_in={owner.rot_in is not None}, perm={owner.perm_in is not None}, '
+                f'rot_out={self.rot_out is not None}, backend={self.backend}{shared}')
 
     def layout(self) -> dict:
         """Return the constructor arguments, as stored in the artifact manifest."""
+        owner = self.input_owner
         return {
             'in_features': self.in_features, 'out_features': self.out_features,
             'act_mode': self.act_mode, 'per_step': self.per_step,
             'weight_group': self.weight_group, 'has_bias': self.bias is not None,
-            'has_smooth': self.smooth is not None, 'has_perm': self.perm_in is not None,
-            'has_rot_in': self.rot_in is not None, 'has_rot_out': self.rot_out is not None,
-            'table_rows': self.act_scale.shape[0] if self.act_scale is not None else 1,
+            'has_smooth': owner.smooth is not None, 'has_perm': owner.perm_in is not None,
+            'has_rot_in': owner.rot_in is not None, 'has_rot_out': self.rot_out is not None,
+            'table_rows': owner.act_scale.shape[0] if owner.act_scale is not None else 1,
+            'input_from': self.input_from,
         }
 
     def _load_from_state_dict(self, *args, **kwargs):
         self._codes_cache = None
+        object.__setattr__(self, '_input_cache', None)
         super()._load_from_state_dict(*args, **kwargs)
 
     def weight_codes(self) -> torch.Tensor:
@@ -89,12 +142,13 @@ class QuantLinear(nn.Module):
 
     def table_row(self) -> Optional[torch.Tensor]:
         """Select the activation scale row for the current denoising step (static modes)."""
-        if self.act_scale is None:
+        owner = self.input_owner
+        if owner.act_scale is None:
             return None
         if not self.per_step:
-            return self.act_scale[0]
+            return owner.act_scale[0]
         step = current_step()
-        rows = self.act_scale.shape[0]
+        rows = owner.act_scale.shape[0]
         if step is None:
             raise StepContextError(
                 f"layer '{self.name}' has per-step activation scales for {rows} denoising "
@@ -103,17 +157,42 @@ class QuantLinear(nn.Module):
             raise StepContextError(
                 f"layer '{self.name}' was calibrated for {rows} denoising steps, "
                 f'the sampler runs {step.total}')
-        return self.act_scale[step.index]
+        return owner.act_scale[step.index]
 
     def rotate_in(self, x: torch.Tensor) -> torch.Tensor:
         """Smoothing, zigzag permutation and 64x64 block rotation of the input channels."""
-        if self.smooth is not None:
-            x = x * self.smooth
-        if self.perm_in is not None:
-            x = x.index_select(-1, self.perm_in)
-        if self.rot_in is not None:
-            x = _block_matmul(x, self.rot_in, transpose=False)
+        owner = self.input_owner
+        if owner.smooth is not None:
+            x = x * owner.smooth
+        if owner.perm_in is not None:
+            x = x.index_select(-1, owner.perm_in)
+        if owner.rot_in is not None:
+            x = _block_matmul(x, load_blocks(owner.rot_in, owner.rot_in_scale), transpose=False)
         return x
+
+    def shared_input(self, x: torch.Tensor, compute):
+        """
+        Return compute(x) once per input tensor for the whole input-sharing group.
+
+        The first layer of the group to see x computes; the others reuse the result while x
+        is the same tensor, unmodified (its version counter), at the same denoising step
+        and backend. The entry is dropped once every member has read it.
+        """
+        owner = self.input_owner
+        if owner._group_size == 1:
+            return compute(x)
+        version = -1 if x.is_inference() else x._version
+        key = (current_step(), self.backend)
+        cached = owner._input_cache
+        if cached is not None and cached[0] is x and cached[1] == version and cached[2] == key:
+            remaining = cached[3] - 1
+            object.__setattr__(owner, '_input_cache',
+                               (x, version, key, remaining, cached[4]) if remaining else None)
+            return cached[4]
+        value = compute(x)
+        entry = (x, version, key, owner._group_size - 1, value)
+        object.__setattr__(owner, '_input_cache', entry)
+        return value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Compute y = x W^T + b from int4 weights and 4-bit activations."""
@@ -121,6 +200,21 @@ class QuantLinear(nn.Module):
             raise ValueError(f"layer '{self.name}' expects {self.in_features} input features, "
                              f'got shape {tuple(x.shape)}')
         return BACKENDS[self.backend](self, x)
+
+
+def link_shared_inputs(model: nn.Module):
+    """Point every QuantLinear with `input_from` at its owner in `model` (after loading)."""
+    layers = {m.name: m for m in model.modules() if isinstance(m, QuantLinear)}
+    for layer in layers.values():
+        object.__setattr__(layer, '_group_size', 1)
+    for layer in layers.values():
+        if layer.input_from is None:
+            continue
+        owner = layers.get(layer.input_from)
+        if owner is None:
+            raise ValueError(f"layer '{layer.name}' shares the input of '{layer.input_from}', "
+                             'which is not a QuantLinear of this model')
+        layer.share_input_of(owner)
 
 
 def _block_matmul(x: torch.Tensor, blocks: torch.Tensor, transpose: bool) -> torch.Tensor:
@@ -154,20 +248,26 @@ def grouped_int_matmul(x_codes, x_scale, w_codes, w_scale, act_group=ACT_GROUP):
     return out
 
 
+def reference_input(layer: QuantLinear, x: torch.Tensor):
+    """Rotated 4-bit input of layer: (codes [M, in] float, scale) as quantize_activations."""
+    x2 = layer.rotate_in(x.reshape(-1, x.shape[-1]).float())
+    return quantize_activations(x2, layer.act_mode, layer.table_row())
+
+
 def reference_forward(layer: QuantLinear, x: torch.Tensor) -> torch.Tensor:
     """Compute QuantLinear's output by its specification (torch, CPU or CUDA)."""
     shape = x.shape
-    x2 = layer.rotate_in(x.reshape(-1, shape[-1]).float())
-    codes, scale = quantize_activations(x2, layer.act_mode, layer.table_row())
+    codes, scale = layer.shared_input(x, lambda t: reference_input(layer, t))
     w_codes = layer.weight_codes()
+    w_scale = layer.weight_scale.float()
     if layer.act_mode in ('none', 'static_channel'):
         x_hat = codes if scale is None else codes * scale
-        w_hat = w_codes * layer.weight_scale.repeat_interleave(layer.weight_group, dim=1)
+        w_hat = w_codes * w_scale.repeat_interleave(layer.weight_group, dim=1)
         y = x_hat @ w_hat.t()
     else:
-        y = grouped_int_matmul(codes, scale, w_codes, layer.weight_scale)
+        y = grouped_int_matmul(codes, scale, w_codes, w_scale)
     if layer.rot_out is not None:
-        y = _block_matmul(y, layer.rot_out, transpose=True)
+        y = _block_matmul(y, load_blocks(layer.rot_out, layer.rot_out_scale), transpose=True)
     if layer.bias is not None:
         y = y + layer.bias
     return y.reshape(*shape[:-1], layer.out_features).to(x.dtype)

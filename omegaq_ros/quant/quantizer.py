@@ -6,13 +6,15 @@ quantize(model, calibration_batches, recipe): Omega-QVLA post-training quantizat
 1. Scope: every nn.Linear the recipe selects (layers whose widths cannot be grouped stay FP,
    with the reason in the summary).
 2. SmoothQuant presets only: one pass for per-channel input maxima, folded into the weight.
-3. Input rotation per linear, built from that linear's own weight. Linears reading the same
-   input (q/k/v, gate/up) get separate rotations, as in the paper: each weight gets the
-   exact in-block column-energy equalization, at the cost of rotating that input once per
-   linear (the GPU kernels fuse the rotation into the quantize step).
-4. Calibration pass(es) in FP: inputs are rotated and feed the GPTQ Hessian, the per-step
-   percentile samples for static activation tables, and the report's statistics. Layers are
-   split over several passes when their Hessians would not fit `hessian_budget_bytes`.
+3. Input rotation per input: linears that read the same input tensor (q/k/v, gate/up; found
+   by watching one FP forward) share one rotation built from their stacked weights
+   (recipe.share_input_rotation; otherwise each linear gets its own, as in the paper). The
+   group then shares smoothing, activation table and the 4-bit input codes, which stores one
+   rotation instead of three and quantizes the input once instead of three times.
+4. Calibration pass(es) in FP: inputs are rotated and feed the GPTQ Hessian (one per input
+   group), the per-step percentile samples for static activation tables, and the report's
+   statistics. Groups are split over several passes when their Hessians would not fit
+   `hessian_budget_bytes`.
 5. Weights: GPTQ or MSE-RTN in the rotated basis, packed int4; nn.Linear -> QuantLinear.
 The summary (calibration counts, per-layer statistics) is attached as model.omegaq_summary.
 """
@@ -25,7 +27,8 @@ from omegaq_ros.quant.linear import QuantLinear
 from omegaq_ros.quant.packing import pack_int4
 from omegaq_ros.quant.recipe import Recipe
 from omegaq_ros.quant.rotation import (BLOCK, BlockRotation, build_input_rotation,
-                                       build_output_rotation, rotate_rows)
+                                       build_output_rotation, rotate_rows, stack_weights,
+                                       store_blocks)
 from omegaq_ros.quant.step_context import current_step, denoising_step, StepContextError
 from omegaq_ros.quant.weights import gptq_quantize, rtn_quantize
 import torch
@@ -65,7 +68,7 @@ class _LayerRecorder:
     """Forward pre-hook state for one target linear during a calibration pass."""
 
     def __init__(self, name, linear, rotation, recipe, want_hessian, generator):
-        self.name = name
+        self.name = name                 # the group's first linear
         self.rotation = rotation
         self.recipe = recipe
         self.generator = generator
@@ -98,7 +101,7 @@ class _LayerRecorder:
         self.calls += 1
         self.tokens += x.shape[0]
         xs = x * self.smooth.to(x.device) if self.smooth is not None else x
-        xr = self.rotation.apply(xs)
+        xr = self.rotation.apply(xs).float()
         self.sumsq_raw += x.double().pow(2).sum(0).cpu()
         self.sumsq_rot += xr.double().pow(2).sum(0).cpu()
         if self.hessian is not None:
@@ -139,21 +142,53 @@ def _parent(model: nn.Module, name: str):
     return (model.get_submodule(parent_name) if parent_name else model), child
 
 
-def _smoothquant_factors(model, targets, batches, alpha):
-    """Per-channel multipliers m = 1/s with s = max|x|^alpha / max|w|^(1-alpha)."""
-    maxima = {name: None for name, _ in targets}
-    hooks = []
+def _input_groups(model, targets, batch, share: bool):
+    """
+    Split targets into groups of linears that read the same input tensor (one FP forward).
+
+    Each linear's sequence of input tensors over the batch is recorded by identity (the
+    tensors are held for the pass, so no id is reused); linears with the same sequence and
+    width form a group, in target order. Without `share`, every linear is its own group.
+    """
+    if not share:
+        return [[target] for target in targets]
+    seen = {name: [] for name, _ in targets}
+    held = []
+
+    def record(module, args, name):
+        held.append(args[0])
+        seen[name].append(id(args[0]))
+
+    hooks = [linear.register_forward_pre_hook(lambda m, a, n=name: record(m, a, n))
+             for name, linear in targets]
+    run_calibration(model, [batch], hooks)
+    groups = {}
     for name, linear in targets:
+        key = (tuple(seen[name]), linear.in_features) if seen[name] else (name,)
+        groups.setdefault(key, []).append((name, linear))
+    held.clear()
+    return list(groups.values())
+
+
+def _smoothquant_factors(model, groups, batches, alpha):
+    """Per-channel multipliers m = 1/s with s = max|x|^alpha / max|w|^(1-alpha), per group."""
+    maxima = {group[0][0]: None for group in groups}
+    hooks = []
+    for group in groups:
+        name, linear = group[0]
+
         def record(module, args, name=name):
             x = args[0].detach().reshape(-1, args[0].shape[-1]).abs().amax(0).float().cpu()
             maxima[name] = x if maxima[name] is None else torch.maximum(maxima[name], x)
         hooks.append(linear.register_forward_pre_hook(record))
     run_calibration(model, batches, hooks)
     factors = {}
-    for name, linear in targets:
+    for group in groups:
+        name = group[0][0]
         if maxima[name] is None:
             raise RuntimeError(f"calibration never reached layer '{name}'")
-        w_max = linear.weight.detach().abs().amax(0).float().cpu().clamp_min(1e-5)
+        w_max = torch.stack([linear.weight.detach().abs().amax(0).float().cpu()
+                             for _, linear in group]).amax(0).clamp_min(1e-5)
         s = (maxima[name].clamp_min(1e-5) ** alpha) / (w_max ** (1.0 - alpha))
         factors[name] = (1.0 / s).clamp(1e-4, 1e4)
     return factors
@@ -181,15 +216,17 @@ def _step_rows(recorder: _LayerRecorder, recipe: Recipe):
     return True, total, [[(i, total)] for i in range(total)]
 
 
-def _build_quant_linear(name, linear, recorder, recipe, smooth):
+def _build_quant_linear(name, linear, recorder, recipe, smooth, owner=None):
+    """Build the QuantLinear of `linear`; owner: the group's first layer when this one shares."""
     rotation = recorder.rotation
     weight = linear.weight.detach().float().cpu()
     if smooth is not None:
         weight = weight / smooth.to(weight.device)       # x*m @ (W/m)^T == x @ W^T
-    w_rot = rotation.apply(weight)
+    w_rot = rotation.apply_to_weight(weight)
     rot_out = build_output_rotation(w_rot) if recipe.output_rotation else None
     if rot_out is not None:
-        w_rot = rotate_rows(w_rot, rot_out, transpose=True)
+        # Stored as Q^{-1} W_r, so that y_r Q^T == x_r W_r^T for the stored (rounded) Q.
+        w_rot = rotate_rows(w_rot, torch.linalg.inv(rot_out).float())
     if recipe.weight_method == 'gptq':
         hessian = 2.0 * recorder.hessian / max(1, recorder.tokens)
         codes, scales = gptq_quantize(w_rot, hessian.cpu(), group=recipe.weight_group,
@@ -205,24 +242,31 @@ def _build_quant_linear(name, linear, recorder, recipe, smooth):
         per_step=per_step, weight_group=recipe.weight_group, has_bias=linear.bias is not None,
         has_smooth=smooth is not None, has_perm=rotation.perm is not None,
         has_rot_in=rotation.blocks is not None, has_rot_out=rot_out is not None,
-        table_rows=rows)
+        table_rows=rows, input_from=None if owner is None else owner.name)
     layer.weight_packed.copy_(pack_int4(codes))
     layer.weight_scale.copy_(scales)
     if linear.bias is not None:
         layer.bias.copy_(linear.bias.detach().float().cpu())
+    if rot_out is not None:
+        rot_codes, rot_scale = store_blocks(rot_out)
+        layer.rot_out.copy_(rot_codes)
+        layer.rot_out_scale.copy_(rot_scale)
+    if owner is not None:
+        layer.share_input_of(owner)
+        return layer, w_rot
     if smooth is not None:
         layer.smooth.copy_(smooth)
     if rotation.perm is not None:
         layer.perm_in.copy_(rotation.perm)
     if rotation.blocks is not None:
-        layer.rot_in.copy_(rotation.blocks)
-    if rot_out is not None:
-        layer.rot_out.copy_(rot_out.cpu())
+        rot_codes, rot_scale = store_blocks(rotation.blocks)
+        layer.rot_in.copy_(rot_codes)
+        layer.rot_in_scale.copy_(rot_scale)
     for row, keys in enumerate(groups):
         samples = torch.cat([recorder.samples[k] for k in keys])
         layer.act_scale[row] = scales_from_samples(samples, recipe.act_mode,
                                                    recipe.act_percentile, ACT_GROUP)
-    return layer.to(linear.weight.device), w_rot
+    return layer, w_rot
 
 
 def _layer_stats(linear, layer, recorder, w_rot):
@@ -253,20 +297,21 @@ def _layer_stats(linear, layer, recorder, w_rot):
         'output_cosine': cosine,
         'calibration_tokens': recorder.tokens,
         'calibration_calls': recorder.calls,
-        'steps': layer.act_scale.shape[0] if layer.per_step else 0,
+        'steps': layer.input_owner.act_scale.shape[0] if layer.per_step else 0,
+        'input_from': layer.input_from,
     }
 
 
-def _passes(targets, budget_bytes, want_hessian):
+def _passes(groups, budget_bytes, want_hessian):
     if not want_hessian:
-        return [targets]
+        return [groups]
     passes, current, used = [], [], 0
-    for name, linear in targets:
-        size = 4 * linear.in_features ** 2
+    for group in groups:
+        size = 4 * group[0][1].in_features ** 2
         if current and used + size > budget_bytes:
             passes.append(current)
             current, used = [], 0
-        current.append((name, linear))
+        current.append(group)
         used += size
     if current:
         passes.append(current)
@@ -296,42 +341,52 @@ def quantize(model: nn.Module, calibration_batches: Iterable, recipe: Recipe,
     if not targets:
         raise ValueError(f"recipe '{recipe.name}' selects no quantizable nn.Linear in the model")
 
-    smooth = (_smoothquant_factors(model, targets, batches, recipe.smoothquant_alpha)
+    groups = _input_groups(model, targets, batches[0], recipe.share_input_rotation)
+    summary['shared_inputs'] = {group[0][0]: [name for name, _ in group[1:]]
+                                for group in groups if len(group) > 1}
+    smooth = (_smoothquant_factors(model, groups, batches, recipe.smoothquant_alpha)
               if recipe.smoothquant_alpha is not None else {})
     generator = torch.Generator().manual_seed(recipe.seed)
     want_hessian = recipe.weight_method == 'gptq'
     replacements = []
     step_keys = set()
-    for index, group in enumerate(_passes(targets, hessian_budget_bytes, want_hessian)):
-        say(f'calibration pass {index + 1}: {len(group)} layers, {len(batches)} batches')
+    for index, pass_groups in enumerate(_passes(groups, hessian_budget_bytes, want_hessian)):
+        say(f'calibration pass {index + 1}: {sum(map(len, pass_groups))} layers, '
+            f'{len(batches)} batches')
         recorders, hooks = {}, []
-        for name, linear in group:
-            weight = linear.weight.detach().float()
+        for group in pass_groups:
+            name, linear = group[0]
+            weight = stack_weights([member.weight.detach().float() for _, member in group])
             if name in smooth:
                 weight = weight / smooth[name].to(weight.device)
             rotation = build_input_rotation(weight, recipe.rotation, recipe.zigzag,
                                             recipe.zigzag_smoothing)
+            device = linear.weight.device
             rotation = BlockRotation(
-                None if rotation.perm is None else rotation.perm.to(weight.device),
-                None if rotation.blocks is None else rotation.blocks.to(weight.device))
+                None if rotation.perm is None else rotation.perm.to(device),
+                None if rotation.blocks is None else rotation.blocks.to(device))
             recorder = _LayerRecorder(name, linear, rotation, recipe, want_hessian, generator)
             recorder.smooth = smooth.get(name)
             recorders[name] = recorder
             hooks.append(linear.register_forward_pre_hook(recorder))
         run_calibration(model, batches, hooks)
-        for name, linear in group:
-            recorder = recorders[name]
+        for group in pass_groups:
+            recorder = recorders[group[0][0]]
             if not recorder.calls:
-                raise RuntimeError(f"calibration never reached layer '{name}'")
+                raise RuntimeError(f"calibration never reached layer '{recorder.name}'")
             recorder.rotation = BlockRotation(
                 None if recorder.rotation.perm is None else recorder.rotation.perm.cpu(),
                 None if recorder.rotation.blocks is None else recorder.rotation.blocks.cpu())
-            layer, w_rot = _build_quant_linear(name, linear, recorder, recipe,
-                                               smooth.get(name))
-            summary['layers'][name] = _layer_stats(linear, layer, recorder, w_rot)
+            owner = None
+            for name, linear in group:
+                layer, w_rot = _build_quant_linear(name, linear, recorder, recipe,
+                                                   smooth.get(group[0][0]), owner)
+                layer = layer.to(linear.weight.device)
+                owner = owner or layer
+                summary['layers'][name] = _layer_stats(linear, layer, recorder, w_rot)
+                replacements.append((name, layer))
+                say(f'  {name}: SQNR {summary["layers"][name]["output_sqnr_db"]:.1f} dB')
             step_keys |= recorder.step_keys
-            replacements.append((name, layer))
-            say(f'  {name}: SQNR {summary["layers"][name]["output_sqnr_db"]:.1f} dB')
             del recorder.hessian, recorder.samples
     for name, layer in replacements:
         parent, child = _parent(model, name)

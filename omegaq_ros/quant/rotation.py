@@ -87,23 +87,66 @@ def svd_block_rotations(weight: torch.Tensor, block: int = BLOCK) -> torch.Tenso
     return vectors * signs
 
 
+ROTATION_CODE_MAX = 127
+
+
+def store_blocks(blocks: torch.Tensor):
+    """
+    Round [n, B, B] block matrices to their stored form: int8 codes and one fp16 scale per column.
+
+    R_hat[b, i, j] = codes[b, i, j] * scale[b, j]. Entries of a 64x64 orthogonal block are at
+    most 1 in magnitude and mostly near 1/8, so int8 codes keep them to about 0.5% relative;
+    the weight side uses the exact inverse of R_hat (BlockRotation.apply_to_weight), so the
+    stored rounding never changes x W^T, only how evenly R_hat spreads the energy.
+    Returns (codes int8 [n, B, B], scale float16 [n, B]).
+    """
+    blocks = blocks.detach().double()
+    scale = (blocks.abs().amax(dim=1) / ROTATION_CODE_MAX).clamp_min(2.0 ** -14)
+    scale = scale.half()
+    codes = torch.round(blocks / scale.double()[:, None, :])
+    codes = codes.clamp(-ROTATION_CODE_MAX, ROTATION_CODE_MAX)
+    return codes.to(torch.int8), scale
+
+
+def load_blocks(codes: torch.Tensor, scale: torch.Tensor,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Dequantize stored block matrices: codes [n, B, B] * scale [n, 1, B] in dtype."""
+    return codes.to(dtype) * scale.to(dtype)[:, None, :]
+
+
 @dataclass
 class BlockRotation:
-    """x -> x[..., perm] then per-block @ blocks[b]; perm or blocks may be absent."""
+    """
+    x -> x[..., perm] then per-block @ blocks[b]; perm or blocks may be absent.
+
+    `blocks` are the stored (int8-rounded, see store_blocks) matrices in float64, so the
+    calibration pass sees exactly the activations the deployed layer computes.
+    """
 
     perm: Optional[torch.Tensor]      # int64 [in]
-    blocks: Optional[torch.Tensor]    # float32 [in // B, B, B]
+    blocks: Optional[torch.Tensor]    # float64 [in // B, B, B], values of the stored form
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """Rotate activations (or the weight's rows, which live in the same input space)."""
+        """Rotate activations: x P R_hat (block-diagonal R_hat)."""
         if self.perm is not None:
-            x = x.index_select(-1, self.perm)
+            x = x.index_select(-1, self.perm.to(x.device))
         if self.blocks is not None:
-            n_blocks, block, _ = self.blocks.shape
-            shape = x.shape
-            x = x.reshape(-1, n_blocks, block).transpose(0, 1)
-            x = torch.bmm(x, self.blocks.to(x.dtype)).transpose(0, 1).reshape(shape)
+            x = _blockwise(x, self.blocks.to(x.device, x.dtype))
         return x
+
+    def apply_to_weight(self, weight: torch.Tensor) -> torch.Tensor:
+        """
+        Rotate a weight [out, in] so that apply(x) @ result^T == x @ weight^T exactly.
+
+        That is W P R_hat^{-T}; for an orthogonal R_hat it equals apply(W).
+        """
+        w = weight
+        if self.perm is not None:
+            w = w.index_select(-1, self.perm.to(w.device))
+        if self.blocks is not None:
+            inverse_t = torch.linalg.inv(self.blocks.double()).transpose(1, 2)
+            w = _blockwise(w.double(), inverse_t.to(w.device)).to(weight.dtype)
+        return w
 
     def dense(self) -> torch.Tensor:
         """Return the full in x in matrix M with apply(x) == x @ M (tests and reports only)."""
@@ -112,9 +155,21 @@ class BlockRotation:
         return self.apply(torch.eye(size, dtype=torch.float64))
 
 
+def _blockwise(x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    n_blocks, block, _ = blocks.shape
+    shape = x.shape
+    xb = x.reshape(-1, n_blocks, block).transpose(0, 1)
+    return torch.bmm(xb, blocks).transpose(0, 1).reshape(shape)
+
+
 def build_input_rotation(weight: torch.Tensor, kind: str, zigzag: bool,
                          zigzag_smoothing: float = 0.15, block: int = BLOCK) -> BlockRotation:
-    """Build the input rotation a recipe asks for from this linear's own weight."""
+    """
+    Build the input rotation a recipe asks for from a weight [out, in].
+
+    For linears that share an input, pass their weights stacked (stack_weights). The blocks
+    come back in their stored precision (store_blocks), as float64.
+    """
     if kind not in ('none', 'hadamard', 'svd', 'composite'):
         raise ValueError(f"rotation must be one of none|hadamard|svd|composite, got '{kind}'")
     in_features = weight.shape[1]
@@ -131,27 +186,41 @@ def build_input_rotation(weight: torch.Tensor, kind: str, zigzag: bool,
         blocks = svd_block_rotations(permuted, block)
     else:
         blocks = svd_block_rotations(permuted, block) @ hadamard(block)
-    return BlockRotation(perm, blocks.float().contiguous())
+    codes, scale = store_blocks(blocks)
+    return BlockRotation(perm, load_blocks(codes, scale, torch.float64))
+
+
+def stack_weights(weights) -> torch.Tensor:
+    """
+    Stack the weights of linears that read one input, each scaled to unit Frobenius norm.
+
+    The shared rotation then equalizes the summed column energy with every linear counting
+    equally, whatever its number of outputs (q has 8x the rows of k and v in Gemma).
+    """
+    weights = [w.detach().double() for w in weights]
+    if len(weights) == 1:
+        return weights[0]
+    return torch.cat([w / w.norm().clamp_min(1e-30) for w in weights])
 
 
 def build_output_rotation(rotated_weight: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
     """
-    Per-64-row-block eigenvectors of W_b W_b^T (no Hadamard), float32 [out // B, B, B].
+    Per-64-row-block eigenvectors Q of W_b W_b^T (no Hadamard), float64 [out // B, B, B].
 
-    The weight is stored as Q^T W_r and the layer output is rotated back by Q, so row
-    outliers are spread across their block before the weight is quantized.
+    Returned in their stored precision (store_blocks). The weight is stored as Q^{-1} W_r
+    (rotate_rows with the inverse) and the layer output is y_r Q^T, so row outliers are spread
+    across their block before the weight is quantized.
     """
     out_features = rotated_weight.shape[0]
     if out_features % block:
         raise ValueError(f'out_features {out_features} is not a multiple of the block size '
                          f'{block}')
-    return svd_block_rotations(rotated_weight.detach().t(), block).float().contiguous()
+    codes, scale = store_blocks(svd_block_rotations(rotated_weight.detach().t(), block))
+    return load_blocks(codes, scale, torch.float64)
 
 
-def rotate_rows(weight: torch.Tensor, blocks: torch.Tensor, transpose: bool) -> torch.Tensor:
-    """Apply a block rotation on the output (row) axis: Q^T W when transpose, else Q W."""
+def rotate_rows(weight: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    """Apply block matrices on the output (row) axis: blocks[b] @ W_b for each 64-row block."""
     n_blocks, block, _ = blocks.shape
     w = weight.reshape(n_blocks, block, -1)
-    q = blocks.to(weight.dtype)
-    q = q.transpose(1, 2) if transpose else q
-    return torch.bmm(q, w).reshape(weight.shape)
+    return torch.bmm(blocks.to(weight.dtype), w).reshape(weight.shape)

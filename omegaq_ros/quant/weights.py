@@ -3,8 +3,9 @@
 """
 Symmetric int4 weight quantization with group scales: MSE-searched RTN and GPTQ.
 
-Format: codes q in [-8, 7], one fp32 scale per (output row, group of `group` input columns);
-w_hat = q * scale. The scale of a group is alpha * max|w| / 7 with alpha chosen from a grid
+Format: codes q in [-8, 7], one fp16 scale per (output row, group of `group` input columns);
+w_hat = q * scale. The scale of a group is alpha * max|w| / 7, rounded to fp16 (the stored
+precision, so codes are chosen for the scale the kernels read), with alpha chosen from a grid
 to minimize the group's squared reconstruction error (a clip search).
 """
 
@@ -14,6 +15,7 @@ from omegaq_ros.quant.packing import INT4_MAX, INT4_MIN
 import torch
 
 CLIP_GRID = tuple(1.0 - 0.025 * i for i in range(21))   # alpha from 1.0 down to 0.5
+MIN_SCALE = 2.0 ** -14                                   # smallest normal fp16
 
 
 def quantize_codes(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -21,13 +23,18 @@ def quantize_codes(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return torch.clamp(torch.round(w / scale), INT4_MIN, INT4_MAX)
 
 
+def storable_scale(scale: torch.Tensor) -> torch.Tensor:
+    """Round scales to the fp16 values they are stored as (same dtype as the input)."""
+    return scale.clamp(MIN_SCALE, 65504.0).half().to(scale.dtype)
+
+
 def mse_scales(w: torch.Tensor, grid=CLIP_GRID) -> torch.Tensor:
     """Per-row symmetric scale for w [rows, cols] that minimizes sum (w - q*s)^2 over the grid."""
-    absmax = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
-    best_scale = absmax / INT4_MAX
+    absmax = w.abs().amax(dim=1, keepdim=True)
+    best_scale = storable_scale(absmax / INT4_MAX)
     best_err = torch.full_like(best_scale, math.inf)
     for alpha in grid:
-        scale = alpha * absmax / INT4_MAX
+        scale = storable_scale(alpha * absmax / INT4_MAX)
         err = (w - quantize_codes(w, scale) * scale).pow(2).sum(dim=1, keepdim=True)
         better = err < best_err
         best_err = torch.where(better, err, best_err)
@@ -45,7 +52,7 @@ def rtn_quantize(weight: torch.Tensor, group: int = 128):
     """
     Round to nearest with per-group MSE scales.
 
-    Returns (codes int8 [out, in], scales fp32 [out, in/group]).
+    Returns (codes int8 [out, in], scales fp16 [out, in/group]).
     """
     out_features, in_features = weight.shape
     _check_group(in_features, group)
@@ -53,7 +60,7 @@ def rtn_quantize(weight: torch.Tensor, group: int = 128):
     scales = mse_scales(w)
     codes = quantize_codes(w, scales)
     return (codes.reshape(out_features, in_features).to(torch.int8),
-            scales.reshape(out_features, in_features // group))
+            scales.reshape(out_features, in_features // group).half())
 
 
 def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, group: int = 128,
@@ -69,7 +76,7 @@ def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, group: int = 128,
     on the error-updated weights when the first column of the group is reached. With
     act_order the columns are visited by decreasing H diagonal, and the group scales are fixed
     beforehand from the original weights so groups stay contiguous in the stored layout.
-    Returns (codes int8 [out, in], scales fp32 [out, in/group]).
+    Returns (codes int8 [out, in], scales fp16 [out, in/group]).
     """
     out_features, in_features = weight.shape
     _check_group(in_features, group)
@@ -121,4 +128,4 @@ def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, group: int = 128,
         w[:, end:] -= err_block @ h_inv[start:end, end:]
 
     inverse = torch.argsort(order)
-    return codes[:, inverse].to(torch.int8), scales.float()
+    return codes[:, inverse].to(torch.int8), scales.half()
