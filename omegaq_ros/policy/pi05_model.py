@@ -262,6 +262,28 @@ class Pi05Model(nn.Module):
         self.time_mlp_in = nn.Linear(c.expert.width, c.expert.width)
         self.time_mlp_out = nn.Linear(c.expert.width, c.expert.width)
         self._modulation_cache = None
+        self.compute_dtype = torch.float32
+
+    # Kept in fp32 by set_compute_dtype: the tiny heads and the adaRMS projections (they run
+    # once per step value, Pi05Model.prepare_steps); everything else follows compute_dtype.
+    FP32_MODULES = ('action_in_proj', 'action_out_proj', 'time_mlp_in', 'time_mlp_out')
+
+    def set_compute_dtype(self, dtype: torch.dtype) -> 'Pi05Model':
+        """
+        Run the towers in `dtype` (e.g. bfloat16): their weights and activations.
+
+        The tiny heads, the adaRMS `dense` projections and the RMSNorm scales stay fp32 (norms
+        compute in fp32 anyway); QuantLinear layers keep their stored formats and return
+        activations in the dtype they are given.
+        """
+        for name, module in self.named_modules():
+            if name.endswith(self.FP32_MODULES) or name.endswith('.dense'):
+                continue
+            if isinstance(module, (nn.Linear, nn.Conv2d, nn.Embedding, nn.LayerNorm)):
+                module.to(dtype)
+        self.compute_dtype = dtype
+        self._modulation_cache = None
+        return self
 
     @property
     def vlm(self):
@@ -286,7 +308,7 @@ class Pi05Model(nn.Module):
         embeddings, pads = [], []
         for image, mask in zip(images, image_masks):
             features = self.vlm.multi_modal_projector.linear(
-                self.vlm.vision_tower.vision_model(image.float()))
+                self.vlm.vision_tower.vision_model(image.to(self.compute_dtype)))
             embeddings.append(features)
             pads.append(mask[:, None].expand(features.shape[0], features.shape[1]))
         language = self.vlm.language_model
@@ -373,7 +395,7 @@ class Pi05Model(nn.Module):
     def velocity(self, x_t, modulations, cache, prefix_pad, attention=None):
         """Run the expert over x_t with the given adaRMS modulations (one expert pass)."""
         per_layer, final = modulations
-        x = self.action_in_proj(x_t)
+        x = self.action_in_proj(x_t.float()).to(self.compute_dtype)
         if attention is None:
             attention = self.suffix_attention(prefix_pad, x.shape[1], x.dtype)
         mask, cos, sin = attention
@@ -397,8 +419,7 @@ class Pi05Model(nn.Module):
                 num_steps: Optional[int] = None) -> torch.Tensor:
         """Run the K Euler steps of the expert from noise over a prefix K/V cache."""
         num_steps = num_steps or self.config.num_steps
-        attention = self.suffix_attention(prefix_pad, noise.shape[1],
-                                          self.action_in_proj.weight.dtype)
+        attention = self.suffix_attention(prefix_pad, noise.shape[1], self.compute_dtype)
         dt = -1.0 / num_steps
         x_t = noise
         for step, time in enumerate(self.step_times(num_steps)):

@@ -14,15 +14,31 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from omegaq_ros.policy.checkpoint import (ACTION_KEY, load_lerobot_checkpoint, STATE_KEY,
                                           TOKENIZER_FILE)
+from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.pi05_processing import (Normalizer, prepare_images, PromptTokenizer,
                                                tokenize_instruction)
-from omegaq_ros.quant import load_artifact, read_manifest, Recipe
+from omegaq_ros.quant import load_artifact, QuantLinear, read_manifest, Recipe
 import torch
 import yaml
 
 RECIPE_FILE = os.path.join(os.path.dirname(__file__), 'pi05_recipe.yaml')
+
+
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+
+def set_backend(model: torch.nn.Module, backend: str):
+    """Select the QuantLinear backend of every quantized layer ('reference' or 'triton')."""
+    if backend == 'triton':
+        from omegaq_ros import kernels
+        kernels.register()
+    elif backend != 'reference':
+        raise ValueError(f"backend must be 'reference' or 'triton', got '{backend}'")
+    for module in model.modules():
+        if isinstance(module, QuantLinear):
+            module.backend = backend
 
 
 def pi05_recipe(method: str = 'omega') -> Recipe:
@@ -41,8 +57,17 @@ class Pi05Policy:
     """A loaded pi0.5 (FP or quantized) with its processing; predict() returns one chunk."""
 
     def __init__(self, model: Pi05Model, normalizers: Dict[str, Normalizer],
-                 tokenizer_path: Optional[str] = None, device: str = 'cpu', source: str = ''):
+                 tokenizer_path: Optional[str] = None, device: str = 'cpu', source: str = '',
+                 dtype: str = 'float32', backend: str = 'reference', cuda_graph: bool = False):
         self.model = model.to(device).eval()
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {'|'.join(DTYPES)}, got '{dtype}'")
+        self.model.set_compute_dtype(DTYPES[dtype])
+        set_backend(self.model, backend)
+        if cuda_graph and torch.device(device).type != 'cuda':
+            raise ValueError(f'cuda_graph needs a CUDA device, got {device}')
+        self.cuda_graph = cuda_graph
+        self._samplers = {}
         self.config: Pi05Config = model.config
         self.normalizers = normalizers
         self.tokenizer = (PromptTokenizer(tokenizer_path, self.config.tokenizer_max_length)
@@ -55,15 +80,21 @@ class Pi05Policy:
         self.model.prepare_steps(self.config.num_steps)
 
     @staticmethod
-    def load(path: str, device: str = 'cpu') -> 'Pi05Policy':
-        """Load a LeRobot pi05 checkpoint directory or an omegaq artifact directory."""
+    def load(path: str, device: str = 'cpu', **options) -> 'Pi05Policy':
+        """
+        Load a LeRobot pi05 checkpoint directory or an omegaq artifact directory.
+
+        options: dtype ('float32' | 'bfloat16' | 'float16' for the towers), backend of the
+        QuantLinear layers ('reference' | 'triton'), cuda_graph (replay the prefix and the K
+        steps as CUDA graphs; CUDA only).
+        """
         if os.path.isfile(os.path.join(path, 'omegaq.json')):
-            return Pi05Policy._load_artifact(path, device)
+            return Pi05Policy._load_artifact(path, device, **options)
         model, _, normalizers, tokenizer = load_lerobot_checkpoint(path)
-        return Pi05Policy(model, normalizers, tokenizer, device, source=path)
+        return Pi05Policy(model, normalizers, tokenizer, device, source=path, **options)
 
     @staticmethod
-    def _load_artifact(path: str, device: str) -> 'Pi05Policy':
+    def _load_artifact(path: str, device: str, **options) -> 'Pi05Policy':
         manifest = read_manifest(path)
         extra = manifest.get('extra', {})
         if extra.get('model_family') != 'pi05':
@@ -77,7 +108,7 @@ class Pi05Policy:
                        for feature, item in extra.get('normalization', {}).items()}
         tokenizer = os.path.join(path, TOKENIZER_FILE)
         return Pi05Policy(model, normalizers, tokenizer if os.path.isfile(tokenizer) else None,
-                          device, source=path)
+                          device, source=path, **options)
 
     def artifact_extra(self) -> dict:
         """Return what save_artifact needs in the manifest to rebuild this policy."""
@@ -128,6 +159,14 @@ class Pi05Policy:
 
     # -- inference ----------------------------------------------------------------------------
 
+    def _sampler(self, images, masks, tokens, token_mask, noise) -> StaticChunkSampler:
+        """Return the sampler for this prompt length (captured on first use)."""
+        key = tuple(tokens.shape)
+        if key not in self._samplers:
+            self._samplers[key] = StaticChunkSampler(self.model, images, masks, tokens,
+                                                     token_mask, noise, self.config.num_steps)
+        return self._samplers[key]
+
     def predict(self, images: Sequence[np.ndarray], state=None, instruction: Optional[str] = None,
                 tokens: Optional[np.ndarray] = None, token_mask: Optional[np.ndarray] = None,
                 noise: Optional[np.ndarray] = None, present: Optional[Sequence[bool]] = None,
@@ -163,11 +202,14 @@ class Pi05Policy:
         device = self.device
         image_list, masks = prepare_images(images, present, self.config.vision.image_size,
                                            device)
-        with torch.no_grad():
-            actions = self.model.sample_actions(
-                image_list, masks, torch.from_numpy(tokens)[None].to(device),
-                torch.from_numpy(token_mask)[None].to(device),
-                torch.from_numpy(noise)[None].to(device))
+        inputs = (image_list, masks, torch.from_numpy(tokens)[None].to(device),
+                  torch.from_numpy(token_mask)[None].to(device),
+                  torch.from_numpy(noise)[None].to(device))
+        if self.cuda_graph:
+            actions = self._sampler(*inputs)(*inputs)
+        else:
+            with torch.no_grad():
+                actions = self.model.sample_actions(*inputs)
         actions = actions[0, :, :self.config.action_dim].float().cpu().numpy()
         if normalized:
             return actions

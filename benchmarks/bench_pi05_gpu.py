@@ -1,0 +1,261 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+Whole-policy latency and memory: BF16 vs W4A4 on one GPU, side by side in one run.
+
+    python benchmarks/bench_pi05_gpu.py [--config pi05|small] [--repeats 50] [--json OUT]
+
+Full-size pi0.5 (or the small config) with random weights, 3 cameras, 10 denoising steps,
+batch 1. Rows: BF16 eager, BF16 + CUDA graph, BF16 + torch.compile (when it compiles),
+W4A4 reference backend (fake-quant arithmetic in torch), W4A4 Triton eager and Triton + CUDA
+graph, for the kernel-compatible Omega presets (omega-dynamic: per-token x 64-group scales;
+omega-group: per-step static 64-group tables). The W4A4 models are quantized here from two
+random calibration observations with MSE-RTN weights (same bytes and kernels as GPTQ).
+Per row: p50 / p90 ms per chunk (CUDA events), the prefix and the per-step split, static
+weight memory (whole model, and the quantized scope), peak memory during a chunk, and the
+floors: weight bytes / measured copy bandwidth and FLOPs / measured bf16 matmul rate.
+On a machine without CUDA it runs the eager rows on the CPU (a smoke test of the script).
+"""
+
+import argparse
+import copy
+from dataclasses import replace
+import json
+import platform
+import statistics
+import time
+
+from omegaq_ros.policy.graphed import StaticChunkSampler
+from omegaq_ros.policy.pi05_config import Pi05Config
+from omegaq_ros.policy.pi05_model import Pi05Model
+from omegaq_ros.policy.runtime import pi05_recipe, set_backend
+from omegaq_ros.quant import quantize, QuantLinear
+import torch
+from torch import nn
+
+
+def random_model(config: Pi05Config, seed: int = 0) -> Pi05Model:
+    """Pi0.5 with random weights scaled like trained ones (unit-variance activations)."""
+    torch.manual_seed(seed)
+    model = Pi05Model(config).eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.dim() == 2 and 'embed' not in name:
+                parameter.normal_(std=parameter.shape[1] ** -0.5)
+    return model
+
+
+def random_inputs(config: Pi05Config, device, seed: int, prompt: int = 48):
+    """One observation: images in [-1, 1], a prompt of `prompt` tokens, noise."""
+    gen = torch.Generator().manual_seed(seed)
+    size = config.vision.image_size
+    return ([(torch.rand(1, 3, size, size, generator=gen) * 2 - 1).to(device)
+             for _ in config.cameras],
+            [torch.ones(1, dtype=torch.bool, device=device) for _ in config.cameras],
+            torch.randint(0, 1000, (1, prompt), generator=gen).to(device),
+            torch.ones(1, prompt, dtype=torch.bool, device=device),
+            torch.randn(1, config.horizon, config.max_action_dim, generator=gen).to(device))
+
+
+class Timer:
+    """Wall time per call: CUDA events on a GPU, perf_counter on the CPU."""
+
+    def __init__(self, device):
+        self.cuda = torch.device(device).type == 'cuda'
+
+    def __call__(self, fn) -> float:
+        """Return the milliseconds one call of fn takes."""
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(
+                enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end)
+        started = time.perf_counter()
+        fn()
+        return (time.perf_counter() - started) * 1000.0
+
+
+def percentile(values, q):
+    """Nearest-rank percentile of a list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100.0 * (len(ordered) - 1))))]
+
+
+def weight_bytes(model: nn.Module, scope_only: bool = False) -> int:
+    """Bytes of parameters and persistent buffers (each storage once)."""
+    seen, total = set(), 0
+    modules = [m for m in model.modules() if isinstance(m, QuantLinear)] if scope_only \
+        else [model]
+    for module in modules:
+        for tensor in list(module.parameters()) + [b for b in module.buffers() if b is not None]:
+            if tensor.data_ptr() not in seen:
+                seen.add(tensor.data_ptr())
+                total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def measure_floors(device) -> dict:
+    """Measured copy bandwidth (bytes/s) and bf16 matmul rate (FLOP/s) of this device."""
+    if torch.device(device).type != 'cuda':
+        return {'copy_bytes_per_s': float('nan'), 'matmul_flops_per_s': float('nan')}
+    timer = Timer(device)
+    src = torch.empty(1 << 28, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    copy_ms = statistics.median(timer(lambda: dst.copy_(src)) for _ in range(10))
+    a = torch.randn(8192, 8192, dtype=torch.bfloat16, device=device)
+    for _ in range(3):
+        a @ a
+    mm_ms = statistics.median(timer(lambda: a @ a) for _ in range(10))
+    return {'copy_bytes_per_s': 2 * (1 << 30) / (copy_ms / 1000),
+            'matmul_flops_per_s': 2 * 8192 ** 3 / (mm_ms / 1000)}
+
+
+def chunk_flops(config: Pi05Config, prompt: int) -> float:
+    """Multiply-add FLOPs of the linears of one chunk (attention scores excluded)."""
+    v, lang, ex = config.vision, config.language, config.expert
+    image = (v.image_size // v.patch_size) ** 2
+    prefix = len(config.cameras) * image + prompt
+    vision = len(config.cameras) * image * v.depth * (4 * v.width ** 2 + 2 * v.width * v.mlp_dim)
+
+    def gemma(size, tokens):
+        qkv = size.width * (size.num_heads + 2 * size.num_kv_heads) * size.head_dim
+        o = size.num_heads * size.head_dim * size.width
+        return tokens * size.depth * (qkv + o + 3 * size.width * size.mlp_dim)
+    return 2.0 * (vision + gemma(lang, prefix) + config.num_steps * gemma(ex, config.horizon))
+
+
+def run_row(label, model, inputs, device, repeats, graph, compiled=False):
+    """Time one configuration; returns the row dict."""
+    timer = Timer(device)
+    cuda = torch.device(device).type == 'cuda'
+    row = {'method': label}
+    try:
+        if compiled:
+            mode = 'max-autotune-no-cudagraphs'
+            model.prefix_cache = torch.compile(model.prefix_cache, mode=mode)
+            model.denoise = torch.compile(model.denoise, mode=mode)
+        sampler = StaticChunkSampler(model, *inputs, capture=graph)
+    except Exception as error:                   # report, keep the other rows
+        row['error'] = f'{type(error).__name__}: {str(error)[:160]}'
+        return row
+    for _ in range(3):
+        sampler.run_prefix()
+        sampler.run_denoise()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    chunk, prefix, steps = [], [], []
+    for _ in range(repeats):
+        prefix.append(timer(sampler.run_prefix))
+        steps.append(timer(sampler.run_denoise))
+        chunk.append(prefix[-1] + steps[-1])
+    row.update({
+        'p50_ms': statistics.median(chunk), 'p90_ms': percentile(chunk, 90),
+        'prefix_ms': statistics.median(prefix),
+        'step_ms': statistics.median(steps) / model.config.num_steps,
+        'weights_bytes': weight_bytes(model),
+        'scope_bytes': weight_bytes(model, scope_only=True),
+        'peak_bytes': torch.cuda.max_memory_allocated() if cuda else float('nan'),
+    })
+    return row
+
+
+def main():
+    """Build, quantize, time every row, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+    parser.add_argument('--config', default='pi05', choices=('pi05', 'small'))
+    parser.add_argument('--repeats', type=int, default=50)
+    parser.add_argument('--methods', default='omega-dynamic,omega-group')
+    parser.add_argument('--no-compile', action='store_true')
+    parser.add_argument('--json', default=None)
+    args = parser.parse_args()
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    cuda = device == 'cuda'
+    config = Pi05Config.pi05() if args.config == 'pi05' else Pi05Config.small()
+    prompt = min(48, config.tokenizer_max_length)
+    fp = random_model(config)
+    scope = pi05_recipe('omega')
+    fp16_scope = sum(2 * sum(p.numel() for p in m.parameters())
+                     for n, m in fp.named_modules() if type(m) is nn.Linear and scope.selects(n))
+    inputs = random_inputs(config, device, seed=1, prompt=prompt)
+    floors = measure_floors(device)
+    rows = []
+
+    bf16 = copy.deepcopy(fp).to(device).set_compute_dtype(torch.bfloat16)
+    rows.append(run_row('BF16 eager', bf16, inputs, device, args.repeats, graph=False))
+    if cuda:
+        rows.append(run_row('BF16 + CUDA graph', bf16, inputs, device, args.repeats, graph=True))
+        if not args.no_compile:
+            compiled = copy.deepcopy(fp).to(device).set_compute_dtype(torch.bfloat16)
+            rows.append(run_row('BF16 + torch.compile', compiled, inputs, device,
+                                args.repeats, graph=False, compiled=True))
+            del compiled
+    bf16_weights = weight_bytes(bf16)
+    del bf16
+
+    calibration = [dict(zip(('images', 'image_masks', 'tokens', 'token_masks', 'noise'),
+                            random_inputs(config, device, seed=s, prompt=prompt)))
+                   for s in (2, 3)]
+    for method in [m for m in args.methods.split(',') if m]:
+        recipe = replace(pi05_recipe(method), weight_method='rtn')
+        started = time.perf_counter()
+        quantized = quantize(copy.deepcopy(fp).to(device), calibration, recipe)
+        quantized.set_compute_dtype(torch.bfloat16)
+        print(f'# quantized {method} in {time.perf_counter() - started:.0f} s', flush=True)
+        rows.append(run_row(f'W4A4 {method} reference', quantized, inputs, device,
+                            max(3, args.repeats // 10), graph=False))
+        for layer in quantized.modules():         # the reference backend's fp32 code cache
+            if isinstance(layer, QuantLinear):
+                layer._codes_cache = None
+        if cuda:
+            set_backend(quantized, 'triton')
+            rows.append(run_row(f'W4A4 {method} triton', quantized, inputs, device,
+                                args.repeats, graph=False))
+            rows.append(run_row(f'W4A4 {method} triton + CUDA graph', quantized, inputs,
+                                device, args.repeats, graph=True))
+        del quantized
+
+    flops = chunk_flops(config, prompt)
+    floor_bf16 = bf16_weights / floors['copy_bytes_per_s'] * 1000
+    floor_flops = flops / floors['matmul_flops_per_s'] * 1000
+    gpu = torch.cuda.get_device_name() if cuda else platform.processor() or 'cpu'
+    print(f'# {gpu} · torch {torch.__version__} · config {args.config} · prompt {prompt} '
+          f'tokens · {config.num_steps} steps · horizon {config.horizon} · batch 1')
+    if cuda:
+        import triton
+        print(f'# triton {triton.__version__} · CUDA {torch.version.cuda} · copy '
+              f'{floors["copy_bytes_per_s"] / 1e12:.2f} TB/s · bf16 matmul '
+              f'{floors["matmul_flops_per_s"] / 1e12:.0f} TFLOP/s · floors per chunk: '
+              f'BF16 weights {floor_bf16:.2f} ms, FLOPs {floor_flops:.2f} ms')
+    base = next((r for r in rows if r['method'] == 'BF16 eager' and 'p50_ms' in r), None)
+    graphed = next((r for r in rows if r['method'] == 'BF16 + CUDA graph' and 'p50_ms' in r),
+                   None)
+    print('| method | p50 ms | p90 ms | prefix ms | per step ms | vs BF16 eager | '
+          'vs BF16 graph | weights GiB | scope / FP16 scope | peak GiB |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    gib = 1024 ** 3
+    for r in rows:
+        if 'error' in r:
+            print(f"| {r['method']} | failed: {r['error']} |||||||||")
+            continue
+        print(f"| {r['method']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
+              f"{r['prefix_ms']:.2f} | {r['step_ms']:.3f} | "
+              f"{r['p50_ms'] / base['p50_ms']:.2f}x | "
+              + (f"{r['p50_ms'] / graphed['p50_ms']:.2f}x" if graphed else '-')
+              + f" | {r['weights_bytes'] / gib:.2f} | "
+              + (f"{r['scope_bytes'] / fp16_scope:.3f}" if r['scope_bytes'] else '1 (BF16)')
+              + f" | {r['peak_bytes'] / gib:.2f} |")
+    if args.json:
+        with open(args.json, 'w') as stream:
+            json.dump({'device': gpu, 'torch': torch.__version__, 'floors': floors,
+                       'chunk_flops': flops, 'fp16_scope_bytes': fp16_scope, 'rows': rows},
+                      stream, indent=1)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,85 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""The fixed-shape chunk path (CUDA graphs on GPU) and reduced-precision towers."""
+
+import os
+
+import numpy as np
+from omegaq_ros.policy.graphed import StaticChunkSampler
+from omegaq_ros.policy.pi05_processing import prepare_images
+from omegaq_ros.policy.runtime import Pi05Policy
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKPOINT = os.path.join(ROOT, 'models', 'pi05_small', 'checkpoint')
+ARTIFACT = os.path.join(ROOT, 'models', 'pi05_small_w4a4')
+
+
+def observation(policy, seed):
+    """Model inputs for one random observation of the bundled policy's shapes."""
+    rng = np.random.default_rng(seed)
+    config = policy.config
+    images = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in config.cameras]
+    tokens, mask = policy.tokenizer(f'Task: lift the red cube {seed};\nAction: ')
+    image_list, masks = prepare_images(images, [True] * 3, config.vision.image_size,
+                                       policy.device)
+    noise = rng.standard_normal((1, config.horizon, 32)).astype(np.float32)
+    return (image_list, masks, torch.from_numpy(tokens)[None].to(policy.device),
+            torch.from_numpy(mask)[None].to(policy.device),
+            torch.from_numpy(noise).to(policy.device))
+
+
+@pytest.mark.parametrize('path', [CHECKPOINT, ARTIFACT])
+def test_static_buffers_give_the_eager_chunk_for_every_new_observation(path):
+    policy = Pi05Policy.load(path)
+    first = observation(policy, 0)
+    sampler = StaticChunkSampler(policy.model, *first, capture=False)
+    for seed in (1, 2):
+        inputs = observation(policy, seed)
+        with torch.no_grad():
+            eager = policy.model.sample_actions(*inputs)
+        chunk = sampler(*inputs)
+        assert torch.equal(chunk, eager)
+    with pytest.raises(ValueError, match='static input of shape'):
+        sampler(*first[:4], torch.zeros(1, 7, 32))
+
+
+def test_bfloat16_towers_stay_close_to_float32():
+    policy = Pi05Policy.load(CHECKPOINT)
+    half = Pi05Policy.load(CHECKPOINT, dtype='bfloat16')
+    assert half.model.vlm.language_model.layers[0].self_attn.q_proj.weight.dtype == \
+        torch.bfloat16
+    assert half.model.action_in_proj.weight.dtype == torch.float32
+    inputs = observation(policy, 3)
+    with torch.no_grad():
+        reference = policy.model.sample_actions(*inputs)
+        reduced = half.model.sample_actions(*inputs)
+    assert reduced.dtype == torch.float32 and torch.isfinite(reduced).all()
+    assert float((reduced - reference).abs().max()) < 0.05
+
+
+def test_wrong_options_are_refused():
+    with pytest.raises(ValueError, match='dtype must be one of'):
+        Pi05Policy.load(CHECKPOINT, dtype='int8')
+    with pytest.raises(ValueError, match="backend must be 'reference' or 'triton'"):
+        Pi05Policy.load(ARTIFACT, backend='cuda')
+    with pytest.raises(ValueError, match='cuda_graph needs a CUDA device'):
+        Pi05Policy.load(CHECKPOINT, cuda_graph=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA graph capture needs CUDA')
+@pytest.mark.parametrize('path,backend', [(CHECKPOINT, 'reference'), (ARTIFACT, 'reference'),
+                                          (ARTIFACT, 'triton')])
+def test_cuda_graph_replay_matches_eager_on_new_observations(path, backend):
+    eager = Pi05Policy.load(path, 'cuda', backend=backend)
+    graphed = Pi05Policy.load(path, 'cuda', backend=backend, cuda_graph=True)
+    rng = np.random.default_rng(5)
+    state = rng.uniform(-0.3, 0.3, 14).astype(np.float32)
+    for seed in range(3):
+        images = [np.random.default_rng(seed).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+                  for _ in range(3)]
+        noise = np.random.default_rng(seed).standard_normal((20, 32)).astype(np.float32)
+        a = eager.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
+        b = graphed.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
