@@ -135,7 +135,7 @@ def shared():
 
 def test_linears_reading_one_input_share_its_transform(shared):
     model, batches, held, reference = shared
-    q = quantize(copy.deepcopy(model), batches, Recipe.preset('omega'))
+    q = quantize(copy.deepcopy(model), batches, Recipe.preset('omega', share_input_rotation=True))
     assert q.omegaq_summary['shared_inputs'] == {'q_proj': ['k_proj', 'v_proj'],
                                                  'gate_proj': ['up_proj']}
     for name in ('k_proj', 'v_proj', 'up_proj'):
@@ -145,8 +145,7 @@ def test_linears_reading_one_input_share_its_transform(shared):
                    for b in ('perm_in', 'rot_in', 'rot_in_scale', 'act_scale'))
     for name in ('o_proj', 'down_proj'):
         assert q.get_submodule(name).input_from is None
-    separate = quantize(copy.deepcopy(model), batches,
-                        Recipe.preset('omega', share_input_rotation=False))
+    separate = quantize(copy.deepcopy(model), batches, Recipe.preset('omega'))
     assert separate.omegaq_summary['shared_inputs'] == {}
     assert separate.k_proj.rot_in is not None
     with torch.no_grad():
@@ -157,7 +156,7 @@ def test_linears_reading_one_input_share_its_transform(shared):
 
 def test_a_shared_input_is_quantized_once_and_never_reused_stale(shared):
     model, batches, _, _ = shared
-    q = quantize(copy.deepcopy(model), batches, Recipe.preset('omega'))
+    q = quantize(copy.deepcopy(model), batches, Recipe.preset('omega', share_input_rotation=True))
     owner = q.q_proj
     h = torch.randn(3, 128)
     with torch.no_grad():

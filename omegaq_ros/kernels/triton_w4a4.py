@@ -219,7 +219,7 @@ def _check_layer(layer):
               'rot_out': (layer, torch.int8), 'rot_out_scale': (layer, torch.float16),
               'smooth': (owner, torch.float32), 'perm_in': (owner, torch.int32),
               'rot_in': (owner, torch.int8), 'rot_in_scale': (owner, torch.float16),
-              'act_scale': (owner, torch.float32)}
+              'act_scale': (owner, torch.float16)}
     for name, (holder, dtype) in stored.items():
         t = getattr(holder, name)
         if t is not None and (t.dtype != dtype or not t.is_contiguous()):

@@ -12,7 +12,8 @@ Modes (codes in [-8, 7], x_hat = code * scale):
   dynamic_token   no table: scale = max|x| / 7 per token (the naive W4A4 baseline).
   none            activations stay in floating point (W4A16).
 T is the number of denoising steps for layers calibrated inside the step context, or 1.
-Static scales are percentile(|x|, 99.9) / 7 over calibration tokens, floored at 1e-8.
+Static scales are percentile(|x|, 99.9) / 7 over calibration tokens, floored at 2^-14 (the
+smallest normal fp16: tables are stored in fp16); dynamic scales are floored at 1e-8.
 """
 
 from omegaq_ros.quant.packing import INT4_MAX, INT4_MIN
@@ -21,6 +22,7 @@ import torch
 ACT_MODES = ('none', 'static_channel', 'static_group', 'dynamic_group', 'dynamic_token')
 ACT_GROUP = 64
 MIN_SCALE = 1e-8
+MIN_TABLE_SCALE = 2.0 ** -14
 
 
 def quantize_activations(x: torch.Tensor, mode: str, table_row=None, group: int = ACT_GROUP):
@@ -58,4 +60,4 @@ def scales_from_samples(abs_samples: torch.Tensor, mode: str, percentile: float,
     q = abs_samples.float().kthvalue(k, dim=0).values
     if mode == 'static_group':
         q = q.reshape(-1, group).amax(-1)
-    return (q / INT4_MAX).clamp_min(MIN_SCALE)
+    return (q / INT4_MAX).clamp(MIN_TABLE_SCALE, 65504.0).half()

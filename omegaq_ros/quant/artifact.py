@@ -12,7 +12,7 @@ The quantized artifact: a directory with omegaq.json and two safetensors files.
                             [out/64, 64]); and where L owns its input transform: L.smooth
                             (fp32), L.perm_in (int32 [in]), L.rot_in (int8 [in/64, 64, 64])
                             + L.rot_in_scale (fp16 [in/64, 64], one per column),
-                            L.act_scale (fp32 [steps, in or in/64]). A linear whose layout
+                            L.act_scale (fp16 [steps, in or in/64]). A linear whose layout
                             names `input_from` reads that layer's input transform.
     fp.safetensors          every other tensor of the model's state dict, as it was
 A reader with these files can dequantize by hand (linear.py states the arithmetic). Nothing

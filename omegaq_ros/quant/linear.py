@@ -15,8 +15,8 @@ The reference backend below is the specification every faster backend must match
     y     = y_r @ rot_out^T (per 64-row block) + bias
 
 Stored precision (what the GPU holds): weight codes int4 (two per byte), weight scales fp16,
-rotation blocks int8 with one fp16 scale per column (rotation.store_blocks), permutation
-int32, activation tables and bias fp32. All arithmetic is fp32.
+rotation blocks int8 with one fp16 scale per column (rotation.store_blocks), activation
+tables fp16 (floored at 2^-14), permutation int32, bias fp32. All arithmetic is fp32.
 
 Linears that read the same input (q/k/v, gate/up) share one input transform: the first of
 the group (the owner) holds smooth, perm, rotation and activation table; the others name it
@@ -35,7 +35,6 @@ from torch import nn
 
 # Above this many fp32 elements per chunk, the grouped product is split along K-groups.
 _CHUNK_ELEMENTS = 1 << 25
-_INPUT_BUFFERS = ('smooth', 'perm_in', 'rot_in', 'rot_in_scale', 'act_scale')
 
 
 class QuantLinear(nn.Module):
@@ -78,7 +77,8 @@ class QuantLinear(nn.Module):
                              if has_rot_out else None)
         table_width = {'static_channel': in_features,
                        'static_group': in_features // ACT_GROUP}.get(act_mode)
-        self.register_buffer('act_scale', torch.zeros(table_rows, table_width)
+        self.register_buffer('act_scale', torch.zeros(table_rows, table_width,
+                                                      dtype=torch.float16)
                              if table_width and owns_input else None)
         self._codes_cache: Optional[torch.Tensor] = None
         # Plain attributes, not submodules: the owner is registered where it lives.
@@ -146,7 +146,7 @@ class QuantLinear(nn.Module):
         if owner.act_scale is None:
             return None
         if not self.per_step:
-            return owner.act_scale[0]
+            return owner.act_scale[0].float()
         step = current_step()
         rows = owner.act_scale.shape[0]
         if step is None:
@@ -157,7 +157,7 @@ class QuantLinear(nn.Module):
             raise StepContextError(
                 f"layer '{self.name}' was calibrated for {rows} denoising steps, "
                 f'the sampler runs {step.total}')
-        return owner.act_scale[step.index]
+        return owner.act_scale[step.index].float()
 
     def rotate_in(self, x: torch.Tensor) -> torch.Tensor:
         """Smoothing, zigzag permutation and 64x64 block rotation of the input channels."""

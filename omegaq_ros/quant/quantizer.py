@@ -6,11 +6,11 @@ quantize(model, calibration_batches, recipe): Omega-QVLA post-training quantizat
 1. Scope: every nn.Linear the recipe selects (layers whose widths cannot be grouped stay FP,
    with the reason in the summary).
 2. SmoothQuant presets only: one pass for per-channel input maxima, folded into the weight.
-3. Input rotation per input: linears that read the same input tensor (q/k/v, gate/up; found
-   by watching one FP forward) share one rotation built from their stacked weights
-   (recipe.share_input_rotation; otherwise each linear gets its own, as in the paper). The
-   group then shares smoothing, activation table and the 4-bit input codes, which stores one
-   rotation instead of three and quantizes the input once instead of three times.
+3. Input rotation per linear, built from that linear's own weight (the paper). With
+   recipe.share_input_rotation, linears that read the same input tensor (q/k/v, gate/up;
+   found by watching one FP forward) share one rotation built from their stacked weights,
+   plus smoothing, activation table and the 4-bit input codes: one rotation stored instead
+   of three and one quantize per input instead of three, for some accuracy (RESULTS §6).
 4. Calibration pass(es) in FP: inputs are rotated and feed the GPTQ Hessian (one per input
    group), the per-step percentile samples for static activation tables, and the report's
    statistics. Groups are split over several passes when their Hessians would not fit

@@ -25,7 +25,7 @@ class Recipe:
     zigzag: bool = True
     zigzag_smoothing: float = 0.15
     output_rotation: bool = False
-    share_input_rotation: bool = True        # one rotation per input (q/k/v, gate/up)
+    share_input_rotation: bool = False       # True: one rotation per input (q/k/v, gate/up)
     smoothquant_alpha: Optional[float] = None
     weight_method: str = 'gptq'              # gptq | rtn
     weight_group: int = 128
