@@ -51,6 +51,7 @@ setup(
             'quantizer_node = omegaq_ros.nodes.quantizer_node:main',
             'omegaq-quantize = omegaq_ros.policy.calibration:main',
             'omegaq-bringup = omegaq_ros.nodes.bringup:main',
+            'omegaq-eval = omegaq_ros.sim.evaluate:main',
         ],
     },
 )

@@ -24,6 +24,12 @@ def policies():
     return Pi05Policy.load(CHECKPOINT), Pi05Policy.load(ARTIFACT)
 
 
+def test_the_cli_defaults_find_the_bundled_checkpoint_and_artifact():
+    from omegaq_ros.policy.calibration import bundled_model
+    assert bundled_model('checkpoint') == CHECKPOINT
+    assert bundled_model('artifact') == ARTIFACT
+
+
 def test_bundled_files_are_small_enough_to_commit():
     for folder in (CHECKPOINT, ARTIFACT):
         for name in os.listdir(folder):

@@ -66,6 +66,8 @@ def test_wrong_options_are_refused():
         Pi05Policy.load(ARTIFACT, backend='cuda')
     with pytest.raises(ValueError, match='cuda_graph needs a CUDA device'):
         Pi05Policy.load(CHECKPOINT, cuda_graph=True)
+    with pytest.raises(ValueError, match="backend 'triton' needs a CUDA device"):
+        Pi05Policy.load(ARTIFACT, backend='triton')
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA graph capture needs CUDA')

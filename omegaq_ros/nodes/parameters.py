@@ -21,6 +21,9 @@ CAMERA_INFO_TOPICS = [f'/{name}/camera_info' for name in CAMERA_NAMES]
 POLICY_NODE: Table = {
     'artifact': ('', 'W4A4 artifact directory or FP checkpoint; empty = the bundled model'),
     'device': ('cuda', 'torch device: cuda | cpu'),
+    'dtype': ('float32', 'tower precision: float32 | bfloat16 | float16'),
+    'backend': ('reference', 'quantized-layer backend: reference | triton (CUDA + triton 3.6)'),
+    'cuda_graph': (False, 'replay the prefix and the K denoising steps as CUDA graphs (CUDA)'),
     'camera_names': (CAMERA_NAMES, 'camera keys the policy expects, in order'),
     'camera_topics': (CAMERA_TOPICS, 'one Image topic per camera name (same order)'),
     'compressed_images': (False, 'subscribe to <camera_topic>/compressed (jpeg/png) instead'),

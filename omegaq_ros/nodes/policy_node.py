@@ -216,7 +216,9 @@ class PolicyNode(Node):
         try:
             path = path or bundled_model('artifact')
             self.get_logger().info(f'loading {path} on {self.params["device"]}')
-            policy = Pi05Policy.load(path, self.params['device'])
+            policy = Pi05Policy.load(path, self.params['device'], dtype=self.params['dtype'],
+                                     backend=self.params['backend'],
+                                     cuda_graph=self.params['cuda_graph'])
             missing = [c for c in policy.config.cameras if c not in self.camera_names]
             if missing:
                 raise ValueError(f'the policy expects cameras {list(policy.config.cameras)}, '
