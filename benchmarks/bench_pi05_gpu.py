@@ -6,11 +6,12 @@ Whole-policy latency and memory: BF16 vs W4A4 on one GPU, side by side in one ru
     python benchmarks/bench_pi05_gpu.py [--config pi05|small] [--repeats 50] [--json OUT]
 
 Full-size pi0.5 (or the small config) with random weights, 3 cameras, 10 denoising steps,
-batch 1. Rows: BF16 eager, BF16 + CUDA graph, BF16 + torch.compile (when it compiles),
+batch 1. Rows: BF16 eager, BF16 + CUDA graph, BF16 + torch.compile (--compile),
 W4A4 reference backend (fake-quant arithmetic in torch), W4A4 Triton eager and Triton + CUDA
-graph, for the kernel-compatible Omega presets (omega-dynamic: per-token x 64-group scales;
-omega-group: per-step static 64-group tables). The W4A4 models are quantized here from two
-random calibration observations with MSE-RTN weights (same bytes and kernels as GPTQ).
+graph, for the kernel-compatible Omega presets given by --methods (omega-dynamic: per-token x
+64-group scales, the default; omega-group: per-step static 64-group tables). The W4A4 models
+are quantized here from two random calibration observations with MSE-RTN weights (same bytes
+and kernels as GPTQ).
 Per row: p50 / p90 ms per chunk (CUDA events), the prefix and the per-step split, static
 weight memory (whole model, and the quantized scope), peak memory during a chunk, and the
 floors: weight bytes / measured copy bandwidth and FLOPs / measured bf16 matmul rate.
@@ -170,8 +171,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--config', default='pi05', choices=('pi05', 'small'))
     parser.add_argument('--repeats', type=int, default=50)
-    parser.add_argument('--methods', default='omega-dynamic,omega-group')
-    parser.add_argument('--no-compile', action='store_true')
+    parser.add_argument('--methods', default='omega-dynamic',
+                        help='kernel-compatible presets, comma separated (omega-dynamic, '
+                        'omega-group)')
+    parser.add_argument('--compile', action='store_true',
+                        help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--json', default=None)
     args = parser.parse_args()
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -190,7 +194,7 @@ def main():
     rows.append(run_row('BF16 eager', bf16, inputs, device, args.repeats, graph=False))
     if cuda:
         rows.append(run_row('BF16 + CUDA graph', bf16, inputs, device, args.repeats, graph=True))
-        if not args.no_compile:
+        if args.compile:
             compiled = copy.deepcopy(fp).to(device).set_compute_dtype(torch.bfloat16)
             rows.append(run_row('BF16 + torch.compile', compiled, inputs, device,
                                 args.repeats, graph=False, compiled=True))
