@@ -28,34 +28,11 @@ import time
 
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
-from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.runtime import pi05_recipe, set_backend
+from omegaq_ros.policy.synthetic import random_inputs, random_model
 from omegaq_ros.quant import quantize, QuantLinear
+from omegaq_ros.quant.memory import model_bytes, quantized_bytes, scope_fp16_bytes
 import torch
-from torch import nn
-
-
-def random_model(config: Pi05Config, seed: int = 0) -> Pi05Model:
-    """Pi0.5 with random weights scaled like trained ones (unit-variance activations)."""
-    torch.manual_seed(seed)
-    model = Pi05Model(config).eval()
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if parameter.dim() == 2 and 'embed' not in name:
-                parameter.normal_(std=parameter.shape[1] ** -0.5)
-    return model
-
-
-def random_inputs(config: Pi05Config, device, seed: int, prompt: int = 48):
-    """One observation: images in [-1, 1], a prompt of `prompt` tokens, noise."""
-    gen = torch.Generator().manual_seed(seed)
-    size = config.vision.image_size
-    return ([(torch.rand(1, 3, size, size, generator=gen) * 2 - 1).to(device)
-             for _ in config.cameras],
-            [torch.ones(1, dtype=torch.bool, device=device) for _ in config.cameras],
-            torch.randint(0, 1000, (1, prompt), generator=gen).to(device),
-            torch.ones(1, prompt, dtype=torch.bool, device=device),
-            torch.randn(1, config.horizon, config.max_action_dim, generator=gen).to(device))
 
 
 class Timer:
@@ -83,19 +60,6 @@ def percentile(values, q):
     """Nearest-rank percentile of a list."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100.0 * (len(ordered) - 1))))]
-
-
-def weight_bytes(model: nn.Module, scope_only: bool = False) -> int:
-    """Bytes of parameters and persistent buffers (each storage once)."""
-    seen, total = set(), 0
-    modules = [m for m in model.modules() if isinstance(m, QuantLinear)] if scope_only \
-        else [model]
-    for module in modules:
-        for tensor in list(module.parameters()) + [b for b in module.buffers() if b is not None]:
-            if tensor.data_ptr() not in seen:
-                seen.add(tensor.data_ptr())
-                total += tensor.numel() * tensor.element_size()
-    return total
 
 
 def measure_floors(device) -> dict:
@@ -159,8 +123,8 @@ def run_row(label, model, inputs, device, repeats, graph, compiled=False):
         'p50_ms': statistics.median(chunk), 'p90_ms': percentile(chunk, 90),
         'prefix_ms': statistics.median(prefix),
         'step_ms': statistics.median(steps) / model.config.num_steps,
-        'weights_bytes': weight_bytes(model),
-        'scope_bytes': weight_bytes(model, scope_only=True),
+        'weights_bytes': model_bytes(model),
+        'scope_bytes': sum(quantized_bytes(model).values()),
         'peak_bytes': torch.cuda.max_memory_allocated() if cuda else float('nan'),
     })
     return row
@@ -184,9 +148,9 @@ def main():
     prompt = min(48, config.tokenizer_max_length)
     fp = random_model(config)
     scope = pi05_recipe('omega')
-    fp16_scope = sum(2 * sum(p.numel() for p in m.parameters())
-                     for n, m in fp.named_modules() if type(m) is nn.Linear and scope.selects(n))
-    inputs = random_inputs(config, device, seed=1, prompt=prompt)
+    fp16_scope = scope_fp16_bytes(fp, scope)
+    names = ('images', 'image_masks', 'tokens', 'token_masks', 'noise')
+    inputs = [random_inputs(config, device, seed=1, prompt=prompt)[n] for n in names]
     floors = measure_floors(device)
     rows = []
 
@@ -199,12 +163,10 @@ def main():
             rows.append(run_row('BF16 + torch.compile', compiled, inputs, device,
                                 args.repeats, graph=False, compiled=True))
             del compiled
-    bf16_weights = weight_bytes(bf16)
+    bf16_weights = model_bytes(bf16)
     del bf16
 
-    calibration = [dict(zip(('images', 'image_masks', 'tokens', 'token_masks', 'noise'),
-                            random_inputs(config, device, seed=s, prompt=prompt)))
-                   for s in (2, 3)]
+    calibration = [random_inputs(config, device, seed=s, prompt=prompt) for s in (2, 3)]
     for method in [m for m in args.methods.split(',') if m]:
         recipe = replace(pi05_recipe(method), weight_method='rtn')
         started = time.perf_counter()

@@ -23,60 +23,21 @@ import time
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.runtime import pi05_recipe
+from omegaq_ros.policy.synthetic import random_inputs, random_model
 from omegaq_ros.quant import quantize, QuantLinear
+from omegaq_ros.quant.memory import quantized_bytes, scope_fp16_bytes
 import torch
-from torch import nn
 
 FULL_DEPTH = 18
-PARTS = {'weight_packed': 'int4 codes', 'weight_scale': 'weight scales',
-         'rot_in': 'rotations', 'rot_in_scale': 'rotations', 'rot_out': 'rotations',
-         'rot_out_scale': 'rotations', 'perm_in': 'permutations', 'act_scale': 'act tables',
-         'smooth': 'act tables', 'bias': 'bias'}
 
 
 def build(depth: int, seed: int = 0):
-    """Full-width pi0.5 with `depth` layers in every stack, random weights, and inputs."""
+    """Full-width pi0.5 with `depth` layers in every stack, random weights, and one input."""
     full = Pi05Config.pi05()
     config = replace(full, vision=replace(full.vision, depth=depth),
                      language=replace(full.language, depth=depth),
                      expert=replace(full.expert, depth=depth))
-    torch.manual_seed(seed)
-    model = Pi05Model(config).eval()
-    for name, parameter in model.named_parameters():
-        if parameter.dim() == 2 and 'embed' not in name:
-            nn.init.normal_(parameter, std=parameter.shape[1] ** -0.5)
-    gen = torch.Generator().manual_seed(seed)
-    size = config.vision.image_size
-    batch = {
-        'images': [torch.rand(1, 3, size, size, generator=gen) * 2 - 1 for _ in config.cameras],
-        'image_masks': [torch.ones(1, dtype=torch.bool) for _ in config.cameras],
-        'tokens': torch.randint(0, 1000, (1, 48), generator=gen),
-        'token_masks': torch.ones(1, 48, dtype=torch.bool),
-        'noise': torch.randn(1, config.horizon, config.max_action_dim, generator=gen),
-    }
-    return model, config, batch
-
-
-def scope_fp16_bytes(model: nn.Module, recipe) -> int:
-    """FP16 bytes of the linears the recipe quantizes (weight and bias)."""
-    return sum(2 * sum(p.numel() for p in module.parameters())
-               for name, module in model.named_modules()
-               if type(module) is nn.Linear and recipe.selects(name))
-
-
-def quantized_bytes(model: nn.Module) -> dict:
-    """Bytes held by QuantLinear tensors, by part (each storage counted once)."""
-    seen, parts = set(), {}
-    for module in model.modules():
-        if not isinstance(module, QuantLinear):
-            continue
-        for name, tensor in module.named_buffers(recurse=False):
-            if tensor is None or tensor.data_ptr() in seen:
-                continue
-            seen.add(tensor.data_ptr())
-            part = PARTS[name]
-            parts[part] = parts.get(part, 0) + tensor.numel() * tensor.element_size()
-    return parts
+    return random_model(config, seed), config, random_inputs(config, seed=seed)
 
 
 def measure(depth: int, share: bool) -> dict:

@@ -173,3 +173,22 @@ def test_a_shared_input_is_quantized_once_and_never_reused_stale(shared):
         stale_safe = q.v_proj(h)
         owner._input_cache = None
         assert stale_safe.equal(q.v_proj(h.clone()))
+
+
+def test_memory_accounting_counts_stored_bytes_once(shared):
+    from omegaq_ros.quant.memory import model_bytes, quantized_bytes, scope_fp16_bytes
+    model, batches, _, _ = shared
+    recipe = Recipe.preset('omega', share_input_rotation=True)
+    fp16 = scope_fp16_bytes(model, recipe)
+    assert fp16 == 2 * sum(p.numel() for p in model.parameters())
+    q = quantize(copy.deepcopy(model), batches, recipe)
+    parts = quantized_bytes(q)
+    codes = sum(m.in_features * m.out_features // 2 for m in q.modules()
+                if isinstance(m, QuantLinear))
+    assert parts['int4 codes'] == codes and parts['int4 codes'] * 4 == fp16
+    # Two owners (q_proj, gate_proj) plus o_proj and down_proj hold rotations: 4 of 7.
+    owners = [m for m in q.modules() if isinstance(m, QuantLinear) and m.rot_in is not None]
+    assert len(owners) == 4
+    assert parts['rotations'] == sum(m.rot_in.numel() + 2 * m.rot_in_scale.numel()
+                                     for m in owners)
+    assert sum(parts.values()) == model_bytes(q)
