@@ -1,7 +1,12 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
-Triton W4A4 backend against the reference backend at every pi0.5 linear shape (CUDA only).
+Triton W4A4 backend against the reference backend at every pi0.5 linear shape.
+
+On a GPU it runs the compiled kernels at every pi0.5 shape. With TRITON_INTERPRET=1 (what
+test_kernels_interpreted.py does on CPU machines) the same checks run the kernels in Triton's
+interpreter on CPU tensors, at small shapes that still cover the swap-AB, tiled and split-K
+paths.
 
 Each case draws fresh random weights, scales, rotations and inputs, poisons every output
 buffer with NaN (int8 codes with 127, outside int4) and checks: activation codes equal the
@@ -11,14 +16,42 @@ reference arithmetic on the same codes, and the whole layer against reference_fo
 """
 
 import importlib.util
+import os
 import zlib
 
+import numpy as np
 import pytest
 import torch
 
 _HAS_TRITON = importlib.util.find_spec('triton') is not None
-pytestmark = pytest.mark.skipif(not (_HAS_TRITON and torch.cuda.is_available()),
-                                reason='the triton backend tests need CUDA and triton')
+INTERPRETED = os.environ.get('TRITON_INTERPRET', '0') == '1'
+DEVICE = 'cpu' if INTERPRETED else 'cuda'
+pytestmark = pytest.mark.skipif(not (_HAS_TRITON and (torch.cuda.is_available() or INTERPRETED)),
+                                reason='the triton backend tests need CUDA (or TRITON_INTERPRET=1)'
+                                ' and triton')
+needs_cuda = pytest.mark.skipif(INTERPRETED or not torch.cuda.is_available(),
+                                reason='CUDA graphs need CUDA')
+
+
+def _interpreter_scalars_fix():
+    """
+    Let `range(0, n)` over a kernel argument work in Triton 3.6's interpreter with NumPy 2.
+
+    The interpreter passes scalar arguments as 1-element arrays and NumPy 2.3+ refuses int()
+    of those ('only 0-dimensional arrays can be converted'); read the single element instead.
+    """
+    import triton.runtime.interpreter as interpreter
+    original = interpreter._patch_lang_tensor
+
+    def patch(tensor, scope):
+        original(tensor, scope)
+        scope.set_attr(tensor, '__index__',
+                       lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
+    interpreter._patch_lang_tensor = patch
+
+
+if INTERPRETED and _HAS_TRITON:
+    _interpreter_scalars_fix()
 
 LM = {'q': (2048, 2048), 'k': (2048, 256), 'v': (2048, 256), 'o': (2048, 2048),
       'gate': (2048, 16384), 'up': (2048, 16384), 'down': (16384, 2048)}
@@ -26,6 +59,14 @@ EXPERT = {'q': (1024, 2048), 'k': (1024, 256), 'v': (1024, 256), 'o': (2048, 102
           'gate': (1024, 4096), 'up': (1024, 4096), 'down': (4096, 1024)}
 SHAPES = ([(f'lm_{n}', k, o, m) for n, (k, o) in LM.items() for m in (1, 968)]
           + [(f'expert_{n}', k, o, m) for n, (k, o) in EXPERT.items() for m in (10, 50)])
+# Interpreted: small shapes through the same paths (swap-AB M <= 64 with split-K, tiled M > 64,
+# N = 64 like a one-head k/v, a long K like the down projections).
+SMALL_SHAPES = [('q', 256, 256, 10), ('kv', 256, 64, 50), ('tiled', 128, 128, 80),
+                ('down', 512, 128, 1)]
+if INTERPRETED:
+    SHAPES = SMALL_SHAPES
+SUBSET_SHAPES = ([(256, 128, 10), (128, 64, 80), (256, 256, 1)] if INTERPRETED else
+                 [(1024, 2048, 10), (2048, 256, 968), (2048, 2048, 1)])
 MODES = ('static_group', 'dynamic_group', 'dynamic_token')
 
 
@@ -37,6 +78,8 @@ def _registered():
 
 def _poison_allocator():
     """Fill freed cached blocks with NaN so internal buffers a kernel skips stay NaN."""
+    if DEVICE != 'cuda':
+        return
     blob = torch.empty(256 << 20, dtype=torch.uint8, device='cuda')
     blob.fill_(0xFF)
     del blob
@@ -48,8 +91,8 @@ def make_layer(k, n, mode, *, perm=True, rot_in=True, rot_out=True, bias=True, s
     from omegaq_ros.quant.linear import QuantLinear
     from omegaq_ros.quant.packing import pack_int4
     from omegaq_ros.quant.rotation import store_blocks
-    g = torch.Generator(device='cuda').manual_seed(seed)
-    dev = 'cuda'
+    g = torch.Generator(device=DEVICE).manual_seed(seed)
+    dev = DEVICE
     layer = QuantLinear(k, n, name=f'test_{k}x{n}', act_mode=mode, per_step=per_step,
                         has_bias=bias, has_smooth=smooth, has_perm=perm, has_rot_in=rot_in,
                         has_rot_out=rot_out, table_rows=table_rows).to(dev)
@@ -140,10 +183,10 @@ def _run_case(k, n, m, mode, seed, **features):
     from omegaq_ros.kernels import triton_w4a4 as tw
     from omegaq_ros.quant.linear import reference_forward
     layer = make_layer(k, n, mode, seed=seed, **features)
-    x = torch.randn(m, k, device='cuda', generator=torch.Generator(device='cuda')
+    x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
                     .manual_seed(seed + 1))
     _poison_allocator()
-    codes_out = torch.full((m, k), 127, dtype=torch.int8, device='cuda')
+    codes_out = torch.full((m, k), 127, dtype=torch.int8, device=DEVICE)
     row = layer.table_row() if mode == 'static_group' else None
     codes, xs, s_m, s_g = tw.quantize_input(layer, x, row, codes_out=codes_out)
     assert codes.data_ptr() == codes_out.data_ptr()
@@ -158,7 +201,7 @@ def _run_case(k, n, m, mode, seed, **features):
 
     # Scaled GEMM + epilogue on the kernel's own codes: fp32 rounding of the same arithmetic.
     _poison_allocator()
-    y_out = torch.full((m, n), float('nan'), device='cuda')
+    y_out = torch.full((m, n), float('nan'), device=DEVICE)
     y = tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32, out=y_out)
     assert y.data_ptr() == y_out.data_ptr()
     _assert_fp32_close(y, _scaled_reference(layer, codes, _expand_scales(layer, xs, m)))
@@ -201,7 +244,7 @@ FEATURE_SETS = {
 
 @pytest.mark.parametrize('mode', MODES)
 @pytest.mark.parametrize('features', list(FEATURE_SETS))
-@pytest.mark.parametrize('k,n,m', [(1024, 2048, 10), (2048, 256, 968), (2048, 2048, 1)])
+@pytest.mark.parametrize('k,n,m', SUBSET_SHAPES)
 def test_feature_subsets(k, n, m, features, mode):
     """Each optional stage on and off (swap-AB, split-K and tiled paths)."""
     _run_case(k, n, m, mode, seed=17, **FEATURE_SETS[features])
@@ -210,15 +253,17 @@ def test_feature_subsets(k, n, m, features, mode):
 def test_bf16_input_and_batched_shape():
     """A bf16 [B, T, in] input comes back as bf16 [B, T, out] matching the reference."""
     from omegaq_ros.quant.linear import reference_forward
-    layer = make_layer(1024, 4096, 'dynamic_group', seed=3)
-    x = torch.randn(2, 25, 1024, device='cuda').to(torch.bfloat16)
+    k, n = (256, 128) if INTERPRETED else (1024, 4096)
+    layer = make_layer(k, n, 'dynamic_group', seed=3)
+    x = torch.randn(2, 25, k, device=DEVICE).to(torch.bfloat16)
     layer.backend = 'triton'
     y = layer(x)
     ref = reference_forward(layer, x)
-    assert y.shape == (2, 25, 4096) and y.dtype == torch.bfloat16
+    assert y.shape == (2, 25, n) and y.dtype == torch.bfloat16
     torch.testing.assert_close(y.float(), ref.float(), rtol=1e-2, atol=1e-2)
 
 
+@needs_cuda
 def test_per_step_table_and_cuda_graph():
     """Per-step rows come from table_row() on the host; each step captures as a CUDA graph."""
     from omegaq_ros.quant.linear import reference_forward
@@ -249,8 +294,8 @@ def test_per_step_table_and_cuda_graph():
 def test_non_integer_modes_fall_back_to_reference(mode):
     """static_channel and none cannot use the integer GEMM: the backend returns the reference."""
     from omegaq_ros.quant.linear import reference_forward
-    layer = make_layer(1024, 256, mode, seed=9)
-    x = torch.randn(10, 1024, device='cuda')
+    layer = make_layer(256, 128, mode, seed=9)
+    x = torch.randn(10, 256, device=DEVICE)
     layer.backend = 'triton'
     torch.testing.assert_close(layer(x), reference_forward(layer, x), rtol=0, atol=0)
 
@@ -264,8 +309,8 @@ def test_quantized_small_linear_end_to_end():
     batches = [(torch.randn(4, 16, 256),) for _ in range(4)]
     recipe = Recipe.preset('omega-dynamic', weight_method='rtn')
     qmodel = quantize(model, batches, recipe)
-    layer = next(mod for mod in qmodel.modules() if isinstance(mod, QuantLinear)).cuda()
-    x = torch.randn(30, 256, device='cuda')
+    layer = next(mod for mod in qmodel.modules() if isinstance(mod, QuantLinear)).to(DEVICE)
+    x = torch.randn(30, 256, device=DEVICE)
     layer.backend = 'triton'
     y = layer(x)
     ref = reference_forward(layer, x)
