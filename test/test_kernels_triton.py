@@ -315,3 +315,54 @@ def test_quantized_small_linear_end_to_end():
     y = layer(x)
     ref = reference_forward(layer, x)
     assert ((y - ref).norm() / ref.norm()).item() < 1e-4
+
+
+def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
+    """
+    Whole chunks of the bundled policy: triton backend vs reference backend, same artifact.
+
+    A W4A4 network is a step function of its input: the two backends round fp32 sums in a
+    different order, so an activation within rounding noise of a quantization boundary takes
+    the neighbouring code in one of them, and one flip can cascade through 56 layers and 10
+    steps (scaling the noise by 1 + 1e-6 moves the bundled artifact's actions by as much as
+    quantization itself on some observations, RESULTS §4). So the bound is the quantization
+    error: a wrong kernel lands far outside it (every layer is checked exactly elsewhere).
+    """
+    import copy
+    from omegaq_ros.policy.pi05_processing import prepare_images
+    from omegaq_ros.policy.runtime import pi05_recipe, Pi05Policy
+    from omegaq_ros.quant import quantize, save_artifact
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    fp = Pi05Policy.load(os.path.join(root, 'models', 'pi05_small', 'checkpoint'), DEVICE)
+    rng = np.random.default_rng(0)
+    state = rng.uniform(-0.3, 0.3, 14).astype(np.float32)
+
+    def observation():
+        return [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(3)]
+    batches = []
+    for index in range(6):
+        images, masks = prepare_images(observation(), [True] * 3, 96, fp.device)
+        tokens, mask = fp.tokenizer(f'Task: lift the red cube {index};\nAction: ')
+        batches.append({'images': images, 'image_masks': masks,
+                        'tokens': torch.from_numpy(tokens)[None].to(DEVICE),
+                        'token_masks': torch.from_numpy(mask)[None].to(DEVICE),
+                        'noise': torch.randn(1, 20, 32, generator=torch.Generator()
+                                             .manual_seed(index)).to(DEVICE)})
+    recipe = pi05_recipe('omega-dynamic')
+    model = quantize(copy.deepcopy(fp.model), batches, recipe)
+    path = save_artifact(model, recipe, str(tmp_path / 'omega-dynamic'),
+                         extra_manifest=fp.artifact_extra(), extra_files=fp.extra_files())
+    reference = Pi05Policy.load(path, DEVICE)
+    fast = Pi05Policy.load(path, DEVICE, backend='triton')
+    backends, quantization, worst = [], [], 0.0
+    for _ in range(2):
+        images = observation()
+        noise = rng.standard_normal((20, 32)).astype(np.float32)
+        chunks = [p.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
+                  for p in (fp, reference, fast)]
+        quantization.append(float(np.abs(chunks[1] - chunks[0]).mean()))
+        backends.append(float(np.abs(chunks[2] - chunks[1]).mean()))
+        worst = max(worst, float(np.abs(chunks[2] - chunks[1]).max()))
+    print(f'mean |triton - reference| = {np.mean(backends):.2e}, max {worst:.2e}; '
+          f'mean |reference - fp| = {np.mean(quantization):.2e} (normalized action units)')
+    assert np.isfinite(worst) and np.mean(backends) < np.mean(quantization)

@@ -66,8 +66,10 @@ class Pi05Policy:
         set_backend(self.model, backend)
         if cuda_graph and torch.device(device).type != 'cuda':
             raise ValueError(f'cuda_graph needs a CUDA device, got {device}')
-        if backend == 'triton' and torch.device(device).type != 'cuda':
-            raise ValueError(f"backend 'triton' needs a CUDA device, got {device}")
+        if backend == 'triton' and torch.device(device).type != 'cuda' and \
+                os.environ.get('TRITON_INTERPRET', '0') != '1':
+            raise ValueError(f"backend 'triton' needs a CUDA device (or TRITON_INTERPRET=1 "
+                             f'to interpret the kernels on the CPU), got {device}')
         self.cuda_graph = cuda_graph
         self._samplers = {}
         self.config: Pi05Config = model.config
