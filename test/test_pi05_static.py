@@ -85,4 +85,3 @@ def test_cuda_graph_replay_matches_eager_on_new_observations(path, backend):
         a = eager.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
         b = graphed.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
-
