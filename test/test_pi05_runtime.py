@@ -155,3 +155,15 @@ def test_predict_cli_with_instruction(small_policy, tmp_path):
                              os.path.join(root, 'checkpoint'), '--observation', str(bad),
                              '--out', str(out)], capture_output=True, text=True)
     assert result.returncode == 2 and 'expected 3 cameras' in result.stderr
+    refused = subprocess.run([sys.executable, '-m', 'omegaq_ros.policy.predict_cli',
+                              '--policy', os.path.join(root, 'checkpoint'), '--observation',
+                              str(observation), '--out', str(out), '--backend', 'triton'],
+                             capture_output=True, text=True,
+                             env={k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'})
+    assert refused.returncode == 2 and "backend 'triton' needs a CUDA device" in refused.stderr
+    assert 'Traceback' not in refused.stderr
+    bf16 = tmp_path / 'bf16.npz'
+    subprocess.run([sys.executable, '-m', 'omegaq_ros.policy.predict_cli', '--policy',
+                    os.path.join(root, 'checkpoint'), '--observation', str(observation),
+                    '--out', str(bf16), '--dtype', 'bfloat16'], check=True)
+    assert np.abs(np.load(bf16)['actions'] - expected).max() < 0.05

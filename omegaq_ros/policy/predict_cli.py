@@ -29,8 +29,17 @@ def main(argv=None) -> int:
     parser.add_argument('--observation', required=True)
     parser.add_argument('--out', required=True)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16', 'float16'),
+                        help='precision of the towers (quantized layers keep their format)')
+    parser.add_argument('--backend', default='reference', choices=('reference', 'triton'),
+                        help='quantized-layer backend (triton: CUDA)')
     args = parser.parse_args(argv)
-    policy = Pi05Policy.load(args.policy, args.device)
+    try:
+        policy = Pi05Policy.load(args.policy, args.device, dtype=args.dtype,
+                                 backend=args.backend)
+    except (ValueError, OSError, RuntimeError) as error:     # incl. checkpoint/artifact errors
+        print(f'{args.policy}: {error}', file=sys.stderr)
+        return 2
     with np.load(args.observation, allow_pickle=False) as data:
         observation = {key: data[key] for key in data.files}
     missing = [k for k in ('images',) if k not in observation]
