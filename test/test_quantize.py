@@ -17,14 +17,18 @@ def cosine(a, b):
     return float(nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
 
 
-@pytest.fixture(scope='module')
-def toy():
-    model = ToyDenoiser()
-    batches = toy_batches()
-    held = toy_batches(count=2, seed=7)
+def model_with_data(model, calibration_count, held_seed):
+    """(model, calibration batches, held-out batches, FP outputs on the held-out batches)."""
+    batches = toy_batches(count=calibration_count)
+    held = toy_batches(count=2, seed=held_seed)
     with torch.no_grad():
         reference = [model(*b) for b in held]
     return model, batches, held, reference
+
+
+@pytest.fixture(scope='module')
+def toy():
+    return model_with_data(ToyDenoiser(), 6, held_seed=7)
 
 
 def test_every_selected_linear_is_replaced_and_scope_patterns_hold(toy):
@@ -125,12 +129,7 @@ def test_wrong_input_width_names_the_layer(toy):
 
 @pytest.fixture(scope='module')
 def shared():
-    model = ToySharedInputs()
-    batches = toy_batches(count=4)
-    held = toy_batches(count=2, seed=9)
-    with torch.no_grad():
-        reference = [model(*b) for b in held]
-    return model, batches, held, reference
+    return model_with_data(ToySharedInputs(), 4, held_seed=9)
 
 
 def test_linears_reading_one_input_share_its_transform(shared):
