@@ -175,9 +175,9 @@ def main():
         print(f'# quantized {method} in {time.perf_counter() - started:.0f} s', flush=True)
         rows.append(run_row(f'W4A4 {method} reference', quantized, inputs, device,
                             max(3, args.repeats // 10), graph=False))
-        for layer in quantized.modules():         # the reference backend's fp32 code cache
+        for layer in quantized.modules():         # the reference backend's fp32 copies
             if isinstance(layer, QuantLinear):
-                layer._codes_cache = None
+                layer.clear_caches()
         if cuda:
             set_backend(quantized, 'triton')
             rows.append(run_row(f'W4A4 {method} triton', quantized, inputs, device,

@@ -80,7 +80,9 @@ class QuantLinear(nn.Module):
         self.register_buffer('act_scale', torch.zeros(table_rows, table_width,
                                                       dtype=torch.float16)
                              if table_width and owns_input else None)
-        self._codes_cache: Optional[torch.Tensor] = None
+        # The reference backend's fp32 views of stored tensors (weight codes, rotation blocks),
+        # built once per device instead of on every call; the GPU backend never builds them.
+        self._dequantized_cache = {}
         # Plain attributes, not submodules: the owner is registered where it lives.
         object.__setattr__(self, '_owner', self)
         object.__setattr__(self, '_group_size', 1)
@@ -130,15 +132,32 @@ class QuantLinear(nn.Module):
         }
 
     def _load_from_state_dict(self, *args, **kwargs):
-        self._codes_cache = None
+        self.clear_caches()
         object.__setattr__(self, '_input_cache', None)
         super()._load_from_state_dict(*args, **kwargs)
 
+    def clear_caches(self):
+        """Drop the reference backend's fp32 copies (they are rebuilt on the next call)."""
+        self._dequantized_cache = {}
+
+    def _dequantized(self, key: str, build) -> torch.Tensor:
+        cached = self._dequantized_cache.get(key)
+        if cached is None or cached.device != self.weight_packed.device:
+            cached = self._dequantized_cache[key] = build()
+        return cached
+
     def weight_codes(self) -> torch.Tensor:
         """Unpacked weight codes as float [out, in] (cached; exact small integers)."""
-        if self._codes_cache is None or self._codes_cache.device != self.weight_packed.device:
-            self._codes_cache = unpack_int4(self.weight_packed).float()
-        return self._codes_cache
+        return self._dequantized('codes', lambda: unpack_int4(self.weight_packed).float())
+
+    def rotation_in(self) -> torch.Tensor:
+        """Return the input rotation blocks as fp32 [in/64, 64, 64] (cached)."""
+        return self._dequantized('rot_in', lambda: load_blocks(self.rot_in, self.rot_in_scale))
+
+    def rotation_out(self) -> torch.Tensor:
+        """Return the output rotation blocks as fp32 [out/64, 64, 64] (cached)."""
+        return self._dequantized('rot_out', lambda: load_blocks(self.rot_out,
+                                                                self.rot_out_scale))
 
     def table_row(self) -> Optional[torch.Tensor]:
         """Select the activation scale row for the current denoising step (static modes)."""
@@ -167,7 +186,7 @@ class QuantLinear(nn.Module):
         if owner.perm_in is not None:
             x = x.index_select(-1, owner.perm_in)
         if owner.rot_in is not None:
-            x = _block_matmul(x, load_blocks(owner.rot_in, owner.rot_in_scale), transpose=False)
+            x = _block_matmul(x, owner.rotation_in(), transpose=False)
         return x
 
     def shared_input(self, x: torch.Tensor, compute):
@@ -267,7 +286,7 @@ def reference_forward(layer: QuantLinear, x: torch.Tensor) -> torch.Tensor:
     else:
         y = grouped_int_matmul(codes, scale, w_codes, w_scale)
     if layer.rot_out is not None:
-        y = _block_matmul(y, load_blocks(layer.rot_out, layer.rot_out_scale), transpose=True)
+        y = _block_matmul(y, layer.rotation_out(), transpose=True)
     if layer.bias is not None:
         y = y + layer.bias
     return y.reshape(*shape[:-1], layer.out_features).to(x.dtype)
