@@ -4,7 +4,8 @@
 #
 # Builds (once) the Python 3.12 venv with LeRobot 0.6.1 that the pi0.5 equivalence test uses
 # as its numerical reference. Never a runtime dependency: omegaq_ros does not import LeRobot.
-# About 6 GB and 3-4 minutes on first use; cached in .cache/lerobot-venv.
+# About 5.3 GB (PyPI's torch for 3.12 is a CUDA build) and 3-4 minutes on first use; cached
+# in .cache/lerobot-venv. No pip cache: the wheels would double the footprint.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$repo/.cache/lerobot-venv"
@@ -32,6 +33,6 @@ if [ -z "$python312" ]; then
 fi
 mkdir -p "$repo/.cache"
 [ -x "$venv/bin/python" ] || "$python312" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet "$want" 2>&1 | { grep -v -e '^WARNING: Location' || true; } >&2
+"$venv/bin/python" -m pip install --quiet --no-cache-dir "$want" 2>&1 | { grep -v -e '^WARNING: Location' || true; } >&2
 echo "$want" > "$stamp"
 echo "$venv"

@@ -6,11 +6,14 @@ Our pi0.5 against LeRobot 0.6.1's PI05Policy: same weights, inputs and noise, sa
 LeRobot needs Python >= 3.12, so it runs in its own cached venv
 (scripts/setup_lerobot_reference.sh) as a separate process that writes a real LeRobot
 checkpoint (save_pretrained) and its action chunk; we load that checkpoint with our loader.
-Real widths, reduced depth (2 Gemma layers, 2 SigLIP layers), fp32.
+Real widths, reduced depth (2 Gemma layers, 2 SigLIP layers), fp32; the token tables are cut
+to 2048 rows (see the script) so the checkpoint is 1.2 GB rather than 6.1 GB.
 """
 
+import glob
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,6 +36,11 @@ def reference():
     venv = built.stdout.strip().splitlines()[-1]
     digest = hashlib.sha256(open(SCRIPT, 'rb').read()).hexdigest()[:12]
     out = os.path.join(ROOT, '.cache', f'lerobot-pi05-reference-{digest}')
+    # References of earlier script versions are never read again; drop them so the cache
+    # holds one checkpoint.
+    for stale in glob.glob(os.path.join(ROOT, '.cache', 'lerobot-pi05-reference-*')):
+        if stale != out:
+            shutil.rmtree(stale, ignore_errors=True)
     if not os.path.isfile(os.path.join(out, 'reference.npz')):
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(('_ROS_WHEELS', 'LD_LIBRARY_PATH', 'VIRTUAL_ENV'))}
@@ -47,7 +55,7 @@ def test_chunk_equals_lerobot(reference):
         os.path.join(reference, 'checkpoint'))
     assert (config.language.depth, config.expert.depth, config.vision.depth) == (2, 2, 2)
     assert config.language.width == 2048 and config.expert.width == 1024
-    assert config.horizon == 10 and config.action_dim == 14
+    assert config.horizon == 10 and config.action_dim == 14 and config.vocab_size == 2048
     assert normalizers == {} and tokenizer is None
     data = np.load(os.path.join(reference, 'reference.npz'))
     images, masks = prepare_images(list(data['images']) + [None], [True, True, False],

@@ -9,6 +9,11 @@ venv); never imported by omegaq_ros. Real widths, reduced depth: the Gemma depth
 normal distribution (LeRobot zero-initializes the adaRMS projections, which would hide the
 expert's residual branches from the comparison).
 
+The token tables are cut to `--vocab` rows (default 2048; pi0.5 has 257152): at real width the
+embedding and the two unused lm_heads hold 1.3 B parameters, 5.3 GB of the fp32 checkpoint,
+while an embedding is a row lookup whose arithmetic does not depend on the row count. Token ids
+are drawn below that count, and our loader reads the vocabulary size from the embedding shape.
+
 Writes OUT/checkpoint (config.json + model.safetensors, as save_pretrained does) and
 OUT/reference.npz: images uint8 [n_cams, H, W, 3], tokens, token_mask, noise, and
 `actions` from PI05Policy.predict_action_chunk plus `actions_core` from sample_actions.
@@ -59,6 +64,21 @@ def build_policy(depth: int, vision_depth: int, horizon: int, action_dim: int, c
     return PI05Policy(config)
 
 
+def shrink_vocabulary(policy, rows: int):
+    """Replace the token embedding and both lm_heads by tables of `rows` entries."""
+    pair = policy.model.paligemma_with_expert
+    language = pair.paligemma.model.language_model
+    table = language.embed_tokens  # Gemma's scaled embedding: rows times sqrt(width)
+    width = table.embedding_dim
+    language.embed_tokens = type(table)(rows, width, table.padding_idx,
+                                        embed_scale=table.scalar_embed_scale)
+    pair.paligemma.lm_head = torch.nn.Linear(width, rows, bias=False)
+    pair.gemma_expert.lm_head = torch.nn.Linear(pair.gemma_expert.lm_head.in_features, rows,
+                                                bias=False)
+    pair.paligemma.config.text_config.vocab_size = rows
+    pair.gemma_expert.config.vocab_size = rows
+
+
 def main():
     """Build, randomize, save and run the reference policy."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
@@ -68,11 +88,13 @@ def main():
     parser.add_argument('--horizon', type=int, default=10)
     parser.add_argument('--action-dim', type=int, default=14)
     parser.add_argument('--tokens', type=int, default=24)
+    parser.add_argument('--vocab', type=int, default=2048)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
     cameras = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
     torch.manual_seed(args.seed)
     policy = build_policy(args.depth, args.vision_depth, args.horizon, args.action_dim, cameras)
+    shrink_vocabulary(policy, args.vocab)
     generator = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
         for name, param in policy.named_parameters():
@@ -87,7 +109,7 @@ def main():
     rng = np.random.default_rng(args.seed)
     # Two cameras at a non-square size (exercises resize-with-pad), one missing camera.
     images = rng.integers(0, 256, size=(2, 240, 320, 3), dtype=np.uint8)
-    tokens = rng.integers(0, 257152, size=(args.tokens,), dtype=np.int64)
+    tokens = rng.integers(0, args.vocab, size=(args.tokens,), dtype=np.int64)
     token_mask = np.ones(args.tokens, dtype=bool)
     token_mask[-5:] = False
     noise = rng.standard_normal((args.horizon, 32)).astype(np.float32)
