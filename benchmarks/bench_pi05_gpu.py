@@ -7,8 +7,9 @@ Whole-policy latency and memory: BF16 vs W4A4 on one GPU, side by side in one ru
 
 Full-size pi0.5 (or the small config) with random weights, 3 cameras, 10 denoising steps,
 batch 1. Rows: BF16 eager, BF16 + CUDA graph, BF16 + torch.compile (--compile),
-W4A4 reference backend (fake-quant arithmetic in torch), W4A4 Triton eager and Triton + CUDA
-graph, for the kernel-compatible Omega presets given by --methods (omega-dynamic: per-token x
+W4A4 reference backend (fake-quant arithmetic in torch), W4A4 Triton + CUDA graph with every
+linear launched on its own, W4A4 Triton eager and Triton + CUDA graph with q/k/v and gate/up
+fused (one quantize and one GEMM launch per set), for the kernel-compatible Omega presets given by --methods (omega-dynamic: per-token x
 64-group scales, the default; omega-group: per-step static 64-group tables). The W4A4 models
 are quantized here from two random calibration observations with MSE-RTN weights (same bytes
 and kernels as GPTQ).
@@ -179,6 +180,11 @@ def main():
             if isinstance(layer, QuantLinear):
                 layer.clear_caches()
         if cuda:
+            # q/k/v and gate/up layer by layer first: what fusing them into one quantize and
+            # one GEMM launch per set gains inside the graph.
+            set_backend(quantized, 'triton', fuse=False)
+            rows.append(run_row(f'W4A4 {method} triton + CUDA graph, unfused', quantized,
+                                inputs, device, args.repeats, graph=True))
             set_backend(quantized, 'triton')
             rows.append(run_row(f'W4A4 {method} triton', quantized, inputs, device,
                                 args.repeats, graph=False))

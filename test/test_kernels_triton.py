@@ -317,6 +317,129 @@ def test_quantized_small_linear_end_to_end():
     assert ((y - ref).norm() / ref.norm()).item() < 1e-4
 
 
+class _Siblings(torch.nn.Module):
+    """Three linears reading one input, named like an attention's q/k/v."""
+
+    def __init__(self, q_proj, k_proj, v_proj):
+        super().__init__()
+        self.q_proj, self.k_proj, self.v_proj = q_proj, k_proj, v_proj
+
+    def forward(self, x):
+        return [self.q_proj(x), self.k_proj(x), self.v_proj(x)]
+
+
+FUSED_SHAPES = ([(256, (256, 64, 64), 10), (128, (128, 64, 64), 80)] if INTERPRETED else
+                [(2048, (2048, 256, 256), 1), (2048, (2048, 256, 256), 968),
+                 (1024, (2048, 256, 256), 10), (1024, (4096, 4096), 50)])
+
+
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('k,outs,m', FUSED_SHAPES)
+def test_fused_siblings_match_each_layer(k, outs, m, mode):
+    """
+    q/k/v (or gate/up) fused: one quantize and one GEMM launch, each layer's own output.
+
+    Every layer keeps its own rotation and table, so its codes equal the unfused ones; only
+    the GEMM's split (planned for the concatenated N) changes fp32 summation order.
+    """
+    from omegaq_ros import kernels
+    from omegaq_ros.quant.linear import reference_forward
+    layers = [make_layer(k, n, mode, per_step=True, table_rows=3, seed=31 + i)
+              for i, n in enumerate(outs)]
+    names = ('q_proj', 'k_proj', 'v_proj')[:len(layers)]
+    parent = torch.nn.Module()
+    for name, layer in zip(names, layers):
+        setattr(parent, name, layer)
+        layer.backend = 'triton'
+    x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
+                    .manual_seed(7))
+    from omegaq_ros.quant.step_context import denoising_step
+    with denoising_step(1, 3):
+        single = [layer(x) for layer in layers]
+        reference = [reference_forward(layer, x) for layer in layers]
+        sizes = [layer.weight_packed.numel() for layer in layers]
+        groups, skipped = kernels.fuse_siblings(parent, (names,))
+        assert len(groups) == 1 and not skipped
+        group = groups[0]
+        # Views into one concatenation, not a second copy of the weights.
+        assert group.weight_packed.numel() == sum(sizes)
+        for layer in layers:
+            assert layer.weight_packed.untyped_storage().data_ptr() == \
+                group.weight_packed.untyped_storage().data_ptr()
+        _poison_allocator()
+        kernels.LAUNCHES.clear()
+        fused = [layer(x) for layer in layers]
+        assert kernels.LAUNCHES['quantize'] == 1 and kernels.LAUNCHES['gemm'] == 1
+    for layer, y, y_single, ref in zip(layers, fused, single, reference):
+        assert y.shape == y_single.shape
+        _assert_fp32_close(y, y_single)
+        # Rows whose codes sit on a rounding tie (checked in the per-layer tests) may differ
+        # from the reference by one activation step; the rest agree within fp32 rounding.
+        close = ((y - ref).abs() <= 1e-5 * ref.abs().max() + 1e-6).all(dim=1)
+        assert int((~close).sum()) <= max(1, m // 10)
+
+
+def test_fused_siblings_follow_the_input_and_replaced_weights():
+    """A member fed another tensor recomputes; weights replaced after fusing are used."""
+    from omegaq_ros import kernels
+    from omegaq_ros.quant.linear import reference_forward
+    layers = [make_layer(128, n, 'dynamic_group', seed=40 + i) for i, n in enumerate(
+        (128, 64, 64))]
+    model = _Siblings(*layers)
+    for layer in layers:
+        layer.backend = 'triton'
+    kernels.fuse_siblings(model, (('q_proj', 'k_proj', 'v_proj'),))
+    g = torch.Generator(device=DEVICE).manual_seed(3)
+    x1, x2 = (torch.randn(10, 128, device=DEVICE, generator=g) for _ in range(2))
+    q = model.q_proj(x1)
+    k = model.k_proj(x2)          # not the tensor q saw: the group runs again on x2
+    _assert_fp32_close(q, reference_forward(model.q_proj, x1))
+    _assert_fp32_close(k, reference_forward(model.k_proj, x2))
+    x1.mul_(2.0)                  # same tensor, modified in place: not served from the cache
+    _assert_fp32_close(model.v_proj(x1), reference_forward(model.v_proj, x1))
+    # A buffer replaced after fusing (as module.to() or a reload does): the group re-joins.
+    fresh = make_layer(128, 64, 'dynamic_group', seed=99)
+    model.k_proj.weight_packed = fresh.weight_packed.clone()
+    outputs = model(x2)
+    for layer, y in zip(layers, outputs):
+        _assert_fp32_close(y, reference_forward(layer, x2))
+
+
+def test_siblings_without_an_integer_gemm_are_left_unfused():
+    """static_channel q/k/v run layer by layer (reference arithmetic); the reason is returned."""
+    from omegaq_ros import kernels
+    model = _Siblings(*(make_layer(128, 64, 'static_channel', seed=i) for i in range(3)))
+    groups, skipped = kernels.fuse_siblings(model, (('q_proj', 'k_proj', 'v_proj'),))
+    assert groups == [] and len(skipped) == 1 and 'static_channel' in skipped[0][1]
+    assert all(layer._fused is None for layer in (model.q_proj, model.k_proj, model.v_proj))
+
+
+def test_fused_siblings_with_a_shared_input_transform():
+    """share_input_rotation layers fuse with one transform: one quantize for the group."""
+    from omegaq_ros import kernels
+    from omegaq_ros.quant import quantize, Recipe
+    from omegaq_ros.quant.linear import reference_forward
+    torch.manual_seed(0)
+    model = _Siblings(torch.nn.Linear(128, 128), torch.nn.Linear(128, 64),
+                      torch.nn.Linear(128, 64))
+    batches = [(torch.randn(4, 16, 128),) for _ in range(4)]
+    recipe = Recipe.preset('omega-dynamic', weight_method='rtn', share_input_rotation=True)
+    qmodel = quantize(model, batches, recipe).to(DEVICE)
+    assert qmodel.k_proj.input_from == qmodel.q_proj.name
+    for layer in (qmodel.q_proj, qmodel.k_proj, qmodel.v_proj):
+        layer.backend = 'triton'
+    (group,), _ = kernels.fuse_siblings(qmodel, (('q_proj', 'k_proj', 'v_proj'),))
+    assert group.shared_transform
+    x = torch.randn(2, 15, 128, device=DEVICE)
+    kernels.LAUNCHES.clear()
+    outputs = qmodel(x)
+    assert kernels.LAUNCHES['quantize'] == 1 and kernels.LAUNCHES['gemm'] == 1
+    for layer, y in zip((qmodel.q_proj, qmodel.k_proj, qmodel.v_proj), outputs):
+        ref = reference_forward(layer, x)
+        assert y.shape == ref.shape
+        assert ((y - ref).norm() / ref.norm()).item() < 1e-4
+
+
 def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
     """
     Whole chunks of the bundled policy: triton backend vs reference backend, same artifact.
@@ -363,6 +486,18 @@ def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
         quantization.append(float(np.abs(chunks[1] - chunks[0]).mean()))
         backends.append(float(np.abs(chunks[2] - chunks[1]).mean()))
         worst = max(worst, float(np.abs(chunks[2] - chunks[1]).max()))
+    # q/k/v and gate/up fused: 4 quantize and 4 GEMM launches per Gemma layer instead of 7.
+    from omegaq_ros import kernels
+    from omegaq_ros.policy.runtime import set_backend
+    launches = []
+    for fuse in (False, True):
+        set_backend(fast.model, 'triton', fuse=fuse)
+        kernels.LAUNCHES.clear()
+        fast.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
+        launches.append(dict(kernels.LAUNCHES))
+    assert launches[1]['quantize'] * 7 == launches[0]['quantize'] * 4
+    assert launches[1]['gemm'] * 7 == launches[0]['gemm'] * 4
+    print(f'launches per chunk: unfused {launches[0]}, fused {launches[1]}')
     print(f'mean |triton - reference| = {np.mean(backends):.2e}, max {worst:.2e}; '
           f'mean |reference - fp| = {np.mean(quantization):.2e} (normalized action units)')
     assert np.isfinite(worst) and np.mean(backends) < np.mean(quantization)

@@ -112,6 +112,25 @@ def test_quant_linear_matches_its_specification_by_hand(toy):
     assert torch.allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_reference_caches_follow_replaced_and_rewritten_buffers(toy):
+    """The fp32 copies of weight codes and rotations are rebuilt when their source changes."""
+    model, batches, _, _ = toy
+    q = quantize(copy.deepcopy(model), batches, Recipe.preset('omega-dynamic'))
+    layer = q.prefix[2]
+    x = torch.randn(5, 256)
+    before = layer(x)
+    packed = layer.weight_packed.clone()
+    layer.weight_packed = packed.flip(0)                    # replaced (as module.to does)
+    layer.weight_scale = layer.weight_scale.flip(0)          # (output rows reversed)
+    assert torch.allclose(layer(x), before.flip(-1) - layer.bias.flip(0) + layer.bias,
+                          rtol=1e-5, atol=1e-5)
+    layer.weight_packed.copy_(packed)                        # rewritten in place (as a load)
+    layer.weight_scale = layer.weight_scale.flip(0)
+    assert torch.equal(layer(x), before)
+    layer.rot_in_scale.mul_(2.0)                             # a rotation scale rewritten
+    assert not torch.allclose(layer(x), before)
+
+
 def test_fp_preset_leaves_the_model_alone(toy):
     model, batches, held, reference = toy
     q = quantize(copy.deepcopy(model), batches, Recipe.preset('fp'))

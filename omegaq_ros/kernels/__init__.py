@@ -6,11 +6,13 @@ Fast QuantLinear backends (issue 6).
     from omegaq_ros import kernels
     kernels.register()           # adds BACKENDS['triton'] to omegaq_ros.quant.linear
     layer.backend = 'triton'
+    kernels.fuse_siblings(model, (('q_proj', 'k_proj', 'v_proj'),))  # one launch per set
 
 Importing needs neither triton nor CUDA; triton is imported when a kernel first runs.
 """
 
-from omegaq_ros.kernels.triton_w4a4 import INTEGER_MODES, triton_available, triton_forward
+from omegaq_ros.kernels.triton_w4a4 import (fuse_siblings, FusedLinears, INTEGER_MODES, LAUNCHES,
+                                            triton_available, triton_forward, unfuse)
 
 
 def register() -> None:
@@ -19,4 +21,5 @@ def register() -> None:
     linear.BACKENDS['triton'] = triton_forward
 
 
-__all__ = ['INTEGER_MODES', 'register', 'triton_available', 'triton_forward']
+__all__ = ['fuse_siblings', 'FusedLinears', 'INTEGER_MODES', 'LAUNCHES', 'register',
+           'triton_available', 'triton_forward', 'unfuse']

@@ -44,14 +44,26 @@ def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, o
 
 @triton.jit
 def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr,
-                 codes_ptr, xs_ptr, M, G,
+                 codes_ptr, xs_ptr, M, G, s_member_k, s_member_srow, s_member_xs,
                  MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
                  HAS_ROT: tl.constexpr, BM: tl.constexpr):
+    # Axis 2 runs the input transforms of linears that read the same x (one launch for q/k/v
+    # or gate/up): member p's perm, smooth and rotation scales start p * s_member_k elements
+    # in (its rotation codes p * 64 * s_member_k), its codes p * M * K, its table row
+    # p * s_member_srow, its dynamic scales p * s_member_xs.
     pid_m = tl.program_id(0)
+    p = tl.program_id(2)
+    perm_ptr += p * s_member_k
+    smooth_ptr += p * s_member_k
+    rscale_ptr += p * s_member_k
+    rot_ptr += p * s_member_k * 64
+    srow_ptr += p * s_member_srow
+    xs_ptr += p * s_member_xs
     offs_m = pid_m * BM + tl.arange(0, BM)
     offs_k = tl.arange(0, 64)
     m_mask = offs_m < M
     K = G * 64
+    codes_ptr += p * M * K
     if MODE == 2:
         # dynamic_token: pass 1 finds the token absmax, pass 2 recomputes and quantizes.
         amax = tl.zeros([BM], dtype=tl.float32)
@@ -72,7 +84,7 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
         xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
                            offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
         if MODE == 0:
-            scale = tl.load(srow_ptr + g + offs_m * 0)
+            scale = tl.load(srow_ptr + g + offs_m * 0).to(tl.float32)
         else:
             amax = tl.max(tl.abs(xr), axis=1)
             scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), 1e-8)
@@ -84,13 +96,19 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
 
 @triton.jit
 def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr,
-                out_ptr, s_out_split, M, N, G, GPS,
+                out_ptr, s_out_split, M, N, G, GPS, tile_member_ptr, s_member_xs,
                 WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                 SWAP: tl.constexpr, FINAL: tl.constexpr, HAS_BIAS: tl.constexpr,
-                INT_OUT: tl.constexpr):
+                INT_OUT: tl.constexpr, MEMBERS: tl.constexpr):
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
     pid_k = tl.program_id(2)
+    if MEMBERS:
+        # Concatenated weights of linears with their own input codes: the N-tile's member
+        # picks its codes [M, K] and activation scales.
+        member = tl.load(tile_member_ptr + pid_n)
+        xq_ptr += member * M * G * 64
+        xs_ptr += member * s_member_xs
     offs_n = pid_n * BN + tl.arange(0, BN)
     offs_m = pid_m * BM + tl.arange(0, BM)
     offs_k = tl.arange(0, 64)
@@ -126,7 +144,8 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
         if INT_OUT:
             acc += p
         else:
-            xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask, other=0.0)
+            xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask,
+                          other=0.0).to(tl.float32)
             wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask,
                           other=0.0).to(tl.float32)
             if SWAP:

@@ -14,12 +14,18 @@ Per call (act modes static_group, dynamic_group, dynamic_token):
      MMA side); split-K spreads small N*M over the SMs.
   3. _finish_kernel (only with split-K or rot_out): sum of the split-K partials, output block
      rotation, bias, cast.
+Linears that read one input (q/k/v, gate/up: the model's SIBLING_LINEARS) run as a group,
+FusedLinears: step 1 once for all members (grid axis 2 over their stacked transforms), step 2
+once over their concatenated weights (each N-tile reads its member's codes), so an attention
++ MLP block takes 4 quantize and 4 GEMM launches instead of 7 each.
 static_channel and none cannot use the integer GEMM (per-channel scales do not factor out of
 an integer dot product); they run the reference backend (torch fp32).
 Triton is imported lazily so this module imports on machines without triton or CUDA.
 """
 
+import collections
 import functools
+import math
 import os
 
 import torch
@@ -27,6 +33,8 @@ import torch
 ACT_BLOCK = 64
 _MODE_IDS = {'static_group': 0, 'dynamic_group': 1, 'dynamic_token': 2}
 INTEGER_MODES = tuple(_MODE_IDS)
+# Kernel launches by kind since import (tests and benchmarks read and reset it).
+LAUNCHES = collections.Counter()
 
 
 def triton_available() -> bool:
@@ -56,12 +64,13 @@ def _sm_count(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def plan(m: int, n: int, k: int, sms: int = 132) -> dict:
+def plan(m: int, n: int, k: int, sms: int = 132, n_align: int = 0) -> dict:
     """
     Choose tiles for an M x K x N W4A4 GEMM.
 
     Returns swap (weight as the MMA's 64-row side, for M <= 64), bm, bn, split (K splits,
-    equal runs of whole 64-groups), groups_per_split, num_warps, num_stages.
+    equal runs of whole 64-groups), groups_per_split, num_warps, num_stages. n_align: N-tiles
+    must not straddle a multiple of it (the boundaries of concatenated weights); 0: none.
     """
     groups = k // ACT_BLOCK
     if m <= 64:
@@ -69,7 +78,7 @@ def plan(m: int, n: int, k: int, sms: int = 132) -> dict:
         bm = max(16, triton_next_pow2(m))
     else:
         swap, bm, bn, num_warps = False, 128, 128, 8
-        if n % bn:
+        if n % bn or (n_align and n_align % bn):
             bn = 64
     tiles = -(-n // bn) * -(-m // bm)
     split = 1
@@ -99,8 +108,20 @@ def quantize_input(layer, x2: torch.Tensor, table_row=None, codes_out=None):
     Run the fused prologue on x2 [M, in]: int8 codes [M, in] and the scale tensor the GEMM reads.
 
     Returns (codes, xs, s_xs_m, s_xs_g): the act scale of (row m, group g) is
-    xs[m * s_xs_m + g * s_xs_g] (a strided view of layer's table row for static_group).
-    codes_out: optional int8 [M, in] buffer to write the codes into.
+    xs[m * s_xs_m + g * s_xs_g] (the layer's fp16 table row for static_group).
+    table_row: unused, kept for the call signature (the kernel reads the layer's table at
+    layer.table_index()). codes_out: optional int8 [M, in] buffer to write the codes into.
+    """
+    codes, xs, s_m, s_g, _ = _quantize(x2, layer, [layer.input_owner], codes_out)
+    return codes[0], (xs if layer.act_mode == 'static_group' else xs[0]), s_m, s_g
+
+
+def _quantize(x2, layer, owners, codes_out=None):
+    """
+    Rotate and quantize x2 once per input transform in `owners` (one launch for all).
+
+    Returns codes [T, M, K] int8, xs, s_xs_m, s_xs_g and s_xs_member (the member stride of xs).
+    With several owners their buffers must be rows of one stacked tensor (FusedLinears).
     """
     quant_kernel, _, _ = _kernels()
     _check_device(x2)
@@ -108,35 +129,40 @@ def quantize_input(layer, x2: torch.Tensor, table_row=None, codes_out=None):
     m, k = x2.shape
     groups = k // ACT_BLOCK
     dev = x2.device
+    count = len(owners)
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
-    codes = codes_out if codes_out is not None else torch.empty(m, k, dtype=torch.int8,
-                                                                device=dev)
+    codes = (codes_out.view(1, m, k) if codes_out is not None else
+             torch.empty(count, m, k, dtype=torch.int8, device=dev))
+    owner = owners[0]
     if mode == 0:
-        srow = table_row.float().contiguous()
-        xs, s_m, s_g = srow, 0, 1
+        index = layer.table_index()
+        tables = owner.act_scale
+        # Member p's row for this step: table rows are stacked [T, rows, groups] in one tensor.
+        xs, s_m, s_g = tables[index], 0, 1
+        s_member_srow = s_member_xs = tables.numel() if count > 1 else 0
     elif mode == 1:
-        srow = None
-        xs, s_m, s_g = torch.empty(m, groups, dtype=torch.float32, device=dev), groups, 1
+        xs = torch.empty(count, m, groups, dtype=torch.float32, device=dev)
+        s_m, s_g, s_member_srow, s_member_xs = groups, 1, 0, m * groups
     else:
-        srow = None
-        xs, s_m, s_g = torch.empty(m, dtype=torch.float32, device=dev), 1, 0
+        xs = torch.empty(count, m, dtype=torch.float32, device=dev)
+        s_m, s_g, s_member_srow, s_member_xs = 1, 0, 0, m
     dummy = codes
-    owner = layer.input_owner
     perm, smooth, rot, rscale = owner.perm_in, owner.smooth, owner.rot_in, owner.rot_in_scale
     bm = 16 if m <= 16 else 32
-    grid = (triton.cdiv(m, bm), 1 if mode == 2 else groups)
+    grid = (triton.cdiv(m, bm), 1 if mode == 2 else groups, count)
     quant_kernel[grid](
         x2, x2.stride(0),
         perm if perm is not None else dummy,
         smooth if smooth is not None else dummy,
         rot if rot is not None else dummy,
         rscale if rscale is not None else dummy,
-        srow if srow is not None else dummy,
-        codes, xs if mode != 0 else dummy, m, groups,
+        xs if mode == 0 else dummy,
+        codes, xs if mode != 0 else dummy, m, groups, k, s_member_srow, s_member_xs,
         MODE=mode, HAS_PERM=perm is not None, HAS_SMOOTH=smooth is not None,
         HAS_ROT=rot is not None, BM=bm, num_warps=4)
-    return codes, xs, s_m, s_g
+    LAUNCHES['quantize'] += 1
+    return codes, xs, s_m, s_g, s_member_xs
 
 
 def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor:
@@ -150,9 +176,9 @@ def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor
     grid = (triton.cdiv(n, p['bn']), triton.cdiv(m, p['bm']), p['split'])
     gemm_kernel[grid](
         codes.contiguous(), codes, 0, 0, weight_packed, codes, 0, codes, out, m * n,
-        m, n, k // ACT_BLOCK, p['gps'], WG_RATIO=1, BM=p['bm'], BN=p['bn'], SWAP=p['swap'],
-        FINAL=False, HAS_BIAS=False, INT_OUT=True, num_warps=p['num_warps'],
-        num_stages=p['num_stages'])
+        m, n, k // ACT_BLOCK, p['gps'], codes, 0, WG_RATIO=1, BM=p['bm'], BN=p['bn'],
+        SWAP=p['swap'], FINAL=False, HAS_BIAS=False, INT_OUT=True, MEMBERS=False,
+        num_warps=p['num_warps'], num_stages=p['num_stages'])
     return out.sum(0, dtype=torch.int32)
 
 
@@ -162,31 +188,52 @@ def _sms(t: torch.Tensor) -> int:
 
 def scaled_matmul(layer, codes, xs, s_xs_m, s_xs_g, out_dtype, out=None, plan_override=None):
     """Run GEMM (+ finish) for precomputed codes: y [M, out_features] in out_dtype (or out)."""
+    return _matmul(layer, layer, codes, xs, s_xs_m, s_xs_g, 0, None, out_dtype, out,
+                   plan_override)
+
+
+def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, tile_members, out_dtype,
+            out=None, plan_override=None):
+    """
+    GEMM (+ finish) of codes against `weights` (a QuantLinear or FusedLinears' concatenation).
+
+    tile_members: None when every output column reads the same codes, else (bn, int32 tensor)
+    giving each N-tile's member, whose codes are codes[member] and scales xs + member stride.
+    """
     _, gemm_kernel, finish_kernel = _kernels()
-    m, k = codes.shape
-    n = layer.out_features
+    m, k = codes.shape[-2:]
+    n = weights.weight_packed.shape[0]
     dev = codes.device
-    p = plan_override or plan(m, n, k, _sms(codes))
+    p = plan_override or plan(m, n, k, _sms(codes), n_align=getattr(weights, 'n_align', 0))
     wg_ratio = layer.weight_group // ACT_BLOCK
-    bias, rot, rscale = layer.bias, layer.rot_out, layer.rot_out_scale
+    bias, rot, rscale = weights.bias, weights.rot_out, weights.rot_out_scale
     final = p['split'] == 1 and rot is None
     y = out if out is not None else torch.empty(m, n, dtype=out_dtype, device=dev)
     part = y if final else torch.empty(p['split'], m, n, dtype=torch.float32, device=dev)
     grid = (triton.cdiv(n, p['bn']), triton.cdiv(m, p['bm']), p['split'])
-    ws = layer.weight_scale
+    ws = weights.weight_scale
+    members = tile_members(p['bn']) if tile_members is not None else None
     gemm_kernel[grid](
-        codes, xs, s_xs_m, s_xs_g, layer.weight_packed, ws, ws.stride(0),
+        codes, xs, s_xs_m, s_xs_g, weights.weight_packed, ws, ws.stride(0),
         bias if bias is not None else ws, part, m * n, m, n, k // ACT_BLOCK, p['gps'],
+        members if members is not None else codes, s_xs_member,
         WG_RATIO=wg_ratio, BM=p['bm'], BN=p['bn'], SWAP=p['swap'], FINAL=final,
-        HAS_BIAS=bias is not None, INT_OUT=False, num_warps=p['num_warps'],
-        num_stages=p['num_stages'])
+        HAS_BIAS=bias is not None, INT_OUT=False, MEMBERS=members is not None,
+        num_warps=p['num_warps'], num_stages=p['num_stages'])
+    LAUNCHES['gemm'] += 1
     if not final:
         bm = 16 if m <= 16 else 32
         finish_kernel[(triton.cdiv(m, bm), n // ACT_BLOCK)](
             part, m * n, p['split'], rot if rot is not None else part,
             rscale if rscale is not None else part, bias if bias is not None else part, y, m, n,
             HAS_ROT=rot is not None, HAS_BIAS=bias is not None, BM=bm, num_warps=4)
+        LAUNCHES['finish'] += 1
     return y
+
+
+def _out_dtype(x: torch.Tensor) -> torch.dtype:
+    return x.dtype if x.dtype in (torch.float32, torch.float16, torch.bfloat16) \
+        else torch.float32
 
 
 def triton_forward(layer, x: torch.Tensor) -> torch.Tensor:
@@ -194,15 +241,14 @@ def triton_forward(layer, x: torch.Tensor) -> torch.Tensor:
     from omegaq_ros.quant.linear import reference_forward
     if layer.act_mode not in _MODE_IDS:
         return reference_forward(layer, x)
+    fused = getattr(layer, '_fused', None)
+    if fused is not None:
+        return fused.output(layer, x)
     _check_layer(layer)
     shape = x.shape
     x2 = x.reshape(-1, shape[-1])
-    table_row = layer.table_row() if layer.act_mode == 'static_group' else None
-    codes, xs, s_m, s_g = layer.shared_input(
-        x, lambda _: quantize_input(layer, x2, table_row))
-    out_dtype = x.dtype if x.dtype in (torch.float32, torch.float16, torch.bfloat16) \
-        else torch.float32
-    y = scaled_matmul(layer, codes, xs, s_m, s_g, out_dtype)
+    codes, xs, s_m, s_g = layer.shared_input(x, lambda _: quantize_input(layer, x2))
+    y = scaled_matmul(layer, codes, xs, s_m, s_g, _out_dtype(x))
     return y.reshape(*shape[:-1], layer.out_features).to(x.dtype)
 
 
@@ -225,6 +271,160 @@ def _check_layer(layer):
         if t is not None and (t.dtype != dtype or not t.is_contiguous()):
             raise ValueError(f"triton backend: layer '{holder.name}' buffer {name} must be "
                              f'contiguous {dtype}, got {t.dtype}')
+
+
+# Stored per output row (concatenated along dim 0) and per input transform (stacked).
+_OUTPUT_SIDE = ('weight_packed', 'weight_scale', 'bias', 'rot_out', 'rot_out_scale')
+_INPUT_SIDE = ('perm_in', 'smooth', 'rot_in', 'rot_in_scale', 'act_scale')
+
+
+class FusedLinears:
+    """
+    QuantLinears that read the same input (q/k/v, gate/up), run as one quantize + one GEMM.
+
+    Their weights are concatenated along the output dimension into one buffer, and each
+    layer's buffers become views into it (no second copy). Each layer keeps its own input
+    transform (stacked so that one launch rotates and quantizes x for all of them) unless
+    they share one (share_input_rotation), which is then applied once. The first member
+    called with x computes every member's output; the others take their column range while x
+    is the same, unmodified tensor at the same denoising step.
+    """
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+        first = self.layers[0]
+        for layer in self.layers:
+            _check_layer(layer)
+        same = ('in_features', 'act_mode', 'per_step', 'weight_group')
+        for layer in self.layers[1:]:
+            for attr in same:
+                if getattr(layer, attr) != getattr(first, attr):
+                    raise ValueError(f"cannot fuse '{layer.name}' with '{first.name}': "
+                                     f'{attr} differs')
+        self.shared_transform = all(layer.input_owner is first.input_owner
+                                    for layer in self.layers)
+        if not self.shared_transform and any(layer.input_from for layer in self.layers):
+            names = ', '.join(layer.name for layer in self.layers)
+            raise ValueError(f'cannot fuse {names}: some share an input transform with a '
+                             'layer outside the group')
+        compared = _OUTPUT_SIDE + (() if self.shared_transform else _INPUT_SIDE)
+        for layer in self.layers[1:]:
+            for name in compared:
+                if (getattr(layer, name) is None) != (getattr(first, name) is None):
+                    raise ValueError(f"cannot fuse '{layer.name}' with '{first.name}': "
+                                     f'one has {name}, the other not')
+        sizes = [layer.out_features for layer in self.layers]
+        self.bounds = [(sum(sizes[:i]), sum(sizes[:i + 1])) for i in range(len(sizes))]
+        self.n_align = functools.reduce(math.gcd, sizes)
+        self.index = {id(layer): i for i, layer in enumerate(self.layers)}
+        self._members = {}
+        self._entry = None
+        self._join()
+
+    def _join(self):
+        """Concatenate output-side buffers, stack input-side ones; members become views."""
+        names = _OUTPUT_SIDE + (() if self.shared_transform else _INPUT_SIDE)
+        for name in names:
+            parts = [getattr(layer, name) for layer in self.layers]
+            if parts[0] is None:
+                setattr(self, name, None)
+                continue
+            stacked = name in _INPUT_SIDE
+            whole = torch.stack(parts) if stacked else torch.cat(parts)
+            setattr(self, name, whole)
+            start = 0
+            for layer, part in zip(self.layers, parts):
+                if stacked:
+                    view = whole[start]
+                    start += 1
+                else:
+                    view = whole[start:start + part.shape[0]]
+                    start += part.shape[0]
+                setattr(layer, name, view)
+        self._members = {}
+
+    def _joined(self) -> bool:
+        """Return True while every member's weights are still views of the concatenation."""
+        return all(layer.weight_packed._base is self.weight_packed for layer in self.layers)
+
+    def tile_members(self, bn: int) -> torch.Tensor:
+        """Return int32 [ceil(N / bn)]: which member each N-tile of width bn belongs to."""
+        table = self._members.get(bn)
+        if table is None:
+            starts = torch.arange(0, self.bounds[-1][1], bn)
+            ends = torch.tensor([b for _, b in self.bounds])
+            table = torch.bucketize(starts, ends, right=True).to(torch.int32)
+            table = self._members[bn] = table.to(self.weight_packed.device)
+        return table
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """Return every member's output for x as one [M, sum of out_features] tensor."""
+        if not self._joined():
+            # The module was moved or its buffers replaced since fusing: join again.
+            self._join()
+        first = self.layers[0]
+        x2 = x.reshape(-1, x.shape[-1])
+        owners = [first.input_owner] if self.shared_transform else self.layers
+        codes, xs, s_m, s_g, s_member = _quantize(x2, first, owners)
+        members = None if self.shared_transform else self.tile_members
+        return _matmul(first, self, codes, xs, s_m, s_g, s_member, members, _out_dtype(x))
+
+    def output(self, layer, x: torch.Tensor) -> torch.Tensor:
+        """Return `layer`'s output for x, computing the whole group's on first use of x."""
+        from omegaq_ros.quant.step_context import current_step
+        i = self.index[id(layer)]
+        version = -1 if x.is_inference() else x._version
+        key = (current_step(), x.dtype)
+        entry = self._entry
+        if (entry is not None and entry[0] is x and entry[1] == version and entry[2] == key
+                and i in entry[3]):
+            entry[3].discard(i)
+            y = entry[4]
+            if not entry[3]:
+                self._entry = None
+        else:
+            y = self.run(x)
+            pending = set(range(len(self.layers))) - {i}
+            self._entry = (x, version, key, pending, y) if pending else None
+        a, b = self.bounds[i]
+        return y[:, a:b].reshape(*x.shape[:-1], b - a).to(x.dtype)
+
+
+def fuse_siblings(model: torch.nn.Module, siblings):
+    """
+    Fuse each set of sibling QuantLinears in `model` that reads one input into FusedLinears.
+
+    siblings: tuples of child names that read the same input wherever they occur together
+    under one parent, e.g. ('q_proj', 'k_proj', 'v_proj'). Returns (groups made, [(layer
+    names, reason)] of sets left unfused): sets in a non-integer activation mode or with
+    mismatched features run layer by layer, as before.
+    """
+    from omegaq_ros.quant.linear import QuantLinear
+    groups, skipped = [], []
+    for parent in model.modules():
+        for names in siblings:
+            layers = [getattr(parent, name, None) for name in names]
+            if not all(isinstance(layer, QuantLinear) for layer in layers):
+                continue
+            try:
+                if any(layer.act_mode not in _MODE_IDS for layer in layers):
+                    raise ValueError(f'activation mode {layers[0].act_mode} has no integer GEMM')
+                group = FusedLinears(layers)
+            except ValueError as error:
+                skipped.append(([layer.name for layer in layers], str(error)))
+                continue
+            for layer in layers:
+                object.__setattr__(layer, '_fused', group)
+            groups.append(group)
+    return groups, skipped
+
+
+def unfuse(model: torch.nn.Module):
+    """Run every QuantLinear of `model` on its own again (its buffers stay views)."""
+    from omegaq_ros.quant.linear import QuantLinear
+    for module in model.modules():
+        if isinstance(module, QuantLinear):
+            object.__setattr__(module, '_fused', None)
 
 
 class _LazyTriton:

@@ -267,6 +267,9 @@ class Pi05Model(nn.Module):
     # Kept in fp32 by set_compute_dtype: the tiny heads and the adaRMS projections (they run
     # once per step value, Pi05Model.prepare_steps); everything else follows compute_dtype.
     FP32_MODULES = ('action_in_proj', 'action_out_proj', 'time_mlp_in', 'time_mlp_out')
+    # Linears that read one input wherever they sit together under one parent (every
+    # attention and MLP here): a fast backend runs each set as one quantize + one GEMM.
+    SIBLING_LINEARS = (('q_proj', 'k_proj', 'v_proj'), ('gate_proj', 'up_proj'))
 
     def set_compute_dtype(self, dtype: torch.dtype) -> 'Pi05Model':
         """

@@ -29,13 +29,21 @@ RECIPE_FILE = os.path.join(os.path.dirname(__file__), 'pi05_recipe.yaml')
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
-def set_backend(model: torch.nn.Module, backend: str):
-    """Select the QuantLinear backend of every quantized layer ('reference' or 'triton')."""
-    if backend == 'triton':
-        from omegaq_ros import kernels
-        kernels.register()
-    elif backend != 'reference':
+def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True):
+    """
+    Select the QuantLinear backend of every quantized layer ('reference' or 'triton').
+
+    With triton and fuse, the model's SIBLING_LINEARS (q/k/v, gate/up) run as one quantize
+    and one GEMM launch per set (kernels.FusedLinears); the arithmetic per layer is the same.
+    """
+    if backend not in ('reference', 'triton'):
         raise ValueError(f"backend must be 'reference' or 'triton', got '{backend}'")
+    from omegaq_ros import kernels
+    kernels.unfuse(model)
+    if backend == 'triton':
+        kernels.register()
+        if fuse:
+            kernels.fuse_siblings(model, getattr(model, 'SIBLING_LINEARS', ()))
     for module in model.modules():
         if isinstance(module, QuantLinear):
             module.backend = backend

@@ -87,6 +87,8 @@ class QuantLinear(nn.Module):
         object.__setattr__(self, '_owner', self)
         object.__setattr__(self, '_group_size', 1)
         object.__setattr__(self, '_input_cache', None)
+        # A fast backend's group of linears reading the same input (kernels.FusedLinears).
+        object.__setattr__(self, '_fused', None)
 
     def share_input_of(self, owner: 'QuantLinear'):
         """Read the input transform (and the 4-bit input codes) of `owner`."""
@@ -140,34 +142,41 @@ class QuantLinear(nn.Module):
         """Drop the reference backend's fp32 copies (they are rebuilt on the next call)."""
         self._dequantized_cache = {}
 
-    def _dequantized(self, key: str, build) -> torch.Tensor:
+    def _dequantized(self, key: str, sources, build) -> torch.Tensor:
+        # Valid while its source tensors are the same objects, unmodified (version counter):
+        # a buffer replaced (module.to, assignment) or written in place (load) rebuilds it.
+        stamp = tuple((id(t), -1 if t.is_inference() else t._version) for t in sources)
         cached = self._dequantized_cache.get(key)
-        if cached is None or cached.device != self.weight_packed.device:
-            cached = self._dequantized_cache[key] = build()
-        return cached
+        if cached is None or cached[0] != stamp or cached[2] is not sources[0]:
+            cached = self._dequantized_cache[key] = (stamp, build(*sources), sources[0])
+        return cached[1]
 
     def weight_codes(self) -> torch.Tensor:
         """Unpacked weight codes as float [out, in] (cached; exact small integers)."""
-        return self._dequantized('codes', lambda: unpack_int4(self.weight_packed).float())
+        return self._dequantized('codes', (self.weight_packed,),
+                                 lambda packed: unpack_int4(packed).float())
 
     def rotation_in(self) -> torch.Tensor:
         """Return the input rotation blocks as fp32 [in/64, 64, 64] (cached)."""
-        return self._dequantized('rot_in', lambda: load_blocks(self.rot_in, self.rot_in_scale))
+        return self._dequantized('rot_in', (self.rot_in, self.rot_in_scale), load_blocks)
 
     def rotation_out(self) -> torch.Tensor:
         """Return the output rotation blocks as fp32 [out/64, 64, 64] (cached)."""
-        return self._dequantized('rot_out', lambda: load_blocks(self.rot_out,
-                                                                self.rot_out_scale))
+        return self._dequantized('rot_out', (self.rot_out, self.rot_out_scale), load_blocks)
 
     def table_row(self) -> Optional[torch.Tensor]:
         """Select the activation scale row for the current denoising step (static modes)."""
         owner = self.input_owner
         if owner.act_scale is None:
             return None
+        return owner.act_scale[self.table_index()].float()
+
+    def table_index(self) -> int:
+        """Return the activation table row of the current denoising step (0 without steps)."""
         if not self.per_step:
-            return owner.act_scale[0].float()
+            return 0
         step = current_step()
-        rows = owner.act_scale.shape[0]
+        rows = self.input_owner.act_scale.shape[0]
         if step is None:
             raise StepContextError(
                 f"layer '{self.name}' has per-step activation scales for {rows} denoising "
@@ -176,7 +185,7 @@ class QuantLinear(nn.Module):
             raise StepContextError(
                 f"layer '{self.name}' was calibrated for {rows} denoising steps, "
                 f'the sampler runs {step.total}')
-        return owner.act_scale[step.index].float()
+        return step.index
 
     def rotate_in(self, x: torch.Tensor) -> torch.Tensor:
         """Smoothing, zigzag permutation and 64x64 block rotation of the input channels."""
