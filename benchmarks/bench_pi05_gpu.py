@@ -9,8 +9,9 @@ Full-size pi0.5 (or the small config) with random weights, 3 cameras, 10 denoisi
 batch 1. Rows: BF16 eager, BF16 + CUDA graph, BF16 + torch.compile (--compile),
 W4A4 reference backend (fake-quant arithmetic in torch), W4A4 Triton + CUDA graph with every
 linear launched on its own, W4A4 Triton eager and Triton + CUDA graph with q/k/v and gate/up
-fused (one quantize and one GEMM launch per set), for the kernel-compatible Omega presets given by --methods (omega-dynamic: per-token x
-64-group scales, the default; omega-group: per-step static 64-group tables). The W4A4 models
+fused (one quantize and one GEMM launch per set), for the kernel-compatible Omega presets
+given by --methods (omega-dynamic: per-token x 64-group scales, the default; omega-group:
+per-step static 64-group tables). The W4A4 models
 are quantized here from two random calibration observations with MSE-RTN weights (same bytes
 and kernels as GPTQ).
 Per row: p50 / p90 ms per chunk (CUDA events), the prefix and the per-step split, static
