@@ -119,12 +119,12 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw):
     xb = x.to(torch.bfloat16)
     weights = [torch.randn(n, k, device='cuda', dtype=torch.bfloat16)
                for _ in range(bf16_sets)]
-    codes, xs, s_m, s_g = tw.quantize_input(layers[0], x, layers[0].table_row())
+    codes, xs, s_m, s_g = tw.quantize_input(layers[0], x)
     ref_fns = [lambda: reference_forward(layers[0], x)]
     tri_fns = [(lambda lay=lay: lay(x)) for lay in layers]
     gemm_fns = [(lambda lay=lay: tw.scaled_matmul(lay, codes, xs, s_m, s_g, torch.float32))
                 for lay in layers]
-    quant_fns = [lambda: tw.quantize_input(layers[0], x, layers[0].table_row())]
+    quant_fns = [lambda: tw.quantize_input(layers[0], x)]
     bf16_fns = [(lambda w=w: torch.matmul(xb, w.t())) for w in weights]
     p = tw.plan(m, n, k, torch.cuda.get_device_properties(0).multi_processor_count)
     row = {

@@ -187,8 +187,7 @@ def _run_case(k, n, m, mode, seed, **features):
                     .manual_seed(seed + 1))
     _poison_allocator()
     codes_out = torch.full((m, k), 127, dtype=torch.int8, device=DEVICE)
-    row = layer.table_row() if mode == 'static_group' else None
-    codes, xs, s_m, s_g = tw.quantize_input(layer, x, row, codes_out=codes_out)
+    codes, xs, s_m, s_g = tw.quantize_input(layer, x, codes_out=codes_out)
     assert codes.data_ptr() == codes_out.data_ptr()
     flipped_rows = _check_codes(layer, x, codes, xs)
 

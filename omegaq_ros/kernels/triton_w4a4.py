@@ -103,14 +103,13 @@ def _check_device(t: torch.Tensor):
                            '(or TRITON_INTERPRET=1 for CPU tensors)')
 
 
-def quantize_input(layer, x2: torch.Tensor, table_row=None, codes_out=None):
+def quantize_input(layer, x2: torch.Tensor, codes_out=None):
     """
     Run the fused prologue on x2 [M, in]: int8 codes [M, in] and the scale tensor the GEMM reads.
 
     Returns (codes, xs, s_xs_m, s_xs_g): the act scale of (row m, group g) is
-    xs[m * s_xs_m + g * s_xs_g] (the layer's fp16 table row for static_group).
-    table_row: unused, kept for the call signature (the kernel reads the layer's table at
-    layer.table_index()). codes_out: optional int8 [M, in] buffer to write the codes into.
+    xs[m * s_xs_m + g * s_xs_g] (for static_group the layer's fp16 table row of the current
+    step, layer.table_index()). codes_out: optional int8 [M, in] buffer for the codes.
     """
     codes, xs, s_m, s_g, _ = _quantize(x2, layer, [layer.input_owner], codes_out)
     return codes[0], (xs if layer.act_mode == 'static_group' else xs[0]), s_m, s_g

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+#
+# The GPU checks of the W4A4 backend, in stages that each fit one lent-device call:
+#   scripts/gpu_check.sh tests  OUT   CUDA kernel suite (every pi0.5 shape, fused q/k/v and
+#                                     gate/up, CUDA-graph capture, bundled-policy chunks)
+#   scripts/gpu_check.sh gemm   OUT   per-GEMM table: W4A4 kernels vs bf16 at pi0.5 shapes
+#   scripts/gpu_check.sh policy OUT   whole-policy table: BF16 eager / graph vs W4A4
+#   scripts/gpu_check.sh all    OUT   the three in turn
+# Needs torch with CUDA, triton, numpy, safetensors, sentencepiece, PyYAML and pytest (the lent
+# machine's image has them all); runs from the checkout without installing it. Logs and JSON
+# go to OUT (default $OUT, else ./gpu-check).
+set -uo pipefail
+stage=${1:-all}
+out=${2:-${OUT:-gpu-check}}
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+mkdir -p "$out"
+cd "$repo"
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+python=${PYTHON:-python3}
+status=0
+
+versions() {
+  "$python" - <<'EOF' | tee "$out/versions.txt"
+import shutil, subprocess, torch, triton
+gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA'
+driver = 'unknown'
+if shutil.which('nvidia-smi'):
+    driver = subprocess.run(['nvidia-smi', '--query-gpu=driver_version',
+                             '--format=csv,noheader'], capture_output=True, text=True).stdout.strip()
+print(f'{gpu} · driver {driver} · torch {torch.__version__} · CUDA {torch.version.cuda} · '
+      f'triton {triton.__version__}')
+EOF
+}
+
+run_tests() {
+  "$python" -m pytest -q -p no:cacheprovider -s test/test_kernels_triton.py \
+    test/test_pi05_static.py 2>&1 | tee "$out/tests.log" || status=1
+}
+
+run_gemm() {
+  for mode in static_group dynamic_group; do
+    "$python" benchmarks/bench_w4a4_gemm.py --mode "$mode" --json "$out/gemm_$mode.json" \
+      2>&1 | tee "$out/gemm_$mode.log" || status=1
+  done
+}
+
+run_policy() {
+  "$python" benchmarks/bench_pi05_gpu.py --json "$out/pi05.json" 2>&1 \
+    | tee "$out/pi05.log" || status=1
+}
+
+case "$stage" in
+  tests|gemm|policy|all) versions ;;
+  *) echo "gpu_check.sh: stage must be tests, gemm, policy or all, got '$stage'" >&2; exit 2 ;;
+esac
+case "$stage" in
+  tests) run_tests ;;
+  gemm) run_gemm ;;
+  policy) run_policy ;;
+  all) run_tests; run_gemm; run_policy ;;
+esac
+exit $status
