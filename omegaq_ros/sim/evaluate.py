@@ -5,6 +5,11 @@ omegaq-eval: closed-loop success of FP against every quantization method, paired
 
     omegaq-eval --policy models/pi05_small/checkpoint --methods fp,rtn,omega --episodes 50 \
         --tasks all [--seeds 100000:100050] [--workers 8] [--out reports/eval]
+        [--device cuda --dtype bfloat16]
+
+A method may name the QuantLinear backend that runs it, METHOD@BACKEND: on a GPU,
+`--methods omega-dynamic,omega-dynamic@triton` runs one artifact on the reference and the
+Triton backend over the same episodes (a paired check that the fast kernels keep success).
 
 Every method is built from the same FP checkpoint: quantized with the pi0.5 recipe on 10
 calibration trajectories (expert rollouts on calibration seeds, disjoint from training and
@@ -79,6 +84,15 @@ def calibration_batches(policy, episodes, frames_per_episode: int = 8, seed: int
     return batches
 
 
+BACKENDS = ('reference', 'triton')
+
+
+def split_method(label: str):
+    """Split 'METHOD@BACKEND' (or plain 'METHOD', the reference backend) into its parts."""
+    method, _, backend = label.partition('@')
+    return method, backend or 'reference'
+
+
 def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
     """Write one artifact per quantized method (the FP method is the checkpoint itself)."""
     import copy
@@ -87,7 +101,7 @@ def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
     policy = Pi05Policy.load(checkpoint)
     batches = calibration_batches(policy, calibration_episodes)
     paths = {}
-    for method in methods:
+    for method in dict.fromkeys(methods):
         if method == 'fp':
             paths[method] = checkpoint
             continue
@@ -134,18 +148,24 @@ def _worker_init():
     torch.set_num_threads(1)
 
 
+def load_policy(label: str, path: str, load_options: dict):
+    """Load the policy of a method label with its backend and the run's device and dtype."""
+    from omegaq_ros.policy.runtime import Pi05Policy
+    options = dict(load_options)
+    device = options.pop('device', 'cpu')
+    return Pi05Policy.load(path, device, backend=split_method(label)[1], **options)
+
+
 def _episode_job(job):
-    method, path, task, seed, execute = job
-    from omegaq_ros.policy.runtime import Pi05Policy
-    if method not in _WORKER_POLICIES:
-        _WORKER_POLICIES[method] = Pi05Policy.load(path)
-    return run_episode(_WORKER_POLICIES[method], method, task, seed, execute)
+    label, path, task, seed, execute, load_options = job
+    if label not in _WORKER_POLICIES:
+        _WORKER_POLICIES[label] = load_policy(label, path, load_options)
+    return run_episode(_WORKER_POLICIES[label], label, task, seed, execute)
 
 
-def open_loop_errors(paths, held_out_episodes, frames: int = 6):
+def open_loop_errors(paths, held_out_episodes, frames: int = 6, load_options=None):
     """Mean |a_method - a_fp| over held-out frames, in normalized action units."""
-    from omegaq_ros.policy.runtime import Pi05Policy
-    policies = {m: Pi05Policy.load(p) for m, p in paths.items()}
+    policies = {m: load_policy(m, p, load_options or {}) for m, p in paths.items()}
     reference = policies.get('fp') or next(iter(policies.values()))
     config = reference.config
     errors = {m: [] for m in policies}
@@ -236,15 +256,31 @@ def main(argv=None) -> int:
     parser.add_argument('--tasks', default='all')
     parser.add_argument('--seeds', default=None, help=f'A:B (default {EVAL_SEEDS[0]}:...)')
     parser.add_argument('--calibration-seeds', default='%d:%d' % CALIBRATION_SEEDS)
+    parser.add_argument('--held-out-seeds', default='%d:%d' % HELD_OUT_SEEDS,
+                        help='expert episodes for the open-loop error')
     parser.add_argument('--execute', type=int, default=10, help='ticks executed per chunk')
     parser.add_argument('--workers', type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument('--out', default='reports/eval')
+    parser.add_argument('--device', default='cpu', help='cpu | cuda (the policies)')
+    parser.add_argument('--dtype', default='float32',
+                        choices=('float32', 'bfloat16', 'float16'))
     args = parser.parse_args(argv)
     tasks = TASKS if args.tasks == 'all' else tuple(args.tasks.split(','))
-    methods = [m for m in args.methods.split(',') if m]
-    unknown = [m for m in methods if m not in PRESETS]
+    labels = list(dict.fromkeys(m for m in args.methods.split(',') if m))
+    unknown = [m for m in labels if split_method(m)[0] not in PRESETS]
     if unknown:
         parser.error(f'unknown methods {unknown}; known {list(PRESETS)}')
+    bad = [m for m in labels if split_method(m)[1] not in BACKENDS]
+    if bad:
+        parser.error(f'unknown backends in {bad}; known {list(BACKENDS)}')
+    if not args.device.startswith(('cpu', 'cuda')):
+        parser.error(f"--device must be cpu or cuda[:N], got '{args.device}'")
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        parser.error('--device cuda: CUDA is not available on this machine')
+    if (any(split_method(m)[1] == 'triton' for m in labels) and args.device == 'cpu'
+            and os.environ.get('TRITON_INTERPRET') != '1'):
+        parser.error('the triton backend needs --device cuda (or TRITON_INTERPRET=1)')
+    load_options = {'device': args.device, 'dtype': args.dtype}
     start, stop = parse_range(args.seeds) if args.seeds else (
         EVAL_SEEDS[0], EVAL_SEEDS[0] + args.episodes)
     seeds = list(range(start, stop))[:args.episodes]
@@ -257,15 +293,17 @@ def main(argv=None) -> int:
                                           shrink, workers=min(args.workers, 4))
     # Ten trajectories, as in the paper, spread over the tasks.
     calibration = calibration[::max(1, len(calibration) // 10)][:10]
-    held_out = collect_expert_episodes(tasks, range(*HELD_OUT_SEEDS), shrink,
+    held_out = collect_expert_episodes(tasks, range(*parse_range(args.held_out_seeds)), shrink,
                                        workers=min(args.workers, 4))
     artifacts = tempfile.mkdtemp(prefix='omegaq-eval-')
     started = time.time()
-    paths = build_methods(args.policy, methods, calibration, artifacts)
-    print(f'built {len(paths)} methods in {time.time() - started:.0f} s', flush=True)
-    errors = open_loop_errors(paths, held_out)
-    jobs = [(m, paths[m], task, seed, args.execute) for m in methods for task in tasks
-            for seed in seeds]
+    built = build_methods(args.policy, [split_method(m)[0] for m in labels], calibration,
+                          artifacts)
+    paths = {label: built[split_method(label)[0]] for label in labels}
+    print(f'built {len(built)} methods in {time.time() - started:.0f} s', flush=True)
+    errors = open_loop_errors(paths, held_out, load_options=load_options)
+    jobs = [(m, paths[m], task, seed, args.execute, load_options) for m in labels
+            for task in tasks for seed in seeds]
     results = []
     from tqdm import tqdm
     if args.workers > 1:
@@ -276,7 +314,7 @@ def main(argv=None) -> int:
     else:
         for job in tqdm(jobs):
             results.append(_episode_job(job))
-    rows = summarize(results, errors, methods, tasks)
+    rows = summarize(results, errors, labels, tasks)
     table = markdown(rows, tasks)
     with open(os.path.join(args.out, 'table.md'), 'w') as stream:
         stream.write(table)

@@ -1,0 +1,62 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""omegaq-eval end to end on the bundled policy: real MuJoCo episodes, real quantization."""
+
+import json
+import os
+
+from omegaq_ros.sim.evaluate import main, split_method, wilson_interval
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKPOINT = os.path.join(ROOT, 'models', 'pi05_small', 'checkpoint')
+
+
+def test_method_labels_name_their_backend():
+    assert split_method('omega') == ('omega', 'reference')
+    assert split_method('omega-dynamic@triton') == ('omega-dynamic', 'triton')
+
+
+def test_wilson_interval_holds_the_rate():
+    low, high = wilson_interval(43, 50)
+    assert low < 0.86 < high and 0.7 < low and high < 0.95
+    assert wilson_interval(0, 0) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize('methods,message', [
+    ('omega@fast', 'unknown backends'),
+    ('omega-fancy', 'unknown methods'),
+    ('omega-dynamic@triton', 'needs --device cuda'),
+])
+def test_bad_methods_are_refused_before_any_work(methods, message, capsys, monkeypatch):
+    monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(['--policy', CHECKPOINT, '--methods', methods])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_paired_closed_loop_table(tmp_path):
+    """FP and one method under two labels: same artifact and backend give identical episodes."""
+    out = tmp_path / 'eval'
+    code = main(['--policy', CHECKPOINT, '--methods', 'fp,omega-dynamic,omega-dynamic@reference',
+                 '--episodes', '1', '--tasks', 'lift', '--workers', '1',
+                 '--calibration-seeds', '1000:1002', '--held-out-seeds', '2000:2001',
+                 '--out', str(out)])
+    assert code == 0
+    assert (out / 'table.md').read_text().count('\n| ') == 3   # one row per method
+    report = json.loads((out / 'results.json').read_text())
+    rows = {row['method']: row for row in report['rows'] if row['task'] == 'average'}
+    assert list(rows) == ['fp', 'omega-dynamic', 'omega-dynamic@reference']
+    assert all(row['episodes'] == 1 and row['ci_low'] <= row['success'] <= row['ci_high']
+               for row in rows.values())
+    assert rows['fp']['open_loop_error'] == 0.0
+    assert rows['omega-dynamic']['open_loop_error'] > 0.0
+    assert rows['omega-dynamic']['open_loop_error'] == \
+        rows['omega-dynamic@reference']['open_loop_error']
+    episodes = {}
+    for episode in report['episodes']:
+        episodes.setdefault(episode['method'], []).append(
+            (episode['task'], episode['seed'], episode['success'], episode['steps']))
+    assert episodes['omega-dynamic'] == episodes['omega-dynamic@reference']
+    assert {e[1] for e in episodes['fp']} == {100000}
