@@ -7,10 +7,15 @@
 #                                     gate/up, CUDA-graph capture, bundled-policy chunks)
 #   scripts/gpu_check.sh gemm   OUT   per-GEMM table: W4A4 kernels vs bf16 at pi0.5 shapes
 #   scripts/gpu_check.sh policy OUT   whole-policy table: BF16 eager / graph vs W4A4
-#   scripts/gpu_check.sh all    OUT   the three in turn
+#   scripts/gpu_check.sh closedloop OUT [EPISODES]
+#                                     the bundled policy in the sim, omega-dynamic on the
+#                                     reference and the Triton backend, paired episodes
+#   scripts/gpu_check.sh all    OUT   tests, gemm and policy in turn
 # Needs torch with CUDA, triton, numpy, safetensors, sentencepiece, PyYAML and pytest (the lent
-# machine's image has them all); runs from the checkout without installing it. Logs and JSON
-# go to OUT (default $OUT, else ./gpu-check).
+# machine's image has them all); runs from the checkout without installing it. closedloop
+# also needs MuJoCo and the sim's wheels for Python 3.12 (scripts/prepare_device_carry.sh puts
+# them in .cache/wheels312, with glvnd's EGL in .cache/glvnd). Logs and JSON go to OUT
+# (default $OUT, else ./gpu-check).
 set -uo pipefail
 stage=${1:-all}
 out=${2:-${OUT:-gpu-check}}
@@ -46,19 +51,38 @@ run_gemm() {
   done
 }
 
+run_closedloop() {
+  local episodes=${1:-20}
+  if [ -d .cache/wheels312 ]; then
+    "$python" -m pip install -q --no-index --no-deps --no-compile --target /tmp/omegaq-site \
+      .cache/wheels312/*.whl || { status=1; return; }
+    export PYTHONPATH="$PYTHONPATH:/tmp/omegaq-site"
+  fi
+  if [ -d .cache/glvnd ]; then
+    export LD_LIBRARY_PATH="$repo/.cache/glvnd${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export __EGL_VENDOR_LIBRARY_FILENAMES="$repo/.cache/glvnd/10_nvidia.json"
+  fi
+  MUJOCO_GL=${MUJOCO_GL:-egl} "$python" -m omegaq_ros.sim.evaluate \
+    --policy models/pi05_small/checkpoint --methods omega-dynamic,omega-dynamic@triton \
+    --device cuda --episodes "$episodes" --tasks all --workers 8 --out "$out/closedloop" \
+    2>&1 | tee "$out/closedloop.log" || status=1
+}
+
 run_policy() {
   "$python" benchmarks/bench_pi05_gpu.py --json "$out/pi05.json" 2>&1 \
     | tee "$out/pi05.log" || status=1
 }
 
 case "$stage" in
-  tests|gemm|policy|all) versions ;;
-  *) echo "gpu_check.sh: stage must be tests, gemm, policy or all, got '$stage'" >&2; exit 2 ;;
+  tests|gemm|policy|closedloop|all) versions ;;
+  *) echo "gpu_check.sh: stage must be tests, gemm, policy, closedloop or all, got '$stage'" >&2
+     exit 2 ;;
 esac
 case "$stage" in
   tests) run_tests ;;
   gemm) run_gemm ;;
   policy) run_policy ;;
+  closedloop) run_closedloop "${3:-20}" ;;
   all) run_tests; run_gemm; run_policy ;;
 esac
 exit $status
