@@ -49,6 +49,21 @@ def test_bundled_artifact_is_real_w4a4_of_the_bundled_checkpoint(policies):
     assert all(m.input_from is None and m.rot_in.dtype == torch.int8 for m in layers)
 
 
+def test_backend_summary_says_what_runs_on_integer_kernels():
+    """The bundled omega artifact has per-channel tables: the triton backend says it is slow."""
+    from omegaq_ros.policy.runtime import set_backend
+    w4a4 = Pi05Policy.load(ARTIFACT)
+    layers = w4a4.backend_summary['quantized_layers']
+    assert w4a4.backend_summary['backend'] == 'reference' and layers > 0
+    summary = set_backend(w4a4.model, 'triton')
+    assert summary['integer_kernels'] == 0 and summary['reference_arithmetic'] == layers
+    assert summary['fused_sets'] == 0 and summary['unfused_sets'] > 0
+    assert 'static_channel' in summary['text'] and 'omega-dynamic' in summary['text']
+    set_backend(w4a4.model, 'reference')
+    assert all(m.backend == 'reference' for m in w4a4.model.modules()
+               if isinstance(m, QuantLinear))
+
+
 @pytest.mark.parametrize('task', ['lift', 'bin', 'handover'])
 def test_short_closed_loop_episode_with_the_bundled_w4a4_policy(policies, task):
     _, policy = policies

@@ -234,6 +234,11 @@ class PolicyNode(Node):
         self.get_logger().info(f'policy loaded ({"W4A4" if policy.quantized else "FP"}, '
                                f'horizon {policy.config.horizon}, cameras '
                                f'{list(policy.config.cameras)})')
+        summary = policy.backend_summary
+        if summary['quantized_layers']:
+            log = (self.get_logger().warning if summary['reference_arithmetic'] and
+                   summary['backend'] == 'triton' else self.get_logger().info)
+            log(summary['text'])
 
     def _refuse(self, reason: str, level: str = 'warn') -> None:
         self.stats['refusals'] += 1

@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     except (ValueError, OSError, RuntimeError) as error:     # incl. checkpoint/artifact errors
         print(f'{args.policy}: {error}', file=sys.stderr)
         return 2
+    if policy.quantized:
+        print(policy.backend_summary['text'], file=sys.stderr)
     with np.load(args.observation, allow_pickle=False) as data:
         observation = {key: data[key] for key in data.files}
     missing = [k for k in ('images',) if k not in observation]

@@ -29,24 +29,40 @@ RECIPE_FILE = os.path.join(os.path.dirname(__file__), 'pi05_recipe.yaml')
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
-def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True):
+def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict:
     """
     Select the QuantLinear backend of every quantized layer ('reference' or 'triton').
 
     With triton and fuse, the model's SIBLING_LINEARS (q/k/v, gate/up) run as one quantize
     and one GEMM launch per set (kernels.FusedLinears); the arithmetic per layer is the same.
+    Returns what runs where: quantized layers, those on integer kernels, those the backend
+    runs with the reference arithmetic (activation modes without an integer GEMM), fused sets.
     """
     if backend not in ('reference', 'triton'):
         raise ValueError(f"backend must be 'reference' or 'triton', got '{backend}'")
     from omegaq_ros import kernels
     kernels.unfuse(model)
+    groups, skipped = [], []
     if backend == 'triton':
         kernels.register()
         if fuse:
-            kernels.fuse_siblings(model, getattr(model, 'SIBLING_LINEARS', ()))
-    for module in model.modules():
-        if isinstance(module, QuantLinear):
-            module.backend = backend
+            groups, skipped = kernels.fuse_siblings(model, getattr(model, 'SIBLING_LINEARS', ()))
+    layers = [m for m in model.modules() if isinstance(m, QuantLinear)]
+    for layer in layers:
+        layer.backend = backend
+    fast = [m for m in layers if backend == 'triton' and m.act_mode in kernels.INTEGER_MODES]
+    summary = {'backend': backend, 'quantized_layers': len(layers),
+               'integer_kernels': len(fast), 'reference_arithmetic': len(layers) - len(fast),
+               'fused_sets': len(groups), 'unfused_sets': len(skipped)}
+    modes = sorted({m.act_mode for m in layers if m not in fast})
+    text = (f'{backend} backend: {len(fast)} of {len(layers)} quantized layers on integer '
+            f'kernels ({len(groups)} fused q/k/v or gate/up sets)')
+    if backend == 'triton' and modes:
+        text += (f'; {len(layers) - len(fast)} run the reference arithmetic (activation modes '
+                 f'{" ".join(modes)} have no integer GEMM: quantize with omega-dynamic or '
+                 'omega-group for the fast path)')
+    summary['text'] = text
+    return summary
 
 
 def pi05_recipe(method: str = 'omega') -> Recipe:
@@ -71,7 +87,7 @@ class Pi05Policy:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {'|'.join(DTYPES)}, got '{dtype}'")
         self.model.set_compute_dtype(DTYPES[dtype])
-        set_backend(self.model, backend)
+        self.backend_summary = set_backend(self.model, backend)
         if cuda_graph and torch.device(device).type != 'cuda':
             raise ValueError(f'cuda_graph needs a CUDA device, got {device}')
         if backend == 'triton' and torch.device(device).type != 'cuda' and \
