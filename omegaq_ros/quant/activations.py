@@ -12,7 +12,8 @@ Modes (codes in [-8, 7], x_hat = code * scale):
   dynamic_token   no table: scale = max|x| / 7 per token (the naive W4A4 baseline).
   none            activations stay in floating point (W4A16).
 T is the number of denoising steps for layers calibrated inside the step context, or 1.
-Static scales are percentile(|x|, 99.9) / 7 over calibration tokens, floored at 2^-14 (the
+Static scales are percentile(|x|, 99.9) / 7 over calibration tokens (or, with the recipe's
+act_clip: mse, the least-squared-error clip per channel or group), floored at 2^-14 (the
 smallest normal fp16: tables are stored in fp16); dynamic scales are floored at 1e-8.
 """
 
@@ -51,9 +52,22 @@ def quantize_activations(x: torch.Tensor, mode: str, table_row=None, group: int 
     return codes, scale
 
 
+ACT_CLIPS = ('percentile', 'mse')
+
+
 def scales_from_samples(abs_samples: torch.Tensor, mode: str, percentile: float,
-                        group: int = ACT_GROUP) -> torch.Tensor:
-    """One table row from |x| samples [tokens, in] of one step: [in] or [in/group]."""
+                        group: int = ACT_GROUP, clip: str = 'percentile') -> torch.Tensor:
+    """
+    One table row from |x| samples [tokens, in] of one step: [in] or [in/group].
+
+    clip 'percentile': the percentile of |x| per channel (the group's largest for
+    static_group) over 7. clip 'mse': per channel or group, the clip in [1e-3, 1] x max|x|
+    (log grid) whose 4-bit rounding of the samples has the least squared error.
+    """
+    if clip == 'mse':
+        return _mse_scales(abs_samples, group if mode == 'static_group' else 1)
+    if clip != 'percentile':
+        raise ValueError(f"activation clip must be one of {'|'.join(ACT_CLIPS)}, got '{clip}'")
     # Nearest-rank percentile via kthvalue: torch.quantile refuses inputs over 2^24 elements.
     n = abs_samples.shape[0]
     k = min(n, max(1, int(round(percentile / 100.0 * (n - 1))) + 1))
@@ -61,3 +75,22 @@ def scales_from_samples(abs_samples: torch.Tensor, mode: str, percentile: float,
     if mode == 'static_group':
         q = q.reshape(-1, group).amax(-1)
     return (q / INT4_MAX).clamp(MIN_TABLE_SCALE, 65504.0).half()
+
+
+def _mse_scales(abs_samples: torch.Tensor, width: int, steps: int = 48) -> torch.Tensor:
+    """Per unit of `width` channels: the scale (from a grid of clips) of least rounding error."""
+    a = abs_samples.float()
+    a = a.reshape(a.shape[0], -1, width)                               # [tokens, units, width]
+    top = a.amax(dim=(0, 2))
+    best_scale = (top / INT4_MAX).clamp_min(MIN_TABLE_SCALE)
+    best_error = torch.full_like(top, float('inf'))
+    # Clips from max / 1000 to max on a log grid: heavy tails put the best clip far below max.
+    for fraction in torch.logspace(-3, 0, steps).tolist():
+        scale = (top * fraction / INT4_MAX).clamp_min(MIN_TABLE_SCALE).half().float()
+        rounded = torch.clamp(torch.round(a / scale[None, :, None]), 0, INT4_MAX) * \
+            scale[None, :, None]
+        error = (a - rounded).square().sum(dim=(0, 2))
+        better = error < best_error
+        best_error = torch.where(better, error, best_error)
+        best_scale = torch.where(better, scale, best_scale)
+    return best_scale.clamp(MIN_TABLE_SCALE, 65504.0).half()

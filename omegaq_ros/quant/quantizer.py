@@ -265,7 +265,8 @@ def _build_quant_linear(name, linear, recorder, recipe, smooth, owner=None):
     for row, keys in enumerate(groups):
         samples = torch.cat([recorder.samples[k] for k in keys])
         layer.act_scale[row] = scales_from_samples(samples, recipe.act_mode,
-                                                   recipe.act_percentile, ACT_GROUP)
+                                                   recipe.act_percentile, ACT_GROUP,
+                                                   recipe.act_clip)
     return layer, w_rot
 
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import re
 from typing import Optional
 
-from omegaq_ros.quant.activations import ACT_MODES
+from omegaq_ros.quant.activations import ACT_CLIPS, ACT_MODES
 import yaml
 
 
@@ -34,6 +34,7 @@ class Recipe:
     gptq_act_order: bool = False
     act_mode: str = 'static_channel'         # see activations.ACT_MODES
     act_percentile: float = 99.9
+    act_clip: str = 'percentile'             # percentile | mse (static tables)
     per_step: bool = True                    # one table row per denoising step where seen
     calib_tokens_per_call: int = 1024        # random tokens per forward kept for percentiles
     calib_max_tokens: int = 8192             # per layer and step
@@ -48,6 +49,7 @@ class Recipe:
             'rotation': (self.rotation, ('none', 'hadamard', 'svd', 'composite')),
             'weight_method': (self.weight_method, ('gptq', 'rtn')),
             'act_mode': (self.act_mode, ACT_MODES),
+            'act_clip': (self.act_clip, ACT_CLIPS),
         }
         for key, (value, allowed) in checks.items():
             if value not in allowed:
