@@ -5,7 +5,7 @@
 import json
 import os
 
-from omegaq_ros.sim.evaluate import main, split_method, wilson_interval
+from omegaq_ros.sim.evaluate import main, method_recipe, split_method, wilson_interval
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -17,6 +17,15 @@ def test_method_labels_name_their_backend():
     assert split_method('omega-dynamic@triton') == ('omega-dynamic', 'triton')
 
 
+def test_methods_may_change_recipe_fields():
+    recipe = method_recipe('omega-group+act_clip=mse+act_percentile=98')
+    assert (recipe.name, recipe.act_mode, recipe.act_clip, recipe.act_percentile) == (
+        'omega-group', 'static_group', 'mse', 98)
+    assert method_recipe('omega') == method_recipe('omega+zigzag=true')
+    with pytest.raises(ValueError, match="'act_clip'"):
+        method_recipe('omega-group+act_clip=max')
+
+
 def test_wilson_interval_holds_the_rate():
     low, high = wilson_interval(43, 50)
     assert low < 0.86 < high and 0.7 < low and high < 0.95
@@ -25,7 +34,8 @@ def test_wilson_interval_holds_the_rate():
 
 @pytest.mark.parametrize('methods,message', [
     ('omega@fast', 'unknown backends'),
-    ('omega-fancy', 'unknown methods'),
+    ('omega-fancy', "unknown method 'omega-fancy'"),
+    ('omega-group+act_clamp=mse', "'act_clamp=mse' in 'omega-group+act_clamp=mse'"),
     ('omega-dynamic@triton', 'needs --device cuda'),
 ])
 def test_bad_methods_are_refused_before_any_work(methods, message, capsys, monkeypatch):

@@ -7,6 +7,9 @@ omegaq-eval: closed-loop success of FP against every quantization method, paired
         --tasks all [--seeds 100000:100050] [--workers 8] [--out reports/eval]
         [--device cuda --dtype bfloat16]
 
+A method is a recipe preset, optionally with Recipe fields changed after '+'
+(`omega-group+act_clip=mse`), so ablations run paired against the presets.
+
 A method may name the QuantLinear backend that runs it, METHOD@BACKEND: on a GPU,
 `--methods omega-dynamic,omega-dynamic@triton` runs one artifact on the reference and the
 Triton backend over the same episodes (a paired check that the fast kernels keep success).
@@ -93,10 +96,36 @@ def split_method(label: str):
     return method, backend or 'reference'
 
 
+def method_recipe(method: str):
+    """
+    Return the pi0.5 recipe of a method: a preset, optionally '+field=value' overrides.
+
+    'omega-group+act_clip=mse+act_percentile=98' is the omega-group preset with those two
+    Recipe fields changed (values read as YAML scalars). Unknown presets or fields raise.
+    """
+    from dataclasses import fields, replace
+    import yaml
+    from omegaq_ros.policy.runtime import pi05_recipe
+    from omegaq_ros.quant import PRESETS, Recipe
+    preset, *assignments = method.split('+')
+    if preset not in PRESETS:
+        raise ValueError(f"unknown method '{preset}'; known {list(PRESETS)}")
+    known = {f.name for f in fields(Recipe)}
+    overrides = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition('=')
+        if not equals or name not in known:
+            raise ValueError(f"'{assignment}' in '{method}' is not FIELD=VALUE of a recipe "
+                             f'field; fields: {sorted(known)}')
+        overrides[name] = yaml.safe_load(value)
+    return replace(pi05_recipe(preset), **overrides)
+
+
 def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
     """Write one artifact per quantized method (the FP method is the checkpoint itself)."""
     import copy
-    from omegaq_ros.policy.runtime import pi05_recipe, Pi05Policy
+    import re
+    from omegaq_ros.policy.runtime import Pi05Policy
     from omegaq_ros.quant import quantize, save_artifact
     policy = Pi05Policy.load(checkpoint)
     batches = calibration_batches(policy, calibration_episodes)
@@ -105,9 +134,10 @@ def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
         if method == 'fp':
             paths[method] = checkpoint
             continue
-        recipe = pi05_recipe(method)
+        recipe = method_recipe(method)
         model = quantize(copy.deepcopy(policy.model), batches, recipe)
-        paths[method] = save_artifact(model, recipe, os.path.join(out_dir, method),
+        folder = re.sub(r'[^A-Za-z0-9_.-]', '_', method)
+        paths[method] = save_artifact(model, recipe, os.path.join(out_dir, folder),
                                       extra_manifest=policy.artifact_extra(),
                                       extra_files=policy.extra_files(), overwrite=True)
     return paths
@@ -267,9 +297,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     tasks = TASKS if args.tasks == 'all' else tuple(args.tasks.split(','))
     labels = list(dict.fromkeys(m for m in args.methods.split(',') if m))
-    unknown = [m for m in labels if split_method(m)[0] not in PRESETS]
-    if unknown:
-        parser.error(f'unknown methods {unknown}; known {list(PRESETS)}')
+    for label in labels:
+        try:
+            method_recipe(split_method(label)[0])
+        except ValueError as error:
+            parser.error(str(error))
     bad = [m for m in labels if split_method(m)[1] not in BACKENDS]
     if bad:
         parser.error(f'unknown backends in {bad}; known {list(BACKENDS)}')
