@@ -179,17 +179,18 @@ def test_a_shared_input_is_quantized_once_and_never_reused_stale(shared):
     h = torch.randn(3, 128)
     with torch.no_grad():
         y_q = q.q_proj(h)
-        assert owner._input_cache[0] is h and owner._input_cache[3] == 2
-        y_k = q.k_proj(h)                                # served from the cache ...
-        assert owner._input_cache[3] == 1
+        memo = owner._input_memo
+        assert memo._entry[0] is h and len(memo._entry[3]) == 1
+        y_k = q.k_proj(h)                                # served from the memo ...
+        assert len(memo._entry[3]) == 2
         y_v = q.v_proj(h)
-        assert owner._input_cache is None                # ... and dropped after the group
+        assert memo._entry is None                       # ... and dropped after the group
         for layer, y in ((q.q_proj, y_q), (q.k_proj, y_k), (q.v_proj, y_v)):
             assert layer(h.clone()).equal(y)             # equal to computing it afresh
         q.q_proj(h)
         h.mul_(2.0)                                      # in place: the entry is stale now
         stale_safe = q.v_proj(h)
-        owner._input_cache = None
+        memo.clear()
         assert stale_safe.equal(q.v_proj(h.clone()))
 
 

@@ -28,6 +28,8 @@ import functools
 import math
 import os
 
+from omegaq_ros.quant.linear import InputMemo, QuantLinear, reference_forward
+from omegaq_ros.quant.step_context import current_step
 import torch
 
 ACT_BLOCK = 64
@@ -237,7 +239,6 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
 
 def triton_forward(layer, x: torch.Tensor) -> torch.Tensor:
     """Run QuantLinear forward through the Triton kernels (static_channel, none: reference)."""
-    from omegaq_ros.quant.linear import reference_forward
     if layer.act_mode not in _MODE_IDS:
         return reference_forward(layer, x)
     fused = getattr(layer, '_fused', None)
@@ -317,7 +318,7 @@ class FusedLinears:
         self.n_align = functools.reduce(math.gcd, sizes)
         self.index = {id(layer): i for i, layer in enumerate(self.layers)}
         self._members = {}
-        self._entry = None
+        self._outputs = InputMemo()
         self._join()
 
     def _join(self):
@@ -370,22 +371,8 @@ class FusedLinears:
 
     def output(self, layer, x: torch.Tensor) -> torch.Tensor:
         """Return `layer`'s output for x, computing the whole group's on first use of x."""
-        from omegaq_ros.quant.step_context import current_step
-        i = self.index[id(layer)]
-        version = -1 if x.is_inference() else x._version
-        key = (current_step(), x.dtype)
-        entry = self._entry
-        if (entry is not None and entry[0] is x and entry[1] == version and entry[2] == key
-                and i in entry[3]):
-            entry[3].discard(i)
-            y = entry[4]
-            if not entry[3]:
-                self._entry = None
-        else:
-            y = self.run(x)
-            pending = set(range(len(self.layers))) - {i}
-            self._entry = (x, version, key, pending, y) if pending else None
-        a, b = self.bounds[i]
+        y = self._outputs(x, (current_step(), x.dtype), layer, len(self.layers), self.run)
+        a, b = self.bounds[self.index[id(layer)]]
         return y[:, a:b].reshape(*x.shape[:-1], b - a).to(x.dtype)
 
 
@@ -398,7 +385,6 @@ def fuse_siblings(model: torch.nn.Module, siblings):
     names, reason)] of sets left unfused): sets in a non-integer activation mode or with
     mismatched features run layer by layer, as before.
     """
-    from omegaq_ros.quant.linear import QuantLinear
     groups, skipped = [], []
     for parent in model.modules():
         for names in siblings:
@@ -420,7 +406,6 @@ def fuse_siblings(model: torch.nn.Module, siblings):
 
 def unfuse(model: torch.nn.Module):
     """Run every QuantLinear of `model` on its own again (its buffers stay views)."""
-    from omegaq_ros.quant.linear import QuantLinear
     for module in model.modules():
         if isinstance(module, QuantLinear):
             object.__setattr__(module, '_fused', None)

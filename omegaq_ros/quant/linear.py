@@ -86,7 +86,7 @@ class QuantLinear(nn.Module):
         # Plain attributes, not submodules: the owner is registered where it lives.
         object.__setattr__(self, '_owner', self)
         object.__setattr__(self, '_group_size', 1)
-        object.__setattr__(self, '_input_cache', None)
+        object.__setattr__(self, '_input_memo', InputMemo())
         # A fast backend's group of linears reading the same input (kernels.FusedLinears).
         object.__setattr__(self, '_fused', None)
 
@@ -135,7 +135,7 @@ class QuantLinear(nn.Module):
 
     def _load_from_state_dict(self, *args, **kwargs):
         self.clear_caches()
-        object.__setattr__(self, '_input_cache', None)
+        self._input_memo.clear()
         super()._load_from_state_dict(*args, **kwargs)
 
     def clear_caches(self):
@@ -199,28 +199,12 @@ class QuantLinear(nn.Module):
         return x
 
     def shared_input(self, x: torch.Tensor, compute):
-        """
-        Return compute(x) once per input tensor for the whole input-sharing group.
-
-        The first layer of the group to see x computes; the others reuse the result while x
-        is the same tensor, unmodified (its version counter), at the same denoising step
-        and backend. The entry is dropped once every member has read it.
-        """
+        """Return compute(x) once per input tensor for the whole input-sharing group."""
         owner = self.input_owner
         if owner._group_size == 1:
             return compute(x)
-        version = -1 if x.is_inference() else x._version
-        key = (current_step(), self.backend)
-        cached = owner._input_cache
-        if cached is not None and cached[0] is x and cached[1] == version and cached[2] == key:
-            remaining = cached[3] - 1
-            object.__setattr__(owner, '_input_cache',
-                               (x, version, key, remaining, cached[4]) if remaining else None)
-            return cached[4]
-        value = compute(x)
-        entry = (x, version, key, owner._group_size - 1, value)
-        object.__setattr__(owner, '_input_cache', entry)
-        return value
+        return owner._input_memo(x, (current_step(), self.backend), self, owner._group_size,
+                                 compute)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Compute y = x W^T + b from int4 weights and 4-bit activations."""
@@ -228,6 +212,39 @@ class QuantLinear(nn.Module):
             raise ValueError(f"layer '{self.name}' expects {self.in_features} input features, "
                              f'got shape {tuple(x.shape)}')
         return BACKENDS[self.backend](self, x)
+
+
+class InputMemo:
+    """
+    One computed value per input tensor, for a set of readers of that tensor.
+
+    Linears that read the same x (q/k/v, gate/up) need the same derived value (4-bit codes
+    of a shared transform, or a fused group's outputs). The first reader computes it; the
+    others reuse it while x is the same tensor, unmodified (its version counter), under the
+    same key (denoising step, backend, ...). The entry is dropped once `readers` distinct
+    readers have taken it, or replaced when a reader comes back for a new x.
+    """
+
+    def __init__(self):
+        self._entry = None
+
+    def clear(self):
+        """Forget the held value."""
+        self._entry = None
+
+    def __call__(self, x: torch.Tensor, key, reader, readers: int, compute):
+        """Return compute(x), computed at most once per (x, version, key) and reader round."""
+        version = -1 if x.is_inference() else x._version
+        entry = self._entry
+        if (entry is not None and entry[0] is x and entry[1] == version and entry[2] == key
+                and id(reader) not in entry[3]):
+            entry[3].add(id(reader))
+            if len(entry[3]) >= readers:
+                self._entry = None
+            return entry[4]
+        value = compute(x)
+        self._entry = (x, version, key, {id(reader)}, value) if readers > 1 else None
+        return value
 
 
 def link_shared_inputs(model: nn.Module):
