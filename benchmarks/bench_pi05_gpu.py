@@ -9,7 +9,8 @@ Full-size pi0.5 (or the small config) with random weights, 3 cameras, 10 denoisi
 batch 1. Rows: BF16 eager, BF16 + CUDA graph, BF16 + torch.compile (--compile),
 W4A4 reference backend (fake-quant arithmetic in torch), W4A4 Triton + CUDA graph with every
 linear launched on its own, W4A4 Triton eager and Triton + CUDA graph with q/k/v and gate/up
-fused (one quantize and one GEMM launch per set), for the kernel-compatible Omega presets
+fused (one quantize and one GEMM launch per set), the same with the few-row GEMMs quantizing
+their input themselves (no quantize launch), for the kernel-compatible Omega presets
 given by --methods (omega-dynamic: per-token x 64-group scales, the default; omega-group:
 per-step static 64-group tables). The W4A4 models
 are quantized here from two random calibration observations with MSE-RTN weights (same bytes
@@ -28,6 +29,7 @@ import platform
 import statistics
 import time
 
+from omegaq_ros.kernels.triton_w4a4 import set_prologue_in_gemm
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.runtime import pi05_recipe, set_backend
@@ -191,6 +193,12 @@ def main():
                                 args.repeats, graph=False))
             rows.append(run_row(f'W4A4 {method} triton + CUDA graph', quantized, inputs,
                                 device, args.repeats, graph=True))
+            # Few-row GEMMs (the expert's) rotating and quantizing their input themselves:
+            # no quantize launches there, but each N-tile redoes the rotation.
+            set_prologue_in_gemm(True)
+            rows.append(run_row(f'W4A4 {method} triton + CUDA graph, quantize in GEMM',
+                                quantized, inputs, device, args.repeats, graph=True))
+            set_prologue_in_gemm(False)
         del quantized
 
     flops = chunk_flops(config, prompt)

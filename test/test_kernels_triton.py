@@ -213,6 +213,21 @@ def _run_case(k, n, m, mode, seed, **features):
     assert bool(torch.isfinite(y_full).all())
     # Same kernels on the same input: bit-identical to the checked step-by-step result.
     assert torch.equal(y_full, y)
+    if m <= 64 and mode != 'dynamic_token':
+        # The GEMM that rotates and quantizes its input itself (no codes tensor, no quantize
+        # launch): quant_kernel's arithmetic, so bit-identical but for rounding ties.
+        tw.set_prologue_in_gemm(True)
+        try:
+            _poison_allocator()
+            tw.LAUNCHES.clear()
+            y_in_gemm = layer(x)
+            assert tw.LAUNCHES['quantize'] == 0 and tw.LAUNCHES['gemm'] == 1
+        finally:
+            tw.set_prologue_in_gemm(False)
+        if bool(flipped_rows.any()):
+            _assert_fp32_close(y_in_gemm[~flipped_rows], y[~flipped_rows])
+        else:
+            assert torch.equal(y_in_gemm, y)
     # Against the reference: fp32 rounding on every row whose codes all equal the reference's.
     # A row holding one of the rare tie flips checked above differs by one quantization step
     # of one activation (about 1/sqrt(in * E[code^2]) of the row's norm), so it is excluded.
@@ -342,6 +357,7 @@ def test_fused_siblings_match_each_layer(k, outs, m, mode):
     the GEMM's split (planned for the concatenated N) changes fp32 summation order.
     """
     from omegaq_ros import kernels
+    from omegaq_ros.kernels import triton_w4a4 as tw
     from omegaq_ros.quant.linear import reference_forward
     layers = [make_layer(k, n, mode, per_step=True, table_rows=3, seed=31 + i)
               for i, n in enumerate(outs)]
@@ -365,17 +381,27 @@ def test_fused_siblings_match_each_layer(k, outs, m, mode):
         for layer in layers:
             assert layer.weight_packed.untyped_storage().data_ptr() == \
                 group.weight_packed.untyped_storage().data_ptr()
-        _poison_allocator()
-        kernels.LAUNCHES.clear()
-        fused = [layer(x) for layer in layers]
-        assert kernels.LAUNCHES['quantize'] == 1 and kernels.LAUNCHES['gemm'] == 1
-    for layer, y, y_single, ref in zip(layers, fused, single, reference):
-        assert y.shape == y_single.shape
-        _assert_fp32_close(y, y_single)
-        # Rows whose codes sit on a rounding tie (checked in the per-layer tests) may differ
-        # from the reference by one activation step; the rest agree within fp32 rounding.
-        close = ((y - ref).abs() <= 1e-5 * ref.abs().max() + 1e-6).all(dim=1)
-        assert int((~close).sum()) <= max(1, m // 10)
+        outputs = {}
+        try:
+            for in_gemm in (False, True):
+                tw.set_prologue_in_gemm(in_gemm)
+                _poison_allocator()
+                kernels.LAUNCHES.clear()
+                outputs[in_gemm] = [layer(x) for layer in layers]
+                # Few rows (swap-AB): the GEMM quantizes its input itself, no quantize launch.
+                quantizes = 0 if in_gemm and m <= 64 and mode != 'dynamic_token' else 1
+                assert kernels.LAUNCHES['quantize'] == quantizes
+                assert kernels.LAUNCHES['gemm'] == 1
+        finally:
+            tw.set_prologue_in_gemm(False)
+    for fused in outputs.values():
+        for layer, y, y_single, ref in zip(layers, fused, single, reference):
+            assert y.shape == y_single.shape
+            # Rows whose codes sit on a rounding tie (checked in the per-layer tests) may
+            # differ by one activation step; the rest agree within fp32 rounding.
+            for other in (y_single, ref):
+                close = ((y - other).abs() <= 1e-5 * other.abs().max() + 1e-6).all(dim=1)
+                assert int((~close).sum()) <= max(1, m // 10)
 
 
 def test_fused_siblings_follow_the_input_and_replaced_weights():
@@ -429,14 +455,21 @@ def test_fused_siblings_with_a_shared_input_transform():
         layer.backend = 'triton'
     (group,), _ = kernels.fuse_siblings(qmodel, (('q_proj', 'k_proj', 'v_proj'),))
     assert group.shared_transform
-    x = torch.randn(2, 15, 128, device=DEVICE)
-    kernels.LAUNCHES.clear()
-    outputs = qmodel(x)
-    assert kernels.LAUNCHES['quantize'] == 1 and kernels.LAUNCHES['gemm'] == 1
-    for layer, y in zip((qmodel.q_proj, qmodel.k_proj, qmodel.v_proj), outputs):
-        ref = reference_forward(layer, x)
-        assert y.shape == ref.shape
-        assert ((y - ref).norm() / ref.norm()).item() < 1e-4
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    tw.set_prologue_in_gemm(True)
+    try:
+        for tokens in (15, 40):     # 30 rows: quantized inside the GEMM; 80: one quantize
+            x = torch.randn(2, tokens, 128, device=DEVICE)
+            kernels.LAUNCHES.clear()
+            outputs = qmodel(x)
+            assert kernels.LAUNCHES['quantize'] == (0 if tokens == 15 else 1)
+            assert kernels.LAUNCHES['gemm'] == 1
+            for layer, y in zip((qmodel.q_proj, qmodel.k_proj, qmodel.v_proj), outputs):
+                ref = reference_forward(layer, x)
+                assert y.shape == ref.shape
+                assert ((y - ref).norm() / ref.norm()).item() < 1e-4
+    finally:
+        tw.set_prologue_in_gemm(False)
 
 
 def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
@@ -485,18 +518,28 @@ def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
         quantization.append(float(np.abs(chunks[1] - chunks[0]).mean()))
         backends.append(float(np.abs(chunks[2] - chunks[1]).mean()))
         worst = max(worst, float(np.abs(chunks[2] - chunks[1]).max()))
-    # q/k/v and gate/up fused: 4 quantize and 4 GEMM launches per Gemma layer instead of 7.
+    # q/k/v and gate/up fused: 4 quantize and 4 GEMM launches per Gemma layer instead of 7;
+    # with the quantization inside few-row GEMMs, the quantize launches go as well.
     from omegaq_ros import kernels
+    from omegaq_ros.kernels import triton_w4a4 as tw
     from omegaq_ros.policy.runtime import set_backend
-    launches = []
-    for fuse in (False, True):
-        set_backend(fast.model, 'triton', fuse=fuse)
-        kernels.LAUNCHES.clear()
-        fast.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
-        launches.append(dict(kernels.LAUNCHES))
-    assert launches[1]['quantize'] * 7 == launches[0]['quantize'] * 4
-    assert launches[1]['gemm'] * 7 == launches[0]['gemm'] * 4
-    print(f'launches per chunk: unfused {launches[0]}, fused {launches[1]}')
+    launches = {}
+    try:
+        for in_gemm in (False, True):
+            tw.set_prologue_in_gemm(in_gemm)
+            for fuse in (False, True):
+                set_backend(fast.model, 'triton', fuse=fuse)
+                kernels.LAUNCHES.clear()
+                fast.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
+                launches[fuse, in_gemm] = dict(kernels.LAUNCHES)
+    finally:
+        tw.set_prologue_in_gemm(False)
+    two_kernels, fused = launches[False, False], launches[True, False]
+    assert fused['quantize'] * 7 == two_kernels['quantize'] * 4
+    assert fused['gemm'] * 7 == two_kernels['gemm'] * 4
+    assert launches[True, True]['gemm'] == fused['gemm']
+    assert launches[True, True].get('quantize', 0) < fused['quantize']
+    print(f'launches per chunk: {launches}')
     print(f'mean |triton - reference| = {np.mean(backends):.2e}, max {worst:.2e}; '
           f'mean |reference - fp| = {np.mean(quantization):.2e} (normalized action units)')
     assert np.isfinite(worst) and np.mean(backends) < np.mean(quantization)

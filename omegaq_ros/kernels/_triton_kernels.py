@@ -43,6 +43,17 @@ def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, o
 
 
 @triton.jit
+def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
+    # static_group (MODE 0): the table row's scale of group g; dynamic_group (1): absmax / 7.
+    if MODE == 0:
+        scale = tl.load(srow_ptr + g + offs_m * 0).to(tl.float32)
+    else:
+        amax = tl.max(tl.abs(xr), axis=1)
+        scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), 1e-8)
+    return scale
+
+
+@triton.jit
 def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr,
                  codes_ptr, xs_ptr, M, G, s_member_k, s_member_srow, s_member_xs,
                  MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
@@ -83,11 +94,8 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
         g = tl.program_id(1)
         xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
                            offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
-        if MODE == 0:
-            scale = tl.load(srow_ptr + g + offs_m * 0).to(tl.float32)
-        else:
-            amax = tl.max(tl.abs(xr), axis=1)
-            scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), 1e-8)
+        scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
+        if MODE == 1:
             tl.store(xs_ptr + offs_m * G + g, scale, mask=m_mask)
         q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
         tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
@@ -97,18 +105,30 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
 @triton.jit
 def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr,
                 out_ptr, s_out_split, M, N, G, GPS, tile_member_ptr, s_member_xs,
+                x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, s_member_k,
                 WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                 SWAP: tl.constexpr, FINAL: tl.constexpr, HAS_BIAS: tl.constexpr,
-                INT_OUT: tl.constexpr, MEMBERS: tl.constexpr):
+                INT_OUT: tl.constexpr, MEMBERS: tl.constexpr, QUANT_IN: tl.constexpr,
+                QMODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
+                HAS_ROT: tl.constexpr):
+    # QUANT_IN: no codes tensor; each K-group of the raw input x [M, K] is rotated and
+    # quantized here with quant_kernel's arithmetic (static or dynamic 64-group scales), which
+    # saves the quantize launch. Every N-tile redoes it, so the wrapper uses it for few rows.
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
     pid_k = tl.program_id(2)
     if MEMBERS:
-        # Concatenated weights of linears with their own input codes: the N-tile's member
-        # picks its codes [M, K] and activation scales.
+        # Concatenated weights of linears with their own input transform: the N-tile's
+        # member picks its codes [M, K] (or its transform) and activation scales.
         member = tl.load(tile_member_ptr + pid_n)
-        xq_ptr += member * M * G * 64
         xs_ptr += member * s_member_xs
+        if QUANT_IN:
+            perm_ptr += member * s_member_k
+            smooth_ptr += member * s_member_k
+            rscale_ptr += member * s_member_k
+            rot_ptr += member * s_member_k * 64
+        else:
+            xq_ptr += member * M * G * 64
     offs_n = pid_n * BN + tl.arange(0, BN)
     offs_m = pid_m * BM + tl.arange(0, BM)
     offs_k = tl.arange(0, 64)
@@ -131,7 +151,13 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
     w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + offs_kb[None, :]
     for i in range(0, GPS):
         g = g0 + i
-        x = tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0)
+        if QUANT_IN:
+            xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+            xsv = _group_scale(xr, xs_ptr, g, offs_m, QMODE, BM)
+            x = _round_clamp(tl.math.div_rn(xr, xsv[:, None] + tl.zeros_like(xr))).to(tl.int8)
+        else:
+            x = tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0)
         wb = tl.load(w_ptrs + g * 32, mask=n_mask[:, None], other=0)
         wb = wb.to(tl.int8, bitcast=True)
         lo = (wb << 4) >> 4
@@ -144,8 +170,9 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
         if INT_OUT:
             acc += p
         else:
-            xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask,
-                          other=0.0).to(tl.float32)
+            if not QUANT_IN:
+                xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask,
+                              other=0.0).to(tl.float32)
             wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask,
                           other=0.0).to(tl.float32)
             if SWAP:

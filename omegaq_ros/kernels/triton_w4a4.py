@@ -18,6 +18,11 @@ Linears that read one input (q/k/v, gate/up: the model's SIBLING_LINEARS) run as
 FusedLinears: step 1 once for all members (grid axis 2 over their stacked transforms), step 2
 once over their concatenated weights (each N-tile reads its member's codes), so an attention
 + MLP block takes 4 quantize and 4 GEMM launches instead of 7 each.
+With set_prologue_in_gemm(True), GEMMs on the swap-AB plan (few rows: the expert's) skip
+step 1: each K-group of the raw input is rotated and quantized inside the GEMM with the same
+arithmetic (static or dynamic 64-group scales), so those layers take one launch (plus the
+split-K finish). Off by default until a GPU run shows the redone rotation is cheaper than the
+launch it saves.
 static_channel and none cannot use the integer GEMM (per-channel scales do not factor out of
 an integer dot product); they run the reference backend (torch fp32).
 Triton is imported lazily so this module imports on machines without triton or CUDA.
@@ -177,9 +182,10 @@ def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor
     grid = (triton.cdiv(n, p['bn']), triton.cdiv(m, p['bm']), p['split'])
     gemm_kernel[grid](
         codes.contiguous(), codes, 0, 0, weight_packed, codes, 0, codes, out, m * n,
-        m, n, k // ACT_BLOCK, p['gps'], codes, 0, WG_RATIO=1, BM=p['bm'], BN=p['bn'],
-        SWAP=p['swap'], FINAL=False, HAS_BIAS=False, INT_OUT=True, MEMBERS=False,
-        num_warps=p['num_warps'], num_stages=p['num_stages'])
+        m, n, k // ACT_BLOCK, p['gps'], codes, 0, *_no_prologue(codes), WG_RATIO=1,
+        BM=p['bm'], BN=p['bn'], SWAP=p['swap'], FINAL=False, HAS_BIAS=False, INT_OUT=True,
+        MEMBERS=False, **_PLAIN_GEMM_FLAGS, num_warps=p['num_warps'],
+        num_stages=p['num_stages'])
     return out.sum(0, dtype=torch.int32)
 
 
@@ -193,19 +199,82 @@ def scaled_matmul(layer, codes, xs, s_xs_m, s_xs_g, out_dtype, out=None, plan_ov
                    plan_override)
 
 
+def _no_prologue(dummy):
+    """Return the gemm kernel's raw-input arguments for a launch that reads codes."""
+    return (dummy, 0, dummy, dummy, dummy, dummy, 0)
+
+
+_PLAIN_GEMM_FLAGS = {'QUANT_IN': False, 'QMODE': 0, 'HAS_PERM': False,
+                     'HAS_SMOOTH': False, 'HAS_ROT': False}
+# Quantize inside the GEMM (no quantize launch) where the swap-AB plan holds few rows. Off
+# until measured on a GPU: every N-tile redoes the fp32 rotation of its K-groups on CUDA
+# cores, which may cost more than the launch it saves on wide layers (gate/up).
+PROLOGUE_IN_GEMM = {'enabled': False}
+
+
+def set_prologue_in_gemm(enabled: bool):
+    """Choose whether few-row GEMMs quantize their input themselves or read codes (default)."""
+    PROLOGUE_IN_GEMM['enabled'] = bool(enabled)
+
+
+def _plan_for(layer, weights, x2):
+    m, k = x2.shape
+    return plan(m, weights.weight_packed.shape[0], k, _sms(x2),
+                n_align=getattr(weights, 'n_align', 0))
+
+
+def _prologue_fits(layer, p) -> bool:
+    return (PROLOGUE_IN_GEMM['enabled'] and p['swap']
+            and layer.act_mode in ('static_group', 'dynamic_group'))
+
+
+def _quantizing_matmul(layer, weights, x2, owners, tile_members, out_dtype, p):
+    """
+    One launch (plus the split-K finish): rotate and quantize x2 [M, K] inside the GEMM.
+
+    owners: the input transforms (one, or one per member stacked as in _quantize).
+    """
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    owner = owners[0]
+    mode = _MODE_IDS[layer.act_mode]
+    k = x2.shape[1]
+    if mode == 0:
+        tables = owner.act_scale
+        xs = tables[layer.table_index()]
+        s_member_xs = tables.numel() if len(owners) > 1 else 0
+    else:
+        xs, s_member_xs = x2, 0
+    perm, smooth, rot, rscale = owner.perm_in, owner.smooth, owner.rot_in, owner.rot_in_scale
+    prologue = (x2, x2.stride(0), perm if perm is not None else x2,
+                smooth if smooth is not None else x2, rot if rot is not None else x2,
+                rscale if rscale is not None else x2, k if len(owners) > 1 else 0)
+    flags = {'QUANT_IN': True, 'QMODE': mode, 'HAS_PERM': perm is not None,
+             'HAS_SMOOTH': smooth is not None, 'HAS_ROT': rot is not None}
+    return _gemm(layer, weights, None, xs, 0, 1, s_member_xs, tile_members, out_dtype, None, p,
+                 x2.shape[0], k, x2.device, prologue, flags)
+
+
 def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, tile_members, out_dtype,
             out=None, plan_override=None):
     """
     GEMM (+ finish) of codes against `weights` (a QuantLinear or FusedLinears' concatenation).
 
-    tile_members: None when every output column reads the same codes, else (bn, int32 tensor)
-    giving each N-tile's member, whose codes are codes[member] and scales xs + member stride.
+    tile_members: None when every output column reads the same codes, else a function of the
+    tile width giving each N-tile's member, whose codes are codes[member] and scales xs +
+    member stride.
     """
-    _, gemm_kernel, finish_kernel = _kernels()
     m, k = codes.shape[-2:]
+    p = plan_override or plan(m, weights.weight_packed.shape[0], k, _sms(codes),
+                              n_align=getattr(weights, 'n_align', 0))
+    return _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, tile_members,
+                 out_dtype, out, p, m, k, codes.device, _no_prologue(codes), _PLAIN_GEMM_FLAGS)
+
+
+def _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, tile_members, out_dtype,
+          out, p, m, k, dev, prologue, prologue_flags):
+    _, gemm_kernel, finish_kernel = _kernels()
     n = weights.weight_packed.shape[0]
-    dev = codes.device
-    p = plan_override or plan(m, n, k, _sms(codes), n_align=getattr(weights, 'n_align', 0))
     wg_ratio = layer.weight_group // ACT_BLOCK
     bias, rot, rscale = weights.bias, weights.rot_out, weights.rot_out_scale
     final = p['split'] == 1 and rot is None
@@ -215,12 +284,12 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, tile_members
     ws = weights.weight_scale
     members = tile_members(p['bn']) if tile_members is not None else None
     gemm_kernel[grid](
-        codes, xs, s_xs_m, s_xs_g, weights.weight_packed, ws, ws.stride(0),
-        bias if bias is not None else ws, part, m * n, m, n, k // ACT_BLOCK, p['gps'],
-        members if members is not None else codes, s_xs_member,
+        codes if codes is not None else ws, xs, s_xs_m, s_xs_g, weights.weight_packed, ws,
+        ws.stride(0), bias if bias is not None else ws, part, m * n, m, n, k // ACT_BLOCK,
+        p['gps'], members if members is not None else ws, s_xs_member, *prologue,
         WG_RATIO=wg_ratio, BM=p['bm'], BN=p['bn'], SWAP=p['swap'], FINAL=final,
         HAS_BIAS=bias is not None, INT_OUT=False, MEMBERS=members is not None,
-        num_warps=p['num_warps'], num_stages=p['num_stages'])
+        **prologue_flags, num_warps=p['num_warps'], num_stages=p['num_stages'])
     LAUNCHES['gemm'] += 1
     if not final:
         bm = 16 if m <= 16 else 32
@@ -247,8 +316,12 @@ def triton_forward(layer, x: torch.Tensor) -> torch.Tensor:
     _check_layer(layer)
     shape = x.shape
     x2 = x.reshape(-1, shape[-1])
-    codes, xs, s_m, s_g = layer.shared_input(x, lambda _: quantize_input(layer, x2))
-    y = scaled_matmul(layer, codes, xs, s_m, s_g, _out_dtype(x))
+    p = _plan_for(layer, layer, x2)
+    if _prologue_fits(layer, p):
+        y = _quantizing_matmul(layer, layer, x2, [layer.input_owner], None, _out_dtype(x), p)
+    else:
+        codes, xs, s_m, s_g = layer.shared_input(x, lambda _: quantize_input(layer, x2))
+        y = scaled_matmul(layer, codes, xs, s_m, s_g, _out_dtype(x), plan_override=p)
     return y.reshape(*shape[:-1], layer.out_features).to(x.dtype)
 
 
@@ -365,9 +438,13 @@ class FusedLinears:
         first = self.layers[0]
         x2 = x.reshape(-1, x.shape[-1])
         owners = [first.input_owner] if self.shared_transform else self.layers
-        codes, xs, s_m, s_g, s_member = _quantize(x2, first, owners)
         members = None if self.shared_transform else self.tile_members
-        return _matmul(first, self, codes, xs, s_m, s_g, s_member, members, _out_dtype(x))
+        p = _plan_for(first, self, x2)
+        if _prologue_fits(first, p):
+            return _quantizing_matmul(first, self, x2, owners, members, _out_dtype(x), p)
+        codes, xs, s_m, s_g, s_member = _quantize(x2, first, owners)
+        return _matmul(first, self, codes, xs, s_m, s_g, s_member, members, _out_dtype(x),
+                       plan_override=p)
 
     def output(self, layer, x: torch.Tensor) -> torch.Tensor:
         """Return `layer`'s output for x, computing the whole group's on first use of x."""
