@@ -5,7 +5,8 @@
 import json
 import os
 
-from omegaq_ros.sim.evaluate import main, method_recipe, split_method, wilson_interval
+from omegaq_ros.policy.runtime import pi05_recipe
+from omegaq_ros.sim.evaluate import main, split_method, wilson_interval
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,12 +19,13 @@ def test_method_labels_name_their_backend():
 
 
 def test_methods_may_change_recipe_fields():
-    recipe = method_recipe('omega-group+act_clip=mse+act_percentile=98')
+    recipe = pi05_recipe('omega-group+act_clip=mse+act_percentile=98')
     assert (recipe.name, recipe.act_mode, recipe.act_clip, recipe.act_percentile) == (
         'omega-group', 'static_group', 'mse', 98)
-    assert method_recipe('omega') == method_recipe('omega+zigzag=true')
+    assert recipe.include == pi05_recipe('omega').include      # the pi0.5 scope
+    assert pi05_recipe('omega') == pi05_recipe('omega+zigzag=true')
     with pytest.raises(ValueError, match="'act_clip'"):
-        method_recipe('omega-group+act_clip=max')
+        pi05_recipe('omega-group+act_clip=max')
 
 
 def test_wilson_interval_holds_the_rate():
@@ -70,3 +72,10 @@ def test_paired_closed_loop_table(tmp_path):
             (episode['task'], episode['seed'], episode['success'], episode['steps']))
     assert episodes['omega-dynamic'] == episodes['omega-dynamic@reference']
     assert {e[1] for e in episodes['fp']} == {100000}
+
+
+def test_quantize_cli_reads_the_same_method_syntax():
+    from omegaq_ros.policy.calibration import CalibrationError, load_recipe
+    assert load_recipe('omega-group+act_clip=mse') == pi05_recipe('omega-group+act_clip=mse')
+    with pytest.raises(CalibrationError, match='expected a preset'):
+        load_recipe('no-such-method')

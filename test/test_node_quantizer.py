@@ -107,6 +107,9 @@ def test_refusals_leave_nothing_behind(setup, tmp_path):
         (['-m', 'omegaq_ros.policy.calibration', '--checkpoint', checkpoint,
           '--calibration', bags, '--output', out, '--min-episodes', '3'],
          'expected at least min_episodes=3 episode bags, found 2'),
+        (['-m', 'omegaq_ros.policy.calibration', '--checkpoint', checkpoint,
+          '--calibration', bags, '--output', out, '--recipe', 'omega-group+act_clamp=mse'],
+         "'act_clamp=mse' in 'omega-group+act_clamp=mse' is not FIELD=VALUE"),
         (['-m', 'omegaq_ros.nodes.quantizer_node', '--ros-args', '-p', f'checkpoint:={checkpoint}',
           '-p', f'calibration:={bags}', '-p', f'output:={out}',
           '-p', "camera_topics:=['/cam_high/image_raw', '/cam_left_wrist/image_raw', "

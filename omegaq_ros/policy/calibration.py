@@ -79,15 +79,23 @@ def bundled_model(kind: str) -> str:
 
 
 def load_recipe(recipe: str):
-    """Return a quant.Recipe from a preset name (on the pi0.5 scope) or a recipe YAML path."""
+    """
+    Return a quant.Recipe from a method (on the pi0.5 scope) or a recipe YAML path.
+
+    A method is a preset name, optionally with fields changed: 'omega-group+act_clip=mse'.
+    """
     from omegaq_ros.policy.runtime import pi05_recipe, RECIPE_FILE
     from omegaq_ros.quant import PRESETS, Recipe
     import yaml
-    if recipe in PRESETS:
-        return pi05_recipe(recipe)
+    if recipe.split('+')[0] in PRESETS:
+        try:
+            return pi05_recipe(recipe)
+        except ValueError as error:
+            raise CalibrationError(f'recipe {recipe}: {error}') from None
     if not os.path.isfile(recipe):
-        raise CalibrationError(f'recipe: expected a preset ({", ".join(PRESETS)}) or a recipe '
-                               f'YAML file, got {recipe!r}')
+        raise CalibrationError(f'recipe: expected a preset ({", ".join(PRESETS)}), a preset '
+                               f'with +field=value changes, or a recipe YAML file, got '
+                               f'{recipe!r}')
     try:
         with open(recipe) as stream:
             data = yaml.safe_load(stream)
@@ -369,7 +377,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--calibration', nargs='+', required=True,
                         help='bag directories or directories of bags')
     parser.add_argument('--output', required=True, help='artifact directory to write')
-    parser.add_argument('--recipe', default='omega', help='method preset or recipe YAML')
+    parser.add_argument('--recipe', default='omega',
+                        help='method preset (PRESET+field=value changes fields) or recipe YAML')
     parser.add_argument('--overwrite', action='store_true')
     parser.add_argument('--min-episodes', type=int, default=1)
     parser.add_argument('--max-samples', type=int, default=256)

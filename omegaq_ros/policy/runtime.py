@@ -66,10 +66,28 @@ def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict
 
 
 def pi05_recipe(method: str = 'omega') -> Recipe:
-    """Return the pi0.5 quantization scope (pi05_recipe.yaml) with the given method preset."""
+    """
+    Return the pi0.5 quantization scope (pi05_recipe.yaml) with the given method.
+
+    method: a preset name, optionally with Recipe fields changed after '+', e.g.
+    'omega-group+act_clip=mse+act_percentile=98' (values read as YAML scalars). Unknown
+    presets or fields raise ValueError.
+    """
+    from dataclasses import fields
+    from omegaq_ros.quant import PRESETS
+    preset, *assignments = method.split('+')
+    if preset not in PRESETS:
+        raise ValueError(f"unknown method '{preset}'; known {list(PRESETS)}")
+    known = {f.name for f in fields(Recipe)}
     with open(RECIPE_FILE) as stream:
         scope = yaml.safe_load(stream)
-    scope['preset'] = method
+    scope['preset'] = preset
+    for assignment in assignments:
+        name, equals, value = assignment.partition('=')
+        if not equals or name not in known:
+            raise ValueError(f"'{assignment}' in '{method}' is not FIELD=VALUE of a recipe "
+                             f'field; fields: {sorted(known)}')
+        scope[name] = yaml.safe_load(value)
     return Recipe.from_dict(scope)
 
 

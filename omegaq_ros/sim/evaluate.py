@@ -96,36 +96,11 @@ def split_method(label: str):
     return method, backend or 'reference'
 
 
-def method_recipe(method: str):
-    """
-    Return the pi0.5 recipe of a method: a preset, optionally '+field=value' overrides.
-
-    'omega-group+act_clip=mse+act_percentile=98' is the omega-group preset with those two
-    Recipe fields changed (values read as YAML scalars). Unknown presets or fields raise.
-    """
-    from dataclasses import fields, replace
-    import yaml
-    from omegaq_ros.policy.runtime import pi05_recipe
-    from omegaq_ros.quant import PRESETS, Recipe
-    preset, *assignments = method.split('+')
-    if preset not in PRESETS:
-        raise ValueError(f"unknown method '{preset}'; known {list(PRESETS)}")
-    known = {f.name for f in fields(Recipe)}
-    overrides = {}
-    for assignment in assignments:
-        name, equals, value = assignment.partition('=')
-        if not equals or name not in known:
-            raise ValueError(f"'{assignment}' in '{method}' is not FIELD=VALUE of a recipe "
-                             f'field; fields: {sorted(known)}')
-        overrides[name] = yaml.safe_load(value)
-    return replace(pi05_recipe(preset), **overrides)
-
-
 def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
     """Write one artifact per quantized method (the FP method is the checkpoint itself)."""
     import copy
     import re
-    from omegaq_ros.policy.runtime import Pi05Policy
+    from omegaq_ros.policy.runtime import pi05_recipe, Pi05Policy
     from omegaq_ros.quant import quantize, save_artifact
     policy = Pi05Policy.load(checkpoint)
     batches = calibration_batches(policy, calibration_episodes)
@@ -134,7 +109,7 @@ def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
         if method == 'fp':
             paths[method] = checkpoint
             continue
-        recipe = method_recipe(method)
+        recipe = pi05_recipe(method)
         model = quantize(copy.deepcopy(policy.model), batches, recipe)
         folder = re.sub(r'[^A-Za-z0-9_.-]', '_', method)
         paths[method] = save_artifact(model, recipe, os.path.join(out_dir, folder),
@@ -297,9 +272,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     tasks = TASKS if args.tasks == 'all' else tuple(args.tasks.split(','))
     labels = list(dict.fromkeys(m for m in args.methods.split(',') if m))
+    from omegaq_ros.policy.runtime import pi05_recipe
     for label in labels:
         try:
-            method_recipe(split_method(label)[0])
+            pi05_recipe(split_method(label)[0])
         except ValueError as error:
             parser.error(str(error))
     bad = [m for m in labels if split_method(m)[1] not in BACKENDS]
