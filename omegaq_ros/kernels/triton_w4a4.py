@@ -122,6 +122,25 @@ def quantize_input(layer, x2: torch.Tensor, codes_out=None):
     return codes[0], (xs if layer.act_mode == 'static_group' else xs[0]), s_m, s_g
 
 
+def _static_row(layer, owners):
+    """
+    Return the static_group table row of the current step and the member stride.
+
+    With several owners their tables are rows of one stacked [T, rows, groups] tensor, so
+    member p's row lies p * rows * groups elements after the first owner's.
+    """
+    tables = owners[0].act_scale
+    return tables[layer.table_index()], (tables.numel() if len(owners) > 1 else 0)
+
+
+def _transform_args(owner, dummy):
+    """Return the input transform's kernel pointers (dummy where absent) and HAS_* flags."""
+    tensors = (owner.perm_in, owner.smooth, owner.rot_in, owner.rot_in_scale)
+    flags = {'HAS_PERM': tensors[0] is not None, 'HAS_SMOOTH': tensors[1] is not None,
+             'HAS_ROT': tensors[2] is not None}
+    return tuple(t if t is not None else dummy for t in tensors), flags
+
+
 def _quantize(x2, layer, owners, codes_out=None):
     """
     Rotate and quantize x2 once per input transform in `owners` (one launch for all).
@@ -140,33 +159,22 @@ def _quantize(x2, layer, owners, codes_out=None):
         x2 = x2.contiguous()
     codes = (codes_out.view(1, m, k) if codes_out is not None else
              torch.empty(count, m, k, dtype=torch.int8, device=dev))
-    owner = owners[0]
     if mode == 0:
-        index = layer.table_index()
-        tables = owner.act_scale
-        # Member p's row for this step: table rows are stacked [T, rows, groups] in one tensor.
-        xs, s_m, s_g = tables[index], 0, 1
-        s_member_srow = s_member_xs = tables.numel() if count > 1 else 0
+        xs, s_member_xs = _static_row(layer, owners)
+        s_m, s_g, s_member_srow = 0, 1, s_member_xs
     elif mode == 1:
         xs = torch.empty(count, m, groups, dtype=torch.float32, device=dev)
         s_m, s_g, s_member_srow, s_member_xs = groups, 1, 0, m * groups
     else:
         xs = torch.empty(count, m, dtype=torch.float32, device=dev)
         s_m, s_g, s_member_srow, s_member_xs = 1, 0, 0, m
-    dummy = codes
-    perm, smooth, rot, rscale = owner.perm_in, owner.smooth, owner.rot_in, owner.rot_in_scale
+    transform, flags = _transform_args(owners[0], codes)
     bm = 16 if m <= 16 else 32
     grid = (triton.cdiv(m, bm), 1 if mode == 2 else groups, count)
     quant_kernel[grid](
-        x2, x2.stride(0),
-        perm if perm is not None else dummy,
-        smooth if smooth is not None else dummy,
-        rot if rot is not None else dummy,
-        rscale if rscale is not None else dummy,
-        xs if mode == 0 else dummy,
-        codes, xs if mode != 0 else dummy, m, groups, k, s_member_srow, s_member_xs,
-        MODE=mode, HAS_PERM=perm is not None, HAS_SMOOTH=smooth is not None,
-        HAS_ROT=rot is not None, BM=bm, num_warps=4)
+        x2, x2.stride(0), *transform, xs if mode == 0 else codes,
+        codes, xs if mode != 0 else codes, m, groups, k, s_member_srow, s_member_xs,
+        MODE=mode, **flags, BM=bm, num_warps=4)
     LAUNCHES['quantize'] += 1
     return codes, xs, s_m, s_g, s_member_xs
 
@@ -217,9 +225,9 @@ def set_prologue_in_gemm(enabled: bool):
     PROLOGUE_IN_GEMM['enabled'] = bool(enabled)
 
 
-def _plan_for(layer, weights, x2):
-    m, k = x2.shape
-    return plan(m, weights.weight_packed.shape[0], k, _sms(x2),
+def _plan_for(weights, m: int, k: int, t: torch.Tensor) -> dict:
+    """Plan an M x K GEMM against `weights` (a QuantLinear or FusedLinears) on t's device."""
+    return plan(m, weights.weight_packed.shape[0], k, _sms(t),
                 n_align=getattr(weights, 'n_align', 0))
 
 
@@ -236,21 +244,12 @@ def _quantizing_matmul(layer, weights, x2, owners, tile_members, out_dtype, p):
     """
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
-    owner = owners[0]
     mode = _MODE_IDS[layer.act_mode]
     k = x2.shape[1]
-    if mode == 0:
-        tables = owner.act_scale
-        xs = tables[layer.table_index()]
-        s_member_xs = tables.numel() if len(owners) > 1 else 0
-    else:
-        xs, s_member_xs = x2, 0
-    perm, smooth, rot, rscale = owner.perm_in, owner.smooth, owner.rot_in, owner.rot_in_scale
-    prologue = (x2, x2.stride(0), perm if perm is not None else x2,
-                smooth if smooth is not None else x2, rot if rot is not None else x2,
-                rscale if rscale is not None else x2, k if len(owners) > 1 else 0)
-    flags = {'QUANT_IN': True, 'QMODE': mode, 'HAS_PERM': perm is not None,
-             'HAS_SMOOTH': smooth is not None, 'HAS_ROT': rot is not None}
+    xs, s_member_xs = _static_row(layer, owners) if mode == 0 else (x2, 0)
+    transform, flags = _transform_args(owners[0], x2)
+    prologue = (x2, x2.stride(0), *transform, k if len(owners) > 1 else 0)
+    flags.update(QUANT_IN=True, QMODE=mode)
     return _gemm(layer, weights, None, xs, 0, 1, s_member_xs, tile_members, out_dtype, None, p,
                  x2.shape[0], k, x2.device, prologue, flags)
 
@@ -265,8 +264,7 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, tile_members
     member stride.
     """
     m, k = codes.shape[-2:]
-    p = plan_override or plan(m, weights.weight_packed.shape[0], k, _sms(codes),
-                              n_align=getattr(weights, 'n_align', 0))
+    p = plan_override or _plan_for(weights, m, k, codes)
     return _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, tile_members,
                  out_dtype, out, p, m, k, codes.device, _no_prologue(codes), _PLAIN_GEMM_FLAGS)
 
@@ -310,13 +308,12 @@ def triton_forward(layer, x: torch.Tensor) -> torch.Tensor:
     """Run QuantLinear forward through the Triton kernels (static_channel, none: reference)."""
     if layer.act_mode not in _MODE_IDS:
         return reference_forward(layer, x)
-    fused = getattr(layer, '_fused', None)
-    if fused is not None:
-        return fused.output(layer, x)
+    if layer._fused is not None:
+        return layer._fused.output(layer, x)
     _check_layer(layer)
     shape = x.shape
     x2 = x.reshape(-1, shape[-1])
-    p = _plan_for(layer, layer, x2)
+    p = _plan_for(layer, *x2.shape, x2)
     if _prologue_fits(layer, p):
         y = _quantizing_matmul(layer, layer, x2, [layer.input_owner], None, _out_dtype(x), p)
     else:
@@ -439,7 +436,7 @@ class FusedLinears:
         x2 = x.reshape(-1, x.shape[-1])
         owners = [first.input_owner] if self.shared_transform else self.layers
         members = None if self.shared_transform else self.tile_members
-        p = _plan_for(first, self, x2)
+        p = _plan_for(self, *x2.shape, x2)
         if _prologue_fits(first, p):
             return _quantizing_matmul(first, self, x2, owners, members, _out_dtype(x), p)
         codes, xs, s_m, s_g, s_member = _quantize(x2, first, owners)

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from omegaq_ros.policy.runtime import ObservationError, Pi05Policy
+from omegaq_ros.policy.runtime import BACKENDS, DTYPES, ObservationError, Pi05Policy
 
 
 def main(argv=None) -> int:
@@ -29,9 +29,9 @@ def main(argv=None) -> int:
     parser.add_argument('--observation', required=True)
     parser.add_argument('--out', required=True)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16', 'float16'),
+    parser.add_argument('--dtype', default='float32', choices=list(DTYPES),
                         help='precision of the towers (quantized layers keep their format)')
-    parser.add_argument('--backend', default='reference', choices=('reference', 'triton'),
+    parser.add_argument('--backend', default='reference', choices=BACKENDS,
                         help='quantized-layer backend (triton: CUDA)')
     args = parser.parse_args(argv)
     try:

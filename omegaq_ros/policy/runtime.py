@@ -27,6 +27,7 @@ RECIPE_FILE = os.path.join(os.path.dirname(__file__), 'pi05_recipe.yaml')
 
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+BACKENDS = ('reference', 'triton')
 
 
 def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict:
@@ -38,7 +39,7 @@ def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict
     Returns what runs where: quantized layers, those on integer kernels, those the backend
     runs with the reference arithmetic (activation modes without an integer GEMM), fused sets.
     """
-    if backend not in ('reference', 'triton'):
+    if backend not in BACKENDS:
         raise ValueError(f"backend must be 'reference' or 'triton', got '{backend}'")
     from omegaq_ros import kernels
     kernels.unfuse(model)

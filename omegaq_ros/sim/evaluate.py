@@ -87,9 +87,6 @@ def calibration_batches(policy, episodes, frames_per_episode: int = 8, seed: int
     return batches
 
 
-BACKENDS = ('reference', 'triton')
-
-
 def split_method(label: str):
     """Split 'METHOD@BACKEND' (or plain 'METHOD', the reference backend) into its parts."""
     method, _, backend = label.partition('@')
@@ -252,6 +249,7 @@ def parse_range(text: str):
 
 def main(argv=None) -> int:
     """Command-line entry point."""
+    from omegaq_ros.policy.runtime import BACKENDS, DTYPES, pi05_recipe
     from omegaq_ros.quant import PRESETS
     from omegaq_ros.sim.demos import collect_expert_episodes
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
@@ -267,12 +265,10 @@ def main(argv=None) -> int:
     parser.add_argument('--workers', type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument('--out', default='reports/eval')
     parser.add_argument('--device', default='cpu', help='cpu | cuda (the policies)')
-    parser.add_argument('--dtype', default='float32',
-                        choices=('float32', 'bfloat16', 'float16'))
+    parser.add_argument('--dtype', default='float32', choices=list(DTYPES))
     args = parser.parse_args(argv)
     tasks = TASKS if args.tasks == 'all' else tuple(args.tasks.split(','))
     labels = list(dict.fromkeys(m for m in args.methods.split(',') if m))
-    from omegaq_ros.policy.runtime import pi05_recipe
     for label in labels:
         try:
             pi05_recipe(split_method(label)[0])
