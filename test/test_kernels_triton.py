@@ -215,7 +215,7 @@ def _run_case(k, n, m, mode, seed, **features):
     assert torch.equal(y_full, y)
     if m <= 64 and mode != 'dynamic_token':
         # The GEMM that rotates and quantizes its input itself (no codes tensor, no quantize
-        # launch): quant_kernel's arithmetic, so bit-identical but for rounding ties.
+        # launch): quant_kernel's arithmetic.
         tw.set_prologue_in_gemm(True)
         try:
             _poison_allocator()
@@ -224,10 +224,9 @@ def _run_case(k, n, m, mode, seed, **features):
             assert tw.LAUNCHES['quantize'] == 0 and tw.LAUNCHES['gemm'] == 1
         finally:
             tw.set_prologue_in_gemm(False)
-        if bool(flipped_rows.any()):
-            _assert_fp32_close(y_in_gemm[~flipped_rows], y[~flipped_rows])
-        else:
-            assert torch.equal(y_in_gemm, y)
+        # The rotation's fp32 dot runs on other tile shapes there, so its rounding (and with
+        # it a dynamic scale's last bit) may differ by the machine's summation order.
+        _assert_fp32_close(y_in_gemm[~flipped_rows], y[~flipped_rows])
     # Against the reference: fp32 rounding on every row whose codes all equal the reference's.
     # A row holding one of the rare tie flips checked above differs by one quantization step
     # of one activation (about 1/sqrt(in * E[code^2]) of the row's norm), so it is excluded.

@@ -104,23 +104,26 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
 
 @triton.jit
 def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr,
-                out_ptr, s_out_split, M, N, G, GPS, tile_member_ptr, s_member_xs,
+                out_ptr, s_out_split, M, N, G, GPS, member_end1, member_end2, s_member_xs,
                 x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, s_member_k,
                 WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                 SWAP: tl.constexpr, FINAL: tl.constexpr, HAS_BIAS: tl.constexpr,
                 INT_OUT: tl.constexpr, MEMBERS: tl.constexpr, QUANT_IN: tl.constexpr,
                 QMODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
-                HAS_ROT: tl.constexpr):
-    # QUANT_IN: no codes tensor; each K-group of the raw input x [M, K] is rotated and
-    # quantized here with quant_kernel's arithmetic (static or dynamic 64-group scales), which
-    # saves the quantize launch. Every N-tile redoes it, so the wrapper uses it for few rows.
+                HAS_ROT: tl.constexpr, N_ALIGN=0):
+    # N_ALIGN: read only by the autotuner (tiles must divide it). QUANT_IN: no codes tensor;
+    # each K-group of the raw input x [M, K] is rotated and quantized here with quant_kernel's
+    # arithmetic (static or dynamic 64-group scales), which saves the quantize launch. Every
+    # N-tile redoes it, so the wrapper uses it for few rows.
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
     pid_k = tl.program_id(2)
     if MEMBERS:
-        # Concatenated weights of linears with their own input transform: the N-tile's
+        # Concatenated weights of up to three linears with their own input transform (member
+        # p's columns end at member_end{p+1}; tiles never straddle an end): the N-tile's
         # member picks its codes [M, K] (or its transform) and activation scales.
-        member = tl.load(tile_member_ptr + pid_n)
+        n0 = pid_n * BN
+        member = (n0 >= member_end1).to(tl.int32) + (n0 >= member_end2).to(tl.int32)
         xs_ptr += member * s_member_xs
         if QUANT_IN:
             perm_ptr += member * s_member_k

@@ -80,6 +80,9 @@ def plan(m: int, n: int, k: int, sms: int = 132, n_align: int = 0) -> dict:
     must not straddle a multiple of it (the boundaries of concatenated weights); 0: none.
     """
     groups = k // ACT_BLOCK
+    if m >= TUNED_MIN_ROWS and not _interpreting():
+        return {'tuned': True, 'swap': None, 'bm': None, 'bn': None, 'split': 1,
+                'gps': groups, 'num_warps': None, 'num_stages': None}
     if m <= 64:
         swap, bn, num_warps = True, 64, 4
         bm = max(16, triton_next_pow2(m))
@@ -97,6 +100,34 @@ def plan(m: int, n: int, k: int, sms: int = 132, n_align: int = 0) -> dict:
     gps = groups // split
     return {'swap': swap, 'bm': bm, 'bn': bn, 'split': split, 'gps': gps,
             'num_warps': num_warps, 'num_stages': 4 if swap else 3}
+
+
+# From this many rows (the prefix: ~800 tokens), GEMM tiles are chosen by timing (_tuned_gemm).
+TUNED_MIN_ROWS = 256
+# Candidates timed per GEMM shape: (SWAP, BM tokens, BN weight rows, warps, stages). Each fits
+# the registers without spilling on sm_90 (ptxas resource report). SWAP puts the unpacked
+# weight in the MMA's register operand, so it never goes through shared memory.
+TUNED_CONFIGS = ((True, 64, 64, 4, 4), (True, 128, 64, 4, 3), (True, 128, 64, 8, 3),
+                 (True, 256, 64, 8, 3), (True, 128, 128, 8, 3), (False, 64, 64, 4, 4),
+                 (False, 128, 64, 8, 3), (False, 128, 128, 8, 3), (False, 64, 128, 4, 3))
+
+
+@functools.lru_cache(maxsize=None)
+def _tuned_gemm():
+    """The GEMM kernel under triton.autotune over TUNED_CONFIGS (built on first use)."""
+    import triton as _triton
+    _, gemm_kernel, _ = _kernels()
+    configs = [_triton.Config({'SWAP': swap, 'BM': bm, 'BN': bn}, num_warps=warps,
+                              num_stages=stages)
+               for swap, bm, bn, warps, stages in TUNED_CONFIGS]
+
+    def fitting(configs, named_args, **_):
+        # Tiles must not straddle the boundary of two concatenated weights.
+        align = named_args['N_ALIGN']
+        return [c for c in configs if align % c.kwargs['BN'] == 0] or configs[:1]
+
+    return _triton.autotune(configs, key=['M', 'N', 'G', 'N_ALIGN'],
+                            prune_configs_by={'early_config_prune': fitting})(gemm_kernel)
 
 
 def triton_next_pow2(v: int) -> int:
@@ -190,7 +221,7 @@ def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor
     grid = (triton.cdiv(n, p['bn']), triton.cdiv(m, p['bm']), p['split'])
     gemm_kernel[grid](
         codes.contiguous(), codes, 0, 0, weight_packed, codes, 0, codes, out, m * n,
-        m, n, k // ACT_BLOCK, p['gps'], codes, 0, *_no_prologue(codes), WG_RATIO=1,
+        m, n, k // ACT_BLOCK, p['gps'], n, n, 0, *_no_prologue(codes), WG_RATIO=1,
         BM=p['bm'], BN=p['bn'], SWAP=p['swap'], FINAL=False, HAS_BIAS=False, INT_OUT=True,
         MEMBERS=False, **_PLAIN_GEMM_FLAGS, num_warps=p['num_warps'],
         num_stages=p['num_stages'])
@@ -236,7 +267,7 @@ def _prologue_fits(layer, p) -> bool:
             and layer.act_mode in ('static_group', 'dynamic_group'))
 
 
-def _quantizing_matmul(layer, weights, x2, owners, tile_members, out_dtype, p):
+def _quantizing_matmul(layer, weights, x2, owners, member_ends, out_dtype, p):
     """
     One launch (plus the split-K finish): rotate and quantize x2 [M, K] inside the GEMM.
 
@@ -250,44 +281,51 @@ def _quantizing_matmul(layer, weights, x2, owners, tile_members, out_dtype, p):
     transform, flags = _transform_args(owners[0], x2)
     prologue = (x2, x2.stride(0), *transform, k if len(owners) > 1 else 0)
     flags.update(QUANT_IN=True, QMODE=mode)
-    return _gemm(layer, weights, None, xs, 0, 1, s_member_xs, tile_members, out_dtype, None, p,
+    return _gemm(layer, weights, None, xs, 0, 1, s_member_xs, member_ends, out_dtype, None, p,
                  x2.shape[0], k, x2.device, prologue, flags)
 
 
-def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, tile_members, out_dtype,
+def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends, out_dtype,
             out=None, plan_override=None):
     """
     GEMM (+ finish) of codes against `weights` (a QuantLinear or FusedLinears' concatenation).
 
-    tile_members: None when every output column reads the same codes, else a function of the
-    tile width giving each N-tile's member, whose codes are codes[member] and scales xs +
-    member stride.
+    member_ends: None when every output column reads the same codes, else where each member's
+    columns end (FusedLinears.member_ends); member p reads codes[p] and scales xs + p * stride.
     """
     m, k = codes.shape[-2:]
     p = plan_override or _plan_for(weights, m, k, codes)
-    return _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, tile_members,
+    return _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
                  out_dtype, out, p, m, k, codes.device, _no_prologue(codes), _PLAIN_GEMM_FLAGS)
 
 
-def _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, tile_members, out_dtype,
+def _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends, out_dtype,
           out, p, m, k, dev, prologue, prologue_flags):
     _, gemm_kernel, finish_kernel = _kernels()
     n = weights.weight_packed.shape[0]
-    wg_ratio = layer.weight_group // ACT_BLOCK
+    tuned = p.get('tuned', False)
     bias, rot, rscale = weights.bias, weights.rot_out, weights.rot_out_scale
     final = p['split'] == 1 and rot is None
     y = out if out is not None else torch.empty(m, n, dtype=out_dtype, device=dev)
     part = y if final else torch.empty(p['split'], m, n, dtype=torch.float32, device=dev)
-    grid = (triton.cdiv(n, p['bn']), triton.cdiv(m, p['bm']), p['split'])
     ws = weights.weight_scale
-    members = tile_members(p['bn']) if tile_members is not None else None
-    gemm_kernel[grid](
-        codes if codes is not None else ws, xs, s_xs_m, s_xs_g, weights.weight_packed, ws,
-        ws.stride(0), bias if bias is not None else ws, part, m * n, m, n, k // ACT_BLOCK,
-        p['gps'], members if members is not None else ws, s_xs_member, *prologue,
-        WG_RATIO=wg_ratio, BM=p['bm'], BN=p['bn'], SWAP=p['swap'], FINAL=final,
-        HAS_BIAS=bias is not None, INT_OUT=False, MEMBERS=members is not None,
-        **prologue_flags, num_warps=p['num_warps'], num_stages=p['num_stages'])
+    ends = member_ends if member_ends is not None else (n, n)
+    args = (codes if codes is not None else ws, xs, s_xs_m, s_xs_g, weights.weight_packed, ws,
+            ws.stride(0), bias if bias is not None else ws, part, m * n, m, n, k // ACT_BLOCK,
+            p['gps'], ends[0], ends[1], s_xs_member, *prologue)
+    flags = dict(WG_RATIO=layer.weight_group // ACT_BLOCK, FINAL=final,
+                 HAS_BIAS=bias is not None, INT_OUT=False, MEMBERS=member_ends is not None,
+                 **prologue_flags)
+    if tuned:
+        # Tiles, orientation, warps and stages chosen per (M, N, K, member alignment) by
+        # timing the candidates on first use (before any CUDA-graph capture).
+        def grid(meta):
+            return (triton.cdiv(n, meta['BN']), triton.cdiv(m, meta['BM']), 1)
+        _tuned_gemm()[grid](*args, N_ALIGN=getattr(weights, 'n_align', 0) or n, **flags)
+    else:
+        grid = (triton.cdiv(n, p['bn']), triton.cdiv(m, p['bm']), p['split'])
+        gemm_kernel[grid](*args, BM=p['bm'], BN=p['bn'], SWAP=p['swap'], **flags,
+                          num_warps=p['num_warps'], num_stages=p['num_stages'])
     LAUNCHES['gemm'] += 1
     if not final:
         bm = 16 if m <= 16 else 32
@@ -386,8 +424,13 @@ class FusedLinears:
         sizes = [layer.out_features for layer in self.layers]
         self.bounds = [(sum(sizes[:i]), sum(sizes[:i + 1])) for i in range(len(sizes))]
         self.n_align = functools.reduce(math.gcd, sizes)
+        # The GEMM finds an N-tile's member by comparing its first column with these ends.
+        ends = [b for _, b in self.bounds]
+        if not self.shared_transform and len(ends) > 3:
+            raise ValueError(f'cannot fuse {len(ends)} linears with their own input '
+                             'transforms: the GEMM tells at most three apart')
+        self.member_ends = tuple(ends[:2]) if len(ends) > 1 else None
         self.index = {id(layer): i for i, layer in enumerate(self.layers)}
-        self._members = {}
         self._outputs = InputMemo()
         self._join()
 
@@ -411,21 +454,10 @@ class FusedLinears:
                     view = whole[start:start + part.shape[0]]
                     start += part.shape[0]
                 setattr(layer, name, view)
-        self._members = {}
 
     def _joined(self) -> bool:
         """Return True while every member's weights are still views of the concatenation."""
         return all(layer.weight_packed._base is self.weight_packed for layer in self.layers)
-
-    def tile_members(self, bn: int) -> torch.Tensor:
-        """Return int32 [ceil(N / bn)]: which member each N-tile of width bn belongs to."""
-        table = self._members.get(bn)
-        if table is None:
-            starts = torch.arange(0, self.bounds[-1][1], bn)
-            ends = torch.tensor([b for _, b in self.bounds])
-            table = torch.bucketize(starts, ends, right=True).to(torch.int32)
-            table = self._members[bn] = table.to(self.weight_packed.device)
-        return table
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         """Return every member's output for x as one [M, sum of out_features] tensor."""
@@ -435,7 +467,7 @@ class FusedLinears:
         first = self.layers[0]
         x2 = x.reshape(-1, x.shape[-1])
         owners = [first.input_owner] if self.shared_transform else self.layers
-        members = None if self.shared_transform else self.tile_members
+        members = None if self.shared_transform else self.member_ends
         p = _plan_for(self, *x2.shape, x2)
         if _prologue_fits(first, p):
             return _quantizing_matmul(first, self, x2, owners, members, _out_dtype(x), p)

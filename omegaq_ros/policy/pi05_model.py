@@ -18,6 +18,7 @@ The expert's adaRMS modulation depends only on t, so it is computed once per ste
 import math
 from typing import List, Optional, Tuple
 
+from omegaq_ros.policy import pointwise
 from omegaq_ros.policy.pi05_config import GemmaSize, Pi05Config, VisionSize
 from omegaq_ros.quant.step_context import denoising_step
 import torch
@@ -59,8 +60,7 @@ class SiglipAttention(nn.Module):
             return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
         q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
-        weights = (q @ k.transpose(2, 3)) * self.head_dim ** -0.5
-        out = weights.softmax(-1, dtype=torch.float32).to(q.dtype) @ v
+        out = F.scaled_dot_product_attention(q, k, v)
         return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
 
 
@@ -69,6 +69,7 @@ class SiglipLayer(nn.Module):
 
     def __init__(self, size: VisionSize, eps: float):
         super().__init__()
+        self.ops = pointwise.EAGER
         self.layer_norm1 = nn.LayerNorm(size.width, eps=eps)
         self.self_attn = SiglipAttention(size)
         self.layer_norm2 = nn.LayerNorm(size.width, eps=eps)
@@ -77,9 +78,10 @@ class SiglipLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply attention and MLP with residuals."""
-        x = x + self.self_attn(self.layer_norm1(x))
-        h = F.gelu(self.mlp.fc1(self.layer_norm2(x)), approximate='tanh')
-        return x + self.mlp.fc2(h)
+        ops, norm1, norm2 = self.ops, self.layer_norm1, self.layer_norm2
+        x = ops.add(x, self.self_attn(ops.layer_norm(x, norm1.weight, norm1.bias, norm1.eps)))
+        h = ops.gelu(self.mlp.fc1(ops.layer_norm(x, norm2.weight, norm2.bias, norm2.eps)))
+        return ops.add(x, self.mlp.fc2(h))
 
 
 class SiglipVision(nn.Module):
@@ -118,16 +120,12 @@ class GemmaRMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float, cond_dim: Optional[int] = None):
         super().__init__()
         self.eps = eps
+        self.ops = pointwise.EAGER
         if cond_dim is None:
             self.weight = nn.Parameter(torch.zeros(dim))
             self.dense = None
         else:
             self.dense = nn.Linear(cond_dim, 3 * dim)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Scale x to unit RMS (variance in fp32)."""
-        variance = x.float().square().mean(-1, keepdim=True)
-        return x * torch.rsqrt(variance + self.eps)
 
     def modulation(self, cond: torch.Tensor) -> torch.Tensor:
         """Return (scale, shift, gate) stacked [3, B, 1, dim] for a condition [B, cond_dim]."""
@@ -135,11 +133,10 @@ class GemmaRMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, modulation=None):
         """Return (normalized x, gate or None)."""
-        normed = self.normalize(x)
         if self.dense is None:
-            return (normed * (1.0 + self.weight.float())).type_as(x), None
+            return self.ops.rms_norm(x, self.weight, self.eps), None
         scale, shift, gate = modulation
-        return (normed * (1 + scale.float()) + shift.float()).to(x.dtype), gate.to(x.dtype)
+        return self.ops.ada_rms_norm(x, scale, shift, self.eps), gate
 
 
 class GemmaLayer(nn.Module):
@@ -148,6 +145,7 @@ class GemmaLayer(nn.Module):
     def __init__(self, size: GemmaSize, eps: float, cond_dim: Optional[int] = None):
         super().__init__()
         self.size = size
+        self.ops = pointwise.EAGER
         self.self_attn = Container(
             q_proj=nn.Linear(size.width, size.num_heads * size.head_dim, bias=False),
             k_proj=nn.Linear(size.width, size.num_kv_heads * size.head_dim, bias=False),
@@ -160,35 +158,35 @@ class GemmaLayer(nn.Module):
         self.post_attention_layernorm = GemmaRMSNorm(size.width, eps, cond_dim)
 
     def qkv(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
-        """Project normalized h [B, L, D] to RoPE'd q [B, H, L, hd], k and v [B, KV, L, hd]."""
+        """Project normalized h [B, L, D] to RoPE'd q [B, L, H, hd], k and v [B, L, KV, hd]."""
         b, length, _ = h.shape
         size, attn = self.size, self.self_attn
-        q = attn.q_proj(h).view(b, length, size.num_heads, size.head_dim).transpose(1, 2)
-        k = attn.k_proj(h).view(b, length, size.num_kv_heads, size.head_dim).transpose(1, 2)
-        v = attn.v_proj(h).view(b, length, size.num_kv_heads, size.head_dim).transpose(1, 2)
-        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+        q = attn.q_proj(h).view(b, length, size.num_heads, size.head_dim)
+        k = attn.k_proj(h).view(b, length, size.num_kv_heads, size.head_dim)
+        v = attn.v_proj(h).view(b, length, size.num_kv_heads, size.head_dim)
+        q, k = self.ops.rope_qk(q, k, cos, sin)
+        return q, k, v
 
     def mlp_forward(self, h: torch.Tensor) -> torch.Tensor:
         """Apply the GeGLU MLP."""
-        gate = F.gelu(self.mlp.gate_proj(h), approximate='tanh')
-        return self.mlp.down_proj(gate * self.mlp.up_proj(h))
+        return self.mlp.down_proj(self.ops.gelu_gate(self.mlp.gate_proj(h),
+                                                     self.mlp.up_proj(h)))
 
     def forward(self, x, cos, sin, mask, past: Optional[Tuple] = None, modulation=(None, None)):
         """
         Run the layer; return (output, (k, v) of these tokens).
 
-        past: the (k, v) of earlier tokens (the prefix) that these tokens also attend to.
+        past: the (k, v) of earlier tokens (the prefix) that these tokens also attend to;
+        mask: from attention_mask (its layout depends on the head counts).
         """
         h, gate = self.input_layernorm(x, modulation[0])
         q, k, v = self.qkv(h, cos, sin)
-        keys = k if past is None else torch.cat((past[0], k), dim=2)
-        values = v if past is None else torch.cat((past[1], v), dim=2)
+        keys = k if past is None else torch.cat((past[0], k), dim=1)
+        values = v if past is None else torch.cat((past[1], v), dim=1)
         attended = attention(q, keys, values, mask)
-        out = self.self_attn.o_proj(attended)
-        x = x + out if gate is None else x + out * gate
+        x = self.ops.gated_residual(x, self.self_attn.o_proj(attended), gate)
         h, gate = self.post_attention_layernorm(x, modulation[1])
-        out = self.mlp_forward(h)
-        return (x + out if gate is None else x + out * gate), (k, v)
+        return self.ops.gated_residual(x, self.mlp_forward(h), gate), (k, v)
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype):
@@ -200,23 +198,39 @@ def rope_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype):
     return emb.cos().to(dtype), emb.sin().to(dtype)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (i, i + d/2) of x [B, H, L, d] by the position angles."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos[:, None] + rotated * sin[:, None]
+def attention_mask(visible: torch.Tensor, num_heads: int, num_kv_heads: int, dtype):
+    """
+    Return the additive mask for `attention` from visible [B, Lq, S] (bool).
+
+    With one K/V head (Gemma's MQA) the query heads are folded into the query rows (row
+    l * heads + h), so the mask is [B, 1, Lq * heads, S]; otherwise [B, 1, Lq, S]. Built once
+    per chunk (prefix) or per chunk shape (suffix), not per layer.
+    """
+    mask = torch.where(visible[:, None], 0.0, MASK_VALUE).to(dtype)
+    if num_kv_heads == 1:
+        b, _, lq, s = mask.shape
+        mask = mask[:, :, :, None].expand(b, 1, lq, num_heads, s).reshape(b, 1, lq * num_heads, s)
+    return mask
 
 
 def attention(q, k, v, mask):
-    """Attention with K/V heads shared across query heads (MQA/GQA); mask is additive."""
-    groups = q.shape[1] // k.shape[1]
-    if groups > 1:
-        k = k.repeat_interleave(groups, dim=1)
-        v = v.repeat_interleave(groups, dim=1)
-    weights = (q @ k.transpose(2, 3)) * q.shape[-1] ** -0.5 + mask
-    out = weights.softmax(-1, dtype=torch.float32).to(q.dtype) @ v
-    b, _, length, _ = out.shape
-    return out.transpose(1, 2).reshape(b, length, -1)
+    """
+    Attention of q [B, Lq, H, d] over k, v [B, S, KV, d] (MQA/GQA); additive mask.
+
+    One fused kernel (scaled_dot_product_attention: flash/memory-efficient on CUDA). With one
+    K/V head the H query heads become H rows per token of a single-head attention, so no
+    K/V head is repeated. Returns [B, Lq, H * d].
+    """
+    b, lq, heads, d = q.shape
+    kv_heads = k.shape[2]
+    if kv_heads == 1:
+        out = F.scaled_dot_product_attention(q.reshape(b, 1, lq * heads, d), k.transpose(1, 2),
+                                             v.transpose(1, 2), attn_mask=mask)
+    else:
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
+                                             v.transpose(1, 2), attn_mask=mask,
+                                             enable_gqa=heads != kv_heads).transpose(1, 2)
+    return out.reshape(b, lq, heads * d)
 
 
 class GemmaTower(nn.Module):
@@ -288,6 +302,25 @@ class Pi05Model(nn.Module):
         self._modulation_cache = None
         return self
 
+    def use_fused_pointwise(self, enabled: bool = True) -> 'Pi05Model':
+        """
+        Run the norms, RoPE, residuals and GeGLU between the GEMMs through torch.compile.
+
+        Each is compiled once per shape on first use (seconds on a GPU) and then runs as one
+        or two fused kernels instead of up to nine; the GEMMs are untouched. For CUDA-graph
+        chunks on a GPU (the product path); eager (the default) elsewhere.
+        """
+        ops = pointwise.compiled() if enabled else pointwise.EAGER
+        for module in self.modules():
+            if hasattr(module, 'ops'):
+                module.ops = ops
+        return self
+
+    @property
+    def fused_pointwise(self) -> bool:
+        """Return True while the pointwise work runs compiled (use_fused_pointwise)."""
+        return self.expert.norm.ops.fused
+
     @property
     def vlm(self):
         """Return the PaliGemma part (vision tower, projector, language model)."""
@@ -326,8 +359,8 @@ class Pi05Model(nn.Module):
         x, pad = self.embed_prefix(images, image_masks, tokens, token_masks)
         positions = torch.cumsum(pad.long(), dim=1) - 1
         visible = pad[:, None, :] & pad[:, :, None]
-        mask = torch.where(visible[:, None], 0.0, MASK_VALUE).to(x.dtype)
         size = self.config.language
+        mask = attention_mask(visible, size.num_heads, size.num_kv_heads, x.dtype)
         cos, sin = rope_tables(positions, size.head_dim, self.config.rope_theta, x.dtype)
         cache = []
         for layer in self.vlm.language_model.layers:
@@ -390,9 +423,9 @@ class Pi05Model(nn.Module):
         visible = torch.cat((prefix_pad[:, None, :].expand(b, horizon, prefix_pad.shape[1]),
                              torch.ones(b, horizon, horizon, dtype=torch.bool,
                                         device=prefix_pad.device)), dim=2)
-        mask = torch.where(visible[:, None], 0.0, MASK_VALUE).to(dtype)
-        cos, sin = rope_tables(positions, self.config.expert.head_dim, self.config.rope_theta,
-                               dtype)
+        size = self.config.expert
+        mask = attention_mask(visible, size.num_heads, size.num_kv_heads, dtype)
+        cos, sin = rope_tables(positions, size.head_dim, self.config.rope_theta, dtype)
         return mask, cos, sin
 
     def velocity(self, x_t, modulations, cache, prefix_pad, attention=None):

@@ -27,11 +27,11 @@ import torch
 BLOCK = 64
 
 
-def hadamard(size: int) -> torch.Tensor:
+def hadamard(size: int, device=None) -> torch.Tensor:
     """Return the normalized Sylvester Hadamard matrix (float64), size a power of two."""
     if size < 1 or size & (size - 1):
         raise ValueError(f'Hadamard size must be a power of two, got {size}')
-    h = torch.ones(1, 1, dtype=torch.float64)
+    h = torch.ones(1, 1, dtype=torch.float64, device=device)
     while h.shape[0] < size:
         h = torch.cat((torch.cat((h, h), 1), torch.cat((h, -h), 1)), 0)
     return h / math.sqrt(size)
@@ -56,7 +56,8 @@ def zigzag_permutation(weight: torch.Tensor, block: int = BLOCK,
     in_features = weight.shape[1]
     if in_features % block:
         raise ValueError(f'in_features {in_features} is not a multiple of the block size {block}')
-    energy = weight.detach().double().pow(2).mean(0)
+    # On the CPU: the deal below is a scalar loop.
+    energy = weight.detach().double().pow(2).mean(0).cpu()
     energy = (1.0 - smoothing) * energy + smoothing * energy.mean()
     ranked = torch.argsort(energy, descending=True, stable=True)
     n_blocks = in_features // block
@@ -181,11 +182,11 @@ def build_input_rotation(weight: torch.Tensor, kind: str, zigzag: bool,
     permuted = weight.detach()[:, perm] if perm is not None else weight.detach()
     n_blocks = in_features // block
     if kind == 'hadamard':
-        blocks = hadamard(block).expand(n_blocks, block, block)
+        blocks = hadamard(block, weight.device).expand(n_blocks, block, block)
     elif kind == 'svd':
         blocks = svd_block_rotations(permuted, block)
     else:
-        blocks = svd_block_rotations(permuted, block) @ hadamard(block)
+        blocks = svd_block_rotations(permuted, block) @ hadamard(block, weight.device)
     codes, scale = store_blocks(blocks)
     return BlockRotation(perm, load_blocks(codes, scale, torch.float64))
 

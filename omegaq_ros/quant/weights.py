@@ -91,21 +91,24 @@ def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, group: int = 128,
     h[dead, dead] = 1.0
     w[:, dead] = 0.0
 
-    scales = torch.zeros(out_features, in_features // group, dtype=torch.float64)
+    scales = torch.zeros(out_features, in_features // group, dtype=torch.float64,
+                         device=w.device)
     if act_order:
         for g in range(in_features // group):
             scales[:, g:g + 1] = mse_scales(w[:, g * group:(g + 1) * group])
         order = torch.argsort(torch.diag(h), descending=True)
     else:
-        order = torch.arange(in_features)
+        order = torch.arange(in_features, device=w.device)
     w = w[:, order]
     h = h[order][:, order]
 
-    h += damp * torch.mean(torch.diag(h)) * torch.eye(in_features, dtype=torch.float64)
+    h += damp * torch.mean(torch.diag(h)) * torch.eye(in_features, dtype=torch.float64,
+                                                         device=h.device)
     h_inv = torch.cholesky_inverse(torch.linalg.cholesky(h))
     h_inv = torch.linalg.cholesky(h_inv, upper=True)
 
     codes = torch.zeros_like(w)
+    order_host = order.tolist()
     for start in range(0, in_features, block):
         end = min(start + block, in_features)
         w_block = w[:, start:end].clone()
@@ -113,7 +116,7 @@ def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, group: int = 128,
         h_inv_block = h_inv[start:end, start:end]
         for i in range(end - start):
             column = start + i
-            original = int(order[column])
+            original = order_host[column]
             g = original // group
             if not act_order and original % group == 0:
                 group_end = min(i + group, end - start)

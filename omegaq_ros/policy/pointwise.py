@@ -1,0 +1,93 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+The elementwise and row-wise work between a transformer layer's GEMMs, as plain functions.
+
+At batch 1 a pi0.5 chunk is mostly small kernels: Gemma's RMSNorm in eager PyTorch is nine
+launches, RoPE five per tensor, the gated residual two. Written as functions of tensors only
+(no modules, no Python state), each of them can be compiled once by torch.compile (Inductor)
+into one or two fused kernels that every layer of the same shape reuses, while the GEMMs
+between them (cuBLAS, or the W4A4 Triton kernels) stay as they are.
+
+`EAGER` runs them as written (the CPU path and the reference); `compiled()` returns the same
+functions through torch.compile. A model picks one with its `use_fused_pointwise` method; the
+arithmetic is the same (fp32 statistics, the same casts), up to the order of float operations.
+"""
+
+import functools
+from types import SimpleNamespace
+
+import torch
+from torch.nn import functional as F
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Gemma RMSNorm: x * rsqrt(mean x^2 + eps) * (1 + w), statistics in fp32, x's dtype."""
+    normed = x * torch.rsqrt(x.float().square().mean(-1, keepdim=True) + eps)
+    return (normed * (1.0 + weight.float())).type_as(x)
+
+
+def ada_rms_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                 eps: float) -> torch.Tensor:
+    """The expert's adaRMSNorm: normalized x * (1 + scale) + shift (openpi gemma.py RMSNorm)."""
+    normed = x * torch.rsqrt(x.float().square().mean(-1, keepdim=True) + eps)
+    return (normed * (1 + scale.float()) + shift.float()).to(x.dtype)
+
+
+def gated_residual(x: torch.Tensor, out: torch.Tensor, gate) -> torch.Tensor:
+    """Return x + out (gate None) or x + out * gate (the expert's adaRMS gate)."""
+    return x + out if gate is None else x + out * gate.to(x.dtype)
+
+
+def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (i, i + d/2) of x [B, L, heads, d] by the angles cos/sin [B, L, d]."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos[:, :, None] + rotated * sin[:, :, None]
+
+
+def rope_qk(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+    """Apply RoPE to queries and keys [B, L, heads, d] (one call, so one fused kernel)."""
+    return rope(q, cos, sin), rope(k, cos, sin)
+
+
+def gelu_gate(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """GeGLU: gelu_tanh(gate) * up."""
+    return F.gelu(gate, approximate='tanh') * up
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+               eps: float) -> torch.Tensor:
+    """LayerNorm over the last dimension (SigLIP)."""
+    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """GELU with the tanh approximation (SigLIP's MLP)."""
+    return F.gelu(x, approximate='tanh')
+
+
+def add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Residual add."""
+    return x + y
+
+
+_FUNCTIONS = ('rms_norm', 'ada_rms_norm', 'gated_residual', 'rope_qk', 'gelu_gate',
+              'layer_norm', 'gelu', 'add')
+EAGER = SimpleNamespace(**{name: globals()[name] for name in _FUNCTIONS}, fused=False)
+
+
+@functools.lru_cache(maxsize=None)
+def compiled() -> SimpleNamespace:
+    """
+    Return the functions above through torch.compile (built once per process).
+
+    Shapes are static (a CUDA-graph chunk has fixed shapes), so each function compiles once
+    per distinct shape, the first time it runs, and every layer of that shape reuses it.
+    """
+    import torch._dynamo
+    # One entry per shape and dtype seen (vision, prefix, expert, calibration batches).
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 32)
+    return SimpleNamespace(**{name: torch.compile(globals()[name], dynamic=False,
+                                                  fullgraph=True)
+                              for name in _FUNCTIONS}, fused=True)
