@@ -6,15 +6,19 @@ Whole-policy latency and memory: BF16 vs W4A4 on one GPU, side by side in one ru
     python benchmarks/bench_pi05_gpu.py [--config pi05|small] [--repeats 50] [--json OUT]
 
 Full-size pi0.5 (or the small config) with random weights, 3 cameras, 10 denoising steps,
-batch 1. Rows: BF16 eager, BF16 + CUDA graph, BF16 + torch.compile (--compile),
-W4A4 reference backend (fake-quant arithmetic in torch), W4A4 Triton + CUDA graph with every
-linear launched on its own, W4A4 Triton eager and Triton + CUDA graph with q/k/v and gate/up
-fused (one quantize and one GEMM launch per set), the same with the few-row GEMMs quantizing
-their input themselves (no quantize launch), for the kernel-compatible Omega presets
-given by --methods (omega-dynamic: per-token x 64-group scales, the default; omega-group:
-per-step static 64-group tables). The W4A4 models
-are quantized here from two random calibration observations with MSE-RTN weights (same bytes
-and kernels as GPTQ).
+batch 1. Rows: BF16 eager; BF16 + CUDA graph; BF16 + torch.compile of the whole prefix and
+denoising loop + CUDA graph (--compile: what a user gets without this package); BF16 with
+our fused pipeline (the norms, RoPE, residuals and GeGLU compiled per function, SDPA,
+cuBLAS GEMMs, CUDA graph: isolates what 4-bit buys); then per kernel-compatible Omega preset
+in --methods (omega-dynamic: per-token x 64-group scales, the default; omega-group: per-step
+static 64-group tables): W4A4 Triton + CUDA graph with eager pointwise work, and W4A4 fast
+(the same fused pipeline with the W4A4 kernels; q/k/v and gate/up one launch per set;
+prefix GEMM tiles autotuned). --reference adds the W4A4 reference backend (fake-quant
+arithmetic in torch, eager). The W4A4 models are quantized here on the GPU from two random
+calibration observations with MSE-RTN weights (same bytes and kernels as GPTQ).
+--profile DIR appends torch.profiler kernel tables of one prefix and one denoising loop of
+the BF16-graph, BF16-fused and W4A4-fast rows to DIR/profile.txt (eager launches of the
+kernels the graphs replay).
 Per row: p50 / p90 ms per chunk (CUDA events), the prefix and the per-step split, static
 weight memory (whole model, and the quantized scope), peak memory during a chunk, and the
 floors: weight bytes / measured copy bandwidth and FLOPs / measured bf16 matmul rate.
@@ -29,7 +33,6 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels.triton_w4a4 import set_prologue_in_gemm
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.runtime import pi05_recipe, set_backend
@@ -98,20 +101,25 @@ def chunk_flops(config: Pi05Config, prompt: int) -> float:
     return 2.0 * (vision + gemma(lang, prefix) + config.num_steps * gemma(ex, config.horizon))
 
 
-def run_row(label, model, inputs, device, repeats, graph, compiled=False):
-    """Time one configuration; returns the row dict."""
+def run_row(label, model, inputs, device, repeats, graph, compiled=False, profile=None):
+    """Time one configuration; returns the row dict (with 'setup_s': build + warm-up)."""
     timer = Timer(device)
     cuda = torch.device(device).type == 'cuda'
     row = {'method': label}
+    started = time.perf_counter()
     try:
         if compiled:
-            mode = 'max-autotune-no-cudagraphs'
-            model.prefix_cache = torch.compile(model.prefix_cache, mode=mode)
-            model.denoise = torch.compile(model.denoise, mode=mode)
+            # Inductor's default mode: its own Triton kernels for the pointwise work, cuBLAS
+            # for the GEMMs (max-autotune of every GEMM shape did not finish in 10 minutes).
+            model.prefix_cache = torch.compile(model.prefix_cache)
+            model.denoise = torch.compile(model.denoise)
         sampler = StaticChunkSampler(model, *inputs, capture=graph)
     except Exception as error:                   # report, keep the other rows
         row['error'] = f'{type(error).__name__}: {str(error)[:160]}'
         return row
+    row['setup_s'] = time.perf_counter() - started
+    if profile:
+        row['kernels'] = profile_kernels(label, model, inputs, profile)
     for _ in range(3):
         sampler.run_prefix()
         sampler.run_denoise()
@@ -134,6 +142,46 @@ def run_row(label, model, inputs, device, repeats, graph, compiled=False):
     return row
 
 
+def profile_kernels(label, model, inputs, out_dir) -> dict:
+    """
+    Write the torch.profiler kernel table of one prefix and one denoising step of `model`.
+
+    Eager launches of the kernels the graphs replay (a CUDA graph shows as one launch), so
+    counts and per-kernel times are those of the graph, launch gaps aside. Returns the kernel
+    counts {'prefix': n, 'step': n}.
+    """
+    import os
+    from torch.profiler import profile, ProfilerActivity
+    sampler = StaticChunkSampler(model, *inputs, capture=False)
+    steps = model.config.num_steps
+    cuda = torch.cuda.is_available()
+    # On a machine without CUDA the same table lists CPU operators (a smoke test).
+    activity, device_type = ((ProfilerActivity.CUDA, 'CUDA') if cuda else
+                             (ProfilerActivity.CPU, 'CPU'))
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    counts = {}
+    tables = []
+    for part, run in (('prefix', sampler.run_prefix), ('denoise', sampler.run_denoise)):
+        run()
+        sync()
+        with profile(activities=[activity]) as prof:
+            run()
+            sync()
+        kernels = [e for e in prof.events() if e.device_type.name == device_type]
+        counts[part] = len(kernels)
+        tables.append(f'## {label}: {part} ({len(kernels)} kernels'
+                      + (f', {len(kernels) / steps:.0f} per step' if part == 'denoise' else '')
+                      + f', {sum(e.device_time for e in kernels) / 1e3:.2f} ms of kernel time)\n'
+                      + prof.key_averages().table(sort_by=f'{device_type.lower()}_time_total',
+                                                  row_limit=25,
+                                                  max_name_column_width=70))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, 'profile.txt'), 'a') as stream:
+        stream.write('\n\n'.join(tables) + '\n\n')
+    counts['step'] = counts.pop('denoise') / steps
+    return counts
+
+
 def main():
     """Build, quantize, time every row, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
@@ -144,6 +192,10 @@ def main():
                         'omega-group)')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
+    parser.add_argument('--reference', action='store_true',
+                        help='add the W4A4 reference-backend row (eager torch arithmetic)')
+    parser.add_argument('--profile', default=None, metavar='DIR',
+                        help='write kernel tables of the BF16 graph and fast rows here')
     parser.add_argument('--json', default=None)
     args = parser.parse_args()
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -161,12 +213,16 @@ def main():
     bf16 = copy.deepcopy(fp).to(device).set_compute_dtype(torch.bfloat16)
     rows.append(run_row('BF16 eager', bf16, inputs, device, args.repeats, graph=False))
     if cuda:
-        rows.append(run_row('BF16 + CUDA graph', bf16, inputs, device, args.repeats, graph=True))
+        rows.append(run_row('BF16 + CUDA graph', bf16, inputs, device, args.repeats, graph=True,
+                            profile=args.profile))
         if args.compile:
             compiled = copy.deepcopy(fp).to(device).set_compute_dtype(torch.bfloat16)
-            rows.append(run_row('BF16 + torch.compile', compiled, inputs, device,
-                                args.repeats, graph=False, compiled=True))
+            rows.append(run_row('BF16 + torch.compile + CUDA graph', compiled, inputs, device,
+                                args.repeats, graph=True, compiled=True))
             del compiled
+        bf16.use_fused_pointwise(True)
+        rows.append(run_row('BF16, fused pipeline + CUDA graph', bf16, inputs, device,
+                            args.repeats, graph=True, profile=args.profile))
     bf16_weights = model_bytes(bf16)
     del bf16
 
@@ -176,29 +232,23 @@ def main():
         started = time.perf_counter()
         quantized = quantize(copy.deepcopy(fp).to(device), calibration, recipe)
         quantized.set_compute_dtype(torch.bfloat16)
-        print(f'# quantized {method} in {time.perf_counter() - started:.0f} s', flush=True)
-        rows.append(run_row(f'W4A4 {method} reference', quantized, inputs, device,
-                            max(3, args.repeats // 10), graph=False))
-        for layer in quantized.modules():         # the reference backend's fp32 copies
-            if isinstance(layer, QuantLinear):
-                layer.clear_caches()
+        quantize_s = time.perf_counter() - started
+        print(f'# quantized {method} on {device} in {quantize_s:.0f} s', flush=True)
+        if args.reference or not cuda:
+            rows.append(run_row(f'W4A4 {method} reference', quantized, inputs, device,
+                                max(3, args.repeats // 10), graph=False))
+            for layer in quantized.modules():     # the reference backend's fp32 copies
+                if isinstance(layer, QuantLinear):
+                    layer.clear_caches()
         if cuda:
-            # q/k/v and gate/up layer by layer first: what fusing them into one quantize and
-            # one GEMM launch per set gains inside the graph.
-            set_backend(quantized, 'triton', fuse=False)
-            rows.append(run_row(f'W4A4 {method} triton + CUDA graph, unfused', quantized,
-                                inputs, device, args.repeats, graph=True))
             set_backend(quantized, 'triton')
-            rows.append(run_row(f'W4A4 {method} triton', quantized, inputs, device,
-                                args.repeats, graph=False))
             rows.append(run_row(f'W4A4 {method} triton + CUDA graph', quantized, inputs,
                                 device, args.repeats, graph=True))
-            # Few-row GEMMs (the expert's) rotating and quantizing their input themselves:
-            # no quantize launches there, but each N-tile redoes the rotation.
-            set_prologue_in_gemm(True)
-            rows.append(run_row(f'W4A4 {method} triton + CUDA graph, quantize in GEMM',
-                                quantized, inputs, device, args.repeats, graph=True))
-            set_prologue_in_gemm(False)
+            quantized.use_fused_pointwise(True)
+            rows.append(run_row(f'W4A4 {method} fast (fused pipeline + CUDA graph)',
+                                quantized, inputs, device, args.repeats, graph=True,
+                                profile=args.profile))
+        rows[-1]['quantize_s'] = quantize_s
         del quantized
 
     flops = chunk_flops(config, prompt)
@@ -213,24 +263,29 @@ def main():
               f'{floors["copy_bytes_per_s"] / 1e12:.2f} TB/s · bf16 matmul '
               f'{floors["matmul_flops_per_s"] / 1e12:.0f} TFLOP/s · floors per chunk: '
               f'BF16 weights {floor_bf16:.2f} ms, FLOPs {floor_flops:.2f} ms')
-    base = next((r for r in rows if r['method'] == 'BF16 eager' and 'p50_ms' in r), None)
     graphed = next((r for r in rows if r['method'] == 'BF16 + CUDA graph' and 'p50_ms' in r),
                    None)
-    print('| method | p50 ms | p90 ms | prefix ms | per step ms | vs BF16 eager | '
-          'vs BF16 graph | weights GiB | scope / FP16 scope | peak GiB |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+    fused = next((r for r in rows
+                  if r['method'].startswith('BF16, fused') and 'p50_ms' in r), None)
+    print('| method | p50 ms | p90 ms | prefix ms | per step ms | vs BF16 graph | '
+          'vs BF16 fused | weights GiB | scope / FP16 scope | peak GiB | kernels prefix / step '
+          '| setup s |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     gib = 1024 ** 3
     for r in rows:
         if 'error' in r:
             print(f"| {r['method']} | failed: {r['error']} |||||||||")
             continue
+        kernels = r.get('kernels')
         print(f"| {r['method']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
               f"{r['prefix_ms']:.2f} | {r['step_ms']:.3f} | "
-              f"{r['p50_ms'] / base['p50_ms']:.2f}x | "
-              + (f"{r['p50_ms'] / graphed['p50_ms']:.2f}x" if graphed else '-')
+              + (f"{r['p50_ms'] / graphed['p50_ms']:.2f}x" if graphed else '-') + ' | '
+              + (f"{r['p50_ms'] / fused['p50_ms']:.2f}x" if fused else '-')
               + f" | {r['weights_bytes'] / gib:.2f} | "
               + (f"{r['scope_bytes'] / fp16_scope:.3f}" if r['scope_bytes'] else '1 (BF16)')
-              + f" | {r['peak_bytes'] / gib:.2f} |")
+              + f" | {r['peak_bytes'] / gib:.2f} | "
+              + (f"{kernels['prefix']} / {kernels['step']:.0f}" if kernels else '-')
+              + f" | {r['setup_s']:.0f} |")
     if args.json:
         with open(args.json, 'w') as stream:
             json.dump({'device': gpu, 'torch': torch.__version__, 'floors': floors,

@@ -109,7 +109,7 @@ def copy_bandwidth():
     return 2 * src.numel() * 4 / (us * 1e-6)
 
 
-def bench_shape(label, k, n, m, mode, rot_out, reps, bw):
+def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True):
     """Time one M x K x N shape; returns a dict of microsecond columns."""
     w4_bytes = n * k // 2 + n * (k // 128) * 4
     sets = max(2, min(512, math.ceil(L2_FLUSH_BYTES / w4_bytes)))
@@ -129,8 +129,8 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw):
     p = tw.plan(m, n, k, torch.cuda.get_device_properties(0).multi_processor_count)
     row = {
         'shape': label, 'M': m, 'K': k, 'N': n, 'weight_sets': f'{sets}/{bf16_sets}',
-        'plan': f"{'swapAB' if p['swap'] else 'tiled'} {p['bm']}x{p['bn']} split{p['split']}",
-        'reference_eager_us': _eager_us(ref_fns, max(10, reps // 10)),
+        'reference_eager_us': (_eager_us(ref_fns, max(10, reps // 10)) if reference
+                               else float('nan')),
         'triton_eager_us': _eager_us(tri_fns, reps // 4),
         'triton_graph_us': _graph_us(tri_fns, reps),
         'triton_quant_graph_us': _graph_us(quant_fns, reps),
@@ -140,7 +140,20 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw):
         'w4_floor_us': w4_bytes / bw * 1e6,
         'bf16_floor_us': n * k * 2 / bw * 1e6,
     }
+    row['plan'] = _plan_text(p, m, n, k)
     return row
+
+
+def _plan_text(p, m, n, k):
+    """The tiles that ran: the fixed plan, or the config the autotuner picked for this shape."""
+    if not p.get('tuned'):
+        return f"{'swapAB' if p['swap'] else 'tiled'} {p['bm']}x{p['bn']} split{p['split']}"
+    for key, config in tw._tuned_gemm().cache.items():
+        if tuple(key[:4]) == (m, n, k // 64, n):
+            kw = config.kwargs
+            return (f"tuned {'swapAB' if kw['SWAP'] else 'tiled'} {kw['BM']}x{kw['BN']} "
+                    f'w{config.num_warps} s{config.num_stages}')
+    return 'tuned ?'
 
 
 def main(argv=None):
@@ -150,6 +163,10 @@ def main(argv=None):
     ap.add_argument('--rot-out', action='store_true', help='layers with an output rotation')
     ap.add_argument('--reps', type=int, default=200)
     ap.add_argument('--json', default=None, help='also write the rows here')
+    ap.add_argument('--prefix-rows', default='968',
+                    help='comma-separated M of the language-model shapes (prefix tokens)')
+    ap.add_argument('--no-reference', action='store_true',
+                    help='skip the (slow) eager reference-backend column')
     args = ap.parse_args(argv)
     kernels.register()
     torch.manual_seed(0)
@@ -161,10 +178,12 @@ def main(argv=None):
     print(f'# act_mode={args.mode}, perm+smooth+rot_in, rot_out={args.rot_out}, no bias; '
           f'copy bandwidth {bw / 1e12:.2f} TB/s; times in us (median)')
     rows = []
-    cases = ([(lab, k, n, m) for lab, k, n in LM for m in (1, 968)]
+    prefix_rows = [int(v) for v in args.prefix_rows.split(',') if v]
+    cases = ([(lab, k, n, m) for lab, k, n in LM for m in [1] + prefix_rows]
              + [(lab, k, n, m) for lab, k, n in EXPERT for m in (10, 50)])
     for lab, k, n, m in cases:
-        rows.append(bench_shape(lab, k, n, m, args.mode, args.rot_out, args.reps, bw))
+        rows.append(bench_shape(lab, k, n, m, args.mode, args.rot_out, args.reps, bw,
+                                reference=not args.no_reference))
     cols = [('shape', 'shape'), ('M', 'M'), ('K', 'K'), ('N', 'N'), ('plan', 'plan'),
             ('weight_sets', 'sets W4/bf16'),
             ('reference_eager_us', 'ref eager'), ('triton_eager_us', 'triton eager'),

@@ -6,11 +6,15 @@
 #   scripts/gpu_check.sh tests  OUT   CUDA kernel suite (every pi0.5 shape, fused q/k/v and
 #                                     gate/up, CUDA-graph capture, bundled-policy chunks)
 #   scripts/gpu_check.sh gemm   OUT   per-GEMM table: W4A4 kernels vs bf16 at pi0.5 shapes
-#   scripts/gpu_check.sh policy OUT   whole-policy table: BF16 eager / graph vs W4A4
+#                                     (dynamic_group; the prefix at 816 rows; tuned tiles)
+#   scripts/gpu_check.sh policy OUT   whole-policy table: BF16 eager / graph / fused vs W4A4
+#                                     graph / fast, kernel tables in OUT/profile
 #   scripts/gpu_check.sh closedloop OUT [EPISODES]
 #                                     the bundled policy in the sim, omega-dynamic on the
 #                                     reference and the Triton backend, paired episodes
-#   scripts/gpu_check.sh all    OUT   tests, gemm and policy in turn
+#   scripts/gpu_check.sh all    OUT   tests, policy and gemm in turn, each under a time limit
+#                                     (STAGE_SECONDS, default 190) so one 10-minute device
+#                                     call returns every log
 # Needs torch with CUDA, triton, numpy, safetensors, sentencepiece, PyYAML and pytest (the lent
 # machine's image has them all); runs from the checkout without installing it. closedloop
 # also needs MuJoCo and the sim's wheels for Python 3.12 (scripts/prepare_device_carry.sh puts
@@ -23,6 +27,10 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mkdir -p "$out"
 cd "$repo"
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# The autotuned prefix GEMMs print the tiles they chose (which config won, per shape).
+export TRITON_PRINT_AUTOTUNING=1
+limit=${STAGE_SECONDS:-0}
+limited() { if [ "$limit" -gt 0 ]; then timeout "$limit" "$@"; else "$@"; fi; }
 python=${PYTHON:-python3}
 status=0
 
@@ -40,15 +48,13 @@ EOF
 }
 
 run_tests() {
-  "$python" -m pytest -q -p no:cacheprovider -s test/test_kernels_triton.py \
+  limited "$python" -m pytest -q -p no:cacheprovider -s test/test_kernels_triton.py \
     test/test_pi05_static.py 2>&1 | tee "$out/tests.log" || status=1
 }
 
 run_gemm() {
-  for mode in static_group dynamic_group; do
-    "$python" benchmarks/bench_w4a4_gemm.py --mode "$mode" --json "$out/gemm_$mode.json" \
-      2>&1 | tee "$out/gemm_$mode.log" || status=1
-  done
+  limited "$python" benchmarks/bench_w4a4_gemm.py --mode dynamic_group --prefix-rows 816 \
+    --no-reference --reps 100 --json "$out/gemm.json" 2>&1 | tee "$out/gemm.log" || status=1
 }
 
 run_closedloop() {
@@ -69,8 +75,8 @@ run_closedloop() {
 }
 
 run_policy() {
-  "$python" benchmarks/bench_pi05_gpu.py --json "$out/pi05.json" 2>&1 \
-    | tee "$out/pi05.log" || status=1
+  limited "$python" benchmarks/bench_pi05_gpu.py --repeats 30 --profile "$out/profile" \
+    --json "$out/pi05.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/pi05.log" || status=1
 }
 
 case "$stage" in
@@ -83,6 +89,6 @@ case "$stage" in
   gemm) run_gemm ;;
   policy) run_policy ;;
   closedloop) run_closedloop "${3:-20}" ;;
-  all) run_tests; run_gemm; run_policy ;;
+  all) limit=${STAGE_SECONDS:-190}; run_tests; run_policy; run_gemm ;;
 esac
 exit $status

@@ -13,8 +13,8 @@ def test_whole_policy_benchmark_runs_on_the_small_config(tmp_path):
     out = tmp_path / 'bench.json'
     run = subprocess.run([sys.executable, os.path.join(ROOT, 'benchmarks', 'bench_pi05_gpu.py'),
                           '--config', 'small', '--repeats', '2', '--methods', 'omega-dynamic',
-                          '--json', str(out)], capture_output=True, text=True, timeout=600,
-                         cwd=ROOT)
+                          '--json', str(out), '--profile', str(tmp_path / 'profile')],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
     assert '| BF16 eager |' in run.stdout and '| W4A4 omega-dynamic reference |' in run.stdout
     import json

@@ -85,3 +85,77 @@ def test_cuda_graph_replay_matches_eager_on_new_observations(path, backend):
         a = eager.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
         b = graphed.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_trailing_prompt_padding_is_cut_and_the_chunk_stays_the_same():
+    from omegaq_ros.policy.runtime import PROMPT_BUCKET, trim_padding
+    policy = Pi05Policy.load(CHECKPOINT)
+    images, masks, tokens, mask, noise = observation(policy, 4)
+    real = int(mask.sum())
+    assert tokens.shape[1] == policy.config.tokenizer_max_length > real
+    short_tokens, short_mask = trim_padding(tokens[0].numpy(), mask[0].numpy())
+    assert len(short_tokens) % PROMPT_BUCKET == 0 and real <= len(short_tokens) < real + 16
+    assert short_mask[:real].all() and not short_mask[real:].any()
+    with torch.no_grad():
+        full = policy.model.sample_actions(images, masks, tokens, mask, noise)
+        cut = policy.model.sample_actions(images, masks, torch.from_numpy(short_tokens)[None],
+                                          torch.from_numpy(short_mask)[None], noise)
+    assert float((full - cut).abs().max()) < 1e-5
+    assert len(trim_padding(np.arange(5), np.zeros(5, dtype=bool))[0]) == 5
+
+
+def test_fused_pointwise_gives_the_eager_chunk():
+    policy = Pi05Policy.load(CHECKPOINT)
+    fused = Pi05Policy.load(CHECKPOINT, fused_pointwise=True)
+    assert fused.model.fused_pointwise and not policy.model.fused_pointwise
+    inputs = observation(policy, 5)
+    with torch.no_grad():
+        eager = policy.model.sample_actions(*inputs)
+        compiled = fused.model.sample_actions(*inputs)
+    assert float((compiled - eager).abs().max()) < 1e-5
+
+
+def test_gpu_options_pick_the_fast_path_only_where_cuda_is():
+    from omegaq_ros.policy.runtime import gpu_options
+    cpu = gpu_options('cpu')
+    assert (cpu['dtype'], cpu['backend'], cpu['cuda_graph'], cpu['fused_pointwise']) == (
+        'float32', 'reference', False, False)
+    auto = gpu_options('auto')
+    assert auto['device'] == ('cuda' if torch.cuda.is_available() else 'cpu')
+    assert auto['text'].startswith('GPU path' if torch.cuda.is_available() else 'CPU path')
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='the fast path needs CUDA')
+def test_the_fast_gpu_path_stays_close_to_the_float32_reference():
+    """
+    bfloat16 towers, triton kernels, fused pointwise work and CUDA graphs, all at once.
+
+    The FP checkpoint moves by bfloat16 rounding (a few hundredths, as on the CPU above). The
+    W4A4 artifact is a step function of its input, so bfloat16 rounding flips some codes and
+    the flips cascade: its bound is the size of quantization's own effect on the chunk.
+    """
+    from omegaq_ros.policy.runtime import gpu_options
+    options = gpu_options('cuda')
+    assert options['backend'] == 'triton' and options['fused_pointwise']
+    options.pop('text')
+    rng = np.random.default_rng(8)
+    state = rng.uniform(-0.3, 0.3, 14).astype(np.float32)
+    cases = []
+    for seed in range(3):
+        images = [np.random.default_rng(seed).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+                  for _ in range(3)]
+        noise = np.random.default_rng(seed).standard_normal((20, 32)).astype(np.float32)
+        cases.append((images, noise))
+    chunks = {}
+    for name, path in (('fp', CHECKPOINT), ('w4a4', ARTIFACT)):
+        for speed, kwargs in (('reference', {'device': 'cuda'}), ('fast', options)):
+            policy = Pi05Policy.load(path, **kwargs)
+            chunks[name, speed] = np.stack([
+                policy.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
+                for images, noise in cases])
+    assert all(np.isfinite(c).all() for c in chunks.values())
+    assert float(np.abs(chunks['fp', 'fast'] - chunks['fp', 'reference']).max()) < 0.1
+    quantization = float(np.abs(chunks['w4a4', 'reference'] - chunks['fp', 'reference']).mean())
+    fast = float(np.abs(chunks['w4a4', 'fast'] - chunks['w4a4', 'reference']).mean())
+    print(f'mean |fast - reference| W4A4 {fast:.3e}, quantization itself {quantization:.3e}')
+    assert fast < 2 * quantization

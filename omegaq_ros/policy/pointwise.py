@@ -82,12 +82,12 @@ def compiled() -> SimpleNamespace:
     """
     Return the functions above through torch.compile (built once per process).
 
-    Shapes are static (a CUDA-graph chunk has fixed shapes), so each function compiles once
-    per distinct shape, the first time it runs, and every layer of that shape reuses it.
+    A function compiles for the shapes it first sees and every layer of that shape reuses
+    it; when a second shape arrives (another prompt length) torch.compile recompiles it once
+    with dynamic shapes, so a new instruction length costs no further compilation.
     """
     import torch._dynamo
     # One entry per shape and dtype seen (vision, prefix, expert, calibration batches).
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 32)
-    return SimpleNamespace(**{name: torch.compile(globals()[name], dynamic=False,
-                                                  fullgraph=True)
+    return SimpleNamespace(**{name: torch.compile(globals()[name], fullgraph=True)
                               for name in _FUNCTIONS}, fused=True)

@@ -92,6 +92,51 @@ def pi05_recipe(method: str = 'omega') -> Recipe:
     return Recipe.from_dict(scope)
 
 
+# Prompts are cut after their last real token, rounded up to a multiple of this: the padding
+# rows of the prefix are work for nothing, and a few lengths keep the CUDA graphs few.
+PROMPT_BUCKET = 16
+
+
+def trim_padding(tokens: np.ndarray, token_mask: np.ndarray):
+    """
+    Drop trailing padding of a prompt [L] beyond its last real token (bucketed).
+
+    Padding tokens are masked out of every attention and take no position, so the chunk is
+    the same; only the prefix gets shorter (48 prompt tokens instead of the 200 of
+    tokenizer_max_length: 816 prefix rows instead of 968 for pi0.5 with 3 cameras).
+    """
+    real = np.flatnonzero(token_mask)
+    keep = 0 if real.size == 0 else int(real[-1]) + 1
+    keep = min(len(tokens), max(PROMPT_BUCKET, -(-keep // PROMPT_BUCKET) * PROMPT_BUCKET))
+    return tokens[:keep], token_mask[:keep]
+
+
+def gpu_options(device: str = 'auto') -> dict:
+    """
+    Resolve a device choice to the options Pi05Policy.load takes, fast path first.
+
+    'auto' is CUDA where it is available. On CUDA: bfloat16 towers, the triton W4A4 backend
+    (where triton imports), CUDA graphs and fused pointwise work; on the CPU: float32, the
+    reference backend, eager. Returns the options with 'device' and a one-line 'text' for
+    start-up logs.
+    """
+    from omegaq_ros.kernels import triton_available
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if torch.device(device).type == 'cuda':
+        backend = 'triton' if triton_available() else 'reference'
+        options = {'device': device, 'dtype': 'bfloat16', 'backend': backend,
+                   'cuda_graph': True, 'fused_pointwise': True}
+        text = (f'GPU path on {device}: bfloat16 towers, {backend} W4A4 backend, CUDA graphs, '
+                'fused pointwise kernels (compiled on the first chunk)')
+    else:
+        options = {'device': device, 'dtype': 'float32', 'backend': 'reference',
+                   'cuda_graph': False, 'fused_pointwise': False}
+        text = f'CPU path on {device}: float32, reference W4A4 arithmetic, eager'
+    options['text'] = text
+    return options
+
+
 class ObservationError(ValueError):
     """The observation does not match what the policy was trained on."""
 
@@ -101,11 +146,13 @@ class Pi05Policy:
 
     def __init__(self, model: Pi05Model, normalizers: Dict[str, Normalizer],
                  tokenizer_path: Optional[str] = None, device: str = 'cpu', source: str = '',
-                 dtype: str = 'float32', backend: str = 'reference', cuda_graph: bool = False):
+                 dtype: str = 'float32', backend: str = 'reference', cuda_graph: bool = False,
+                 fused_pointwise: bool = False):
         self.model = model.to(device).eval()
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {'|'.join(DTYPES)}, got '{dtype}'")
         self.model.set_compute_dtype(DTYPES[dtype])
+        self.model.use_fused_pointwise(fused_pointwise)
         self.backend_summary = set_backend(self.model, backend)
         if cuda_graph and torch.device(device).type != 'cuda':
             raise ValueError(f'cuda_graph needs a CUDA device, got {device}')
@@ -133,7 +180,8 @@ class Pi05Policy:
 
         options: dtype ('float32' | 'bfloat16' | 'float16' for the towers), backend of the
         QuantLinear layers ('reference' | 'triton'), cuda_graph (replay the prefix and the K
-        steps as CUDA graphs; CUDA only).
+        steps as CUDA graphs; CUDA only), fused_pointwise (norms, RoPE, residuals and GeGLU
+        through torch.compile; compiled on first use). gpu_options() gives the fast set.
         """
         if os.path.isfile(os.path.join(path, 'omegaq.json')):
             return Pi05Policy._load_artifact(path, device, **options)
@@ -238,6 +286,7 @@ class Pi05Policy:
         if tokens.ndim != 1 or token_mask.shape != tokens.shape:
             raise ObservationError(f'expected tokens [L] and token_mask [L], got '
                                    f'{list(tokens.shape)} and {list(token_mask.shape)}')
+        tokens, token_mask = trim_padding(tokens, token_mask)
         if tokens.size and (tokens.min() < 0 or tokens.max() >= self.config.vocab_size):
             raise ObservationError(f'token ids must lie in [0, {self.config.vocab_size})')
         shape = (self.config.horizon, self.config.max_action_dim)
