@@ -542,3 +542,25 @@ def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
     print(f'mean |triton - reference| = {np.mean(backends):.2e}, max {worst:.2e}; '
           f'mean |reference - fp| = {np.mean(quantization):.2e} (normalized action units)')
     assert np.isfinite(worst) and np.mean(backends) < np.mean(quantization)
+
+
+@pytest.mark.skipif(INTERPRETED, reason='the autotuner times its candidates on a GPU')
+@pytest.mark.parametrize('mode', ['static_group', 'dynamic_group'])
+def test_every_tuned_gemm_config_matches_the_reference(mode):
+    """The autotuner may pick any candidate for a prefix shape: each must be right."""
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    k, n, m = 1024, 512, 300
+    layer = make_layer(k, n, mode, rot_out=False, seed=23)
+    x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
+                    .manual_seed(24))
+    codes, xs, s_m, s_g = tw.quantize_input(layer, x)
+    expected = _scaled_reference(layer, codes, _expand_scales(layer, xs, m))
+    assert tw.plan(m, n, k)['tuned']
+    for swap, bm, bn, warps, stages in tw.TUNED_CONFIGS:
+        fixed = {'swap': swap, 'bm': bm, 'bn': bn, 'split': 1, 'gps': k // 64,
+                 'num_warps': warps, 'num_stages': stages}
+        _poison_allocator()
+        y = tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32, plan_override=fixed)
+        _assert_fp32_close(y, expected)
+    _poison_allocator()
+    _assert_fp32_close(tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32), expected)

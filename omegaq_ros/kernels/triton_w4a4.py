@@ -121,9 +121,9 @@ def _tuned_gemm():
                               num_stages=stages)
                for swap, bm, bn, warps, stages in TUNED_CONFIGS]
 
-    def fitting(configs, named_args, **_):
+    def fitting(configs, named_args, **kwargs):
         # Tiles must not straddle the boundary of two concatenated weights.
-        align = named_args['N_ALIGN']
+        align = kwargs.get('N_ALIGN', named_args.get('N_ALIGN'))
         return [c for c in configs if align % c.kwargs['BN'] == 0] or configs[:1]
 
     return _triton.autotune(configs, key=['M', 'N', 'G', 'N_ALIGN'],

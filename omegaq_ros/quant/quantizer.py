@@ -219,7 +219,8 @@ def _step_rows(recorder: _LayerRecorder, recipe: Recipe):
 def _build_quant_linear(name, linear, recorder, recipe, smooth, owner=None):
     """Build the QuantLinear of `linear`; owner: the group's first layer when this one shares."""
     rotation = recorder.rotation
-    weight = linear.weight.detach().float().cpu()
+    # On the layer's device: on a GPU the rotation, GPTQ and the scale search run there.
+    weight = linear.weight.detach().float()
     if smooth is not None:
         weight = weight / smooth.to(weight.device)       # x*m @ (W/m)^T == x @ W^T
     w_rot = rotation.apply_to_weight(weight)
@@ -229,7 +230,7 @@ def _build_quant_linear(name, linear, recorder, recipe, smooth, owner=None):
         w_rot = rotate_rows(w_rot, torch.linalg.inv(rot_out).float())
     if recipe.weight_method == 'gptq':
         hessian = 2.0 * recorder.hessian / max(1, recorder.tokens)
-        codes, scales = gptq_quantize(w_rot, hessian.cpu(), group=recipe.weight_group,
+        codes, scales = gptq_quantize(w_rot, hessian, group=recipe.weight_group,
                                       damp=recipe.gptq_damp, block=recipe.gptq_block,
                                       act_order=recipe.gptq_act_order)
     else:
@@ -375,9 +376,6 @@ def quantize(model: nn.Module, calibration_batches: Iterable, recipe: Recipe,
             recorder = recorders[group[0][0]]
             if not recorder.calls:
                 raise RuntimeError(f"calibration never reached layer '{recorder.name}'")
-            recorder.rotation = BlockRotation(
-                None if recorder.rotation.perm is None else recorder.rotation.perm.cpu(),
-                None if recorder.rotation.blocks is None else recorder.rotation.blocks.cpu())
             owner = None
             for name, linear in group:
                 layer, w_rot = _build_quant_linear(name, linear, recorder, recipe,
