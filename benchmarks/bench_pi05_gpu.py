@@ -28,6 +28,7 @@ On a machine without CUDA it runs the eager rows on the CPU (a smoke test of the
 import argparse
 import copy
 from dataclasses import replace
+import gc
 import json
 import platform
 import statistics
@@ -106,6 +107,10 @@ def run_row(label, model, inputs, device, repeats, graph, compiled=False, profil
     timer = Timer(device)
     cuda = torch.device(device).type == 'cuda'
     row = {'method': label}
+    if cuda:
+        # Graph pools and temporaries of earlier rows would count towards this row's peak.
+        gc.collect()
+        torch.cuda.empty_cache()
     started = time.perf_counter()
     try:
         if compiled:

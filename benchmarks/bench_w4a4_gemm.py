@@ -145,7 +145,7 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True):
 
 
 def _plan_text(p, m, n, k):
-    """The tiles that ran: the fixed plan, or the config the autotuner picked for this shape."""
+    """Return the tiles that ran: the fixed plan, or the autotuner's pick for this shape."""
     if not p.get('tuned'):
         return f"{'swapAB' if p['swap'] else 'tiled'} {p['bm']}x{p['bn']} split{p['split']}"
     for key, config in tw._tuned_gemm().cache.items():

@@ -22,7 +22,7 @@ def _round_clamp(v):
 @triton.jit
 def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, offs_m,
                   m_mask, g, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
-                  HAS_ROT: tl.constexpr):
+                  HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr):
     offs_k = tl.arange(0, 64)
     cols = g * 64 + offs_k
     if HAS_PERM:
@@ -34,11 +34,26 @@ def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, o
     if HAS_SMOOTH:
         x = x * tl.load(smooth_ptr + src)[None, :]
     if HAS_ROT:
-        # Stored block: int8 codes [64, 64] row-major, one fp16 scale per column.
+        # Stored block: int8 codes [64, 64] row-major, one fp16 scale per column, so
+        # x @ R = (x @ codes) * scale.
         r = tl.load(rot_ptr + g * 4096 + offs_k[:, None] * 64 + offs_k[None, :])
         rs = tl.load(rscale_ptr + g * 64 + offs_k).to(tl.float32)
-        r = r.to(tl.float32) * rs[None, :]
-        x = tl.dot(x, r, input_precision='ieee')
+        if TC_ROT:
+            # On tensor cores: the codes are exact in bfloat16 and x splits into three
+            # bfloat16 parts (hi + mid + lo hold its 24 mantissa bits), so three dots with fp32
+            # accumulation give the fp32 product to fp32 rounding.
+            codes = r.to(tl.bfloat16)
+            hi = x.to(tl.bfloat16)
+            rest = x - hi.to(tl.float32)
+            mid = rest.to(tl.bfloat16)
+            lo = (rest - mid.to(tl.float32)).to(tl.bfloat16)
+            acc = tl.dot(hi, codes, out_dtype=tl.float32)
+            acc = tl.dot(mid, codes, acc, out_dtype=tl.float32)
+            acc = tl.dot(lo, codes, acc, out_dtype=tl.float32)
+            x = acc * rs[None, :]
+        else:
+            # fp32 on the CUDA cores (Triton's interpreter has no bfloat16 dot).
+            x = tl.dot(x, r.to(tl.float32) * rs[None, :], input_precision='ieee')
     return x
 
 
@@ -57,7 +72,7 @@ def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
 def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr,
                  codes_ptr, xs_ptr, M, G, s_member_k, s_member_srow, s_member_xs,
                  MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
-                 HAS_ROT: tl.constexpr, BM: tl.constexpr):
+                 HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr):
     # Axis 2 runs the input transforms of linears that read the same x (one launch for q/k/v
     # or gate/up): member p's perm, smooth and rotation scales start p * s_member_k elements
     # in (its rotation codes p * 64 * s_member_k), its codes p * M * K, its table row
@@ -80,20 +95,20 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
         amax = tl.zeros([BM], dtype=tl.float32)
         for g in range(0, G):
             xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
             amax = tl.maximum(amax, tl.max(tl.abs(xr), axis=1))
         scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), 1e-8)
         tl.store(xs_ptr + offs_m, scale, mask=m_mask)
         for g in range(0, G):
             xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
             q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
             tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
                      q.to(tl.int8), mask=m_mask[:, None])
     else:
         g = tl.program_id(1)
         xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                           offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+                           offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
         scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
         if MODE == 1:
             tl.store(xs_ptr + offs_m * G + g, scale, mask=m_mask)
@@ -110,7 +125,7 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
                 SWAP: tl.constexpr, FINAL: tl.constexpr, HAS_BIAS: tl.constexpr,
                 INT_OUT: tl.constexpr, MEMBERS: tl.constexpr, QUANT_IN: tl.constexpr,
                 QMODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
-                HAS_ROT: tl.constexpr, N_ALIGN=0):
+                HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, N_ALIGN=0):
     # N_ALIGN: read only by the autotuner (tiles must divide it). QUANT_IN: no codes tensor;
     # each K-group of the raw input x [M, K] is rotated and quantized here with quant_kernel's
     # arithmetic (static or dynamic 64-group scales), which saves the quantize launch. Every
@@ -156,7 +171,7 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
         g = g0 + i
         if QUANT_IN:
             xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
             xsv = _group_scale(xr, xs_ptr, g, offs_m, QMODE, BM)
             x = _round_clamp(tl.math.div_rn(xr, xsv[:, None] + tl.zeros_like(xr))).to(tl.int8)
         else:

@@ -71,16 +71,17 @@ def _sm_count(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def plan(m: int, n: int, k: int, sms: int = 132, n_align: int = 0) -> dict:
+def plan(m: int, n: int, k: int, sms: int = 132, n_align: int = 0, tuned: bool = True) -> dict:
     """
     Choose tiles for an M x K x N W4A4 GEMM.
 
     Returns swap (weight as the MMA's 64-row side, for M <= 64), bm, bn, split (K splits,
     equal runs of whole 64-groups), groups_per_split, num_warps, num_stages. n_align: N-tiles
     must not straddle a multiple of it (the boundaries of concatenated weights); 0: none.
+    From TUNED_MIN_ROWS rows on CUDA (and tuned), the tiles are left to _tuned_gemm.
     """
     groups = k // ACT_BLOCK
-    if m >= TUNED_MIN_ROWS and not _interpreting():
+    if tuned and m >= TUNED_MIN_ROWS and not _interpreting():
         return {'tuned': True, 'swap': None, 'bm': None, 'bn': None, 'split': 1,
                 'gps': groups, 'num_warps': None, 'num_stages': None}
     if m <= 64:
@@ -114,7 +115,7 @@ TUNED_CONFIGS = ((True, 64, 64, 4, 4), (True, 128, 64, 4, 3), (True, 128, 64, 8,
 
 @functools.lru_cache(maxsize=None)
 def _tuned_gemm():
-    """The GEMM kernel under triton.autotune over TUNED_CONFIGS (built on first use)."""
+    """Return the GEMM kernel under triton.autotune over TUNED_CONFIGS (built on first use)."""
     import triton as _triton
     _, gemm_kernel, _ = _kernels()
     configs = [_triton.Config({'SWAP': swap, 'BM': bm, 'BN': bn}, num_warps=warps,
@@ -168,7 +169,7 @@ def _transform_args(owner, dummy):
     """Return the input transform's kernel pointers (dummy where absent) and HAS_* flags."""
     tensors = (owner.perm_in, owner.smooth, owner.rot_in, owner.rot_in_scale)
     flags = {'HAS_PERM': tensors[0] is not None, 'HAS_SMOOTH': tensors[1] is not None,
-             'HAS_ROT': tensors[2] is not None}
+             'HAS_ROT': tensors[2] is not None, 'TC_ROT': not _interpreting()}
     return tuple(t if t is not None else dummy for t in tensors), flags
 
 
@@ -216,7 +217,7 @@ def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor
     _check_device(codes)
     m, k = codes.shape
     n = weight_packed.shape[0]
-    p = plan(m, n, k, _sms(codes))
+    p = plan(m, n, k, _sms(codes), tuned=False)
     out = torch.empty(p['split'], m, n, dtype=torch.int32, device=codes.device)
     grid = (triton.cdiv(n, p['bn']), triton.cdiv(m, p['bm']), p['split'])
     gemm_kernel[grid](
@@ -244,7 +245,7 @@ def _no_prologue(dummy):
 
 
 _PLAIN_GEMM_FLAGS = {'QUANT_IN': False, 'QMODE': 0, 'HAS_PERM': False,
-                     'HAS_SMOOTH': False, 'HAS_ROT': False}
+                     'HAS_SMOOTH': False, 'HAS_ROT': False, 'TC_ROT': False}
 # Quantize inside the GEMM (no quantize launch) where the swap-AB plan holds few rows. Off
 # until measured on a GPU: every N-tile redoes the fp32 rotation of its K-groups on CUDA
 # cores, which may cost more than the launch it saves on wide layers (gate/up).

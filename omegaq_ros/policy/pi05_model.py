@@ -24,7 +24,6 @@ from omegaq_ros.quant.step_context import denoising_step
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.attention import sdpa_kernel, SDPBackend
 
 # Additive mask value of openpi / LeRobot (finite, so fully masked rows stay finite).
 MASK_VALUE = -2.3819763e38
@@ -184,7 +183,7 @@ class GemmaLayer(nn.Module):
         q, k, v = self.qkv(h, cos, sin)
         keys = k if past is None else torch.cat((past[0], k), dim=1)
         values = v if past is None else torch.cat((past[1], v), dim=1)
-        attended = attention(q, keys, values, mask)
+        attended = self.ops.attention(q, keys, values, mask)
         x = self.ops.gated_residual(x, self.self_attn.o_proj(attended), gate)
         h, gate = self.post_attention_layernorm(x, modulation[1])
         return self.ops.gated_residual(x, self.mlp_forward(h), gate), (k, v)
@@ -212,34 +211,6 @@ def attention_mask(visible: torch.Tensor, num_heads: int, num_kv_heads: int, dty
         b, _, lq, s = mask.shape
         mask = mask[:, :, :, None].expand(b, 1, lq, num_heads, s).reshape(b, 1, lq * num_heads, s)
     return mask
-
-
-def attention(q, k, v, mask):
-    """
-    Attention of q [B, Lq, H, d] over k, v [B, S, KV, d] (MQA/GQA); additive mask.
-
-    One fused kernel (scaled_dot_product_attention: flash/memory-efficient on CUDA). With one
-    K/V head the H query heads become H rows per token of a single-head attention, so no
-    K/V head is repeated. Returns [B, Lq, H * d].
-    """
-    b, lq, heads, d = q.shape
-    kv_heads = k.shape[2]
-    with sdpa_kernel(_MASKED_SDPA if q.is_cuda else _CPU_SDPA):
-        if kv_heads == 1:
-            out = F.scaled_dot_product_attention(q.reshape(b, 1, lq * heads, d),
-                                                 k.transpose(1, 2), v.transpose(1, 2),
-                                                 attn_mask=mask)
-        else:
-            out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
-                                                 v.transpose(1, 2), attn_mask=mask,
-                                                 enable_gqa=heads != kv_heads).transpose(1, 2)
-    return out.reshape(b, lq, heads * d)
-
-
-# With an additive mask on an H200, cuDNN's fused attention took 80 us for the expert's 400
-# query rows (the whole denoising step is ~1 ms): the memory-efficient kernel is preferred.
-_MASKED_SDPA = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]
-_CPU_SDPA = [SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]
 
 
 class GemmaTower(nn.Module):

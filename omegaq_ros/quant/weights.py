@@ -103,7 +103,7 @@ def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, group: int = 128,
     h = h[order][:, order]
 
     h += damp * torch.mean(torch.diag(h)) * torch.eye(in_features, dtype=torch.float64,
-                                                         device=h.device)
+                                                      device=h.device)
     h_inv = torch.cholesky_inverse(torch.linalg.cholesky(h))
     h_inv = torch.linalg.cholesky(h_inv, upper=True)
 
