@@ -323,6 +323,7 @@ class PolicyNode(Node):
             instruction_received = self.instruction_received
             generation = self.generation
             incomplete = self.joints.incomplete()
+            self.stats['buffered_bytes'] = sum(self.sync.buffered_bytes().values())
         input_error = self._recent_input_error()
         if input_error:
             self._refuse(f'malformed input: {input_error}' +
