@@ -73,5 +73,6 @@ def spin_node(factory: Callable[[], 'rclpy.node.Node'], name: str, args=None,
     finally:
         if rclpy.ok():
             rclpy.shutdown()
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        if not stop.is_set():              # after a stop signal, more may follow: keep ours
+            for number, handler in previous.items():
+                signal.signal(number, handler)
