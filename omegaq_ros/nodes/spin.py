@@ -73,6 +73,7 @@ def spin_node(factory: Callable[[], 'rclpy.node.Node'], name: str, args=None,
     finally:
         if rclpy.ok():
             rclpy.shutdown()
-        if not stop.is_set():              # after a stop signal, more may follow: keep ours
-            for number, handler in previous.items():
-                signal.signal(number, handler)
+        # After a stop signal more may follow while the interpreter exits, which resets
+        # Python-level handlers to the default (death by the signal): ignore them then.
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_IGN if stop.is_set() else handler)
