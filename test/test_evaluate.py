@@ -6,7 +6,8 @@ import json
 import os
 
 from omegaq_ros.policy.runtime import pi05_recipe
-from omegaq_ros.sim.evaluate import main, split_method, wilson_interval
+from omegaq_ros.sim.evaluate import (EpisodeResult, main, markdown, plot, split_method,
+                                     summarize, wilson_interval)
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +33,22 @@ def test_wilson_interval_holds_the_rate():
     low, high = wilson_interval(43, 50)
     assert low < 0.86 < high and 0.7 < low and high < 0.95
     assert wilson_interval(0, 0) == (0.0, 0.0)
+    # At a rate of 0 or 1 the bounds must hold the rate exactly (6/6 gave 0.9999999999999999).
+    for total in range(1, 60):
+        for wins in (0, total):
+            low, high = wilson_interval(wins, total)
+            assert low <= wins / total <= high, (wins, total, low, high)
+
+
+def test_plot_of_a_perfect_method_after_two_episodes_per_task(tmp_path):
+    """--episodes 2 on 3 tasks: 6/6 successes must plot (it raised on negative yerr)."""
+    results = [EpisodeResult(method, task, seed, method == 'fp', 100, 5.0)
+               for method in ('fp', 'rtn') for task in ('lift', 'bin', 'handover')
+               for seed in (0, 1)]
+    rows = summarize(results, {}, ['fp', 'rtn'], ('lift', 'bin', 'handover'))
+    assert '100% [61, 100] (n=6)' in markdown(rows, ('lift', 'bin', 'handover'))
+    plot(rows, str(tmp_path / 'success.png'))
+    assert (tmp_path / 'success.png').stat().st_size > 0
 
 
 @pytest.mark.parametrize('methods,message', [

@@ -137,3 +137,40 @@ def test_joint_state_assembler_merges_two_arms():
         assembler.update(1.1, {'elbow': 0.0})
     stamp, state = JointStateAssembler(names, 0.0).update(2.0, dict.fromkeys(names, 0.5))
     assert stamp == 2.0 and state.shape == (14,)
+
+
+def test_future_stamps_are_refused_on_arrival_and_cannot_lock_a_topic_out():
+    """31 images stamped an hour ahead, then good ones: the good ones must still be selected."""
+    sync = _sync()
+    now = 1000.0
+    for k in range(31):
+        with pytest.raises(ValueError, match=r'ahead of this node.s clock .*message refused'):
+            sync.add('cam_high', now + 3600.0 + k, 'future', now=now + k * 0.01)
+    assert sync.newest_stamps() == {}
+    sync.add('cam_high', now + 0.05, 'skewed', now=now)     # within max_future (max_obs_age)
+    for k in range(40):
+        for topic in TOPICS:
+            sync.add(topic, now + 1.0 + k * 0.05, ('good', k), now=now + 1.0 + k * 0.05)
+    result = sync.select(now + 1.0 + 39 * 0.05)
+    assert result.ok and result.messages['cam_high'] == ('good', 39), result.reason
+
+
+def test_buffers_are_bounded_in_bytes():
+    sync = _sync(max_bytes=1000)
+    for k in range(10):
+        sync.add('cam_high', 10.0 + k * 0.01, k, nbytes=300)
+    assert sync.buffered_bytes()['cam_high'] == 900            # the 3 newest
+    assert sync.newest_stamps()['cam_high'] == pytest.approx(10.09)
+    with pytest.raises(ValueError, match='expected at most 1000 bytes per cam_high buffer'):
+        sync.add('cam_high', 11.0, 'huge', nbytes=1001)
+    assert sync.buffered_bytes()['cam_high'] == 900
+
+
+def test_joint_state_assembler_names_the_joints_a_message_lacks():
+    names = [f'j{i}' for i in range(4)]
+    assembler = JointStateAssembler(names, 0.02)
+    assert assembler.incomplete() == names
+    assert assembler.update(1.0, dict.fromkeys(names, 0.0)) is not None
+    for k in range(1, 5):                 # three-joint messages: j3 goes missing
+        assert assembler.update(1.0 + k * 0.1, dict.fromkeys(names[:3], 0.0)) is None
+    assert assembler.incomplete() == ['j3']

@@ -32,7 +32,8 @@ __all__ = [
     'CameraInfo', 'CompressedImage', 'ConversionError', 'DiagnosticArray', 'DiagnosticStatus',
     'Image', 'JointState', 'JointTrajectory', 'ParameterDescriptor', 'SetBool', 'String',
     'Trigger',
-    'camera_info', 'chunk_to_joint_trajectory', 'compressed_image_from_array',
+    'camera_info', 'check_compressed_image', 'check_image', 'chunk_to_joint_trajectory',
+    'compressed_image_from_array',
     'compressed_image_to_rgb', 'diagnostic_array', 'diagnostic_status', 'duration_to_seconds',
     'fill_robot_cmd', 'fill_robot_status', 'image_from_array', 'image_to_rgb',
     'joint_state_from_array', 'joint_state_positions', 'joint_state_to_array',
@@ -104,12 +105,12 @@ def _check_shape(rgb: np.ndarray, expected_shape, what: str) -> np.ndarray:
     return rgb
 
 
-def image_to_rgb(msg, expected_shape: Optional[Sequence[int]] = None) -> np.ndarray:
+def check_image(msg, expected_shape: Optional[Sequence[int]] = None) -> int:
     """
-    Return a sensor_msgs/Image (rgb8 or bgr8) as an RGB uint8 array [H, W, 3].
+    Check a sensor_msgs/Image's encoding, size, step and data length without converting it.
 
-    rgb8 images with a tight row stride come back as a zero-copy view of msg.data; bgr8 and
-    padded rows are copied. expected_shape = (height, width) also checks the size.
+    Cheap enough for a subscription callback: a node checks before it buffers a message, so a
+    wrong or huge image is never held. Returns the data size in bytes; raises ConversionError.
     """
     encoding = str(msg.encoding)
     if encoding not in IMAGE_ENCODINGS:
@@ -119,20 +120,53 @@ def image_to_rgb(msg, expected_shape: Optional[Sequence[int]] = None) -> np.ndar
     if height <= 0 or width <= 0:
         raise ConversionError(f'image size: expected height > 0 and width > 0, '
                               f'got {height}x{width}')
+    if expected_shape is not None and (height, width) != tuple(expected_shape):
+        raise ConversionError(f'image: expected size (height, width) {tuple(expected_shape)}, '
+                              f'got {(height, width)}')
     if step < 3 * width:
         raise ConversionError(f'image step: expected >= 3 * width = {3 * width} bytes, '
                               f'got {step}')
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size != step * height:
+    size = len(msg.data)
+    if size != step * height:
         raise ConversionError(f'image data: expected step * height = {step * height} bytes '
-                              f'({height}x{width} {encoding}), got {data.size}')
-    rows = data.reshape(height, step)
+                              f'({height}x{width} {encoding}), got {size}')
+    return size
+
+
+def check_compressed_image(msg, max_bytes: int) -> int:
+    """
+    Check a sensor_msgs/CompressedImage's format and size (at most max_bytes) before decoding.
+
+    Returns the data size in bytes; raises ConversionError.
+    """
+    fmt = str(msg.format).lower()
+    if not any(name in fmt for name in COMPRESSED_FORMATS):
+        raise ConversionError(f'compressed image format: expected jpeg or png, got {msg.format!r}')
+    size = len(msg.data)
+    if size == 0:
+        raise ConversionError('compressed image: expected encoded bytes, got an empty buffer')
+    if size > max_bytes:
+        raise ConversionError(f'compressed image: expected at most {max_bytes} bytes, '
+                              f'got {size}')
+    return size
+
+
+def image_to_rgb(msg, expected_shape: Optional[Sequence[int]] = None) -> np.ndarray:
+    """
+    Return a sensor_msgs/Image (rgb8 or bgr8) as an RGB uint8 array [H, W, 3].
+
+    rgb8 images with a tight row stride come back as a zero-copy view of msg.data; bgr8 and
+    padded rows are copied. expected_shape = (height, width) also checks the size.
+    """
+    check_image(msg, expected_shape)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)
     rgb = rows[:, :3 * width].reshape(height, width, 3)
-    if encoding == 'bgr8':
+    if str(msg.encoding) == 'bgr8':
         rgb = np.ascontiguousarray(rgb[..., ::-1])
     elif step != 3 * width:
         rgb = np.ascontiguousarray(rgb)
-    return _check_shape(rgb, expected_shape, 'image')
+    return rgb
 
 
 def compressed_image_to_rgb(msg, expected_shape: Optional[Sequence[int]] = None) -> np.ndarray:

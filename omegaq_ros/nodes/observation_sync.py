@@ -7,8 +7,12 @@ Pure Python on float-second stamps, no rclpy. ObservationSync keeps a short buff
 required topic and selects the newest set with one message per topic whose stamps lie within
 `sync_slop` of each other, none older than `max_obs_age` before "now". When no such set exists
 the result says why: a topic never arrived, a topic is stale (by how much), or the newest
-messages do not match within the slop. JointStateAssembler builds one 14-D joint state from
-per-arm JointState messages (each ARX bridge publishes its own arm's 7 joints).
+messages do not match within the slop. A message stamped more than `max_future` ahead of
+"now" is refused on arrival (add raises) and never buffered: buffers are kept sorted by stamp
+and trimmed from the oldest end, so buffered future stamps would push out every valid message.
+Buffers are bounded in count and, per topic, in bytes. JointStateAssembler builds one 14-D
+joint state from per-arm JointState messages (each ARX bridge publishes its own arm's 7 joints)
+and names the joints that keep a state from forming.
 """
 
 import bisect
@@ -40,8 +44,14 @@ class ObservationSync:
     """Per-topic buffers and newest-set selection by stamp."""
 
     def __init__(self, topics: Sequence[str], sync_slop: float, max_obs_age: float,
-                 buffer_size: int = 30):
-        """Set up buffers for the required topics; slop and age are in seconds."""
+                 buffer_size: int = 30, max_bytes: Optional[int] = None,
+                 max_future: Optional[float] = None):
+        """
+        Set up buffers for the required topics; slop, age and max_future are in seconds.
+
+        max_bytes bounds the bytes buffered per topic (None: no bound); max_future is how far
+        ahead of "now" a stamp may lie on arrival (None: max_obs_age).
+        """
         if len(topics) == 0 or len(set(topics)) != len(topics):
             raise ValueError(f'observation sync: expected distinct topic names, '
                              f'got {list(topics)}')
@@ -52,29 +62,61 @@ class ObservationSync:
         self.sync_slop = float(sync_slop)
         self.max_obs_age = float(max_obs_age)
         self.buffer_size = int(buffer_size)
+        self.max_bytes = None if max_bytes is None else int(max_bytes)
+        self.max_future = self.max_obs_age if max_future is None else float(max_future)
+        if not (self.max_future >= 0.0 and (self.max_bytes is None or self.max_bytes > 0)):
+            raise ValueError(f'observation sync: expected max_future >= 0 and max_bytes > 0, '
+                             f'got {self.max_future}, {self.max_bytes}')
         self._stamps = {topic: [] for topic in self.topics}
         self._messages = {topic: [] for topic in self.topics}
+        self._sizes = {topic: [] for topic in self.topics}
 
-    def add(self, topic: str, stamp: float, msg: Any = None) -> None:
-        """Buffer one message of a required topic (kept sorted by stamp, oldest dropped)."""
+    def check_stamp(self, topic: str, stamp: float, now: Optional[float] = None) -> float:
+        """Return the stamp as float seconds; raise ValueError if unknown, non-finite, future."""
         if topic not in self._stamps:
             raise ValueError(f'observation sync: expected one of {list(self.topics)}, '
                              f'got topic {topic!r}')
         stamp = float(stamp)
         if not math.isfinite(stamp):
             raise ValueError(f'observation sync: {topic} stamp is not finite ({stamp})')
-        stamps, messages = self._stamps[topic], self._messages[topic]
+        if now is not None and stamp > now + self.max_future:
+            raise ValueError(f'stamp {stamp:.3f} s is {_ms(stamp - now)} ahead of this '
+                             f"node's clock ({now:.3f} s); expected at most "
+                             f'{_ms(self.max_future)} ahead: message refused')
+        return stamp
+
+    def add(self, topic: str, stamp: float, msg: Any = None, now: Optional[float] = None,
+            nbytes: int = 0) -> None:
+        """
+        Buffer one message of a required topic (kept sorted by stamp, oldest dropped).
+
+        With `now`, a stamp more than max_future ahead raises ValueError and nothing is
+        buffered; `nbytes` counts against max_bytes (a message larger than it raises).
+        """
+        stamp = self.check_stamp(topic, stamp, now)
+        nbytes = int(nbytes)
+        if self.max_bytes is not None and nbytes > self.max_bytes:
+            raise ValueError(f'message of {nbytes} bytes: expected at most {self.max_bytes} '
+                             f'bytes per {topic} buffer: message refused')
+        stamps, messages, sizes = self._stamps[topic], self._messages[topic], self._sizes[topic]
         index = bisect.bisect_right(stamps, stamp)
         stamps.insert(index, stamp)
         messages.insert(index, msg)
-        if len(stamps) > self.buffer_size:
-            del stamps[0], messages[0]
+        sizes.insert(index, nbytes)
+        limit = float('inf') if self.max_bytes is None else self.max_bytes
+        while len(stamps) > self.buffer_size or sum(sizes) > limit:
+            del stamps[0], messages[0], sizes[0]
+
+    def buffered_bytes(self) -> Dict[str, int]:
+        """Return the bytes held per topic (as given to add)."""
+        return {topic: sum(sizes) for topic, sizes in self._sizes.items()}
 
     def reset(self) -> None:
         """Forget every buffered message."""
         for topic in self.topics:
             self._stamps[topic].clear()
             self._messages[topic].clear()
+            self._sizes[topic].clear()
 
     def newest_stamps(self) -> Dict[str, float]:
         """Return the newest buffered stamp per topic (topics without messages are absent)."""
@@ -166,3 +208,16 @@ class JointStateAssembler:
     def missing(self) -> list:
         """Return the joint names that have not been received yet."""
         return [name for name in self.joint_names if name not in self._latest]
+
+    def incomplete(self) -> list:
+        """
+        Return the joints that keep a full state from forming.
+
+        Those never received, or last received more than `slop` before the newest joint
+        (the messages lack them).
+        """
+        if not self._latest:
+            return list(self.joint_names)
+        newest = max(stamp for stamp, _ in self._latest.values())
+        return [name for name in self.joint_names if name not in self._latest
+                or self._latest[name][0] < newest - self.slop]

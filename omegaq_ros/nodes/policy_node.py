@@ -12,7 +12,14 @@ executor thread never runs inference, so subscriptions and services stay respons
 Refusals: stale, missing, malformed or non-finite input, an unknown joint name, a policy that
 is not loaded, a safety-filter refusal. The node then publishes no chunk, says why on
 /diagnostics (level WARN; ERROR while no policy is loaded) and in a throttled log line, and
-tries again on the next tick: good input makes it publish again.
+tries again on the next tick: good input makes it publish again. An unchanged status is
+repeated on /diagnostics at most once a second (as diagnostic_updater does).
+
+Messages are checked on arrival, before they are buffered: a wrong image encoding or size, or
+a stamp more than max_obs_age ahead of this node's clock, is refused and reported, so it never
+holds memory nor pushes valid messages out of the (count- and byte-bounded) buffers. The whole
+joint state is always in the prompt: a too long instruction is cut to fit the token budget and
+the chunk's status is WARN saying so.
 
 The artifact is loaded by the worker at start-up. If that fails (missing, corrupt, checksum
 mismatch) the node stays up on purpose: /diagnostics carries the ERROR and the reason at the
@@ -21,7 +28,8 @@ without restarting the process. It never publishes a chunk without a loaded poli
 parameters (a configuration error) make it exit with code 1.
 
 Services: ~/enable (std_srvs/SetBool) starts/stops publishing; ~/reset (std_srvs/Trigger)
-forgets buffered input and retries loading a policy that failed to load.
+forgets buffered input and retries loading a policy that failed to load; a chunk computed from
+observations taken before a reset is never published after it.
 """
 
 import threading
@@ -43,6 +51,9 @@ JOINT_STATES_KEY = 'joint_states'
 STATUS_NAME = 'policy_node: inference'
 INPUT_ERROR_WINDOW_S = 1.0          # an input error this recent is reported with a refusal
 LOG_THROTTLE_S = 2.0
+DIAGNOSTICS_REPEAT_S = 1.0          # an unchanged status is republished at most this often
+BUFFER_FRAMES = 30                  # messages buffered per topic (also bounded in bytes)
+STATE_LIMIT_MARGIN = 0.5            # a joint state further outside its limits is refused
 
 
 class _Stopping(Exception):
@@ -70,14 +81,20 @@ class PolicyNode(Node):
                       else None)
             self.safety = SafetyFilter(p['max_delta_per_step'], p['max_gripper_delta_per_step'],
                                        limits)
+            # The largest camera message accepted: the raw image, or an encoded one a bit larger.
+            self.max_image_bytes = int(3 * p['image_height'] * p['image_width'] * 1.25) + 65536
             self.sync = ObservationSync([*names, JOINT_STATES_KEY], p['sync_slop'],
-                                        p['max_obs_age'])
+                                        p['max_obs_age'], BUFFER_FRAMES,
+                                        max_bytes=BUFFER_FRAMES * self.max_image_bytes)
         except (OSError, ValueError) as error:
             raise StartupError(str(error)) from None
         self.camera_names = names
         self.joints = JointStateAssembler(arx_r5.JOINT_NAMES, p['sync_slop'])
         self.lock = threading.Lock()          # guards sync, joints, instruction, input_errors
         self.instruction = p['default_instruction']
+        self.instruction_received = False     # one arrived on instruction_topic
+        self.generation = 0                   # +1 per ~/reset: older inferences never publish
+        self.last_diagnostics = (None, 0.0)   # (level, message), monotonic time published
         self.input_errors = {}                # source -> (wall time, reason)
         self.enabled = bool(p['start_enabled'])
         self.policy = None
@@ -94,6 +111,7 @@ class PolicyNode(Node):
 
         image_type = conv.CompressedImage if p['compressed_images'] else conv.Image
         suffix = '/compressed' if p['compressed_images'] else ''
+        self.image_topics = {name: topic + suffix for name, topic in zip(names, topics)}
         self.image_subs = [
             self.create_subscription(image_type, topic + suffix,
                                      lambda msg, name=name: self.image_callback(name, msg),
@@ -135,28 +153,45 @@ class PolicyNode(Node):
             self.input_errors[source] = (time.monotonic(), reason)
 
     def image_callback(self, name: str, msg) -> None:
-        """Buffer one camera message by its stamp (converted later, in the worker)."""
-        stamp = conv.stamp_to_seconds(msg.header.stamp)
+        """Check one camera message and buffer it by its stamp (converted in the worker)."""
+        error = None
+        try:                                   # header checks only: no copy, no decoding
+            if self.params['compressed_images']:
+                nbytes = conv.check_compressed_image(msg, self.max_image_bytes)
+            else:
+                nbytes = conv.check_image(msg, (self.params['image_height'],
+                                                self.params['image_width']))
+        except conv.ConversionError as conversion_error:
+            error = conversion_error
+        stamp, now = conv.stamp_to_seconds(msg.header.stamp), self._now()
         with self.lock:
-            self.sync.add(name, stamp, msg)
             self.stats[f'received_{name}'] += 1
+            if error is None:
+                try:
+                    self.sync.add(name, stamp, msg, now=now, nbytes=nbytes)
+                except ValueError as sync_error:        # stamp ahead of the clock, too large
+                    error = sync_error
+        if error is not None:
+            self._input_error(self.image_topics[name], str(error))
 
     def joint_state_callback(self, msg) -> None:
         """Add a (possibly per-arm) JointState; buffer the full 14-D state when complete."""
-        stamp = conv.stamp_to_seconds(msg.header.stamp)
+        stamp, now = conv.stamp_to_seconds(msg.header.stamp), self._now()
         try:
             positions = conv.joint_state_positions(msg)
             with self.lock:
+                self.sync.check_stamp(JOINT_STATES_KEY, stamp, now)
                 full = self.joints.update(stamp, positions)
                 if full is not None:
-                    self.sync.add(JOINT_STATES_KEY, full[0], full[1])
-        except ValueError as error:            # ConversionError or unknown joint names
+                    self.sync.add(JOINT_STATES_KEY, full[0], full[1], now=now)
+        except ValueError as error:            # ConversionError, unknown joints, future stamp
             self._input_error(self.params['joint_states_topic'], str(error))
 
     def instruction_callback(self, msg) -> None:
         """Use the newest instruction for the following chunks."""
         with self.lock:
             self.instruction = str(msg.data)
+            self.instruction_received = True
 
     def timer_callback(self) -> None:
         """Wake the worker for one inference attempt (skipped while it is still busy)."""
@@ -176,6 +211,7 @@ class PolicyNode(Node):
             self.sync.reset()
             self.joints.reset()
             self.input_errors.clear()
+            self.generation += 1               # an inference in flight must not publish
         response.success = True
         response.message = 'input buffers cleared'
         if self.policy is None and self.load_error:
@@ -248,6 +284,12 @@ class PolicyNode(Node):
         self._publish_diagnostics(level, f'refused: {reason}')
 
     def _publish_diagnostics(self, level: str, message: str) -> None:
+        """Publish the status; an unchanged (level, message) at most once per second."""
+        now = time.monotonic()
+        if (self.last_diagnostics[0] == (level, message)
+                and now - self.last_diagnostics[1] < DIAGNOSTICS_REPEAT_S):
+            return
+        self.last_diagnostics = ((level, message), now)
         values = dict(self.stats)
         values['enabled'] = self.enabled
         values['policy_loaded'] = self.policy is not None
@@ -278,29 +320,44 @@ class PolicyNode(Node):
         with self.lock:
             result = self.sync.select(now)
             instruction = self.instruction
+            instruction_received = self.instruction_received
+            generation = self.generation
+            incomplete = self.joints.incomplete()
+            self.stats['buffered_bytes'] = sum(self.sync.buffered_bytes().values())
         input_error = self._recent_input_error()
         if input_error:
             self._refuse(f'malformed input: {input_error}' +
                          ('' if result.ok else f' ({result.reason})'))
             return
         if not result.ok:
-            self._refuse(result.reason)
+            if 0 < len(incomplete) < len(arx_r5.JOINT_NAMES):
+                self._refuse(f'joint state incomplete: no recent value for {incomplete} on '
+                             f"{self.params['joint_states_topic']} (expected the "
+                             f'{len(arx_r5.JOINT_NAMES)} joints {list(arx_r5.JOINT_NAMES)} '
+                             f'by name; {result.reason})')
+            else:
+                self._refuse(result.reason)
             return
         if not instruction.strip():
-            self._refuse(f'no instruction yet on {self.params["instruction_topic"]} and no '
-                         'default_instruction')
+            topic = self.params['instruction_topic']
+            self._refuse(f'the instruction received on {topic} is empty: expected a task '
+                         'description' if instruction_received else
+                         f'no instruction yet on {topic} and no default_instruction')
             return
         images = self._images(result.messages)
         if images is None:
             return
-        state = np.asarray(result.messages[JOINT_STATES_KEY], dtype=np.float32)
-        if not np.all(np.isfinite(state)):
-            bad = [arx_r5.JOINT_NAMES[i] for i in np.flatnonzero(~np.isfinite(state))]
-            self._refuse(f'non-finite joint state (NaN or inf) at {bad}')
+        state = np.asarray(result.messages[JOINT_STATES_KEY], dtype=np.float64)
+        reason = self._state_problem(state)
+        if reason:
+            self._refuse(reason)
             return
+        state = state.astype(np.float32)
         started = time.perf_counter()
         try:
-            chunk = self.policy.predict(images, state, instruction)
+            prompt = self.policy.prompt(instruction, state)
+            chunk = self.policy.predict(images, state, tokens=prompt.tokens,
+                                        token_mask=prompt.mask)
         except ValueError as error:            # ObservationError and input checks
             self._refuse(f'observation refused by the policy: {error}')
             return
@@ -314,11 +371,39 @@ class PolicyNode(Node):
             return
         if not self.enabled:
             return
-        self._guarded(self.chunk_pub.publish,
-                      conv.chunk_to_joint_trajectory(safe, result.stamp, self.params['dt']))
+        msg = conv.chunk_to_joint_trajectory(safe, result.stamp, self.params['dt'])
+        with self.lock:                        # ~/reset cannot slip between check and publish
+            current = generation == self.generation
+            if current:
+                self._guarded(self.chunk_pub.publish, msg)
+        if not current:
+            self._publish_diagnostics('ok', 'chunk discarded: ~/reset was called during its '
+                                            'inference')
+            return
         self.stats['chunks_published'] += 1
         self.stats['safety_clipped'] = report.clipped
-        self._publish_diagnostics('ok', f'chunk of {len(safe)} points published')
+        message = f'chunk of {len(safe)} points published'
+        if prompt.note:
+            self._publish_diagnostics('warn', f'{message}; {prompt.note}')
+        else:
+            self._publish_diagnostics('ok', message)
+
+    def _state_problem(self, state: np.ndarray) -> str:
+        """Return why a joint state cannot be used ('' if it can)."""
+        names = arx_r5.JOINT_NAMES
+        if not np.all(np.isfinite(state)):
+            bad = [names[i] for i in np.flatnonzero(~np.isfinite(state))]
+            return f'non-finite joint state (NaN or inf) at {bad}'
+        lower = self.safety.limits[:, 0] - STATE_LIMIT_MARGIN
+        upper = self.safety.limits[:, 1] + STATE_LIMIT_MARGIN
+        bad = np.flatnonzero((state < lower) | (state > upper))
+        if bad.size:
+            limits = self.safety.limits
+            values = ', '.join(f'{names[i]} = {state[i]:.6g} (limits [{limits[i, 0]:.4g}, '
+                               f'{limits[i, 1]:.4g}])' for i in bad[:4])
+            return (f'joint state out of range: {values}; expected positions within the joint '
+                    f'limits +- {STATE_LIMIT_MARGIN}')
+        return ''
 
     def _images(self, messages) -> Optional[list]:
         """Return RGB arrays in the policy's camera order, or refuse and return None."""

@@ -9,10 +9,14 @@ with black to the model's size, then mapped to [-1, 1]; a missing camera becomes
 with mask False, after the present ones. The state is normalized (quantiles by default),
 discretized into 256 bins over [-1, 1] and written into the prompt
 "Task: {task}, State: {bins};\\nAction: ", which is tokenized with BOS and right-padded.
+
+The state is never cut: when the prompt exceeds the token budget (tokenizer_max_length), the
+instruction is shortened until the prompt fits and fit_prompt says so (PromptTokens.note);
+a state that does not fit even with an empty instruction is refused (ValueError).
 """
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -100,11 +104,15 @@ class Normalizer:
         return (x + 1.0) * span / 2.0 + low
 
 
+def clean_task(task: str) -> str:
+    """Return the instruction as it appears in the prompt (one line, no underscores)."""
+    return task.strip().replace('_', ' ').replace('\n', ' ')
+
+
 def state_prompt(task: str, normalized_state: np.ndarray) -> str:
     """Build pi0.5's prompt with the state discretized into 256 bins."""
     bins = np.digitize(normalized_state, bins=np.linspace(-1, 1, STATE_BINS + 1)[:-1]) - 1
-    cleaned = task.strip().replace('_', ' ').replace('\n', ' ')
-    return f"Task: {cleaned}, State: {' '.join(map(str, bins))};\nAction: "
+    return f"Task: {clean_task(task)}, State: {' '.join(map(str, bins))};\nAction: "
 
 
 class PromptTokenizer:
@@ -115,10 +123,21 @@ class PromptTokenizer:
         self.processor = sentencepiece.SentencePieceProcessor(model_file=model_path)
         self.max_length = max_length
 
+    def ids(self, prompt: str) -> list:
+        """Return BOS + the prompt's token ids, not cut to max_length."""
+        return [self.processor.bos_id()] + self.processor.encode(prompt)
+
     def __call__(self, prompt: str):
-        """Return (tokens int64 [max_length], mask bool [max_length])."""
-        ids = [self.processor.bos_id()] + self.processor.encode(prompt)
-        ids = ids[:self.max_length]
+        """
+        Return (tokens int64 [max_length], mask bool [max_length]).
+
+        A prompt longer than max_length loses its tail here: build prompts with fit_prompt.
+        """
+        return self.pad(self.ids(prompt))
+
+    def pad(self, ids: Sequence[int]):
+        """Return ids (at most max_length of them) right-padded, with their mask."""
+        ids = list(ids)[:self.max_length]
         tokens = np.zeros(self.max_length, dtype=np.int64)
         mask = np.zeros(self.max_length, dtype=bool)
         tokens[:len(ids)] = ids
@@ -131,15 +150,65 @@ class PromptTokenizer:
         return self.processor.get_piece_size()
 
 
-def tokenize_instruction(tokenizer: Optional[PromptTokenizer], instruction: str,
-                         normalized_state: np.ndarray):
-    """Tokens and mask for an instruction and state; needs a tokenizer."""
+class PromptTokens(NamedTuple):
+    """A prompt's tokens and mask; note says how the instruction was cut ('' when whole)."""
+
+    tokens: np.ndarray
+    mask: np.ndarray
+    note: str = ''
+
+
+def fit_prompt(tokenizer: Optional[PromptTokenizer], instruction: str,
+               normalized_state: np.ndarray) -> PromptTokens:
+    """
+    Tokens and mask for an instruction and state within the tokenizer's budget.
+
+    The whole state always stays in the prompt. If the prompt is too long, the instruction is
+    cut to the longest prefix (at a word boundary where there is one) that fits, and note
+    says how much was kept; ValueError when not even one instruction character fits.
+    """
     if tokenizer is None:
         raise ValueError('an instruction needs a tokenizer (give tokens directly, or a '
                          'checkpoint with tokenizer.model)')
     if not instruction or not instruction.strip():
         raise ValueError('the instruction is empty')
-    return tokenizer(state_prompt(instruction, normalized_state))
+    budget = tokenizer.max_length
+    ids = tokenizer.ids(state_prompt(instruction, normalized_state))
+    if len(ids) <= budget:
+        return PromptTokens(*tokenizer.pad(ids))
+    task = clean_task(instruction)
+
+    def fits(chars: int):
+        ids = tokenizer.ids(state_prompt(task[:chars], normalized_state))
+        return ids if len(ids) <= budget else None
+
+    # A piece covers at most a few dozen characters: no prefix longer than this can fit.
+    low, high = 0, min(len(task), 64 * budget)
+    while low < high:                      # the longest prefix that fits
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) is not None else (low, middle - 1)
+    if low == 0:
+        needed = len(tokenizer.ids(state_prompt(task[:1], normalized_state)))
+        raise ValueError(f'the prompt needs {needed} tokens with the {len(normalized_state)} '
+                         f'state values and one character of the instruction; the budget is '
+                         f'{budget} (tokenizer_max_length)')
+    keep = low
+    if task[keep] != ' ' and ' ' in task[:keep]:       # do not end inside a word
+        keep = task.rindex(' ', 0, keep)
+    keep = len(task[:keep].rstrip()) or low
+    ids = fits(keep)
+    if ids is None:
+        keep, ids = low, fits(low)
+    note = (f'instruction cut to fit the {budget}-token prompt with the whole state: kept '
+            f'{keep} of {len(task)} characters ({task[:keep][-40:]!r} ...)')
+    return PromptTokens(*tokenizer.pad(ids), note)
+
+
+def tokenize_instruction(tokenizer: Optional[PromptTokenizer], instruction: str,
+                         normalized_state: np.ndarray):
+    """Tokens and mask for an instruction and state (fit_prompt without the note)."""
+    tokens, mask, _ = fit_prompt(tokenizer, instruction, normalized_state)
+    return tokens, mask
 
 
 def train_prompt_tokenizer(instructions: Sequence[str], path: str, vocab_size: int = 512) -> str:

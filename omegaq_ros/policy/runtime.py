@@ -17,8 +17,8 @@ from omegaq_ros.policy.checkpoint import (ACTION_KEY, load_lerobot_checkpoint, S
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
-from omegaq_ros.policy.pi05_processing import (Normalizer, prepare_images, PromptTokenizer,
-                                               tokenize_instruction)
+from omegaq_ros.policy.pi05_processing import (fit_prompt, Normalizer, prepare_images,
+                                               PromptTokenizer, PromptTokens)
 from omegaq_ros.quant import load_artifact, QuantLinear, read_manifest, Recipe
 import torch
 import yaml
@@ -252,6 +252,21 @@ class Pi05Policy:
                                    'give tokens directly')
         return self.normalizers[STATE_KEY].normalize(state)
 
+    def prompt(self, instruction: str, state) -> PromptTokens:
+        """
+        Return the prompt tokens for an instruction and the raw state.
+
+        The whole state is always in the prompt; a too long instruction is cut to fit the
+        token budget and PromptTokens.note says so (callers should report it).
+        """
+        try:
+            return fit_prompt(self.tokenizer, instruction or '',
+                              self.normalized_state(self.check_state(state)))
+        except ObservationError:
+            raise
+        except ValueError as error:
+            raise ObservationError(str(error)) from None
+
     # -- inference ----------------------------------------------------------------------------
 
     def _sampler(self, images, masks, tokens, token_mask, noise) -> StaticChunkSampler:
@@ -278,8 +293,7 @@ class Pi05Policy:
         if tokens is None:
             if state is None:
                 raise ObservationError('give tokens, or an instruction and the state')
-            tokens, token_mask = tokenize_instruction(
-                self.tokenizer, instruction or '', self.normalized_state(self.check_state(state)))
+            tokens, token_mask, _ = self.prompt(instruction, state)
         tokens = np.asarray(tokens, dtype=np.int64)
         token_mask = (np.ones(tokens.shape, dtype=bool) if token_mask is None
                       else np.asarray(token_mask, dtype=bool))

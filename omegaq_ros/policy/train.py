@@ -30,7 +30,7 @@ from omegaq_ros.policy.checkpoint import save_lerobot_checkpoint
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.pi05_processing import (Normalizer, PromptTokenizer, shrink_image,
-                                               state_prompt, train_prompt_tokenizer)
+                                               tokenize_instruction, train_prompt_tokenizer)
 from safetensors.torch import load_file, save_file
 import torch
 
@@ -56,7 +56,8 @@ class DemoDataset:
             normalized_state = self.state_norm.normalize(episode.state)
             normalized_action = self.action_norm.normalize(episode.action)
             for t in range(steps):
-                token, mask = tokenizer(state_prompt(episode.instruction, normalized_state[t]))
+                token, mask = tokenize_instruction(tokenizer, episode.instruction,
+                                                   normalized_state[t])
                 tokens.append(token)
                 masks.append(mask)
                 index = np.minimum(np.arange(t, t + horizon), steps - 1)

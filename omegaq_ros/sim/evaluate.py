@@ -61,12 +61,13 @@ def wilson_interval(successes: int, total: int, z: float = 1.96):
     denominator = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denominator
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # The interval always holds the rate (rounding can put a bound just inside 0 or 1).
+    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 def calibration_batches(policy, episodes, frames_per_episode: int = 8, seed: int = 0):
     """Model inputs (dict batches) from frames of calibration episodes, with noise."""
-    from omegaq_ros.policy.pi05_processing import prepare_images, state_prompt
+    from omegaq_ros.policy.pi05_processing import prepare_images
     rng = np.random.default_rng(seed)
     config = policy.config
     batches = []
@@ -76,8 +77,7 @@ def calibration_batches(policy, episodes, frames_per_episode: int = 8, seed: int
             images = [episode.images[name][t] for name in config.cameras]
             image_list, masks = prepare_images(images, [True] * len(images),
                                                config.vision.image_size, policy.device)
-            tokens, mask = policy.tokenizer(state_prompt(
-                episode.instruction, policy.normalized_state(episode.state[t])))
+            tokens, mask, _ = policy.prompt(episode.instruction, episode.state[t])
             noise = rng.standard_normal((1, config.horizon, config.max_action_dim))
             batches.append({
                 'images': image_list, 'image_masks': masks,
@@ -229,8 +229,9 @@ def plot(rows, path):
     figure, axis = pyplot.subplots(figsize=(1.1 * len(average) + 2, 3.5))
     x = np.arange(len(average))
     values = [100 * r['success'] for r in average]
-    errors = [[100 * (r['success'] - r['ci_low']) for r in average],
-              [100 * (r['ci_high'] - r['success']) for r in average]]
+    # Wilson bounds can miss a rate of 0 or 1 by a rounding error: bars are never negative.
+    errors = [[max(0.0, 100 * (r['success'] - r['ci_low'])) for r in average],
+              [max(0.0, 100 * (r['ci_high'] - r['success'])) for r in average]]
     axis.bar(x, values, yerr=errors, capsize=4)
     axis.set_xticks(x)
     axis.set_xticklabels([r['method'] for r in average], rotation=30)
@@ -327,8 +328,12 @@ def main(argv=None) -> int:
                    'command': 'omegaq-eval ' + ' '.join(argv if argv is not None
                                                         else sys.argv[1:])},
                   stream, indent=1)
-    plot(rows, os.path.join(args.out, 'success.png'))
-    print(table)
+    print(table, flush=True)
+    try:                                   # the table and results.json are already written
+        plot(rows, os.path.join(args.out, 'success.png'))
+    except Exception as error:             # a plot must never cost the results
+        print(f'omegaq-eval: success.png not written: {type(error).__name__}: {error}',
+              file=sys.stderr)
     return 0
 
 
