@@ -41,7 +41,9 @@ def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, o
         if TC_ROT:
             # On tensor cores: the codes are exact in bfloat16 and x splits into three
             # bfloat16 parts (hi + mid + lo hold its 24 mantissa bits), so three dots with fp32
-            # accumulation give the fp32 product to fp32 rounding.
+            # accumulation give the fp32 product to about fp32 rounding (the tensor cores'
+            # accumulation is not IEEE: more near-tie codes flip than with the fp32 dot,
+            # RESULTS 7).
             codes = r.to(tl.bfloat16)
             hi = x.to(tl.bfloat16)
             rest = x - hi.to(tl.float32)
