@@ -23,7 +23,8 @@ def generate_launch_description():
     arguments = [
         DeclareLaunchArgument('artifact', default_value='',
                               description='W4A4 artifact dir or FP checkpoint ("" = bundled)'),
-        DeclareLaunchArgument('device', default_value='cuda', description='cuda | cpu'),
+        DeclareLaunchArgument('device', default_value='cuda',
+                              description='cuda | cpu | auto (cuda where available)'),
         DeclareLaunchArgument('policy_params',
                               default_value=PathJoinSubstitution([config, 'policy_node.yaml'])),
         DeclareLaunchArgument('camera_params',

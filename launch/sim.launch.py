@@ -21,7 +21,8 @@ def generate_launch_description():
     arguments = [
         DeclareLaunchArgument('artifact', default_value='',
                               description='W4A4 artifact dir or FP checkpoint ("" = bundled)'),
-        DeclareLaunchArgument('device', default_value='cpu', description='cuda | cpu'),
+        DeclareLaunchArgument('device', default_value='auto',
+                              description='auto (cuda where available) | cuda | cpu'),
         DeclareLaunchArgument('seed', default_value='0', description='first episode seed'),
         DeclareLaunchArgument('policy_params',
                               default_value=PathJoinSubstitution([config, 'policy_node.yaml'])),

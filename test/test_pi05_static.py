@@ -115,14 +115,20 @@ def test_fused_pointwise_gives_the_eager_chunk():
     assert float((compiled - eager).abs().max()) < 1e-5
 
 
-def test_gpu_options_pick_the_fast_path_only_where_cuda_is():
-    from omegaq_ros.policy.runtime import gpu_options
-    cpu = gpu_options('cpu')
+def test_policy_options_pick_the_fast_path_only_where_cuda_is():
+    from omegaq_ros.policy.runtime import policy_options
+    cpu = policy_options('cpu')
     assert (cpu['dtype'], cpu['backend'], cpu['cuda_graph'], cpu['fused_pointwise']) == (
         'float32', 'reference', False, False)
-    auto = gpu_options('auto')
+    assert cpu['text'] == 'CPU path on cpu: float32 towers, reference W4A4 backend, eager'
+    chosen = policy_options('cpu', dtype='bfloat16', backend='triton')
+    assert (chosen['dtype'], chosen['backend']) == ('bfloat16', 'triton')
+    auto = policy_options()
     assert auto['device'] == ('cuda' if torch.cuda.is_available() else 'cpu')
     assert auto['text'].startswith('GPU path' if torch.cuda.is_available() else 'CPU path')
+    if torch.cuda.is_available():
+        assert (auto['dtype'], auto['cuda_graph'], auto['fused_pointwise']) == (
+            'bfloat16', True, True)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='the fast path needs CUDA')
@@ -134,8 +140,8 @@ def test_the_fast_gpu_path_stays_close_to_the_float32_reference():
     W4A4 artifact is a step function of its input, so bfloat16 rounding flips some codes and
     the flips cascade: its bound is the size of quantization's own effect on the chunk.
     """
-    from omegaq_ros.policy.runtime import gpu_options
-    options = gpu_options('cuda')
+    from omegaq_ros.policy.runtime import policy_options
+    options = policy_options('cuda')
     assert options['backend'] == 'triton' and options['fused_pointwise']
     options.pop('text')
     rng = np.random.default_rng(8)

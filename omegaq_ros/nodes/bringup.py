@@ -3,7 +3,7 @@
 """
 Pip-only bring-up (no `ros2 launch`): the sim-in-the-loop job as separate processes.
 
-    omegaq-bringup sim --artifact PATH [--episodes 3] [--task lift] [--seed 0] [--device cpu]
+    omegaq-bringup sim --artifact PATH [--episodes 3] [--task lift] [--seed 0] [--device auto]
 
 Starts sim_node and policy_node as two processes with the same parameter files that
 launch/sim.launch.py passes (sim_node: sim_node.yaml; policy_node: policy_node.yaml then
@@ -207,7 +207,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     sim.add_argument('--seed', type=int, default=0)
     sim.add_argument('--episode-length', type=float, default=None,
                      help="sim seconds per episode (default: YAML; 0 = the task's horizon)")
-    sim.add_argument('--device', default='cpu')
+    sim.add_argument('--device', default='auto',
+                     help='policy device: auto (cuda where available, the fast path) | cuda | cpu')
     sim.add_argument('--policy-param', action='append', metavar='NAME:=VALUE',
                      help='extra policy_node parameter override (repeatable)')
     sim.add_argument('--domain-id', type=int, default=None, help='default: random 1..101')

@@ -20,10 +20,13 @@ CAMERA_INFO_TOPICS = [f'/{name}/camera_info' for name in CAMERA_NAMES]
 
 POLICY_NODE: Table = {
     'artifact': ('', 'W4A4 artifact directory or FP checkpoint; empty = the bundled model'),
-    'device': ('cuda', 'torch device: cuda | cpu'),
-    'dtype': ('float32', 'tower precision: float32 | bfloat16 | float16'),
-    'backend': ('reference', 'quantized-layer backend: reference | triton (CUDA + triton 3.6)'),
-    'cuda_graph': (False, 'replay the prefix and the K denoising steps as CUDA graphs (CUDA)'),
+    'device': ('auto', 'torch device: auto (cuda where available) | cuda | cpu'),
+    'dtype': ('auto', 'tower precision: auto (bfloat16 on CUDA, float32 on the CPU) | float32 '
+              '| bfloat16 | float16'),
+    'backend': ('auto', 'quantized-layer backend: auto (triton on CUDA) | reference | triton'),
+    'cuda_graph': (True, 'on CUDA, replay the prefix and the K denoising steps as CUDA graphs'),
+    'fused_pointwise': (True, 'on CUDA, run norms, RoPE, residuals, GeGLU and attention as '
+                        'compiled fused kernels (compiled on the first chunk)'),
     'camera_names': (CAMERA_NAMES, 'camera keys the policy expects, in order'),
     'camera_topics': (CAMERA_TOPICS, 'one Image topic per camera name (same order)'),
     'compressed_images': (False, 'subscribe to <camera_topic>/compressed (jpeg/png) instead'),

@@ -247,14 +247,14 @@ class PolicyNode(Node):
 
     def _load_policy(self) -> None:
         from omegaq_ros.policy.calibration import bundled_model
-        from omegaq_ros.policy.runtime import Pi05Policy
+        from omegaq_ros.policy.runtime import Pi05Policy, policy_options
         path = self.params['artifact']
         try:
             path = path or bundled_model('artifact')
-            self.get_logger().info(f'loading {path} on {self.params["device"]}')
-            policy = Pi05Policy.load(path, self.params['device'], dtype=self.params['dtype'],
-                                     backend=self.params['backend'],
-                                     cuda_graph=self.params['cuda_graph'])
+            options = policy_options(*(self.params[name] for name in (
+                'device', 'dtype', 'backend', 'cuda_graph', 'fused_pointwise')))
+            self.get_logger().info(f"loading {path}; {options.pop('text')}")
+            policy = Pi05Policy.load(path, **options)
             missing = [c for c in policy.config.cameras if c not in self.camera_names]
             if missing:
                 raise ValueError(f'the policy expects cameras {list(policy.config.cameras)}, '

@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from omegaq_ros.policy.runtime import BACKENDS, DTYPES, ObservationError, Pi05Policy
+from omegaq_ros.policy.runtime import (BACKENDS, DTYPES, ObservationError, Pi05Policy,
+                                       policy_options)
 
 
 def main(argv=None) -> int:
@@ -28,15 +29,21 @@ def main(argv=None) -> int:
     parser.add_argument('--policy', required=True)
     parser.add_argument('--observation', required=True)
     parser.add_argument('--out', required=True)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--dtype', default='float32', choices=list(DTYPES),
-                        help='precision of the towers (quantized layers keep their format)')
-    parser.add_argument('--backend', default='reference', choices=BACKENDS,
-                        help='quantized-layer backend (triton: CUDA)')
+    parser.add_argument('--device', default='auto',
+                        help='auto (cuda where available) | cuda | cpu')
+    parser.add_argument('--dtype', default='auto', choices=['auto'] + list(DTYPES),
+                        help='precision of the towers (quantized layers keep their format); '
+                        'auto: bfloat16 on CUDA, float32 on the CPU')
+    parser.add_argument('--backend', default='auto', choices=['auto'] + list(BACKENDS),
+                        help='quantized-layer backend; auto: triton on CUDA')
+    parser.add_argument('--eager', action='store_true',
+                        help='on CUDA, no CUDA graphs and no compiled pointwise kernels')
     args = parser.parse_args(argv)
     try:
-        policy = Pi05Policy.load(args.policy, args.device, dtype=args.dtype,
-                                 backend=args.backend)
+        options = policy_options(args.device, args.dtype, args.backend,
+                                 cuda_graph=not args.eager, fused_pointwise=not args.eager)
+        print(f"omegaq-predict: {options.pop('text')}", file=sys.stderr)
+        policy = Pi05Policy.load(args.policy, **options)
     except (ValueError, OSError, RuntimeError) as error:     # incl. checkpoint/artifact errors
         print(f'{args.policy}: {error}', file=sys.stderr)
         return 2

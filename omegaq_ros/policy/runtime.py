@@ -111,29 +111,34 @@ def trim_padding(tokens: np.ndarray, token_mask: np.ndarray):
     return tokens[:keep], token_mask[:keep]
 
 
-def gpu_options(device: str = 'auto') -> dict:
+def policy_options(device: str = 'auto', dtype: str = 'auto', backend: str = 'auto',
+                   cuda_graph: bool = True, fused_pointwise: bool = True) -> dict:
     """
-    Resolve a device choice to the options Pi05Policy.load takes, fast path first.
+    Resolve the device choices of a command or node into Pi05Policy.load's options.
 
-    'auto' is CUDA where it is available. On CUDA: bfloat16 towers, the triton W4A4 backend
-    (where triton imports), CUDA graphs and fused pointwise work; on the CPU: float32, the
-    reference backend, eager. Returns the options with 'device' and a one-line 'text' for
-    start-up logs.
+    'auto' device is CUDA where it is available; 'auto' dtype is bfloat16 on CUDA and float32
+    on the CPU; 'auto' backend is triton on CUDA (where triton imports) and reference on the
+    CPU. cuda_graph and fused_pointwise apply on CUDA only (the CPU runs eagerly). So the fast
+    path is the default wherever a GPU is. Returns the options with 'device' and a one-line
+    'text' that says what runs, for start-up logs.
     """
     from omegaq_ros.kernels import triton_available
     if device == 'auto':
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if torch.device(device).type == 'cuda':
-        backend = 'triton' if triton_available() else 'reference'
-        options = {'device': device, 'dtype': 'bfloat16', 'backend': backend,
-                   'cuda_graph': True, 'fused_pointwise': True}
-        text = (f'GPU path on {device}: bfloat16 towers, {backend} W4A4 backend, CUDA graphs, '
-                'fused pointwise kernels (compiled on the first chunk)')
-    else:
-        options = {'device': device, 'dtype': 'float32', 'backend': 'reference',
-                   'cuda_graph': False, 'fused_pointwise': False}
-        text = f'CPU path on {device}: float32, reference W4A4 arithmetic, eager'
-    options['text'] = text
+    cuda = torch.device(device).type == 'cuda'
+    if dtype == 'auto':
+        dtype = 'bfloat16' if cuda else 'float32'
+    if backend == 'auto':
+        backend = 'triton' if cuda and triton_available() else 'reference'
+    options = {'device': device, 'dtype': dtype, 'backend': backend,
+               'cuda_graph': bool(cuda_graph) and cuda,
+               'fused_pointwise': bool(fused_pointwise) and cuda}
+    extras = [name for name, on in (('CUDA graphs', options['cuda_graph']),
+                                    ('fused pointwise kernels', options['fused_pointwise']))
+              if on]
+    options['text'] = (f"{'GPU' if cuda else 'CPU'} path on {device}: {dtype} towers, {backend} "
+                       f"W4A4 backend, {', '.join(extras) if extras else 'eager'}"
+                       + (' (compiled on the first chunk)' if options['fused_pointwise'] else ''))
     return options
 
 
@@ -181,7 +186,7 @@ class Pi05Policy:
         options: dtype ('float32' | 'bfloat16' | 'float16' for the towers), backend of the
         QuantLinear layers ('reference' | 'triton'), cuda_graph (replay the prefix and the K
         steps as CUDA graphs; CUDA only), fused_pointwise (norms, RoPE, residuals and GeGLU
-        through torch.compile; compiled on first use). gpu_options() gives the fast set.
+        through torch.compile; compiled on first use). policy_options() resolves 'auto'.
         """
         if os.path.isfile(os.path.join(path, 'omegaq.json')):
             return Pi05Policy._load_artifact(path, device, **options)

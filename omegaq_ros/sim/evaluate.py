@@ -250,7 +250,7 @@ def parse_range(text: str):
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    from omegaq_ros.policy.runtime import BACKENDS, DTYPES, pi05_recipe
+    from omegaq_ros.policy.runtime import BACKENDS, DTYPES, pi05_recipe, policy_options
     from omegaq_ros.quant import PRESETS
     from omegaq_ros.sim.demos import collect_expert_episodes
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
@@ -265,8 +265,11 @@ def main(argv=None) -> int:
     parser.add_argument('--execute', type=int, default=10, help='ticks executed per chunk')
     parser.add_argument('--workers', type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument('--out', default='reports/eval')
-    parser.add_argument('--device', default='cpu', help='cpu | cuda (the policies)')
-    parser.add_argument('--dtype', default='float32', choices=list(DTYPES))
+    parser.add_argument('--device', default='auto',
+                        help='the policies: auto (cuda where available) | cuda | cpu; on CUDA '
+                        'with CUDA graphs and fused pointwise kernels')
+    parser.add_argument('--dtype', default='auto', choices=['auto'] + list(DTYPES),
+                        help='auto: bfloat16 on CUDA, float32 on the CPU')
     args = parser.parse_args(argv)
     tasks = TASKS if args.tasks == 'all' else tuple(args.tasks.split(','))
     labels = list(dict.fromkeys(m for m in args.methods.split(',') if m))
@@ -278,14 +281,21 @@ def main(argv=None) -> int:
     bad = [m for m in labels if split_method(m)[1] not in BACKENDS]
     if bad:
         parser.error(f'unknown backends in {bad}; known {list(BACKENDS)}')
+    if args.device == 'auto':
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if not args.device.startswith(('cpu', 'cuda')):
-        parser.error(f"--device must be cpu or cuda[:N], got '{args.device}'")
+        parser.error(f"--device must be auto, cpu or cuda[:N], got '{args.device}'")
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error('--device cuda: CUDA is not available on this machine')
     if (any(split_method(m)[1] == 'triton' for m in labels) and args.device == 'cpu'
             and os.environ.get('TRITON_INTERPRET') != '1'):
         parser.error('the triton backend needs --device cuda (or TRITON_INTERPRET=1)')
-    load_options = {'device': args.device, 'dtype': args.dtype}
+    resolved = policy_options(args.device, args.dtype)
+    load_options = {name: resolved[name]
+                    for name in ('device', 'dtype', 'cuda_graph', 'fused_pointwise')}
+    print(f"omegaq-eval: policies on {args.device}, {resolved['dtype']} towers"
+          + (', CUDA graphs, fused pointwise kernels' if resolved['cuda_graph'] else '')
+          + '; the backend of each method comes from its label (METHOD@BACKEND)', flush=True)
     start, stop = parse_range(args.seeds) if args.seeds else (
         EVAL_SEEDS[0], EVAL_SEEDS[0] + args.episodes)
     seeds = list(range(start, stop))[:args.episodes]
