@@ -6,8 +6,14 @@ Triton kernels of the W4A4 QuantLinear backend (imported only when a kernel firs
 See omegaq_ros/kernels/triton_w4a4.py for the data flow and the launch wrappers.
 """
 
+from omegaq_ros.kernels import act_modes
 import triton
 import triton.language as tl
+
+# The activation-scale modes the kernels take as MODE / QMODE (ids shared with the wrapper).
+STATIC_GROUP = tl.constexpr(act_modes.STATIC_GROUP)
+DYNAMIC_GROUP = tl.constexpr(act_modes.DYNAMIC_GROUP)
+DYNAMIC_TOKEN = tl.constexpr(act_modes.DYNAMIC_TOKEN)
 
 
 @triton.jit
@@ -61,8 +67,8 @@ def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, o
 
 @triton.jit
 def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
-    # static_group (MODE 0): the table row's scale of group g; dynamic_group (1): absmax / 7.
-    if MODE == 0:
+    # STATIC_GROUP: the table row's scale of group g; DYNAMIC_GROUP: the group's absmax / 7.
+    if MODE == STATIC_GROUP:
         scale = tl.load(srow_ptr + g + offs_m * 0).to(tl.float32)
     else:
         amax = tl.max(tl.abs(xr), axis=1)
@@ -92,8 +98,8 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
     m_mask = offs_m < M
     K = G * 64
     codes_ptr += p * M * K
-    if MODE == 2:
-        # dynamic_token: pass 1 finds the token absmax, pass 2 recomputes and quantizes.
+    if MODE == DYNAMIC_TOKEN:
+        # pass 1 finds the token absmax, pass 2 recomputes and quantizes.
         amax = tl.zeros([BM], dtype=tl.float32)
         for g in range(0, G):
             xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
@@ -112,7 +118,7 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
         xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
                            offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
         scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
-        if MODE == 1:
+        if MODE == DYNAMIC_GROUP:
             tl.store(xs_ptr + offs_m * G + g, scale, mask=m_mask)
         q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
         tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],

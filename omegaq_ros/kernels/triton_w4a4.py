@@ -3,16 +3,17 @@
 """
 Triton W4A4 QuantLinear backend: fused rotate+quantize prologue and an int8 tensor-core GEMM.
 
-Per call (act modes static_group, dynamic_group, dynamic_token):
-  1. _quant_kernel: x -> smooth -> perm -> 64x64 block rotation (int8 block x fp16 column
-     scale, dequantized in registers; fp32 IEEE dot) -> int4 codes held in int8, plus the
-     per-(token, 64-group) scale where the mode computes one. Run once per input tensor for a
-     group of layers that share their input (QuantLinear.shared_input).
-  2. _gemm_kernel: per 64-wide K-group an exact int32 tl.dot(int8, int8) against the packed int4
+Per call (act modes static_group, dynamic_group, dynamic_token; act_modes.py):
+  1. quant_kernel: x -> smooth -> perm -> 64x64 block rotation (int8 codes x fp16 column
+     scale: three bf16 tensor-core dots on a GPU, a fp32 dot under the interpreter) -> int4
+     codes held in int8, plus the per-(token, 64-group) scale where the mode computes one. Run
+     once per input tensor for a group of layers that share their input.
+  2. gemm_kernel: per 64-wide K-group an exact int32 tl.dot(int8, int8) against the packed int4
      weights unpacked in registers, scaled in fp32 by act scale x weight scale (weight groups
      are weight_group/64 act groups). Tokens <= 64 swap operands (the weight fills the 64-row
-     MMA side); split-K spreads small N*M over the SMs.
-  3. _finish_kernel (only with split-K or rot_out): sum of the split-K partials, output block
+     MMA side) and split K over the SMs (plan); from TUNED_MIN_ROWS tokens the tiles are
+     autotuned per shape (_tuned_gemm over TUNED_CONFIGS).
+  3. finish_kernel (only with split-K or rot_out): sum of the split-K partials, output block
      rotation, bias, cast.
 Linears that read one input (q/k/v, gate/up: the model's SIBLING_LINEARS) run as a group,
 FusedLinears: step 1 once for all members (grid axis 2 over their stacked transforms), step 2
@@ -33,12 +34,13 @@ import functools
 import math
 import os
 
+from omegaq_ros.kernels import act_modes
 from omegaq_ros.quant.linear import InputMemo, QuantLinear, reference_forward
 from omegaq_ros.quant.step_context import current_step
 import torch
 
 ACT_BLOCK = 64
-_MODE_IDS = {'static_group': 0, 'dynamic_group': 1, 'dynamic_token': 2}
+_MODE_IDS = act_modes.IDS
 INTEGER_MODES = tuple(_MODE_IDS)
 # Kernel launches by kind since import (tests and benchmarks read and reset it).
 LAUNCHES = collections.Counter()
@@ -191,10 +193,10 @@ def _quantize(x2, layer, owners, codes_out=None):
         x2 = x2.contiguous()
     codes = (codes_out.view(1, m, k) if codes_out is not None else
              torch.empty(count, m, k, dtype=torch.int8, device=dev))
-    if mode == 0:
+    if mode == act_modes.STATIC_GROUP:
         xs, s_member_xs = _static_row(layer, owners)
         s_m, s_g, s_member_srow = 0, 1, s_member_xs
-    elif mode == 1:
+    elif mode == act_modes.DYNAMIC_GROUP:
         xs = torch.empty(count, m, groups, dtype=torch.float32, device=dev)
         s_m, s_g, s_member_srow, s_member_xs = groups, 1, 0, m * groups
     else:
@@ -202,11 +204,13 @@ def _quantize(x2, layer, owners, codes_out=None):
         s_m, s_g, s_member_srow, s_member_xs = 1, 0, 0, m
     transform, flags = _transform_args(owners[0], codes)
     bm = 16 if m <= 16 else 32
-    grid = (triton.cdiv(m, bm), 1 if mode == 2 else groups, count)
+    static = mode == act_modes.STATIC_GROUP
+    grid = (triton.cdiv(m, bm), 1 if mode == act_modes.DYNAMIC_TOKEN else groups, count)
     quant_kernel[grid](
-        x2, x2.stride(0), *transform, xs if mode == 0 else codes,
-        codes, xs if mode != 0 else codes, m, groups, k, s_member_srow, s_member_xs,
-        MODE=mode, **flags, BM=bm, num_warps=4)
+        x2, x2.stride(0), *transform, srow_ptr=xs if static else codes, codes_ptr=codes,
+        xs_ptr=codes if static else xs, M=m, G=groups, s_member_k=k,
+        s_member_srow=s_member_srow, s_member_xs=s_member_xs, MODE=mode, **flags, BM=bm,
+        num_warps=4)
     LAUNCHES['quantize'] += 1
     return codes, xs, s_m, s_g, s_member_xs
 
@@ -278,7 +282,8 @@ def _quantizing_matmul(layer, weights, x2, owners, member_ends, out_dtype, p):
         x2 = x2.contiguous()
     mode = _MODE_IDS[layer.act_mode]
     k = x2.shape[1]
-    xs, s_member_xs = _static_row(layer, owners) if mode == 0 else (x2, 0)
+    xs, s_member_xs = (_static_row(layer, owners) if mode == act_modes.STATIC_GROUP
+                       else (x2, 0))
     transform, flags = _transform_args(owners[0], x2)
     prologue = (x2, x2.stride(0), *transform, k if len(owners) > 1 else 0)
     flags.update(QUANT_IN=True, QMODE=mode)

@@ -1,0 +1,8 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""The activation modes the W4A4 kernels implement, by the ids the kernels take (no triton)."""
+
+STATIC_GROUP, DYNAMIC_GROUP, DYNAMIC_TOKEN = 0, 1, 2
+# QuantLinear.act_mode -> kernel mode id; other modes have no integer GEMM.
+IDS = {'static_group': STATIC_GROUP, 'dynamic_group': DYNAMIC_GROUP,
+       'dynamic_token': DYNAMIC_TOKEN}
