@@ -49,7 +49,7 @@ setup(
             'policy_node = omegaq_ros.nodes.policy_node:main',
             'sim_node = omegaq_ros.nodes.sim_node:main',
             'quantizer_node = omegaq_ros.nodes.quantizer_node:main',
-            'omegaq-quantize = omegaq_ros.policy.calibration:main',
+            'omegaq-quantize = omegaq_ros.policy.quantize_cli:main',
             'omegaq-bringup = omegaq_ros.nodes.bringup:main',
             'omegaq-eval = omegaq_ros.sim.evaluate:main',
         ],

@@ -36,7 +36,8 @@ import time
 
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
-from omegaq_ros.policy.runtime import pi05_recipe, set_backend
+from omegaq_ros.policy.recipes import pi05_recipe
+from omegaq_ros.policy.runtime import set_backend
 from omegaq_ros.policy.synthetic import random_inputs, random_model
 from omegaq_ros.quant import quantize, QuantLinear
 from omegaq_ros.quant.memory import model_bytes, quantized_bytes, scope_fp16_bytes

@@ -22,7 +22,7 @@ import time
 
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
-from omegaq_ros.policy.runtime import pi05_recipe
+from omegaq_ros.policy.recipes import pi05_recipe
 from omegaq_ros.policy.synthetic import random_inputs, random_model
 from omegaq_ros.quant import quantize, QuantLinear
 from omegaq_ros.quant.memory import quantized_bytes, scope_fp16_bytes

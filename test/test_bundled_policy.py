@@ -25,7 +25,7 @@ def policies():
 
 
 def test_the_cli_defaults_find_the_bundled_checkpoint_and_artifact():
-    from omegaq_ros.policy.calibration import bundled_model
+    from omegaq_ros.policy.bundled import bundled_model
     assert bundled_model('checkpoint') == CHECKPOINT
     assert bundled_model('artifact') == ARTIFACT
 

@@ -5,7 +5,7 @@
 import json
 import os
 
-from omegaq_ros.policy.runtime import pi05_recipe
+from omegaq_ros.policy.recipes import pi05_recipe
 from omegaq_ros.sim.evaluate import (EpisodeResult, main, markdown, plot, split_method,
                                      summarize, wilson_interval)
 import pytest
@@ -92,7 +92,7 @@ def test_paired_closed_loop_table(tmp_path):
 
 
 def test_quantize_cli_reads_the_same_method_syntax():
-    from omegaq_ros.policy.calibration import CalibrationError, load_recipe
+    from omegaq_ros.policy.recipes import load_recipe, RecipeError
     assert load_recipe('omega-group+act_clip=mse') == pi05_recipe('omega-group+act_clip=mse')
-    with pytest.raises(CalibrationError, match='expected a preset'):
+    with pytest.raises(RecipeError, match='expected a preset'):
         load_recipe('no-such-method')

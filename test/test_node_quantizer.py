@@ -75,7 +75,7 @@ def _nothing_left(parent, name):
 def test_omegaq_quantize_cli_writes_a_loadable_artifact(setup):
     root, bags, checkpoint = setup
     output = os.path.join(root, 'cli_w4a4')
-    result = _run(['-m', 'omegaq_ros.policy.calibration', '--checkpoint', checkpoint,
+    result = _run(['-m', 'omegaq_ros.policy.quantize_cli', '--checkpoint', checkpoint,
                    '--calibration', bags, '--output', output, '--max-samples', '4'])
     assert result.returncode == 0, result.stderr
     assert 'read bag 2/2' in result.stdout + result.stderr
@@ -102,12 +102,12 @@ def test_refusals_leave_nothing_behind(setup, tmp_path):
     (broken / 'broken_bag_0.mcap').write_bytes(os.urandom(512))
     out = str(tmp_path / 'out')
     cases = [
-        (['-m', 'omegaq_ros.policy.calibration', '--checkpoint', checkpoint,
+        (['-m', 'omegaq_ros.policy.quantize_cli', '--checkpoint', checkpoint,
           '--calibration', str(broken), '--output', out], 'not a readable rosbag2'),
-        (['-m', 'omegaq_ros.policy.calibration', '--checkpoint', checkpoint,
+        (['-m', 'omegaq_ros.policy.quantize_cli', '--checkpoint', checkpoint,
           '--calibration', bags, '--output', out, '--min-episodes', '3'],
          'expected at least min_episodes=3 episode bags, found 2'),
-        (['-m', 'omegaq_ros.policy.calibration', '--checkpoint', checkpoint,
+        (['-m', 'omegaq_ros.policy.quantize_cli', '--checkpoint', checkpoint,
           '--calibration', bags, '--output', out, '--recipe', 'omega-group+act_clamp=mse'],
          "'act_clamp=mse' in 'omega-group+act_clamp=mse' is not FIELD=VALUE"),
         (['-m', 'omegaq_ros.nodes.quantizer_node', '--ros-args', '-p', f'checkpoint:={checkpoint}',

@@ -246,7 +246,7 @@ class PolicyNode(Node):
             self._attempt()
 
     def _load_policy(self) -> None:
-        from omegaq_ros.policy.calibration import bundled_model
+        from omegaq_ros.policy.bundled import bundled_model
         from omegaq_ros.policy.runtime import Pi05Policy, policy_options
         path = self.params['artifact']
         try:

@@ -3,11 +3,8 @@
 """
 Quantize a pi0.5 checkpoint with calibration episodes read from rosbag2 (no ROS needed).
 
-    omegaq-quantize --checkpoint CKPT --calibration DIR_OR_BAGS... --output ARTIFACT
-                    [--recipe omega|PRESET|recipe.yaml] [--max-samples 256] [--min-episodes 1]
-
-The quantizer node (nodes/quantizer_node.py) calls quantize_from_bags() with its parameters;
-this CLI calls it from argparse. Steps:
+quantize_from_bags() is the work of omegaq-quantize (quantize_cli.py) and of the quantizer node
+(nodes/quantizer_node.py). Steps:
   1. find the episode bags: a bag directory (metadata.yaml) or a directory of bag directories;
      MCAP and sqlite3 storage are read through `rosbags`;
   2. per bag, assemble observations the way the policy node does: joint states matched by
@@ -22,16 +19,16 @@ Anything wrong (unreadable bag, missing topic, too few episodes, an existing out
 CalibrationError before the output directory is created, so nothing half-written is left.
 """
 
-import argparse
 import glob
 import math
 import os
 import shutil
-import sys
 import tempfile
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+from omegaq_ros.policy.bundled import bundled_model
+from omegaq_ros.policy.recipes import load_recipe, RecipeError
 from omegaq_ros.robot import arx_r5
 
 CAMERA_NAMES = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
@@ -42,72 +39,6 @@ REPORT_FILES = ('report.json', 'ratios.png', 'error.png')
 
 class CalibrationError(ValueError):
     """Calibration data or settings are unusable: the text says what was expected."""
-
-
-# ---------------------------------------------------------------------------- models
-
-
-def _package_roots() -> List[str]:
-    """Return the repository root (source / editable install) and the installed share dir."""
-    roots = [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        roots.append(get_package_share_directory('omegaq_ros'))
-    except Exception:               # not installed with colcon, or AMENT_PREFIX_PATH unset
-        pass
-    return roots
-
-
-def bundled_model(kind: str) -> str:
-    """
-    Return the bundled model directory: kind 'artifact' (omegaq.json) or 'checkpoint'.
-
-    Searched under models/ of the source tree and of share/omegaq_ros; raises
-    FileNotFoundError saying where it looked when there is none.
-    """
-    marker = 'omegaq.json' if kind == 'artifact' else 'config.json'
-    searched = []
-    for root in _package_roots():
-        models = os.path.join(root, 'models')
-        searched.append(models)
-        # models/NAME/omegaq.json (artifacts) and models/NAME/checkpoint/config.json.
-        for pattern in (os.path.join(models, '*', marker), os.path.join(models, '*', '*', marker)):
-            for candidate in sorted(glob.glob(pattern)):
-                return os.path.dirname(candidate)
-    raise FileNotFoundError(f'no bundled {kind} (a directory with {marker}) under '
-                            f'{searched}; give its path explicitly')
-
-
-def load_recipe(recipe: str):
-    """
-    Return a quant.Recipe from a method (on the pi0.5 scope) or a recipe YAML path.
-
-    A method is a preset name, optionally with fields changed: 'omega-group+act_clip=mse'.
-    """
-    from omegaq_ros.policy.runtime import pi05_recipe, RECIPE_FILE
-    from omegaq_ros.quant import PRESETS, Recipe
-    import yaml
-    if recipe.split('+')[0] in PRESETS:
-        try:
-            return pi05_recipe(recipe)
-        except ValueError as error:
-            raise CalibrationError(f'recipe {recipe}: {error}') from None
-    if not os.path.isfile(recipe):
-        raise CalibrationError(f'recipe: expected a preset ({", ".join(PRESETS)}), a preset '
-                               f'with +field=value changes, or a recipe YAML file, got '
-                               f'{recipe!r}')
-    try:
-        with open(recipe) as stream:
-            data = yaml.safe_load(stream)
-        if not isinstance(data, dict):
-            raise ValueError('a recipe file must hold a mapping of Recipe fields')
-        if 'include' not in data:            # no scope given: the pi0.5 scope
-            with open(RECIPE_FILE) as stream:
-                scope = yaml.safe_load(stream)
-            data = {'include': scope['include'], 'exclude': scope['exclude'], **data}
-        return Recipe.from_dict(data)
-    except (ValueError, TypeError, yaml.YAMLError) as error:
-        raise CalibrationError(f'recipe {recipe}: {error}') from None
 
 
 # ---------------------------------------------------------------------------- bags
@@ -308,7 +239,10 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
     if len(bags) < min_episodes:
         raise CalibrationError(f'calibration: expected at least min_episodes={min_episodes} '
                                f'episode bags, found {len(bags)} in {list(calibration)}')
-    recipe_obj = load_recipe(recipe)
+    try:
+        recipe_obj = load_recipe(recipe)
+    except RecipeError as error:
+        raise CalibrationError(str(error)) from None
     if not checkpoint:
         checkpoint = bundled_model('checkpoint')
     from omegaq_ros.policy.runtime import Pi05Policy
@@ -366,48 +300,3 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
     return {'output': output, 'episodes': len(bags), 'observations': len(batches),
             'quantized_layers': summary['calibration'].get('quantized_layers', 0),
             'totals': report.get('totals', {})}
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    """Parse the omegaq-quantize command line."""
-    parser = argparse.ArgumentParser(
-        prog='omegaq-quantize', description='Quantize a pi0.5 checkpoint to a W4A4 artifact '
-        'with calibration episodes from rosbag2 (MCAP or sqlite3).')
-    parser.add_argument('--checkpoint', default='', help='FP checkpoint ("" = bundled)')
-    parser.add_argument('--calibration', nargs='+', required=True,
-                        help='bag directories or directories of bags')
-    parser.add_argument('--output', required=True, help='artifact directory to write')
-    parser.add_argument('--recipe', default='omega',
-                        help='method preset (PRESET+field=value changes fields) or recipe YAML')
-    parser.add_argument('--overwrite', action='store_true')
-    parser.add_argument('--min-episodes', type=int, default=1)
-    parser.add_argument('--max-samples', type=int, default=256)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--sync-slop', type=float, default=0.02)
-    parser.add_argument('--instruction', default='',
-                        help='instruction for bags without /instruction')
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    """Run omegaq-quantize; exit code 0 on success, 1 with one clear line on a refusal."""
-    args = parse_args(argv)
-    from tqdm import tqdm
-    try:
-        result = quantize_from_bags(
-            args.checkpoint, args.calibration, args.output, args.recipe, args.overwrite,
-            args.min_episodes, args.max_samples, args.device, args.seed,
-            sync_slop=args.sync_slop, default_instruction=args.instruction,
-            progress=lambda message: tqdm.write(f'omegaq-quantize: {message}'))
-    except (CalibrationError, FileNotFoundError) as error:
-        print(f'omegaq-quantize: error: {error}', file=sys.stderr, flush=True)
-        return 1
-    print(f"omegaq-quantize: {result['quantized_layers']} layers W4A4 from "
-          f"{result['observations']} observations of {result['episodes']} episodes -> "
-          f"{result['output']}", flush=True)
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -19,12 +19,8 @@ from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.pi05_processing import (fit_prompt, Normalizer, prepare_images,
                                                PromptTokenizer, PromptTokens)
-from omegaq_ros.quant import load_artifact, QuantLinear, read_manifest, Recipe
+from omegaq_ros.quant import load_artifact, QuantLinear, read_manifest
 import torch
-import yaml
-
-RECIPE_FILE = os.path.join(os.path.dirname(__file__), 'pi05_recipe.yaml')
-
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 BACKENDS = ('reference', 'triton')
@@ -64,32 +60,6 @@ def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict
                  'omega-group for the fast path)')
     summary['text'] = text
     return summary
-
-
-def pi05_recipe(method: str = 'omega') -> Recipe:
-    """
-    Return the pi0.5 quantization scope (pi05_recipe.yaml) with the given method.
-
-    method: a preset name, optionally with Recipe fields changed after '+', e.g.
-    'omega-group+act_clip=mse+act_percentile=98' (values read as YAML scalars). Unknown
-    presets or fields raise ValueError.
-    """
-    from dataclasses import fields
-    from omegaq_ros.quant import PRESETS
-    preset, *assignments = method.split('+')
-    if preset not in PRESETS:
-        raise ValueError(f"unknown method '{preset}'; known {list(PRESETS)}")
-    known = {f.name for f in fields(Recipe)}
-    with open(RECIPE_FILE) as stream:
-        scope = yaml.safe_load(stream)
-    scope['preset'] = preset
-    for assignment in assignments:
-        name, equals, value = assignment.partition('=')
-        if not equals or name not in known:
-            raise ValueError(f"'{assignment}' in '{method}' is not FIELD=VALUE of a recipe "
-                             f'field; fields: {sorted(known)}')
-        scope[name] = yaml.safe_load(value)
-    return Recipe.from_dict(scope)
 
 
 # Prompts are cut after their last real token, rounded up to a multiple of this: the padding

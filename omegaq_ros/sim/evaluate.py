@@ -97,7 +97,8 @@ def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
     """Write one artifact per quantized method (the FP method is the checkpoint itself)."""
     import copy
     import re
-    from omegaq_ros.policy.runtime import pi05_recipe, Pi05Policy
+    from omegaq_ros.policy.recipes import pi05_recipe
+    from omegaq_ros.policy.runtime import Pi05Policy
     from omegaq_ros.quant import quantize, save_artifact
     policy = Pi05Policy.load(checkpoint)
     batches = calibration_batches(policy, calibration_episodes)
@@ -250,7 +251,8 @@ def parse_range(text: str):
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    from omegaq_ros.policy.runtime import BACKENDS, DTYPES, pi05_recipe, policy_options
+    from omegaq_ros.policy.recipes import pi05_recipe
+    from omegaq_ros.policy.runtime import BACKENDS, DTYPES, policy_options
     from omegaq_ros.quant import PRESETS
     from omegaq_ros.sim.demos import collect_expert_episodes
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
