@@ -1,7 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
-Fast QuantLinear backends (issue 6).
+Fast QuantLinear backends.
 
     from omegaq_ros import kernels
     kernels.register()           # adds BACKENDS['triton'] to omegaq_ros.quant.linear

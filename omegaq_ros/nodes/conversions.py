@@ -21,6 +21,9 @@ from builtin_interfaces.msg import Duration, Time
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
+from omegaq_ros.payloads import (check_compressed_image, check_image, compressed_image_to_rgb,
+                                 ConversionError, IMAGE_ENCODINGS, image_to_rgb,
+                                 stamp_to_seconds)
 from omegaq_ros.robot import arx_r5
 from rcl_interfaces.msg import ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
@@ -41,21 +44,10 @@ __all__ = [
     'seconds_to_stamp', 'stamp_to_seconds',
 ]
 
-IMAGE_ENCODINGS = ('rgb8', 'bgr8')
-COMPRESSED_FORMATS = ('jpeg', 'jpg', 'png')
 DIAGNOSTIC_LEVELS = {'ok': 0, 'warn': 1, 'error': 2, 'stale': 3}
 
 
-class ConversionError(ValueError):
-    """A message cannot be converted: the text says what was expected and what arrived."""
-
-
 # ---------------------------------------------------------------------------- time
-
-
-def stamp_to_seconds(stamp) -> float:
-    """Return a builtin_interfaces Time (or Duration) as float seconds."""
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 
 
 def _split_seconds(seconds: float, what: str):
@@ -96,93 +88,6 @@ def _header(msg, stamp: Optional[float], frame_id: str):
 
 
 # ---------------------------------------------------------------------------- images
-
-
-def _check_shape(rgb: np.ndarray, expected_shape, what: str) -> np.ndarray:
-    if expected_shape is not None and tuple(rgb.shape[:2]) != tuple(expected_shape):
-        raise ConversionError(f'{what}: expected size (height, width) {tuple(expected_shape)}, '
-                              f'got {tuple(rgb.shape[:2])}')
-    return rgb
-
-
-def check_image(msg, expected_shape: Optional[Sequence[int]] = None) -> int:
-    """
-    Check a sensor_msgs/Image's encoding, size, step and data length without converting it.
-
-    Cheap enough for a subscription callback: a node checks before it buffers a message, so a
-    wrong or huge image is never held. Returns the data size in bytes; raises ConversionError.
-    """
-    encoding = str(msg.encoding)
-    if encoding not in IMAGE_ENCODINGS:
-        raise ConversionError(f'image encoding: expected one of {list(IMAGE_ENCODINGS)}, '
-                              f'got {encoding!r}')
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise ConversionError(f'image size: expected height > 0 and width > 0, '
-                              f'got {height}x{width}')
-    if expected_shape is not None and (height, width) != tuple(expected_shape):
-        raise ConversionError(f'image: expected size (height, width) {tuple(expected_shape)}, '
-                              f'got {(height, width)}')
-    if step < 3 * width:
-        raise ConversionError(f'image step: expected >= 3 * width = {3 * width} bytes, '
-                              f'got {step}')
-    size = len(msg.data)
-    if size != step * height:
-        raise ConversionError(f'image data: expected step * height = {step * height} bytes '
-                              f'({height}x{width} {encoding}), got {size}')
-    return size
-
-
-def check_compressed_image(msg, max_bytes: int) -> int:
-    """
-    Check a sensor_msgs/CompressedImage's format and size (at most max_bytes) before decoding.
-
-    Returns the data size in bytes; raises ConversionError.
-    """
-    fmt = str(msg.format).lower()
-    if not any(name in fmt for name in COMPRESSED_FORMATS):
-        raise ConversionError(f'compressed image format: expected jpeg or png, got {msg.format!r}')
-    size = len(msg.data)
-    if size == 0:
-        raise ConversionError('compressed image: expected encoded bytes, got an empty buffer')
-    if size > max_bytes:
-        raise ConversionError(f'compressed image: expected at most {max_bytes} bytes, '
-                              f'got {size}')
-    return size
-
-
-def image_to_rgb(msg, expected_shape: Optional[Sequence[int]] = None) -> np.ndarray:
-    """
-    Return a sensor_msgs/Image (rgb8 or bgr8) as an RGB uint8 array [H, W, 3].
-
-    rgb8 images with a tight row stride come back as a zero-copy view of msg.data; bgr8 and
-    padded rows are copied. expected_shape = (height, width) also checks the size.
-    """
-    check_image(msg, expected_shape)
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)
-    rgb = rows[:, :3 * width].reshape(height, width, 3)
-    if str(msg.encoding) == 'bgr8':
-        rgb = np.ascontiguousarray(rgb[..., ::-1])
-    elif step != 3 * width:
-        rgb = np.ascontiguousarray(rgb)
-    return rgb
-
-
-def compressed_image_to_rgb(msg, expected_shape: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Return a sensor_msgs/CompressedImage (jpeg or png) as an RGB uint8 array [H, W, 3]."""
-    fmt = str(msg.format).lower()
-    if not any(name in fmt for name in COMPRESSED_FORMATS):
-        raise ConversionError(f'compressed image format: expected jpeg or png, got {msg.format!r}')
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size == 0:
-        raise ConversionError('compressed image: expected encoded bytes, got an empty buffer')
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ConversionError(f'compressed image: {data.size} bytes do not decode as '
-                              f'{msg.format!r}')
-    rgb = np.ascontiguousarray(bgr[..., ::-1])
-    return _check_shape(rgb, expected_shape, 'compressed image')
 
 
 def _check_image_array(array: np.ndarray) -> np.ndarray:

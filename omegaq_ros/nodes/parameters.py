@@ -12,10 +12,12 @@ user sees every knob in one place.
 
 from typing import Dict, Tuple
 
+from omegaq_ros.robot import arx_r5
+
 Table = Dict[str, Tuple[object, str]]
 
-CAMERA_NAMES = ['cam_high', 'cam_left_wrist', 'cam_right_wrist']
-CAMERA_TOPICS = [f'/{name}/image_raw' for name in CAMERA_NAMES]
+CAMERA_NAMES = list(arx_r5.CAMERA_NAMES)
+CAMERA_TOPICS = [arx_r5.camera_topic(name) for name in CAMERA_NAMES]
 CAMERA_INFO_TOPICS = [f'/{name}/camera_info' for name in CAMERA_NAMES]
 
 POLICY_NODE: Table = {

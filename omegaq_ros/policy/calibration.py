@@ -27,12 +27,14 @@ import tempfile
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+from omegaq_ros.payloads import (compressed_image_to_rgb, ConversionError, image_to_rgb,
+                                 stamp_to_seconds)
 from omegaq_ros.policy.bundled import bundled_model
 from omegaq_ros.policy.recipes import load_recipe, RecipeError
 from omegaq_ros.robot import arx_r5
 
-CAMERA_NAMES = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
-CAMERA_TOPICS = tuple(f'/{name}/image_raw' for name in CAMERA_NAMES)
+CAMERA_NAMES = arx_r5.CAMERA_NAMES
+CAMERA_TOPICS = tuple(arx_r5.camera_topic(name) for name in CAMERA_NAMES)
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 REPORT_FILES = ('report.json', 'ratios.png', 'error.png')
 
@@ -63,27 +65,17 @@ def find_bags(paths: Sequence[str]) -> List[str]:
 
 
 def _stamp(message) -> float:
-    return float(message.header.stamp.sec) + float(message.header.stamp.nanosec) * 1e-9
+    return stamp_to_seconds(message.header.stamp)
 
 
 def decode_image(message, msgtype: str) -> np.ndarray:
     """Return uint8 [H, W, 3] RGB of a rosbags Image (rgb8/bgr8) or CompressedImage."""
-    if msgtype.endswith('CompressedImage'):
-        import cv2
-        bgr = cv2.imdecode(np.asarray(message.data, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise CalibrationError(f'compressed image ({message.format!r}) does not decode')
-        return np.ascontiguousarray(bgr[..., ::-1])
-    if message.encoding not in ('rgb8', 'bgr8'):
-        raise CalibrationError(f'image encoding: expected rgb8 or bgr8, got '
-                               f'{message.encoding!r}')
-    data = np.asarray(message.data, dtype=np.uint8)
-    if data.size != message.step * message.height or message.step < 3 * message.width:
-        raise CalibrationError(f'image: {data.size} bytes do not fit {message.height}x'
-                               f'{message.width} with step {message.step}')
-    rows = data.reshape(message.height, message.step)
-    image = rows[:, :3 * message.width].reshape(message.height, message.width, 3)
-    return image[..., ::-1].copy() if message.encoding == 'bgr8' else image.copy()
+    try:
+        if msgtype.endswith('CompressedImage'):
+            return compressed_image_to_rgb(message)
+        return np.array(image_to_rgb(message))
+    except ConversionError as error:
+        raise CalibrationError(str(error)) from None
 
 
 def _read_bag(path: str, topics: Sequence[str]) -> Dict[str, list]:

@@ -10,7 +10,9 @@ SigLIP So400m/14 at 224 px, Gemma-2B language backbone, Gemma-300M action expert
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
-DEFAULT_CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
+from omegaq_ros.robot import arx_r5
+
+DEFAULT_CAMERAS = arx_r5.CAMERA_NAMES
 
 
 @dataclass(frozen=True)

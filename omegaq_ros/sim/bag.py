@@ -23,12 +23,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+from omegaq_ros.payloads import image_to_rgb, stamp_to_nanoseconds
 from omegaq_ros.robot import arx_r5
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 
-CAMERA_TOPICS = {name: f'/{name}/image_raw'
-                 for name in ('cam_high', 'cam_left_wrist', 'cam_right_wrist')}
+CAMERA_TOPICS = {name: arx_r5.camera_topic(name) for name in arx_r5.CAMERA_NAMES}
 JOINT_STATES_TOPIC = '/joint_states'
 JOINT_COMMANDS_TOPIC = '/joint_commands'
 INSTRUCTION_TOPIC = '/instruction'
@@ -46,10 +46,6 @@ def _header(stamp_ns: int, frame_id: str = ''):
     stamp = types['builtin_interfaces/msg/Time'](sec=int(stamp_ns // 1_000_000_000),
                                                  nanosec=int(stamp_ns % 1_000_000_000))
     return types['std_msgs/msg/Header'](stamp=stamp, frame_id=frame_id)
-
-
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class EpisodeBagWriter:
@@ -152,15 +148,6 @@ class Episode:
     info: dict = field(default_factory=dict)
 
 
-def _image_array(message) -> np.ndarray:
-    """Return uint8 [H, W, 3] RGB from an rgb8 or bgr8 Image (rows may be padded)."""
-    if message.encoding not in ('rgb8', 'bgr8'):
-        raise ValueError(f'expected an rgb8 or bgr8 image, got encoding {message.encoding!r}')
-    rows = np.asarray(message.data, dtype=np.uint8).reshape(message.height, message.step)
-    image = rows[:, :3 * message.width].reshape(message.height, message.width, 3)
-    return image[..., ::-1].copy() if message.encoding == 'bgr8' else image.copy()
-
-
 def _ordered_positions(message) -> np.ndarray:
     """Return positions ordered as arx_r5.JOINT_NAMES, matched by name."""
     index = {name: i for i, name in enumerate(message.name)}
@@ -204,7 +191,8 @@ def read_episode(path, max_skew_s: float = 0.0) -> Episode:
             messages.setdefault(connection.topic, []).append(message)
     for topic, items in messages.items():
         if hasattr(items[0], 'header'):
-            stamps[topic] = np.array([_stamp_ns(m.header) for m in items], dtype=np.int64)
+            stamps[topic] = np.array([stamp_to_nanoseconds(m.header.stamp) for m in items],
+                                     dtype=np.int64)
     if JOINT_COMMANDS_TOPIC not in messages:
         raise ValueError(f'expected {JOINT_COMMANDS_TOPIC} in {path}, got topics '
                          f'{sorted(messages)}')
@@ -218,7 +206,7 @@ def read_episode(path, max_skew_s: float = 0.0) -> Episode:
                          max_skew_ns, topic)
         return [messages[topic][i] for i in picks]
 
-    images = {camera: np.stack([_image_array(m) for m in aligned(topic)])
+    images = {camera: np.stack([image_to_rgb(m) for m in aligned(topic)])
               for camera, topic in CAMERA_TOPICS.items()}
     state = np.stack([_ordered_positions(m) for m in aligned(JOINT_STATES_TOPIC)])
     action = np.stack([_ordered_positions(m) for m in commands])

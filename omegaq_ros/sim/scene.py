@@ -22,7 +22,7 @@ import math
 import numpy as np
 from omegaq_ros.robot import arx_r5
 
-CAMERA_NAMES = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
+CAMERA_NAMES = arx_r5.CAMERA_NAMES
 MAX_IMAGE_WIDTH, MAX_IMAGE_HEIGHT = 640, 480   # offscreen buffer; largest selectable size
 
 TIMESTEP_S = 0.002
