@@ -82,11 +82,6 @@ class Pi05Config:
             raise ValueError('action_dim/state_dim exceed max_action_dim/max_state_dim')
         object.__setattr__(self, 'cameras', tuple(self.cameras))
 
-    @property
-    def image_tokens(self) -> int:
-        """Tokens per image (256 at 224 px / 14)."""
-        return (self.vision.image_size // self.vision.patch_size) ** 2
-
     @staticmethod
     def pi05(**overrides) -> 'Pi05Config':
         """Full-size pi0.5 (3.354 B parameters used)."""

@@ -14,7 +14,7 @@ The cap is applied last, so no point ever jumps; a point can lie outside the lim
 the current state itself does, and then it moves towards the limits by at most the cap.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -37,10 +37,6 @@ class SafetyReport:
     def clipped(self) -> int:
         """Return the number of values changed by any clip."""
         return self.limit_clips + self.gripper_clips + self.delta_clips
-
-    def as_dict(self) -> dict:
-        """Return the report as a flat dict (e.g. for DiagnosticStatus values)."""
-        return {**asdict(self), 'clipped': self.clipped}
 
 
 def load_joint_limits(path: str, joint_names: Sequence[str] = arx_r5.JOINT_NAMES) -> np.ndarray:

@@ -170,10 +170,6 @@ class BimanualEnv:
         """Return whether the task's success condition holds in the current state."""
         return self.task.success(self.model, self.data, self.layout)
 
-    def object_position(self, name: str) -> np.ndarray:
-        """Return the world position of an object body (privileged state for experts)."""
-        return self.data.body(name).xpos.copy()
-
     def close(self):
         """Release the renderer's GL context."""
         if self._renderer is not None:
