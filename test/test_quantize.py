@@ -39,6 +39,10 @@ def test_every_selected_linear_is_replaced_and_scope_patterns_hold(toy):
     for name in ('prefix.2', 'head_in', 'head_out'):
         assert isinstance(q.get_submodule(name), QuantLinear), name
     assert q.omegaq_summary['calibration']['denoising_steps'] == 4
+    # The per-layer statistics ran the reference arithmetic; its fp32 copies of the weight
+    # codes and rotations (8x the int4 bytes) must not outlive them.
+    assert all(not layer._dequantized_cache for layer in q.modules()
+               if isinstance(layer, QuantLinear))
 
 
 def test_per_step_tables_follow_the_drift_and_beat_one_table(toy):

@@ -47,6 +47,8 @@ def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict
     layers = [m for m in model.modules() if isinstance(m, QuantLinear)]
     for layer in layers:
         layer.backend = backend
+        if backend != 'reference':
+            layer.clear_caches()          # the reference arithmetic's fp32 copies
     fast = [m for m in layers if backend == 'triton' and m.act_mode in kernels.INTEGER_MODES]
     summary = {'backend': backend, 'quantized_layers': len(layers),
                'integer_kernels': len(fast), 'reference_arithmetic': len(layers) - len(fast),

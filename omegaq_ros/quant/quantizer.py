@@ -383,6 +383,9 @@ def quantize(model: nn.Module, calibration_batches: Iterable, recipe: Recipe,
                 layer = layer.to(linear.weight.device)
                 owner = owner or layer
                 summary['layers'][name] = _layer_stats(linear, layer, recorder, w_rot)
+                # The statistics ran the reference backend, which caches fp32 copies of the
+                # weight codes and rotations (8x the int4 bytes): built again only if used.
+                layer.clear_caches()
                 replacements.append((name, layer))
                 say(f'  {name}: SQNR {summary["layers"][name]["output_sqnr_db"]:.1f} dB')
             step_keys |= recorder.step_keys
