@@ -13,7 +13,8 @@ cuBLAS GEMMs, CUDA graph: isolates what 4-bit buys); then per kernel-compatible 
 in --methods (omega-dynamic: per-token x 64-group scales, the default; omega-group: per-step
 static 64-group tables): W4A4 Triton + CUDA graph with eager pointwise work, and W4A4 fast
 (the same fused pipeline with the W4A4 kernels; q/k/v and gate/up one launch per set;
-prefix GEMM tiles autotuned). --reference adds the W4A4 reference backend (fake-quant
+prefix GEMM tiles autotuned), and the same with the expert's GEMMs quantizing their own input
+(set_prologue_in_gemm: no quantize launches in a step). --reference adds the W4A4 reference backend (fake-quant
 arithmetic in torch, eager). The W4A4 models are quantized here on the GPU from two random
 calibration observations with MSE-RTN weights (same bytes and kernels as GPTQ).
 --profile DIR appends torch.profiler kernel tables of one prefix and one denoising loop of
@@ -34,6 +35,7 @@ import platform
 import statistics
 import time
 
+from omegaq_ros.kernels.triton_w4a4 import set_prologue_in_gemm
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.recipes import pi05_recipe
@@ -254,6 +256,12 @@ def main():
             rows.append(run_row(f'W4A4 {method} fast (fused pipeline + CUDA graph)',
                                 quantized, inputs, device, args.repeats, graph=True,
                                 profile=args.profile))
+            # Few-row GEMMs rotating (on tensor cores) and quantizing their own input: no
+            # quantize launch in the denoising step; each N-tile redoes its K-groups' rotation.
+            set_prologue_in_gemm(True)
+            rows.append(run_row(f'W4A4 {method} fast, quantize in GEMM', quantized, inputs,
+                                device, args.repeats, graph=True))
+            set_prologue_in_gemm(False)
         rows[-1]['quantize_s'] = quantize_s
         del quantized
 

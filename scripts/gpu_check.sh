@@ -12,9 +12,10 @@
 #   scripts/gpu_check.sh closedloop OUT [EPISODES]
 #                                     the bundled policy in the sim, omega-dynamic on the
 #                                     reference and the Triton backend, paired episodes
+#   scripts/gpu_check.sh compile OUT  BF16 rows with whole-model torch.compile (minutes)
 #   scripts/gpu_check.sh all    OUT   tests, policy and gemm in turn, each under a time limit
-#                                     (STAGE_SECONDS, default 190) so one 10-minute device
-#                                     call returns every log
+#                                     (STAGE_SECONDS, else 240 / 240 / 100 s) so one
+#                                     10-minute device call returns every log
 # Needs torch with CUDA, triton, numpy, safetensors, sentencepiece, PyYAML and pytest (the lent
 # machine's image has them all); runs from the checkout without installing it. closedloop
 # also needs MuJoCo and the sim's wheels for Python 3.12 (scripts/prepare_device_carry.sh puts
@@ -79,16 +80,24 @@ run_policy() {
     --json "$out/pi05.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/pi05.log" || status=1
 }
 
+run_compile() {
+  limited "$python" benchmarks/bench_pi05_gpu.py --repeats 30 --methods '' --compile \
+    --json "$out/pi05_compile.json" 2>&1 | tee "$out/pi05_compile.log" || status=1
+}
+
 case "$stage" in
-  tests|gemm|policy|closedloop|all) versions ;;
-  *) echo "gpu_check.sh: stage must be tests, gemm, policy, closedloop or all, got '$stage'" >&2
+  tests|gemm|policy|compile|closedloop|all) versions ;;
+  *) echo "gpu_check.sh: stage must be tests, gemm, policy, compile, closedloop or all," \
+       "got '$stage'" >&2
      exit 2 ;;
 esac
 case "$stage" in
   tests) run_tests ;;
   gemm) run_gemm ;;
   policy) run_policy ;;
+  compile) run_compile ;;
   closedloop) run_closedloop "${3:-20}" ;;
-  all) limit=${STAGE_SECONDS:-190}; run_tests; run_policy; run_gemm ;;
+  all) limit=${STAGE_SECONDS:-240}; run_tests; run_policy
+       limit=${STAGE_SECONDS:-100}; run_gemm ;;
 esac
 exit $status
