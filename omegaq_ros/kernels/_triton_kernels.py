@@ -7,6 +7,7 @@ See omegaq_ros/kernels/triton_w4a4.py for the data flow and the launch wrappers.
 """
 
 from omegaq_ros.kernels import act_modes
+from omegaq_ros.quant.activations import DYNAMIC_MIN_SCALE as _DYNAMIC_MIN_SCALE
 import triton
 import triton.language as tl
 
@@ -14,6 +15,7 @@ import triton.language as tl
 STATIC_GROUP = tl.constexpr(act_modes.STATIC_GROUP)
 DYNAMIC_GROUP = tl.constexpr(act_modes.DYNAMIC_GROUP)
 DYNAMIC_TOKEN = tl.constexpr(act_modes.DYNAMIC_TOKEN)
+DYNAMIC_MIN_SCALE = tl.constexpr(_DYNAMIC_MIN_SCALE)
 
 
 @triton.jit
@@ -72,7 +74,7 @@ def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
         scale = tl.load(srow_ptr + g + offs_m * 0).to(tl.float32)
     else:
         amax = tl.max(tl.abs(xr), axis=1)
-        scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), 1e-8)
+        scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), DYNAMIC_MIN_SCALE)
     return scale
 
 
@@ -105,7 +107,7 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
             xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
                                offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
             amax = tl.maximum(amax, tl.max(tl.abs(xr), axis=1))
-        scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), 1e-8)
+        scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), DYNAMIC_MIN_SCALE)
         tl.store(xs_ptr + offs_m, scale, mask=m_mask)
         for g in range(0, G):
             xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,

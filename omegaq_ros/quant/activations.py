@@ -17,13 +17,21 @@ act_clip: mse, the least-squared-error clip per channel or group), floored at 2^
 smallest normal fp16: tables are stored in fp16); dynamic scales are floored at 1e-8.
 """
 
-from omegaq_ros.quant.packing import INT4_MAX, INT4_MIN
+from omegaq_ros.quant.packing import FP16_MIN_NORMAL, fp16_scale, INT4_MAX, INT4_MIN
 import torch
 
 ACT_MODES = ('none', 'static_channel', 'static_group', 'dynamic_group', 'dynamic_token')
+# Modes with a calibrated table (one row per denoising step where per_step).
+STATIC_MODES = ('static_channel', 'static_group')
 ACT_GROUP = 64
-MIN_SCALE = 1e-8
-MIN_TABLE_SCALE = 2.0 ** -14
+# Floor of run-time (dynamic) scales, so an all-zero group quantizes to zeros (the GPU
+# kernels use the same value).
+DYNAMIC_MIN_SCALE = 1e-8
+
+
+def table_width(mode: str, in_features: int) -> int:
+    """Return the width of a mode's activation table row (0: the mode has no table)."""
+    return {'static_channel': in_features, 'static_group': in_features // ACT_GROUP}.get(mode, 0)
 
 
 def quantize_activations(x: torch.Tensor, mode: str, table_row=None, group: int = ACT_GROUP):
@@ -41,9 +49,9 @@ def quantize_activations(x: torch.Tensor, mode: str, table_row=None, group: int 
         scale = table_row.expand(*x.shape[:-1], table_row.shape[-1])
     elif mode == 'dynamic_group':
         grouped = x.reshape(*x.shape[:-1], x.shape[-1] // group, group)
-        scale = (grouped.abs().amax(-1) / INT4_MAX).clamp_min(MIN_SCALE)
+        scale = (grouped.abs().amax(-1) / INT4_MAX).clamp_min(DYNAMIC_MIN_SCALE)
     elif mode == 'dynamic_token':
-        token = (x.abs().amax(-1, keepdim=True) / INT4_MAX).clamp_min(MIN_SCALE)
+        token = (x.abs().amax(-1, keepdim=True) / INT4_MAX).clamp_min(DYNAMIC_MIN_SCALE)
         scale = token.expand(*x.shape[:-1], x.shape[-1] // group)
     else:
         raise ValueError(f"activation mode must be one of {'|'.join(ACT_MODES)}, got '{mode}'")
@@ -74,7 +82,7 @@ def scales_from_samples(abs_samples: torch.Tensor, mode: str, percentile: float,
     q = abs_samples.float().kthvalue(k, dim=0).values
     if mode == 'static_group':
         q = q.reshape(-1, group).amax(-1)
-    return (q / INT4_MAX).clamp(MIN_TABLE_SCALE, 65504.0).half()
+    return fp16_scale(q / INT4_MAX)
 
 
 def _mse_scales(abs_samples: torch.Tensor, width: int, steps: int = 48) -> torch.Tensor:
@@ -82,15 +90,15 @@ def _mse_scales(abs_samples: torch.Tensor, width: int, steps: int = 48) -> torch
     a = abs_samples.float()
     a = a.reshape(a.shape[0], -1, width)                               # [tokens, units, width]
     top = a.amax(dim=(0, 2))
-    best_scale = (top / INT4_MAX).clamp_min(MIN_TABLE_SCALE)
+    best_scale = (top / INT4_MAX).clamp_min(FP16_MIN_NORMAL)
     best_error = torch.full_like(top, float('inf'))
     # Clips from max / 1000 to max on a log grid: heavy tails put the best clip far below max.
     for fraction in torch.logspace(-3, 0, steps).tolist():
-        scale = (top * fraction / INT4_MAX).clamp_min(MIN_TABLE_SCALE).half().float()
+        scale = fp16_scale(top * fraction / INT4_MAX).float()
         rounded = torch.clamp(torch.round(a / scale[None, :, None]), 0, INT4_MAX) * \
             scale[None, :, None]
         error = (a - rounded).square().sum(dim=(0, 2))
         better = error < best_error
         best_error = torch.where(better, error, best_error)
         best_scale = torch.where(better, scale, best_scale)
-    return best_scale.clamp(MIN_TABLE_SCALE, 65504.0).half()
+    return fp16_scale(best_scale)

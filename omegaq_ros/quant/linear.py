@@ -26,7 +26,7 @@ computed once per input tensor and reused by the rest of the group.
 
 from typing import Optional
 
-from omegaq_ros.quant.activations import ACT_GROUP, quantize_activations
+from omegaq_ros.quant.activations import ACT_GROUP, quantize_activations, table_width
 from omegaq_ros.quant.packing import unpack_int4
 from omegaq_ros.quant.rotation import load_blocks
 from omegaq_ros.quant.step_context import current_step, StepContextError
@@ -75,11 +75,10 @@ class QuantLinear(nn.Module):
                              if has_rot_out else None)
         self.register_buffer('rot_out_scale', torch.zeros(n_out, block, dtype=torch.float16)
                              if has_rot_out else None)
-        table_width = {'static_channel': in_features,
-                       'static_group': in_features // ACT_GROUP}.get(act_mode)
-        self.register_buffer('act_scale', torch.zeros(table_rows, table_width,
+        width = table_width(act_mode, in_features)
+        self.register_buffer('act_scale', torch.zeros(table_rows, width,
                                                       dtype=torch.float16)
-                             if table_width and owns_input else None)
+                             if width and owns_input else None)
         # The reference backend's fp32 views of stored tensors (weight codes, rotation blocks),
         # built once per device instead of on every call; the GPU backend never builds them.
         self._dequantized_cache = {}

@@ -13,6 +13,15 @@ import torch
 
 INT4_MIN = -8
 INT4_MAX = 7
+# Scales are stored in fp16 (weight groups, activation tables, rotation columns): clamped to
+# the normal fp16 range, so none is 0, subnormal or inf.
+FP16_MIN_NORMAL = 2.0 ** -14
+FP16_MAX = 65504.0
+
+
+def fp16_scale(scale: torch.Tensor) -> torch.Tensor:
+    """Return scales as the fp16 values they are stored as (clamped to the normal range)."""
+    return scale.clamp(FP16_MIN_NORMAL, FP16_MAX).half()
 
 
 def pack_int4(codes: torch.Tensor) -> torch.Tensor:

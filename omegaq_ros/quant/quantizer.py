@@ -22,7 +22,7 @@ The summary (calibration counts, per-layer statistics) is attached as model.omeg
 import math
 from typing import Iterable, Optional
 
-from omegaq_ros.quant.activations import ACT_GROUP, scales_from_samples
+from omegaq_ros.quant.activations import ACT_GROUP, scales_from_samples, STATIC_MODES
 from omegaq_ros.quant.linear import QuantLinear
 from omegaq_ros.quant.packing import pack_int4
 from omegaq_ros.quant.recipe import Recipe
@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 REPORT_TOKENS = 512
-_STATIC = ('static_channel', 'static_group')
 
 
 def call_model(model: nn.Module, batch):
@@ -106,7 +105,7 @@ class _LayerRecorder:
         self.sumsq_rot += xr.double().pow(2).sum(0).cpu()
         if self.hessian is not None:
             self.hessian += xr.t() @ xr
-        if self.recipe.act_mode in _STATIC:
+        if self.recipe.act_mode in STATIC_MODES:
             kept = self._subsample(xr.abs(), self.recipe.calib_tokens_per_call).half().cpu()
             merged = torch.cat([self.samples[key], kept]) if key in self.samples else kept
             self.samples[key] = self._subsample(merged, self.recipe.calib_max_tokens)
@@ -236,7 +235,7 @@ def _build_quant_linear(name, linear, recorder, recipe, smooth, owner=None):
     else:
         codes, scales = rtn_quantize(w_rot, group=recipe.weight_group)
 
-    per_step, rows, groups = (_step_rows(recorder, recipe) if recipe.act_mode in _STATIC
+    per_step, rows, groups = (_step_rows(recorder, recipe) if recipe.act_mode in STATIC_MODES
                               else (False, 1, []))
     layer = QuantLinear(
         linear.in_features, linear.out_features, name=name, act_mode=recipe.act_mode,

@@ -7,6 +7,7 @@ import re
 from typing import Optional
 
 from omegaq_ros.quant.activations import ACT_CLIPS, ACT_MODES
+from omegaq_ros.quant.rotation import ROTATIONS
 import yaml
 
 
@@ -21,7 +22,7 @@ class Recipe:
 
     name: str = 'omega'
     quantize: bool = True                    # False: the FP reference ("fp" preset)
-    rotation: str = 'composite'              # none | hadamard | svd | composite
+    rotation: str = 'composite'              # rotation.ROTATIONS: none|hadamard|svd|composite
     zigzag: bool = True
     zigzag_smoothing: float = 0.15
     output_rotation: bool = False
@@ -46,7 +47,7 @@ class Recipe:
     def __post_init__(self):
         """Refuse unknown choices early, naming the field."""
         checks = {
-            'rotation': (self.rotation, ('none', 'hadamard', 'svd', 'composite')),
+            'rotation': (self.rotation, tuple(ROTATIONS)),
             'weight_method': (self.weight_method, ('gptq', 'rtn')),
             'act_mode': (self.act_mode, ACT_MODES),
             'act_clip': (self.act_clip, ACT_CLIPS),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import math
 from typing import Optional
 
+from omegaq_ros.quant.packing import fp16_scale
 import torch
 
 BLOCK = 64
@@ -102,8 +103,7 @@ def store_blocks(blocks: torch.Tensor):
     Returns (codes int8 [n, B, B], scale float16 [n, B]).
     """
     blocks = blocks.detach().double()
-    scale = (blocks.abs().amax(dim=1) / ROTATION_CODE_MAX).clamp_min(2.0 ** -14)
-    scale = scale.half()
+    scale = fp16_scale(blocks.abs().amax(dim=1) / ROTATION_CODE_MAX)
     codes = torch.round(blocks / scale.double()[:, None, :])
     codes = codes.clamp(-ROTATION_CODE_MAX, ROTATION_CODE_MAX)
     return codes.to(torch.int8), scale
@@ -163,6 +163,21 @@ def _blockwise(x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
     return torch.bmm(xb, blocks).transpose(0, 1).reshape(shape)
 
 
+def _hadamard_blocks(permuted: torch.Tensor, block: int) -> torch.Tensor:
+    n_blocks = permuted.shape[1] // block
+    return hadamard(block, permuted.device).expand(n_blocks, block, block)
+
+
+def _composite_blocks(permuted: torch.Tensor, block: int) -> torch.Tensor:
+    return svd_block_rotations(permuted, block) @ hadamard(block, permuted.device)
+
+
+# The input rotations a recipe can name: each builds the [in/B, B, B] blocks from the weight
+# with its input channels already permuted (None: no rotation). A new kind is one entry here.
+ROTATIONS = {'none': None, 'hadamard': _hadamard_blocks, 'svd': svd_block_rotations,
+             'composite': _composite_blocks}
+
+
 def build_input_rotation(weight: torch.Tensor, kind: str, zigzag: bool,
                          zigzag_smoothing: float = 0.15, block: int = BLOCK) -> BlockRotation:
     """
@@ -171,8 +186,8 @@ def build_input_rotation(weight: torch.Tensor, kind: str, zigzag: bool,
     For linears that share an input, pass their weights stacked (stack_weights). The blocks
     come back in their stored precision (store_blocks), as float64.
     """
-    if kind not in ('none', 'hadamard', 'svd', 'composite'):
-        raise ValueError(f"rotation must be one of none|hadamard|svd|composite, got '{kind}'")
+    if kind not in ROTATIONS:
+        raise ValueError(f"rotation must be one of {'|'.join(ROTATIONS)}, got '{kind}'")
     in_features = weight.shape[1]
     if kind != 'none' and in_features % block:
         raise ValueError(f'in_features {in_features} is not a multiple of the block size {block}')
@@ -180,14 +195,7 @@ def build_input_rotation(weight: torch.Tensor, kind: str, zigzag: bool,
     if kind == 'none':
         return BlockRotation(perm, None)
     permuted = weight.detach()[:, perm] if perm is not None else weight.detach()
-    n_blocks = in_features // block
-    if kind == 'hadamard':
-        blocks = hadamard(block, weight.device).expand(n_blocks, block, block)
-    elif kind == 'svd':
-        blocks = svd_block_rotations(permuted, block)
-    else:
-        blocks = svd_block_rotations(permuted, block) @ hadamard(block, weight.device)
-    codes, scale = store_blocks(blocks)
+    codes, scale = store_blocks(ROTATIONS[kind](permuted, block))
     return BlockRotation(perm, load_blocks(codes, scale, torch.float64))
 
 

@@ -11,11 +11,10 @@ to minimize the group's squared reconstruction error (a clip search).
 
 import math
 
-from omegaq_ros.quant.packing import INT4_MAX, INT4_MIN
+from omegaq_ros.quant.packing import fp16_scale, INT4_MAX, INT4_MIN
 import torch
 
 CLIP_GRID = tuple(1.0 - 0.025 * i for i in range(21))   # alpha from 1.0 down to 0.5
-MIN_SCALE = 2.0 ** -14                                   # smallest normal fp16
 
 
 def quantize_codes(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -25,7 +24,7 @@ def quantize_codes(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 def storable_scale(scale: torch.Tensor) -> torch.Tensor:
     """Round scales to the fp16 values they are stored as (same dtype as the input)."""
-    return scale.clamp(MIN_SCALE, 65504.0).half().to(scale.dtype)
+    return fp16_scale(scale).to(scale.dtype)
 
 
 def mse_scales(w: torch.Tensor, grid=CLIP_GRID) -> torch.Tensor:
