@@ -40,7 +40,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'omegaq-minilm-table = omegaq_ros.bench.minilm_table:main',
+            'omegaq-minilm-table = omegaq_ros.minilm.table:main',
             'omegaq-sim-record = omegaq_ros.sim.record:main',
             'omegaq-predict = omegaq_ros.policy.predict_cli:main',
             'camera_node = omegaq_ros.nodes.camera_node:main',

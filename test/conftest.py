@@ -9,7 +9,7 @@ import torch
 @pytest.fixture(scope='session')
 def minilm_bundle():
     """(fp model, tokenizer, calibration batches, held-out batch) on real MiniLM weights."""
-    from omegaq_ros.bench import minilm
+    from omegaq_ros.minilm import model as minilm
     torch.manual_seed(0)
     model = minilm.load_minilm()
     tokenizer = minilm.load_tokenizer()

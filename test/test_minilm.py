@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from omegaq_ros.bench import minilm
+from omegaq_ros.minilm import model as minilm
 from omegaq_ros.quant import load_artifact, quantize, Recipe, save_artifact
 import pytest
 import torch
@@ -64,7 +64,7 @@ def test_minilm_artifact_round_trip(embeddings, minilm_bundle, tmp_path):
 
 def test_table_command_writes_table_and_reports(tmp_path):
     out = tmp_path / 'report'
-    subprocess.run([sys.executable, '-m', 'omegaq_ros.bench.minilm_table', '--methods',
+    subprocess.run([sys.executable, '-m', 'omegaq_ros.minilm.table', '--methods',
                     'fp,omega-dynamic', '--out', str(out)], check=True)
     table = (out / 'table.md').read_text()
     assert '| omega-dynamic |' in table and '| fp | 1.0000 |' in table

@@ -56,7 +56,7 @@ def test_ament_index_finds_the_package():
 
 def test_quant_core_imports_without_ros():
     code = ('import sys\n'
-            'import omegaq_ros.quant, omegaq_ros.bench.minilm_table\n'
+            'import omegaq_ros.quant, omegaq_ros.minilm.table\n'
             "bad = [m for m in sys.modules if m.split('.')[0] in "
             "('rclpy', 'sensor_msgs', 'trajectory_msgs', 'std_msgs')]\n"
             'assert not bad, bad\n')

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from omegaq_ros.bench import minilm
+from omegaq_ros.minilm import model as minilm
 from omegaq_ros.quant import PRESETS, quantize, Recipe, save_artifact
 from omegaq_ros.quant.linear import QuantLinear
 from omegaq_ros.quant.report import totals, write_report
