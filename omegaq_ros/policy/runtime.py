@@ -277,12 +277,13 @@ class Pi05Policy:
         if state.dtype.kind not in 'fiu':
             raise ObservationError(f'expected state float32 [{self.config.state_dim}], got '
                                    f'{_describe(state)}')
-        state = state.astype(np.float32)
+        with np.errstate(over='ignore', invalid='ignore'):   # out of float32 range -> inf
+            state = state.astype(np.float32)
         if state.shape != (self.config.state_dim,):
             raise ObservationError(f'expected state of shape [{self.config.state_dim}], '
                                    f'got {list(state.shape)}')
         if not np.isfinite(state).all():
-            raise ObservationError('state contains NaN or inf')
+            raise ObservationError('state contains NaN or inf (or values beyond float32)')
         return state
 
     def normalized_state(self, state: np.ndarray) -> np.ndarray:
@@ -347,7 +348,8 @@ class Pi05Policy:
         if noise.dtype.kind not in 'fiu' or noise.shape != shape:
             raise ObservationError(f'expected noise float32 {list(shape)}, got '
                                    f'{_describe(noise)}')
-        noise = noise.astype(np.float32)
+        with np.errstate(over='ignore', invalid='ignore'):
+            noise = noise.astype(np.float32)
         if not np.isfinite(noise).all():
             raise ObservationError('noise contains NaN or inf (or values beyond float32)')
         return noise
