@@ -27,19 +27,25 @@ def generate_launch_description():
     config = PathJoinSubstitution([share, 'config'])
     arguments = [
         DeclareLaunchArgument('world',
-                              default_value=PathJoinSubstitution([config, 'gazebo_world.sdf'])),
+                              default_value=PathJoinSubstitution([config, 'gazebo_world.sdf']),
+                              description='gz sim world SDF'),
         DeclareLaunchArgument('robot',
                               default_value=PathJoinSubstitution(
-                                  [share, 'urdf', 'arx_r5_bimanual.urdf'])),
+                                  [share, 'urdf', 'arx_r5_bimanual.urdf']),
+                              description='robot URDF to spawn'),
         DeclareLaunchArgument('bridge_config',
-                              default_value=PathJoinSubstitution([config, 'gazebo_bridge.yaml'])),
-        DeclareLaunchArgument('artifact', default_value=''),
+                              default_value=PathJoinSubstitution([config, 'gazebo_bridge.yaml']),
+                              description='ros_gz_bridge topic mapping YAML'),
+        DeclareLaunchArgument('artifact', default_value='',
+                              description='W4A4 artifact dir or FP checkpoint ("" = bundled)'),
         DeclareLaunchArgument('device', default_value='auto',
                               description='auto (cuda where available) | cuda | cpu'),
         DeclareLaunchArgument('policy_params',
-                              default_value=PathJoinSubstitution([config, 'policy_node.yaml'])),
+                              default_value=PathJoinSubstitution([config, 'policy_node.yaml']),
+                              description='policy_node parameter YAML'),
         DeclareLaunchArgument('fastdds_profile',
-                              default_value=PathJoinSubstitution([config, 'fastdds_shm.xml'])),
+                              default_value=PathJoinSubstitution([config, 'fastdds_shm.xml']),
+                              description='Fast DDS XML profile of every process'),
     ]
     profile = LaunchConfiguration('fastdds_profile')
     gz_sim = IncludeLaunchDescription(

@@ -6,6 +6,7 @@ import json
 import os
 
 from omegaq_ros.quant import ArtifactError, load_artifact, quantize, Recipe, save_artifact
+from omegaq_ros.quant.artifact import file_sha256, manifest_sha256
 import pytest
 from safetensors.torch import load_file, save_file
 import torch
@@ -62,9 +63,9 @@ def test_tampered_tensor_is_refused(saved, tmp_path):
     manifest_path = os.path.join(copy_path, 'omegaq.json')
     manifest = json.load(open(manifest_path))
     # Even with the file-level checksum updated, the per-tensor checksum catches it.
-    from omegaq_ros.quant.artifact import file_sha256
     manifest['files']['quantized.safetensors'] = {'sha256': file_sha256(file_path),
                                                   'bytes': os.path.getsize(file_path)}
+    manifest['manifest_sha256'] = manifest_sha256(manifest)   # and the manifest's own too
     json.dump(manifest, open(manifest_path, 'w'))
     with pytest.raises(ArtifactError, match="tensor 'head_in.weight_scale' fails its sha256"):
         load_artifact(copy_path, ToyDenoiser())
@@ -132,3 +133,69 @@ def test_failed_save_leaves_nothing_behind(tmp_path):
         save_artifact(model, Recipe.preset('omega-dynamic'), str(target),
                       extra_manifest={'not json': {1, 2}})
     assert os.listdir(tmp_path) == []
+
+
+def edit_manifest(path, change, rehash=False):
+    """Apply change(manifest) to an artifact's omegaq.json (optionally re-hashing it)."""
+    manifest_path = os.path.join(path, 'omegaq.json')
+    manifest = json.load(open(manifest_path))
+    change(manifest)
+    if rehash:
+        manifest['manifest_sha256'] = manifest_sha256(manifest)
+    json.dump(manifest, open(manifest_path, 'w'))
+
+
+def test_edited_manifest_fields_are_refused(saved, tmp_path):
+    """Normalization statistics (in extra), layouts, anything: the manifest's sha256 fails."""
+    _, path = saved
+    copy_path = fresh_copy(path, tmp_path)
+    load_artifact(copy_path, ToyDenoiser())                    # untouched: loads
+    edit_manifest(copy_path, lambda m: m['extra'].update(note='edited'))
+    with pytest.raises(ArtifactError, match='manifest_sha256 does not match the manifest'):
+        load_artifact(copy_path, ToyDenoiser())
+    edit_manifest(copy_path, lambda m: m.pop('manifest_sha256'))
+    with pytest.raises(ArtifactError, match='manifest_sha256 is missing'):
+        load_artifact(copy_path, ToyDenoiser())
+
+
+@pytest.mark.parametrize('name', ['../outside.safetensors', '/etc/passwd', 'sub/x', '..'])
+def test_file_names_leading_out_of_the_artifact_are_refused(saved, tmp_path, name):
+    _, path = saved
+    copy_path = fresh_copy(path, tmp_path)
+    (tmp_path / 'outside.safetensors').write_bytes(b'x')
+    edit_manifest(copy_path, lambda m: m['files'].update(
+        {name: {'sha256': file_sha256(str(tmp_path / 'outside.safetensors')), 'bytes': 1}}),
+        rehash=True)
+    with pytest.raises(ArtifactError, match='expected a plain file name inside the artifact'):
+        load_artifact(copy_path, ToyDenoiser())
+
+
+def test_symlinks_out_of_the_artifact_are_refused(saved, tmp_path):
+    _, path = saved
+    copy_path = fresh_copy(path, tmp_path)
+    outside = tmp_path / 'elsewhere.safetensors'
+    os.replace(os.path.join(copy_path, 'fp.safetensors'), outside)
+    os.symlink(outside, os.path.join(copy_path, 'fp.safetensors'))
+    with pytest.raises(ArtifactError, match='leads outside the artifact directory'):
+        load_artifact(copy_path, ToyDenoiser())
+
+
+@pytest.mark.parametrize('content, message', [
+    ('[1, 2]', 'expected a JSON object, got a JSON list'),
+    ('"omegaq"', 'expected a JSON object, got a JSON string'),
+])
+def test_manifest_that_is_not_an_object_is_refused(saved, tmp_path, content, message):
+    _, path = saved
+    copy_path = fresh_copy(path, tmp_path)
+    open(os.path.join(copy_path, 'omegaq.json'), 'w').write(content)
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(copy_path, ToyDenoiser())
+
+
+def test_string_format_version_says_what_arrived(saved, tmp_path):
+    _, path = saved
+    copy_path = fresh_copy(path, tmp_path)
+    edit_manifest(copy_path, lambda m: m.update(format_version='2'), rehash=True)
+    with pytest.raises(ArtifactError, match='format_version is the JSON string "2", expected '
+                       'the integer 2'):
+        load_artifact(copy_path, ToyDenoiser())

@@ -97,3 +97,46 @@ def test_damaged_copies_are_refused(tmp_path):
     weights.write_bytes(data[:len(data) // 3])
     with pytest.raises(CheckpointError, match='not a readable safetensors file'):
         load_lerobot_checkpoint(str(checkpoint))
+
+
+def test_edited_normalization_and_unlisted_tokenizer_are_refused(tmp_path):
+    """Edited statistics in omegaq.json once gave actions up to 845,235; now the load fails."""
+    import json
+    artifact = tmp_path / 'artifact'
+    shutil.copytree(ARTIFACT, artifact)
+    manifest_path = artifact / 'omegaq.json'
+    original = manifest_path.read_text()
+    manifest = json.loads(original)
+    manifest['extra']['normalization']['action']['stats']['q99'][0] = 1e6
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    with pytest.raises(ArtifactError, match='manifest_sha256 does not match the manifest'):
+        Pi05Policy.load(str(artifact))
+    manifest = json.loads(original)
+    del manifest['files']['tokenizer.model']
+    from omegaq_ros.quant.artifact import manifest_sha256
+    manifest['manifest_sha256'] = manifest_sha256(manifest)
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    with pytest.raises(ArtifactError, match='tokenizer.model is not listed in the manifest'):
+        Pi05Policy.load(str(artifact))
+
+
+def test_relative_action_checkpoints_are_refused_with_the_reason(tmp_path):
+    """Refuse them: LeRobot adds the state back to such actions, we do not (up to 1.26 off)."""
+    import json
+    checkpoint = tmp_path / 'checkpoint'
+    shutil.copytree(CHECKPOINT, checkpoint)
+    config = json.loads((checkpoint / 'config.json').read_text())
+    step = {'registry_name': 'absolute_actions_processor',
+            'config': {'enabled': False, 'exclude_joints': ['gripper']}}
+    (checkpoint / 'policy_postprocessor.json').write_text(json.dumps({'steps': [step]}))
+    load_lerobot_checkpoint(str(checkpoint))           # a disabled step: absolute actions
+    step['config']['enabled'] = True
+    (checkpoint / 'policy_postprocessor.json').write_text(json.dumps({'steps': [step]}))
+    with pytest.raises(CheckpointError, match='enabled absolute_actions_processor step.*'
+                       r"joints matching \['gripper'\] stay absolute.*refused"):
+        load_lerobot_checkpoint(str(checkpoint))
+    os.remove(checkpoint / 'policy_postprocessor.json')
+    config.update(use_relative_actions=True, relative_exclude_joints=['left_gripper'])
+    (checkpoint / 'config.json').write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r'use_relative_actions=true.*\[\'left_gripper'):
+        Pi05Policy.load(str(checkpoint))

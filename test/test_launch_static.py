@@ -28,7 +28,8 @@ LAUNCH_FILES = sorted(glob.glob(os.path.join(ROOT, 'launch', '*.launch.py')))
 ALLOWED_API = {
     'launch': {'LaunchDescription'},
     'launch.actions': {'DeclareLaunchArgument', 'SetEnvironmentVariable', 'Shutdown',
-                       'IncludeLaunchDescription'},
+                       'IncludeLaunchDescription', 'RegisterEventHandler'},
+    'launch.event_handlers': {'OnProcessExit'},
     'launch.substitutions': {'LaunchConfiguration', 'PathJoinSubstitution'},
     'launch.launch_description_sources': {'PythonLaunchDescriptionSource'},
     'launch_ros.actions': {'Node'},
@@ -256,6 +257,77 @@ def test_bimanual_starts_cameras_two_bridges_and_policy(monkeypatch):
     bridge_yaml = yaml.safe_load(open(os.path.join(ROOT, 'config', 'arx_r5_bridge.yaml')))
     assert {bridge_yaml[f'arx_r5_bridge_{arm}']['ros__parameters']['arm']
             for arm in ('left', 'right')} == {'left', 'right'}
+
+
+class ExitEvent:
+    """What OnProcessExit hands its on_exit callable (launch.events.process.ProcessExited)."""
+
+    def __init__(self, returncode):
+        self.returncode = returncode
+
+
+class Context:
+    """The part of launch.LaunchContext the handlers read."""
+
+    def __init__(self, is_shutdown=False):
+        self.is_shutdown = is_shutdown
+
+
+def _exit_handlers(path, monkeypatch):
+    """Return {node name: on_exit callable} of a launch file's OnProcessExit handlers."""
+    handlers = {}
+    for entity in _entities(_describe(path, monkeypatch)):
+        if entity.kind != 'RegisterEventHandler':
+            continue
+        handler = entity.args[0]
+        assert handler.kind == 'OnProcessExit', handler
+        target = handler.kwargs['target_action']
+        assert target.kind == 'Node'
+        handlers[target.kwargs['name']] = handler.kwargs['on_exit']
+    return handlers
+
+
+@pytest.mark.parametrize('launch_file, required', [
+    ('bimanual.launch.py', ['arx_r5_bridge_left', 'arx_r5_bridge_right', 'camera_node',
+                            'policy_node']),
+    ('sim.launch.py', ['policy_node', 'sim_node']),
+    ('quantize.launch.py', ['quantizer_node']),
+])
+def test_a_required_process_that_exits_ends_the_launch_with_the_reason(
+        monkeypatch, launch_file, required):
+    """A failure raises (launch logs the reason and exits 1); a clean exit shuts down."""
+    handlers = _exit_handlers(os.path.join(ROOT, 'launch', launch_file), monkeypatch)
+    assert sorted(handlers) == required
+    for name, on_exit in handlers.items():
+        with pytest.raises(RuntimeError, match=f'{name} (exited with|failed with exit) '
+                           'status 3'):
+            on_exit(ExitEvent(3), Context())
+        actions = on_exit(ExitEvent(0), Context())
+        assert [a.kind for a in actions] == ['Shutdown'], name
+        assert name in actions[0].kwargs['reason'] and 'status 0' in actions[0].kwargs['reason']
+        if launch_file != 'quantize.launch.py':          # Ctrl-C: the others exit non-zero
+            assert on_exit(ExitEvent(-2), Context(is_shutdown=True)) is None
+
+
+def test_sim_launch_exposes_task_episodes_and_length(monkeypatch):
+    entities = _entities(_describe(os.path.join(ROOT, 'launch', 'sim.launch.py'), monkeypatch))
+    defaults = _arguments(entities)
+    sim = [e for e in entities if e.kind == 'Node' and e.kwargs['name'] == 'sim_node'][0]
+    overrides = [p for p in sim.kwargs['parameters'] if isinstance(p, dict)][0]
+    for name in ('task', 'episodes', 'episode_length', 'seed'):
+        assert overrides[name].args[0].args[0] == name and name in defaults
+    table = parameters.SIM_NODE
+    assert [overrides[n].kwargs['value_type'] for n in ('task', 'episodes', 'episode_length')] \
+        == [type(table[n][0]) for n in ('task', 'episodes', 'episode_length')]
+    assert _resolve(defaults['task'], defaults) == table['task'][0]
+
+
+@pytest.mark.parametrize('path', LAUNCH_FILES, ids=os.path.basename)
+def test_every_launch_argument_has_a_description(path, monkeypatch):
+    entities = _entities(_describe(path, monkeypatch))
+    lacking = [e.args[0] for e in entities if e.kind == 'DeclareLaunchArgument'
+               and not e.kwargs.get('description')]
+    assert not lacking, f'{os.path.basename(path)}: arguments without a description {lacking}'
 
 
 # ---------------------------------------------------------------------------- YAML layer

@@ -57,7 +57,7 @@ def test_chunk_equals_lerobot(reference):
     assert config.language.width == 2048 and config.expert.width == 1024
     assert config.horizon == 10 and config.action_dim == 14 and config.vocab_size == 2048
     assert normalizers == {} and tokenizer is None
-    data = np.load(os.path.join(reference, 'reference.npz'))
+    data = np.load(os.path.join(reference, 'reference.npz'), allow_pickle=False)
     images, masks = prepare_images(list(data['images']) + [None], [True, True, False],
                                    config.vision.image_size, torch.device('cpu'))
     with torch.no_grad():
@@ -72,7 +72,7 @@ def test_chunk_equals_lerobot(reference):
 
 
 def test_predict_cli_on_the_lerobot_checkpoint(reference, tmp_path):
-    data = np.load(os.path.join(reference, 'reference.npz'))
+    data = np.load(os.path.join(reference, 'reference.npz'), allow_pickle=False)
     observation = tmp_path / 'obs.npz'
     images = np.concatenate([data['images'], np.zeros((1, 240, 320, 3), np.uint8)])
     np.savez(observation, images=images, state=np.zeros(14, np.float32), tokens=data['tokens'],
@@ -81,7 +81,7 @@ def test_predict_cli_on_the_lerobot_checkpoint(reference, tmp_path):
     subprocess.run([sys.executable, '-m', 'omegaq_ros.policy.predict_cli', '--policy',
                     os.path.join(reference, 'checkpoint'), '--observation', str(observation),
                     '--out', str(out)], check=True)
-    chunk = np.load(out)
+    chunk = np.load(out, allow_pickle=False)
     # All three cameras present here (the third is black), so the chunk differs from the
     # reference's; this checks the CLI contract and that the output is a normalized chunk.
     assert chunk['actions'].shape == (10, 14) and bool(chunk['normalized'])

@@ -148,8 +148,8 @@ def test_predict_cli_with_instruction(small_policy, tmp_path):
                     os.path.join(root, 'checkpoint'), '--observation', str(observation),
                     '--out', str(out)], check=True)
     expected = policy.predict(images, state, 'lift the cube',
-                              noise=np.load(observation)['noise'])
-    assert np.allclose(np.load(out)['actions'], expected, atol=1e-5)
+                              noise=np.load(observation, allow_pickle=False)['noise'])
+    assert np.allclose(np.load(out, allow_pickle=False)['actions'], expected, atol=1e-5)
     bad = tmp_path / 'bad.npz'
     np.savez(bad, images=np.stack(images)[:2], state=state, instruction='lift the cube')
     result = subprocess.run([sys.executable, '-m', 'omegaq_ros.policy.predict_cli', '--policy',
@@ -167,4 +167,4 @@ def test_predict_cli_with_instruction(small_policy, tmp_path):
     subprocess.run([sys.executable, '-m', 'omegaq_ros.policy.predict_cli', '--policy',
                     os.path.join(root, 'checkpoint'), '--observation', str(observation),
                     '--out', str(bf16), '--dtype', 'bfloat16'], check=True)
-    assert np.abs(np.load(bf16)['actions'] - expected).max() < 0.05
+    assert np.abs(np.load(bf16, allow_pickle=False)['actions'] - expected).max() < 0.05

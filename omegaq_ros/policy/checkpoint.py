@@ -9,6 +9,12 @@ trained policy, the processor files whose `*normalizer_processor.safetensors` ca
 normalization statistics as `<feature>.<stat>` tensors. We add two optional files:
 `tokenizer.model` (SentencePiece) and, in config.json, `omegaq_pi05_config` holding the exact
 sizes for architectures LeRobot's variants cannot describe (our small configuration).
+
+Checkpoints trained with relative actions (`use_relative_actions`, LeRobot's
+`absolute_actions_processor` post-processor step) are refused: their model predicts actions
+relative to the state and LeRobot adds the state back (except `relative_exclude_joints`)
+after unnormalization, which this loader does not reproduce, so every action would miss the
+state.
 """
 
 import glob
@@ -103,6 +109,37 @@ def read_normalizers(path: str, config_data: dict) -> Dict[str, Normalizer]:
             for feature, values in stats.items() if values or modes[feature] == 'IDENTITY'}
 
 
+ABSOLUTE_STEP = 'absolute_actions_processor'    # LeRobot's post-processor: action + state
+
+
+def relative_actions_problem(path: str, config_data: dict) -> Optional[str]:
+    """Return why a checkpoint trained with relative actions cannot load here, or None."""
+    flag = config_data.get('use_relative_actions', False)
+    excluded = config_data.get('relative_exclude_joints', ['gripper'])
+    sources = []
+    if flag not in (False, None):
+        sources.append(f'config.json use_relative_actions={json.dumps(flag)}')
+    for file in sorted(glob.glob(os.path.join(path, '*postprocessor*.json'))):
+        try:
+            with open(file) as stream:
+                steps = json.load(stream).get('steps', [])
+            enabled = [step for step in steps if isinstance(step, dict)
+                       and step.get('registry_name') == ABSOLUTE_STEP
+                       and (step.get('config') or {}).get('enabled', True) is not False]
+        except (OSError, ValueError, AttributeError) as error:
+            return f'{file} cannot be read to check for relative actions: {error}'
+        if enabled:
+            sources.append(f'{os.path.basename(file)} has an enabled {ABSOLUTE_STEP} step')
+            excluded = (enabled[0].get('config') or {}).get('exclude_joints', excluded)
+    if not sources:
+        return None
+    return (f"{path} was trained with relative actions ({'; '.join(sources)}): its model "
+            'predicts actions relative to the state, and LeRobot adds the state back after '
+            f'unnormalization (joints matching {excluded} stay absolute). omegaq_ros does not '
+            'apply that step, so every action would miss the state; refused. Use a checkpoint '
+            'trained with absolute actions.')
+
+
 def load_lerobot_checkpoint(path: str, device: str = 'cpu'):
     """
     Load a LeRobot pi05 checkpoint directory.
@@ -117,8 +154,17 @@ def load_lerobot_checkpoint(path: str, device: str = 'cpu'):
         if not os.path.isfile(needed):
             raise CheckpointError(f'{path} is not a LeRobot pi05 checkpoint: '
                                   f'{os.path.basename(needed)} is missing')
-    with open(config_path) as stream:
-        config_data = json.load(stream)
+    try:
+        with open(config_path) as stream:
+            config_data = json.load(stream)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f'{config_path} is not valid JSON: {error}') from error
+    if not isinstance(config_data, dict):
+        raise CheckpointError(f'{config_path}: expected a JSON object, got '
+                              f'{type(config_data).__name__}')
+    problem = relative_actions_problem(path, config_data)
+    if problem:
+        raise CheckpointError(problem)
     try:
         reader_context = safe_open(weights_path, 'pt')
     except Exception as error:        # safetensors raises its own error types for bad headers

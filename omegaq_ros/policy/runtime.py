@@ -19,7 +19,8 @@ from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.pi05_processing import (fit_prompt, Normalizer, prepare_images,
                                                PromptTokenizer, PromptTokens)
-from omegaq_ros.quant import load_artifact, QuantLinear, read_manifest
+from omegaq_ros.quant import ArtifactError, load_artifact, QuantLinear, read_manifest
+from omegaq_ros.quant.artifact import artifact_file
 import torch
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -118,6 +119,24 @@ class ObservationError(ValueError):
     """The observation does not match what the policy was trained on."""
 
 
+def _describe(value) -> str:
+    """Say what arrived, for error messages: dtype and shape, or the type."""
+    if isinstance(value, np.ndarray):
+        return f'{value.dtype} {list(value.shape)}'
+    return type(value).__name__
+
+
+def _array(value, what: str) -> np.ndarray:
+    """Return value as an ndarray; ragged or unconvertible input is an ObservationError."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ObservationError(f'{what}: not an array ({error})') from None
+    if array.dtype.kind in 'OV':
+        raise ObservationError(f'{what}: expected numbers, got {_describe(array)}')
+    return array
+
+
 class Pi05Policy:
     """A loaded pi0.5 (FP or quantized) with its processing; predict() returns one chunk."""
 
@@ -167,20 +186,28 @@ class Pi05Policy:
 
     @staticmethod
     def _load_artifact(path: str, device: str, **options) -> 'Pi05Policy':
-        manifest = read_manifest(path)
-        extra = manifest.get('extra', {})
+        manifest = read_manifest(path)        # its own sha256 covers extra (normalization)
+        extra = manifest['extra']
         if extra.get('model_family') != 'pi05':
             raise ValueError(f"{path}: artifact model family is '{extra.get('model_family')}', "
                              "expected 'pi05'")
-        config = Pi05Config.from_dict(extra['pi05_config'])
+        try:
+            config = Pi05Config.from_dict(extra['pi05_config'])
+            normalizers = {feature: Normalizer(item['mode'], item['stats'])
+                           for feature, item in extra.get('normalization', {}).items()}
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ArtifactError(f"{path}: the manifest's pi05 entries are malformed "
+                                f'({type(error).__name__}: {error})') from error
         with torch.device('meta'):
             skeleton = Pi05Model(config)
-        model = load_artifact(path, skeleton)
-        normalizers = {feature: Normalizer(item['mode'], item['stats'])
-                       for feature, item in extra.get('normalization', {}).items()}
-        tokenizer = os.path.join(path, TOKENIZER_FILE)
-        return Pi05Policy(model, normalizers, tokenizer if os.path.isfile(tokenizer) else None,
-                          device, source=path, **options)
+        model = load_artifact(path, skeleton)   # checks every file the manifest lists
+        tokenizer = None
+        if TOKENIZER_FILE in manifest['files']:
+            tokenizer = artifact_file(path, TOKENIZER_FILE)
+        elif os.path.exists(os.path.join(path, TOKENIZER_FILE)):
+            raise ArtifactError(f'{path}: {TOKENIZER_FILE} is not listed in the manifest, so it '
+                                'has no checksum; refused rather than used unchecked')
+        return Pi05Policy(model, normalizers, tokenizer, device, source=path, **options)
 
     def artifact_extra(self) -> dict:
         """Return what save_artifact needs in the manifest to rebuild this policy."""
@@ -201,11 +228,15 @@ class Pi05Policy:
     def check_images(self, images: Sequence[np.ndarray]):
         """Refuse a wrong camera count, dtype or shape, naming what was expected."""
         cameras = self.config.cameras
+        if isinstance(images, (str, bytes)) or not hasattr(images, '__len__') or \
+                (isinstance(images, np.ndarray) and images.ndim == 0):
+            raise ObservationError(f'expected a sequence of {len(cameras)} images '
+                                   f'{list(cameras)}, got {_describe(images)}')
         if len(images) != len(cameras):
             raise ObservationError(f'expected {len(cameras)} cameras {list(cameras)}, '
                                    f'got {len(images)}')
         for name, image in zip(cameras, images):
-            image = np.asarray(image)
+            image = _array(image, f"camera '{name}'")
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise ObservationError(f"camera '{name}': expected uint8 [H, W, 3] RGB, got "
                                        f'{image.dtype} {list(image.shape)}')
@@ -214,12 +245,17 @@ class Pi05Policy:
 
     def check_state(self, state) -> np.ndarray:
         """Return the state as float32 [state_dim], or refuse it."""
-        state = np.asarray(state, dtype=np.float32)
+        state = _array(state, 'state')
+        if state.dtype.kind not in 'fiu':
+            raise ObservationError(f'expected state float32 [{self.config.state_dim}], got '
+                                   f'{_describe(state)}')
+        with np.errstate(over='ignore', invalid='ignore'):   # out of float32 range -> inf
+            state = state.astype(np.float32)
         if state.shape != (self.config.state_dim,):
             raise ObservationError(f'expected state of shape [{self.config.state_dim}], '
                                    f'got {list(state.shape)}')
         if not np.isfinite(state).all():
-            raise ObservationError('state contains NaN or inf')
+            raise ObservationError('state contains NaN or inf (or values beyond float32)')
         return state
 
     def normalized_state(self, state: np.ndarray) -> np.ndarray:
@@ -254,6 +290,70 @@ class Pi05Policy:
                                                      token_mask, noise, self.config.num_steps)
         return self._samplers[key]
 
+    def check_tokens(self, tokens, token_mask) -> tuple:
+        """Return tokens int64 [L] and token_mask bool [L] (padding trimmed), or refuse them."""
+        tokens = _array(tokens, 'tokens')
+        if tokens.dtype.kind not in 'iu' or tokens.ndim != 1 or tokens.size == 0:
+            raise ObservationError(f'expected tokens: integer ids [L] with L >= 1, got '
+                                   f'{_describe(tokens)}')
+        if token_mask is None:
+            token_mask = np.ones(tokens.shape, dtype=bool)
+        token_mask = _array(token_mask, 'token_mask')
+        if token_mask.shape != tokens.shape or token_mask.dtype.kind not in 'biu' or \
+                (token_mask.dtype.kind != 'b' and not np.isin(token_mask, (0, 1)).all()):
+            raise ObservationError(f'expected token_mask: bool (or 0/1) {list(tokens.shape)} '
+                                   f'like tokens, got {_describe(token_mask)}')
+        token_mask = token_mask.astype(bool)
+        if not token_mask.any():
+            raise ObservationError('token_mask marks no token as real: the prompt is empty')
+        if tokens.min() < 0 or tokens.max() >= self.config.vocab_size:
+            raise ObservationError(f'token ids must lie in [0, {self.config.vocab_size}), got '
+                                   f'[{tokens.min()}, {tokens.max()}]')
+        return trim_padding(tokens.astype(np.int64), token_mask)
+
+    def check_noise(self, noise) -> np.ndarray:
+        """Return the noise as float32 [horizon, max_action_dim] (drawn if None), or refuse it."""
+        shape = (self.config.horizon, self.config.max_action_dim)
+        if noise is None:
+            return np.random.default_rng().standard_normal(shape).astype(np.float32)
+        noise = _array(noise, 'noise')
+        if noise.dtype.kind not in 'fiu' or noise.shape != shape:
+            raise ObservationError(f'expected noise float32 {list(shape)}, got '
+                                   f'{_describe(noise)}')
+        with np.errstate(over='ignore', invalid='ignore'):
+            noise = noise.astype(np.float32)
+        if not np.isfinite(noise).all():
+            raise ObservationError('noise contains NaN or inf (or values beyond float32)')
+        return noise
+
+    def check_observation(self, images, state=None, instruction=None, tokens=None,
+                          token_mask=None, noise=None, present=None) -> tuple:
+        """
+        Check a whole observation before any model work; ObservationError names what is wrong.
+
+        Returns (images, present, tokens, token_mask, noise) ready for the model: tokens from
+        the instruction and state when no tokens are given. A given state is checked even
+        when tokens carry the prompt (a NaN state means the robot's readings are broken).
+        """
+        self.check_images(images)
+        if present is None:
+            present = [True] * len(images)
+        present = _array(present, 'present')
+        if present.dtype.kind != 'b' or present.shape != (len(images),):
+            raise ObservationError(f'expected present: bool [{len(images)}], got '
+                                   f'{_describe(present)}')
+        if state is not None:
+            state = self.check_state(state)
+        if tokens is None:
+            if state is None:
+                raise ObservationError('give tokens, or an instruction and the state')
+            if instruction is not None and not isinstance(instruction, str):
+                raise ObservationError(f'expected the instruction as a str, got '
+                                       f'{_describe(instruction)}')
+            tokens, token_mask, _ = self.prompt(instruction, state)
+        tokens, token_mask = self.check_tokens(tokens, token_mask)
+        return list(images), present.tolist(), tokens, token_mask, self.check_noise(noise)
+
     def predict(self, images: Sequence[np.ndarray], state=None, instruction: Optional[str] = None,
                 tokens: Optional[np.ndarray] = None, token_mask: Optional[np.ndarray] = None,
                 noise: Optional[np.ndarray] = None, present: Optional[Sequence[bool]] = None,
@@ -265,27 +365,8 @@ class Pi05Policy:
         or an instruction and the state (written into the prompt) must be given. noise
         [horizon, 32] makes runs reproducible.
         """
-        self.check_images(images)
-        present = list(present) if present is not None else [True] * len(images)
-        if tokens is None:
-            if state is None:
-                raise ObservationError('give tokens, or an instruction and the state')
-            tokens, token_mask, _ = self.prompt(instruction, state)
-        tokens = np.asarray(tokens, dtype=np.int64)
-        token_mask = (np.ones(tokens.shape, dtype=bool) if token_mask is None
-                      else np.asarray(token_mask, dtype=bool))
-        if tokens.ndim != 1 or token_mask.shape != tokens.shape:
-            raise ObservationError(f'expected tokens [L] and token_mask [L], got '
-                                   f'{list(tokens.shape)} and {list(token_mask.shape)}')
-        tokens, token_mask = trim_padding(tokens, token_mask)
-        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.config.vocab_size):
-            raise ObservationError(f'token ids must lie in [0, {self.config.vocab_size})')
-        shape = (self.config.horizon, self.config.max_action_dim)
-        if noise is None:
-            noise = np.random.default_rng().standard_normal(shape).astype(np.float32)
-        noise = np.asarray(noise, dtype=np.float32)
-        if noise.shape != shape:
-            raise ObservationError(f'expected noise {list(shape)}, got {list(noise.shape)}')
+        images, present, tokens, token_mask, noise = self.check_observation(
+            images, state, instruction, tokens, token_mask, noise, present)
         device = self.device
         image_list, masks = prepare_images(images, present, self.config.vision.image_size,
                                            device)

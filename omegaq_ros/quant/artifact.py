@@ -17,7 +17,11 @@ The quantized artifact: a directory with omegaq.json and two safetensors files.
     fp.safetensors          every other tensor of the model's state dict, as it was
 A reader with these files can dequantize by hand (linear.py states the arithmetic). Nothing
 is pickled. Loading refuses a wrong format version, a model whose structure differs from
-the one quantized, and any file or tensor whose checksum does not match.
+the one quantized, any file or tensor whose checksum does not match, a file name that leads
+out of the artifact directory, and a manifest whose own sha256 (`manifest_sha256`, over
+every other field: normalization statistics, layouts, file and tensor checksums, ...) does
+not match: an edited manifest is refused like an edited tensor. (The checksums catch damage
+and edits, not a deliberate forgery: whoever can write the files can recompute them.)
 """
 
 from datetime import datetime, timezone
@@ -58,6 +62,32 @@ def file_sha256(path: str) -> str:
         for chunk in iter(lambda: stream.read(1 << 20), b''):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def manifest_sha256(manifest: dict) -> str:
+    """sha256 of a manifest's canonical JSON, every field but manifest_sha256 itself."""
+    content = {key: value for key, value in manifest.items() if key != 'manifest_sha256'}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(',', ':'))
+                          .encode()).hexdigest()
+
+
+def artifact_file(path: str, filename) -> str:
+    """
+    Return the path of a file the manifest names, confined to the artifact directory.
+
+    The name must be a plain file name (no directories, no '..'), and the file, symbolic
+    links resolved, must lie inside the artifact directory; otherwise ArtifactError.
+    """
+    if not isinstance(filename, str) or not filename or filename in ('.', '..') or \
+            os.path.basename(filename) != filename or '\\' in filename:
+        raise ArtifactError(f'{path}: the manifest names file {filename!r}; expected a plain '
+                            'file name inside the artifact directory')
+    file_path = os.path.join(path, filename)
+    root = os.path.realpath(path)
+    if os.path.commonpath([root, os.path.realpath(file_path)]) != root:
+        raise ArtifactError(f'{file_path} leads outside the artifact directory (to '
+                            f'{os.path.realpath(file_path)}); refused')
+    return file_path
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -146,6 +176,7 @@ def save_artifact(model: nn.Module, recipe: Recipe, path: str, extra_manifest: d
             'tensors': tensors,
             'extra': extra_manifest or {},
         }
+        manifest['manifest_sha256'] = manifest_sha256(manifest)
         with open(os.path.join(staging, MANIFEST), 'w') as stream:
             json.dump(manifest, stream, indent=1, sort_keys=True)
         if os.path.exists(path):
@@ -158,27 +189,66 @@ def save_artifact(model: nn.Module, recipe: Recipe, path: str, extra_manifest: d
 
 
 def read_manifest(path: str) -> dict:
-    """Parse an artifact's omegaq.json, with the format and version checked."""
-    manifest_path = os.path.join(path, MANIFEST)
-    if not os.path.isfile(manifest_path):
+    """
+    Parse an artifact's omegaq.json: format, version, structure and its own sha256 checked.
+
+    Every refusal is an ArtifactError that names the check which failed.
+    """
+    if not os.path.isfile(os.path.join(path, MANIFEST)):
         raise ArtifactError(f'{path} is not an omegaq artifact: {MANIFEST} is missing')
+    manifest_path = artifact_file(path, MANIFEST)
     try:
         with open(manifest_path) as stream:
             manifest = json.load(stream)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ArtifactError(f'{manifest_path} is not valid JSON: {error}') from error
+    except OSError as error:
+        raise ArtifactError(f'{manifest_path} cannot be read: {error}') from error
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f'{manifest_path}: expected a JSON object, got a JSON '
+                            f'{_json_kind(manifest)}')
     if manifest.get('format') != FORMAT:
         raise ArtifactError(f"{manifest_path}: format is '{manifest.get('format')}', "
                             f"expected '{FORMAT}'")
-    if manifest.get('format_version') != FORMAT_VERSION:
-        raise ArtifactError(f"{manifest_path}: format version {manifest.get('format_version')} "
-                            f'is not supported (this omegaq_ros reads version {FORMAT_VERSION})')
+    version = manifest.get('format_version')
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ArtifactError(f'{manifest_path}: format_version is the JSON {_json_kind(version)} '
+                            f'{json.dumps(version)}, expected the integer {FORMAT_VERSION}')
+    if version != FORMAT_VERSION:
+        raise ArtifactError(f'{manifest_path}: format version {version} is not supported '
+                            f'(this omegaq_ros reads version {FORMAT_VERSION})')
+    recorded = manifest.get('manifest_sha256')
+    if not isinstance(recorded, str):
+        raise ArtifactError(f'{manifest_path}: manifest_sha256 is missing (saved by an older '
+                            'omegaq_ros, or removed); the manifest cannot be checked')
+    if recorded != manifest_sha256(manifest):
+        raise ArtifactError(f'{manifest_path}: manifest_sha256 does not match the manifest '
+                            '(edited after saving: normalization, layouts, checksums or any '
+                            'other field)')
+    for key, kind in (('model', dict), ('files', dict), ('tensors', dict), ('layers', dict),
+                      ('recipe', dict), ('extra', dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise ArtifactError(f"{manifest_path}: '{key}' is missing or not a JSON object")
     return manifest
+
+
+def _json_kind(value) -> str:
+    names = {dict: 'object', list: 'list', str: 'string', bool: 'boolean', int: 'number',
+             float: 'number', type(None): 'null'}
+    return names.get(type(value), type(value).__name__)
 
 
 def load_artifact(path: str, model_skeleton: nn.Module) -> nn.Module:
     """Load an artifact into an FP model of the same structure; returns the quantized model."""
     manifest = read_manifest(path)
+    try:
+        return _load_checked(path, manifest, model_skeleton)
+    except (KeyError, TypeError) as error:
+        raise ArtifactError(f'{path}: {MANIFEST} is malformed ({type(error).__name__}: '
+                            f'{error})') from error
+
+
+def _load_checked(path: str, manifest: dict, model_skeleton: nn.Module) -> nn.Module:
     expected = manifest['model']['fingerprint']
     actual = model_fingerprint(model_skeleton)
     if expected != actual:
@@ -188,7 +258,7 @@ def load_artifact(path: str, model_skeleton: nn.Module) -> nn.Module:
             f'({type(model_skeleton).__name__}); check the model config')
     state = {}
     for filename, info in manifest['files'].items():
-        file_path = os.path.join(path, filename)
+        file_path = artifact_file(path, filename)
         if not os.path.isfile(file_path):
             raise ArtifactError(f'{path}: {filename} is missing')
         size = os.path.getsize(file_path)
