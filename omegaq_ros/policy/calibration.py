@@ -173,25 +173,10 @@ def episode_observations(path: str, camera_topics: Sequence[str], joint_states_t
 
 def calibration_batch(policy, images: Sequence[np.ndarray], state, instruction: str,
                       rng: np.random.Generator) -> dict:
-    """
-    Return one model call, preprocessed exactly as Pi05Policy.predict() does.
-
-    The same checks (camera count, dtype, finite state), normalization, prompt, tokenizer and
-    resize-with-pad; noise is drawn from rng so calibration is reproducible.
-    """
-    import torch
-    from omegaq_ros.policy.pi05_processing import prepare_images, tokenize_instruction
-    policy.check_images(images)
-    normalized = policy.normalized_state(policy.check_state(state))
-    tokens, mask = tokenize_instruction(policy.tokenizer, instruction, normalized)
+    """Return one model call, as Pi05Policy.predict() makes it; the noise is drawn from rng."""
     config = policy.config
-    image_list, masks = prepare_images(images, [True] * len(images), config.vision.image_size,
-                                       policy.device)
-    noise = rng.standard_normal((1, config.horizon, config.max_action_dim)).astype(np.float32)
-    return {'images': image_list, 'image_masks': masks,
-            'tokens': torch.from_numpy(tokens)[None].to(policy.device),
-            'token_masks': torch.from_numpy(mask)[None].to(policy.device),
-            'noise': torch.from_numpy(noise).to(policy.device)}
+    noise = rng.standard_normal((config.horizon, config.max_action_dim)).astype(np.float32)
+    return policy.model_call(images, state, instruction, noise=noise)
 
 
 # ---------------------------------------------------------------------------- the job

@@ -354,6 +354,27 @@ class Pi05Policy:
         tokens, token_mask = self.check_tokens(tokens, token_mask)
         return list(images), present.tolist(), tokens, token_mask, self.check_noise(noise)
 
+    def model_call(self, images: Sequence[np.ndarray], state=None,
+                   instruction: Optional[str] = None, tokens: Optional[np.ndarray] = None,
+                   token_mask: Optional[np.ndarray] = None, noise: Optional[np.ndarray] = None,
+                   present: Optional[Sequence[bool]] = None) -> dict:
+        """
+        Return the model's inputs for one observation (check_observation, then preprocessing).
+
+        The one way an observation becomes a Pi05Model call (predict, calibration, evaluation):
+        {'images', 'image_masks', 'tokens', 'token_masks', 'noise'} as batch-1 tensors on the
+        policy's device, in the order Pi05Model.sample_actions takes them.
+        """
+        images, present, tokens, token_mask, noise = self.check_observation(
+            images, state, instruction, tokens, token_mask, noise, present)
+        device = self.device
+        image_list, masks = prepare_images(images, present, self.config.vision.image_size,
+                                           device)
+        return {'images': image_list, 'image_masks': masks,
+                'tokens': torch.from_numpy(tokens)[None].to(device),
+                'token_masks': torch.from_numpy(token_mask)[None].to(device),
+                'noise': torch.from_numpy(noise)[None].to(device)}
+
     def predict(self, images: Sequence[np.ndarray], state=None, instruction: Optional[str] = None,
                 tokens: Optional[np.ndarray] = None, token_mask: Optional[np.ndarray] = None,
                 noise: Optional[np.ndarray] = None, present: Optional[Sequence[bool]] = None,
@@ -365,14 +386,8 @@ class Pi05Policy:
         or an instruction and the state (written into the prompt) must be given. noise
         [horizon, 32] makes runs reproducible.
         """
-        images, present, tokens, token_mask, noise = self.check_observation(
-            images, state, instruction, tokens, token_mask, noise, present)
-        device = self.device
-        image_list, masks = prepare_images(images, present, self.config.vision.image_size,
-                                           device)
-        inputs = (image_list, masks, torch.from_numpy(tokens)[None].to(device),
-                  torch.from_numpy(token_mask)[None].to(device),
-                  torch.from_numpy(noise)[None].to(device))
+        call = self.model_call(images, state, instruction, tokens, token_mask, noise, present)
+        inputs = tuple(call.values())
         if self.cuda_graph:
             actions = self._sampler(*inputs)(*inputs)
         else:

@@ -66,24 +66,16 @@ def wilson_interval(successes: int, total: int, z: float = 1.96):
 
 
 def calibration_batches(policy, episodes, frames_per_episode: int = 8, seed: int = 0):
-    """Model inputs (dict batches) from frames of calibration episodes, with noise."""
-    from omegaq_ros.policy.pi05_processing import prepare_images
+    """Model calls (Pi05Policy.model_call) from frames of calibration episodes, with noise."""
+    from omegaq_ros.policy.calibration import calibration_batch
     rng = np.random.default_rng(seed)
-    config = policy.config
     batches = []
     for episode in episodes:
         steps = len(episode.state)
         for t in np.linspace(0, steps - 1, frames_per_episode).astype(int):
-            images = [episode.images[name][t] for name in config.cameras]
-            image_list, masks = prepare_images(images, [True] * len(images),
-                                               config.vision.image_size, policy.device)
-            tokens, mask, _ = policy.prompt(episode.instruction, episode.state[t])
-            noise = rng.standard_normal((1, config.horizon, config.max_action_dim))
-            batches.append({
-                'images': image_list, 'image_masks': masks,
-                'tokens': torch.from_numpy(tokens)[None].to(policy.device),
-                'token_masks': torch.from_numpy(mask)[None].to(policy.device),
-                'noise': torch.from_numpy(noise.astype(np.float32)).to(policy.device)})
+            images = [episode.images[name][t] for name in policy.config.cameras]
+            batches.append(calibration_batch(policy, images, episode.state[t],
+                                             episode.instruction, rng))
     return batches
 
 
