@@ -255,25 +255,42 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
             from None
     say(f'quantizing with recipe {recipe_obj.name!r} on {len(batches)} observations from '
         f'{len(bags)} episodes')
-    from omegaq_ros.quant import quantize, save_artifact
-    from omegaq_ros.quant.report import write_report
-    model = quantize(policy.model, batches, recipe_obj, progress=say)
-    summary = model.omegaq_summary
-    summary['calibration'].update({'episodes': len(bags), 'observations': len(batches),
-                                   'bags': [os.path.basename(b) for b in bags],
-                                   'sync_slop_s': sync_slop, 'seed': seed})
-    report_dir = tempfile.mkdtemp(prefix='.omegaq-report-')
-    try:
-        report = write_report(summary, report_dir, f'{os.path.basename(output)} '
-                              f'({recipe_obj.name})')
-        extra_files = dict(policy.extra_files())
-        extra_files.update({name: os.path.join(report_dir, name) for name in REPORT_FILES
-                            if os.path.isfile(os.path.join(report_dir, name))})
-        save_artifact(model, recipe_obj, output, extra_manifest=policy.artifact_extra(),
-                      overwrite=overwrite, extra_files=extra_files)
-    finally:
-        shutil.rmtree(report_dir, ignore_errors=True)
+    summary, report = quantize_policy(
+        policy, batches, recipe_obj, output, overwrite=overwrite, progress=say,
+        calibration_info={'episodes': len(bags), 'observations': len(batches),
+                          'bags': [os.path.basename(b) for b in bags],
+                          'sync_slop_s': sync_slop, 'seed': seed})
     say(f'wrote {output}')
     return {'output': output, 'episodes': len(bags), 'observations': len(batches),
             'quantized_layers': summary['calibration'].get('quantized_layers', 0),
             'totals': report.get('totals', {})}
+
+
+def quantize_policy(policy, batches, recipe, output: str, overwrite: bool = False,
+                    progress: Optional[Callable[[str], None]] = None,
+                    calibration_info: Optional[dict] = None, copy: bool = False):
+    """
+    Quantize a policy's model on model calls and write the artifact with its report.
+
+    The one quantize-then-save (omegaq-quantize, the quantizer node, omegaq-eval). copy:
+    quantize a copy and leave policy.model as it is. Returns (summary, report totals dict).
+    """
+    import copy as copying
+    from omegaq_ros.quant import quantize, save_artifact
+    from omegaq_ros.quant.report import write_report
+    model = copying.deepcopy(policy.model) if copy else policy.model
+    model = quantize(model, batches, recipe, progress=progress)
+    summary = model.omegaq_summary
+    summary['calibration'].update(calibration_info or {})
+    report_dir = tempfile.mkdtemp(prefix='.omegaq-report-')
+    try:
+        report = write_report(summary, report_dir, f'{os.path.basename(output)} '
+                              f'({recipe.name})')
+        extra_files = dict(policy.extra_files())
+        extra_files.update({name: os.path.join(report_dir, name) for name in REPORT_FILES
+                            if os.path.isfile(os.path.join(report_dir, name))})
+        save_artifact(model, recipe, output, extra_manifest=policy.artifact_extra(),
+                      overwrite=overwrite, extra_files=extra_files)
+    finally:
+        shutil.rmtree(report_dir, ignore_errors=True)
+    return summary, report

@@ -87,11 +87,10 @@ def split_method(label: str):
 
 def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
     """Write one artifact per quantized method (the FP method is the checkpoint itself)."""
-    import copy
     import re
+    from omegaq_ros.policy.calibration import quantize_policy
     from omegaq_ros.policy.recipes import pi05_recipe
     from omegaq_ros.policy.runtime import Pi05Policy
-    from omegaq_ros.quant import quantize, save_artifact
     policy = Pi05Policy.load(checkpoint)
     batches = calibration_batches(policy, calibration_episodes)
     paths = {}
@@ -99,12 +98,9 @@ def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
         if method == 'fp':
             paths[method] = checkpoint
             continue
-        recipe = pi05_recipe(method)
-        model = quantize(copy.deepcopy(policy.model), batches, recipe)
-        folder = re.sub(r'[^A-Za-z0-9_.-]', '_', method)
-        paths[method] = save_artifact(model, recipe, os.path.join(out_dir, folder),
-                                      extra_manifest=policy.artifact_extra(),
-                                      extra_files=policy.extra_files(), overwrite=True)
+        folder = os.path.join(out_dir, re.sub(r'[^A-Za-z0-9_.-]', '_', method))
+        quantize_policy(policy, batches, pi05_recipe(method), folder, overwrite=True, copy=True)
+        paths[method] = folder
     return paths
 
 
