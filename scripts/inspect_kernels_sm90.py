@@ -1,0 +1,109 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+Compile the W4A4 Triton kernels for sm_90 on any machine (no GPU) and report how they lower.
+
+    python scripts/inspect_kernels_sm90.py [--out DIR]
+
+Triton compiles for a named target without a driver (ptxas and cuobjdump ship in its wheel),
+so what a kernel becomes on an H100/H200 can be read before any device time is spent: per
+GEMM configuration (the autotuner's candidates and the fixed expert plans) and for the
+quantize kernel it prints whether the dots became wgmma, how many warp_group_dot_wait follow
+them and with which pendings (0 = the MMA is waited for before anything else runs), how many
+async copies the loads were pipelined into, and the registers, spilled stack bytes and shared
+memory of the cubin. With --out the TTGIR, PTX and cubin of each variant are written there.
+Integer arguments that are multiples of 16 at run time (pointers, N, G, strides) are declared
+so, as Triton's launcher specializes them; without that, loads do not vectorize.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+
+from omegaq_ros.kernels import _triton_kernels as kernels
+from omegaq_ros.kernels.triton_w4a4 import TUNED_CONFIGS
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+GEMM_SIGNATURE = {
+    'xq_ptr': '*i8', 'xs_ptr': '*fp32', 's_xs_m': 'i32', 's_xs_g': 'i32', 'wp_ptr': '*u8',
+    'ws_ptr': '*fp16', 's_ws_n': 'i32', 'bias_ptr': '*fp32', 'out_ptr': '*bf16',
+    's_out_split': 'i32', 'M': 'i32', 'N': 'i32', 'G': 'i32', 'GPS': 'i32',
+    'member_end1': 'i32', 'member_end2': 'i32', 's_member_xs': 'i32', 'x_ptr': '*bf16',
+    'stride_xm': 'i32', 'perm_ptr': '*i32', 'smooth_ptr': '*fp32', 'rot_ptr': '*i8',
+    'rscale_ptr': '*fp16', 's_member_k': 'i32'}
+QUANT_SIGNATURE = {
+    'x_ptr': '*bf16', 'stride_xm': 'i32', 'perm_ptr': '*i32', 'smooth_ptr': '*fp32',
+    'rot_ptr': '*i8', 'rscale_ptr': '*fp16', 'srow_ptr': '*fp16', 'codes_ptr': '*i8',
+    'xs_ptr': '*fp32', 'M': 'i32', 'G': 'i32', 's_member_k': 'i32', 's_member_srow': 'i32',
+    's_member_xs': 'i32'}
+MULTIPLES_OF_16 = {'xq_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
+                   's_out_split', 'x_ptr', 'perm_ptr', 'smooth_ptr', 'rot_ptr', 'rscale_ptr',
+                   'codes_ptr', 's_member_k'}
+
+
+def compile_sm90(kernel, signature: dict, constants: dict, warps: int, stages: int):
+    """Compile a @triton.jit kernel for sm_90 with these constexprs; return the kernel."""
+    signature = dict(signature)
+    names = list(signature)
+    attrs = {(names.index(n),): [['tt.divisibility', 16]] for n in names
+             if n in MULTIPLES_OF_16}
+    signature.update({name: 'constexpr' for name in constants})
+    source = ASTSource(fn=kernel, signature=signature, constexprs=constants, attrs=attrs)
+    return triton.compile(source, target=GPUTarget('cuda', 90, 32),
+                          options={'num_warps': warps, 'num_stages': stages})
+
+
+def lowering(compiled) -> dict:
+    """Return what the TTGIR and the cubin say about one compiled kernel."""
+    ttgir = compiled.asm['ttgir']
+    cuobjdump = os.path.join(os.path.dirname(triton.__file__), 'backends', 'nvidia', 'bin',
+                             'cuobjdump')
+    path = '/tmp/omegaq_inspect.cubin'
+    with open(path, 'wb') as stream:
+        stream.write(compiled.asm['cubin'])
+    usage = subprocess.run([cuobjdump, '--dump-resource-usage', path], capture_output=True,
+                           text=True).stdout
+    found = re.search(r'REG:(\d+) STACK:(\d+)', usage)
+    return {'wgmma': len(re.findall(r'warp_group_dot ', ttgir)),
+            'waits': re.findall(r'warp_group_dot_wait.*?pendings = (\d+)', ttgir),
+            'async_copies': len(re.findall('async_copy_global_to_local', ttgir)),
+            'registers': int(found.group(1)) if found else None,
+            'spill_bytes': int(found.group(2)) if found else None,
+            'shared_bytes': compiled.metadata.shared}
+
+
+def main():
+    """Compile every variant and print one line each."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+    parser.add_argument('--out', default=None, help='write TTGIR, PTX and cubin here')
+    args = parser.parse_args()
+    gemm = dict(WG_RATIO=2, FINAL=True, HAS_BIAS=False, INT_OUT=False, MEMBERS=False,
+                QUANT_IN=False, QMODE=1, HAS_PERM=False, HAS_SMOOTH=False, HAS_ROT=False,
+                TC_ROT=False)
+    variants = [(f'gemm tuned {"swapAB" if swap else "tiled"} {bm}x{bn} w{warps} s{stages}',
+                 kernels.gemm_kernel, GEMM_SIGNATURE, dict(gemm, SWAP=swap, BM=bm, BN=bn),
+                 warps, stages) for swap, bm, bn, warps, stages in TUNED_CONFIGS]
+    variants += [(f'gemm expert swapAB {bm}x64 w4 s4', kernels.gemm_kernel, GEMM_SIGNATURE,
+                  dict(gemm, SWAP=True, BM=bm, BN=64), 4, 4) for bm in (16, 64)]
+    variants += [(f'quant dynamic_group rot on tensor cores BM{bm}', kernels.quant_kernel,
+                  QUANT_SIGNATURE, dict(MODE=1, HAS_PERM=True, HAS_SMOOTH=False, HAS_ROT=True,
+                                        TC_ROT=True, BM=bm), 4, 3) for bm in (16, 32)]
+    for label, kernel, signature, constants, warps, stages in variants:
+        compiled = compile_sm90(kernel, signature, constants, warps, stages)
+        info = lowering(compiled)
+        print(f"{label}: wgmma {info['wgmma']}, waits (pendings) {info['waits']}, async copies "
+              f"{info['async_copies']}, registers {info['registers']}, spilled "
+              f"{info['spill_bytes']} B, shared {info['shared_bytes']} B")
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            name = re.sub(r'[^A-Za-z0-9]+', '_', label)
+            for kind in ('ttgir', 'ptx'):
+                with open(os.path.join(args.out, f'{name}.{kind}'), 'w') as stream:
+                    stream.write(compiled.asm[kind])
+
+
+if __name__ == '__main__':
+    main()
