@@ -50,7 +50,7 @@ def compile_sm90(kernel, signature: dict, constants: dict, warps: int, stages: i
     names = list(signature)
     attrs = {(names.index(n),): [['tt.divisibility', 16]] for n in names
              if n in MULTIPLES_OF_16}
-    signature.update({name: 'constexpr' for name in constants})
+    signature.update(dict.fromkeys(constants, 'constexpr'))
     source = ASTSource(fn=kernel, signature=signature, constexprs=constants, attrs=attrs)
     return triton.compile(source, target=GPUTarget('cuda', 90, 32),
                           options={'num_warps': warps, 'num_stages': stages})
@@ -80,17 +80,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--out', default=None, help='write TTGIR, PTX and cubin here')
     args = parser.parse_args()
-    gemm = dict(WG_RATIO=2, FINAL=True, HAS_BIAS=False, INT_OUT=False, MEMBERS=False,
-                QUANT_IN=False, QMODE=1, HAS_PERM=False, HAS_SMOOTH=False, HAS_ROT=False,
-                TC_ROT=False)
+    gemm = {'WG_RATIO': 2, 'FINAL': True, 'HAS_BIAS': False, 'INT_OUT': False,
+            'MEMBERS': False, 'QUANT_IN': False, 'QMODE': 1, 'HAS_PERM': False,
+            'HAS_SMOOTH': False, 'HAS_ROT': False, 'TC_ROT': False}
     variants = [(f'gemm tuned {"swapAB" if swap else "tiled"} {bm}x{bn} w{warps} s{stages}',
                  kernels.gemm_kernel, GEMM_SIGNATURE, dict(gemm, SWAP=swap, BM=bm, BN=bn),
                  warps, stages) for swap, bm, bn, warps, stages in TUNED_CONFIGS]
     variants += [(f'gemm expert swapAB {bm}x64 w4 s4', kernels.gemm_kernel, GEMM_SIGNATURE,
                   dict(gemm, SWAP=True, BM=bm, BN=64), 4, 4) for bm in (16, 64)]
     variants += [(f'quant dynamic_group rot on tensor cores BM{bm}', kernels.quant_kernel,
-                  QUANT_SIGNATURE, dict(MODE=1, HAS_PERM=True, HAS_SMOOTH=False, HAS_ROT=True,
-                                        TC_ROT=True, BM=bm), 4, 3) for bm in (16, 32)]
+                  QUANT_SIGNATURE, {'MODE': 1, 'HAS_PERM': True, 'HAS_SMOOTH': False,
+                                    'HAS_ROT': True, 'TC_ROT': True, 'BM': bm}, 4, 3)
+                 for bm in (16, 32)]
     for label, kernel, signature, constants, warps, stages in variants:
         compiled = compile_sm90(kernel, signature, constants, warps, stages)
         info = lowering(compiled)
