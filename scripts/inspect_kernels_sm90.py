@@ -11,12 +11,16 @@ GEMM configuration (the autotuner's candidates and the fixed expert plans) and f
 quantize kernel it prints whether the dots became wgmma, how many warp_group_dot_wait follow
 them and with which pendings (0 = the MMA is waited for before anything else runs), how many
 async copies the loads were pipelined into, and the registers, spilled stack bytes and shared
-memory of the cubin. With --out the TTGIR, PTX and cubin of each variant are written there.
+memory of the cubin, and the instructions of the main loop's SASS (per thread and K-group,
+the most frequent opcodes): where MMA and rescale do not overlap, that count times the warps
+over the four schedulers is a floor on the clocks per K-group.
+With --out the TTGIR, PTX and SASS of each variant are written there.
 Integer arguments that are multiples of 16 at run time (pointers, N, G, strides) are declared
 so, as Triton's launcher specializes them; without that, loads do not vectorize.
 """
 
 import argparse
+import collections
 import os
 import re
 import subprocess
@@ -33,7 +37,7 @@ GEMM_SIGNATURE = {
     's_out_split': 'i32', 'M': 'i32', 'N': 'i32', 'G': 'i32', 'GPS': 'i32',
     'member_end1': 'i32', 'member_end2': 'i32', 's_member_xs': 'i32', 'x_ptr': '*bf16',
     'stride_xm': 'i32', 'perm_ptr': '*i32', 'smooth_ptr': '*fp32', 'rot_ptr': '*i8',
-    'rscale_ptr': '*fp16', 's_member_k': 'i32'}
+    'rscale_ptr': '*fp16', 's_member_k': 'i32', 'y_ptr': '*bf16', 'arrivals_ptr': '*i32'}
 QUANT_SIGNATURE = {
     'x_ptr': '*bf16', 'stride_xm': 'i32', 'perm_ptr': '*i32', 'smooth_ptr': '*fp32',
     'rot_ptr': '*i8', 'rscale_ptr': '*fp16', 'srow_ptr': '*fp16', 'codes_ptr': '*i8',
@@ -56,6 +60,27 @@ def compile_sm90(kernel, signature: dict, constants: dict, warps: int, stages: i
                           options={'num_warps': warps, 'num_stages': stages})
 
 
+def main_loop(sass: str) -> list:
+    """
+    Return [(address, opcode)] of the longest backward-branch loop that holds an MMA.
+
+    SASS lines read '/*0ec0*/  @P0 OPCODE.MODIFIERS operands ;'.
+    """
+    code = []
+    for line in sass.splitlines():
+        found = re.match(r'\s+/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)(.*)', line)
+        if found:
+            code.append((int(found.group(1), 16), found.group(2), found.group(3)))
+    best = []
+    for address, opcode, rest in code:
+        target = re.search(r'(0x[0-9a-f]+)', rest) if opcode == 'BRA' else None
+        if target and int(target.group(1), 16) < address:
+            body = [(a, op) for a, op, _ in code if int(target.group(1), 16) <= a <= address]
+            if any('MMA' in op for _, op in body) and len(body) > len(best):
+                best = body
+    return best
+
+
 def lowering(compiled) -> dict:
     """Return what the TTGIR and the cubin say about one compiled kernel."""
     ttgir = compiled.asm['ttgir']
@@ -67,7 +92,12 @@ def lowering(compiled) -> dict:
     usage = subprocess.run([cuobjdump, '--dump-resource-usage', path], capture_output=True,
                            text=True).stdout
     found = re.search(r'REG:(\d+) STACK:(\d+)', usage)
+    sass = subprocess.run([cuobjdump, '-sass', path], capture_output=True, text=True).stdout
+    loop = main_loop(sass)
     return {'wgmma': len(re.findall(r'warp_group_dot ', ttgir)),
+            'loop_instructions': len(loop),
+            'loop_opcodes': collections.Counter(op for _, op in loop).most_common(6),
+            'sass': sass,
             'waits': re.findall(r'warp_group_dot_wait.*?pendings = (\d+)', ttgir),
             'async_copies': len(re.findall('async_copy_global_to_local', ttgir)),
             'registers': int(found.group(1)) if found else None,
@@ -80,14 +110,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--out', default=None, help='write TTGIR, PTX and cubin here')
     args = parser.parse_args()
-    gemm = {'WG_RATIO': 2, 'FINAL': True, 'HAS_BIAS': False, 'INT_OUT': False,
+    gemm = {'WG_RATIO': 2, 'FINAL': True, 'REDUCE': False, 'HAS_BIAS': False, 'INT_OUT': False,
             'MEMBERS': False, 'QUANT_IN': False, 'QMODE': 1, 'HAS_PERM': False,
-            'HAS_SMOOTH': False, 'HAS_ROT': False, 'TC_ROT': False}
+            'HAS_SMOOTH': False, 'HAS_ROT': False, 'TC_ROT': False, 'ASM_UNPACK': True}
     variants = [(f'gemm tuned {"swapAB" if swap else "tiled"} {bm}x{bn} w{warps} s{stages}',
                  kernels.gemm_kernel, GEMM_SIGNATURE, dict(gemm, SWAP=swap, BM=bm, BN=bn),
                  warps, stages) for swap, bm, bn, warps, stages in TUNED_CONFIGS]
-    variants += [(f'gemm expert swapAB {bm}x64 w4 s4', kernels.gemm_kernel, GEMM_SIGNATURE,
-                  dict(gemm, SWAP=True, BM=bm, BN=64), 4, 4) for bm in (16, 64)]
+    variants += [(f'gemm expert swapAB {bm}x64 w4 s4 split-K', kernels.gemm_kernel,
+                  GEMM_SIGNATURE, dict(gemm, SWAP=True, BM=bm, BN=64, FINAL=False, REDUCE=True),
+                  4, 4) for bm in (16, 64)]
     variants += [(f'quant dynamic_group rot on tensor cores BM{bm}', kernels.quant_kernel,
                   QUANT_SIGNATURE, {'MODE': 1, 'HAS_PERM': True, 'HAS_SMOOTH': False,
                                     'HAS_ROT': True, 'TC_ROT': True, 'BM': bm}, 4, 3)
@@ -97,13 +128,15 @@ def main():
         info = lowering(compiled)
         print(f"{label}: wgmma {info['wgmma']}, waits (pendings) {info['waits']}, async copies "
               f"{info['async_copies']}, registers {info['registers']}, spilled "
-              f"{info['spill_bytes']} B, shared {info['shared_bytes']} B")
+              f"{info['spill_bytes']} B, shared {info['shared_bytes']} B, main loop "
+              f"{info['loop_instructions']} instructions {info['loop_opcodes']}")
         if args.out:
             os.makedirs(args.out, exist_ok=True)
             name = re.sub(r'[^A-Za-z0-9]+', '_', label)
-            for kind in ('ttgir', 'ptx'):
+            for kind, text in (('ttgir', compiled.asm['ttgir']), ('ptx', compiled.asm['ptx']),
+                               ('sass', info['sass'])):
                 with open(os.path.join(args.out, f'{name}.{kind}'), 'w') as stream:
-                    stream.write(compiled.asm[kind])
+                    stream.write(text)
 
 
 if __name__ == '__main__':

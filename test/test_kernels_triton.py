@@ -189,21 +189,23 @@ def _run_case(k, n, m, mode, seed, **features):
     codes_out = torch.full((m, k), 127, dtype=torch.int8, device=DEVICE)
     codes, xs, s_m, s_g = tw.quantize_input(layer, x, codes_out=codes_out)
     assert codes.data_ptr() == codes_out.data_ptr()
-    flipped_rows = _check_codes(layer, x, codes, xs)
+    natural = tw.natural_order(codes)
+    assert torch.equal(tw.gemm_order(natural), codes)
+    flipped_rows = _check_codes(layer, x, natural, xs)
 
     # The integer accumulation is exact: compare with a float64 product of the same codes.
     _poison_allocator()
     w = layer.weight_codes().double()
     ints = tw.int_matmul(codes, layer.weight_packed)
     assert ints.dtype == torch.int32
-    assert torch.equal(ints.double(), codes.double() @ w.t())
+    assert torch.equal(ints.double(), natural.double() @ w.t())
 
     # Scaled GEMM + epilogue on the kernel's own codes: fp32 rounding of the same arithmetic.
     _poison_allocator()
     y_out = torch.full((m, n), float('nan'), device=DEVICE)
     y = tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32, out=y_out)
     assert y.data_ptr() == y_out.data_ptr()
-    _assert_fp32_close(y, _scaled_reference(layer, codes, _expand_scales(layer, xs, m)))
+    _assert_fp32_close(y, _scaled_reference(layer, natural, _expand_scales(layer, xs, m)))
 
     # The whole layer through the registered backend against the reference backend.
     _poison_allocator()
@@ -555,7 +557,7 @@ def test_every_tuned_gemm_config_matches_the_reference(mode):
     x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
                     .manual_seed(24))
     codes, xs, s_m, s_g = tw.quantize_input(layer, x)
-    expected = _scaled_reference(layer, codes, _expand_scales(layer, xs, m))
+    expected = _scaled_reference(layer, tw.natural_order(codes), _expand_scales(layer, xs, m))
     assert tw.plan(m, n, k)['tuned']
     for swap, bm, bn, warps, stages in tw.TUNED_CONFIGS:
         fixed = {'swap': swap, 'bm': bm, 'bn': bn, 'split': 1, 'gps': k // 64,

@@ -68,6 +68,43 @@ def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, o
 
 
 @triton.jit
+def _gemm_order(offs_k):
+    # Where natural column k of a 64-group is stored in the codes: the even columns first, then
+    # the odd ones, matching the low and high nibbles of the packed weight bytes.
+    return (offs_k // 2) + 32 * (offs_k % 2)
+
+
+@triton.jit
+def _unpack_nibbles(wb, ASM_UNPACK: tl.constexpr):
+    # wb: packed int4 weight bytes (uint8). Returns (low nibbles, high nibbles) as int8.
+    if ASM_UNPACK:
+        # Four bytes per 32-bit register, sign-extended nibble by nibble without carries
+        # between bytes: t = (u ^ 8) = q + 8 in [0, 15]; (t + 0x78) ^ 0x80 = q as a byte.
+        lo, hi = tl.inline_asm_elementwise(
+            asm="""
+            {
+            .reg .b32 t;
+            and.b32 t, $2, 0x0F0F0F0F;
+            xor.b32 t, t, 0x08080808;
+            add.u32 t, t, 0x78787878;
+            xor.b32 $0, t, 0x80808080;
+            shr.u32 t, $2, 4;
+            and.b32 t, t, 0x0F0F0F0F;
+            xor.b32 t, t, 0x08080808;
+            add.u32 t, t, 0x78787878;
+            xor.b32 $1, t, 0x80808080;
+            }
+            """,
+            constraints='=r,=r,r', args=[wb], dtype=(tl.int8, tl.int8), is_pure=True, pack=4)
+    else:
+        # The interpreter runs no PTX.
+        wb = wb.to(tl.int8, bitcast=True)
+        lo = (wb << 4) >> 4
+        hi = wb >> 4
+    return lo, hi
+
+
+@triton.jit
 def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
     # STATIC_GROUP: the table row's scale of group g; DYNAMIC_GROUP: the group's absmax / 7.
     if MODE == STATIC_GROUP:
@@ -113,7 +150,7 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
             xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
                                offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
             q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
-            tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
+            tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + _gemm_order(offs_k)[None, :],
                      q.to(tl.int8), mask=m_mask[:, None])
     else:
         g = tl.program_id(1)
@@ -121,9 +158,10 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
                            offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
         scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
         if MODE == DYNAMIC_GROUP:
-            tl.store(xs_ptr + offs_m * G + g, scale, mask=m_mask)
+            # Group-major [G, M]: the GEMM reads one group's scales for consecutive tokens.
+            tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
         q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
-        tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
+        tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + _gemm_order(offs_k)[None, :],
                  q.to(tl.int8), mask=m_mask[:, None])
 
 
@@ -131,15 +169,25 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
 def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr,
                 out_ptr, s_out_split, M, N, G, GPS, member_end1, member_end2, s_member_xs,
                 x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, s_member_k,
+                y_ptr, arrivals_ptr,
                 WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                SWAP: tl.constexpr, FINAL: tl.constexpr, HAS_BIAS: tl.constexpr,
+                SWAP: tl.constexpr, FINAL: tl.constexpr, REDUCE: tl.constexpr,
+                HAS_BIAS: tl.constexpr,
                 INT_OUT: tl.constexpr, MEMBERS: tl.constexpr, QUANT_IN: tl.constexpr,
                 QMODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
-                HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, N_ALIGN=0):
-    # N_ALIGN: read only by the autotuner (tiles must divide it). QUANT_IN: no codes tensor;
-    # each K-group of the raw input x [M, K] is rotated and quantized here with quant_kernel's
+                HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, ASM_UNPACK: tl.constexpr,
+                N_ALIGN=0):
+    # FINAL: out_ptr is the output (no K split). Otherwise out_ptr holds fp32 partials
+    # [splits, M, N]; with REDUCE the last split of a tile to arrive (arrivals_ptr counts them
+    # per tile) sums the partials in split order, adds the bias and writes y_ptr, so no finish
+    # launch is needed. N_ALIGN: read only by the autotuner (tiles must divide it).
+    # QUANT_IN: no codes tensor; each K-group of the raw input x [M, K] is rotated and
+    # quantized here with quant_kernel's
     # arithmetic (static or dynamic 64-group scales), which saves the quantize launch. Every
     # N-tile redoes it, so the wrapper uses it for few rows.
+    # Codes arrive in GEMM order (_gemm_order): per 64-group the 32 even columns, then the 32
+    # odd ones, so the low nibbles of a weight byte row meet the first half and the high
+    # nibbles the second in two K=32 dots, with no interleaving in registers.
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
     pid_k = tl.program_id(2)
@@ -159,8 +207,7 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
             xq_ptr += member * M * G * 64
     offs_n = pid_n * BN + tl.arange(0, BN)
     offs_m = pid_m * BM + tl.arange(0, BM)
-    offs_k = tl.arange(0, 64)
-    offs_kb = tl.arange(0, 32)
+    offs_h = tl.arange(0, 32)
     m_mask = offs_m < M
     n_mask = offs_n < N
     K = G * 64
@@ -175,8 +222,8 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
             acc = tl.zeros((BM, BN), dtype=tl.int32)
         else:
             acc = tl.zeros((BM, BN), dtype=tl.float32)
-    x_ptrs = xq_ptr + offs_m[:, None] * K + offs_k[None, :]
-    w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + offs_kb[None, :]
+    x_ptrs = xq_ptr + offs_m[:, None] * K + tl.arange(0, 64)[None, :]
+    w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + offs_h[None, :]
     for i in range(0, GPS):
         g = g0 + i
         if QUANT_IN:
@@ -184,13 +231,14 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
                                offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
             xsv = _group_scale(xr, xs_ptr, g, offs_m, QMODE, BM)
             x = _round_clamp(tl.math.div_rn(xr, xsv[:, None] + tl.zeros_like(xr))).to(tl.int8)
+            x_even, x_odd = tl.split(tl.reshape(x, (BM, 32, 2)))
+            x = tl.reshape(tl.permute(tl.join(x_even, x_odd), (0, 2, 1)), (BM, 64))
         else:
             x = tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0)
-        wb = tl.load(w_ptrs + g * 32, mask=n_mask[:, None], other=0)
-        wb = wb.to(tl.int8, bitcast=True)
-        lo = (wb << 4) >> 4
-        hi = wb >> 4
-        w = tl.join(lo, hi).reshape(BN, 64)
+        w_lo, w_hi = _unpack_nibbles(tl.load(w_ptrs + g * 32, mask=n_mask[:, None], other=0),
+                                     ASM_UNPACK)
+        # [low nibbles | high nibbles] along K, the order of the codes.
+        w = tl.reshape(tl.permute(tl.join(w_lo, w_hi), (0, 2, 1)), (BN, 64))
         if SWAP:
             p = tl.dot(w, tl.trans(x), out_dtype=tl.int32)
         else:
@@ -213,9 +261,33 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
         out = acc
     if FINAL and HAS_BIAS:
         out = out + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
-    o_ptrs = out_ptr + pid_k * s_out_split + offs_m[:, None] * N + offs_n[None, :]
-    tl.store(o_ptrs, out.to(out_ptr.dtype.element_ty),
-             mask=m_mask[:, None] & n_mask[None, :])
+    tile = offs_m[:, None] * N + offs_n[None, :]
+    mask = m_mask[:, None] & n_mask[None, :]
+    tl.store(out_ptr + pid_k * s_out_split + tile, out.to(out_ptr.dtype.element_ty), mask=mask)
+    if REDUCE:
+        _reduce_splits(out_ptr, s_out_split, tile, mask, offs_n, n_mask, bias_ptr, y_ptr,
+                       arrivals_ptr + pid_m * tl.num_programs(0) + pid_n, tl.num_programs(2),
+                       HAS_BIAS, BM, BN)
+
+
+@triton.jit
+def _reduce_splits(part_ptr, s_split, tile, mask, offs_n, n_mask, bias_ptr, y_ptr, arrival_ptr,
+                   SPLITS, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    # Every thread's partial store precedes the release of the arrival count; the last
+    # arrival acquires it, so all partials are visible to its (L2) loads. The order of the
+    # sum is the split order whoever arrives last: results are deterministic and equal the
+    # finish kernel's. The last arrival resets the count for the next launch (CUDA graphs).
+    tl.debug_barrier()
+    arrived = tl.atomic_add(arrival_ptr, 1, sem='acq_rel', scope='gpu')
+    if arrived == SPLITS - 1:
+        total = tl.zeros([BM, BN], dtype=tl.float32)
+        for s in range(0, SPLITS):
+            total += tl.load(part_ptr + s * s_split + tile, mask=mask, other=0.0,
+                             cache_modifier='.cg')
+        if HAS_BIAS:
+            total = total + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
+        tl.store(y_ptr + tile, total.to(y_ptr.dtype.element_ty), mask=mask)
+        tl.atomic_xchg(arrival_ptr, 0, sem='relaxed', scope='gpu')
 
 
 @triton.jit

@@ -6,15 +6,19 @@ Triton W4A4 QuantLinear backend: fused rotate+quantize prologue and an int8 tens
 Per call (act modes static_group, dynamic_group, dynamic_token; act_modes.py):
   1. quant_kernel: x -> smooth -> perm -> 64x64 block rotation (int8 codes x fp16 column
      scale: three bf16 tensor-core dots on a GPU, a fp32 dot under the interpreter) -> int4
-     codes held in int8, plus the per-(token, 64-group) scale where the mode computes one. Run
-     once per input tensor for a group of layers that share their input.
-  2. gemm_kernel: per 64-wide K-group an exact int32 tl.dot(int8, int8) against the packed int4
-     weights unpacked in registers, scaled in fp32 by act scale x weight scale (weight groups
-     are weight_group/64 act groups). Tokens <= 64 swap operands (the weight fills the 64-row
-     MMA side) and split K over the SMs (plan); from TUNED_MIN_ROWS tokens the tiles are
-     autotuned per shape (_tuned_gemm over TUNED_CONFIGS).
-  3. finish_kernel (only with split-K or rot_out): sum of the split-K partials, output block
-     rotation, bias, cast.
+     codes held in int8 in GEMM order (gemm_order: per 64-group the even columns, then the
+     odd ones), plus the per-(token, 64-group) scale where the mode computes one (group-major,
+     [groups, tokens]). Run once per input tensor for a group of layers that share their input.
+  2. gemm_kernel: per 64-wide K-group one exact int32 tl.dot(int8, int8) against the packed
+     int4 weights, unpacked in registers four bytes per instruction into [low nibbles | high
+     nibbles] (= the even | odd order of the codes, so nothing is interleaved), scaled in fp32
+     by act scale x weight scale (weight groups are weight_group/64 act groups). Tokens <= 64
+     swap operands (the weight fills the 64-row MMA side) and split K over the SMs (plan);
+     from TUNED_MIN_ROWS tokens the tiles are autotuned per shape (_tuned_gemm over
+     TUNED_CONFIGS).
+  3. With split-K the GEMM's last program to finish a tile sums its partials, adds the bias
+     and casts (no third launch). finish_kernel runs only for layers with an output block
+     rotation (rot_out): sum of the partials, rotation, bias, cast.
 Linears that read one input (q/k/v, gate/up: the model's SIBLING_LINEARS) run as a group,
 FusedLinears: step 1 once for all members (grid axis 2 over their stacked transforms), step 2
 once over their concatenated weights (each N-tile reads its member's codes), so an attention
@@ -109,10 +113,15 @@ def plan(m: int, n: int, k: int, sms: int = 132, n_align: int = 0, tuned: bool =
 TUNED_MIN_ROWS = 256
 # Candidates timed per GEMM shape: (SWAP, BM tokens, BN weight rows, warps, stages). Each fits
 # the registers without spilling on sm_90 (ptxas resource report). SWAP puts the unpacked
-# weight in the MMA's register operand, so it never goes through shared memory.
-TUNED_CONFIGS = ((True, 64, 64, 4, 4), (True, 128, 64, 4, 3), (True, 128, 64, 8, 3),
-                 (True, 256, 64, 8, 3), (True, 128, 128, 8, 3), (False, 64, 64, 4, 4),
-                 (False, 128, 64, 8, 3), (False, 128, 128, 8, 3), (False, 64, 128, 4, 3))
+# weight in the MMA's register operand, so it never goes through shared memory. The main
+# loop issues about 4 instructions per output element and K-group against the MMA's 1/4 (per
+# warp scheduler, scripts/inspect_kernels_sm90.py), so the candidates favour tiles whose loop
+# has the fewest instructions per element (swap-AB 128x64 with 4 warps, 256x64 with 8) and,
+# with 4 warps and <= 226 registers, two resident blocks per SM, whose MMA waits and
+# rescales can interleave.
+TUNED_CONFIGS = ((True, 128, 64, 4, 3), (True, 128, 64, 4, 4), (True, 128, 64, 4, 2),
+                 (True, 256, 64, 8, 3), (True, 256, 64, 8, 2), (True, 64, 64, 4, 4),
+                 (True, 128, 64, 8, 3), (True, 128, 128, 8, 3), (False, 128, 64, 8, 3))
 
 
 @functools.lru_cache(maxsize=None)
@@ -144,16 +153,36 @@ def _check_device(t: torch.Tensor):
                            '(or TRITON_INTERPRET=1 for CPU tensors)')
 
 
+def gemm_order(codes: torch.Tensor) -> torch.Tensor:
+    """Reorder codes [..., K] from natural column order to the kernels' (even | odd per group)."""
+    k = codes.shape[-1]
+    pairs = codes.reshape(*codes.shape[:-1], k // ACT_BLOCK, ACT_BLOCK // 2, 2)
+    return pairs.transpose(-1, -2).reshape(codes.shape)
+
+
+def natural_order(codes: torch.Tensor) -> torch.Tensor:
+    """Reorder codes [..., K] from the kernels' GEMM order back to natural column order."""
+    k = codes.shape[-1]
+    halves = codes.reshape(*codes.shape[:-1], k // ACT_BLOCK, 2, ACT_BLOCK // 2)
+    return halves.transpose(-1, -2).reshape(codes.shape)
+
+
 def quantize_input(layer, x2: torch.Tensor, codes_out=None):
     """
     Run the fused prologue on x2 [M, in]: int8 codes [M, in] and the scale tensor the GEMM reads.
 
-    Returns (codes, xs, s_xs_m, s_xs_g): the act scale of (row m, group g) is
-    xs[m * s_xs_m + g * s_xs_g] (for static_group the layer's fp16 table row of the current
-    step, layer.table_index()). codes_out: optional int8 [M, in] buffer for the codes.
+    Returns (codes, xs, s_xs_m, s_xs_g): codes in GEMM order (natural_order undoes it); the
+    act scale of (row m, group g) is xs[m * s_xs_m + g * s_xs_g] of xs's storage (for
+    static_group the layer's fp16 table row of the current step, layer.table_index(); for
+    dynamic_group a [M, groups] view of group-major storage). codes_out: optional int8
+    [M, in] buffer for the codes.
     """
     codes, xs, s_m, s_g, _ = _quantize(x2, layer, [layer.input_owner], codes_out)
-    return codes[0], (xs if layer.act_mode == 'static_group' else xs[0]), s_m, s_g
+    if layer.act_mode == 'static_group':
+        return codes[0], xs, s_m, s_g
+    if layer.act_mode == 'dynamic_group':
+        return codes[0], xs[0].t(), s_m, s_g
+    return codes[0], xs[0], s_m, s_g
 
 
 def _static_row(layer, owners):
@@ -197,13 +226,15 @@ def _quantize(x2, layer, owners, codes_out=None):
         xs, s_member_xs = _static_row(layer, owners)
         s_m, s_g, s_member_srow = 0, 1, s_member_xs
     elif mode == act_modes.DYNAMIC_GROUP:
-        xs = torch.empty(count, m, groups, dtype=torch.float32, device=dev)
-        s_m, s_g, s_member_srow, s_member_xs = groups, 1, 0, m * groups
+        xs = torch.empty(count, groups, m, dtype=torch.float32, device=dev)
+        s_m, s_g, s_member_srow, s_member_xs = 1, m, 0, m * groups
     else:
         xs = torch.empty(count, m, dtype=torch.float32, device=dev)
         s_m, s_g, s_member_srow, s_member_xs = 1, 0, 0, m
     transform, flags = _transform_args(owners[0], codes)
-    bm = 16 if m <= 16 else 32
+    # Rows per program: the 64x64 rotation block loaded and converted per program is shared
+    # by more rows (per element about half the instructions at 64 rows as at 32).
+    bm = 16 if m <= 16 else 32 if m <= 64 else 64
     static = mode == act_modes.STATIC_GROUP
     grid = (triton.cdiv(m, bm), 1 if mode == act_modes.DYNAMIC_TOKEN else groups, count)
     quant_kernel[grid](
@@ -216,7 +247,11 @@ def _quantize(x2, layer, owners, codes_out=None):
 
 
 def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor:
-    """Exact int32 product codes [M, K] int8 x unpack(weight_packed [N, K/2])^T via the GEMM."""
+    """
+    Exact int32 product codes [M, K] x unpack(weight_packed [N, K/2])^T through the GEMM.
+
+    codes: int8 in GEMM order, as quantize_input returns them (gemm_order makes them).
+    """
     _, gemm_kernel, _ = _kernels()
     _check_device(codes)
     m, k = codes.shape
@@ -226,11 +261,27 @@ def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor
     grid = (triton.cdiv(n, p['bn']), triton.cdiv(m, p['bm']), p['split'])
     gemm_kernel[grid](
         codes.contiguous(), codes, 0, 0, weight_packed, codes, 0, codes, out, m * n,
-        m, n, k // ACT_BLOCK, p['gps'], n, n, 0, *_no_prologue(codes), WG_RATIO=1,
-        BM=p['bm'], BN=p['bn'], SWAP=p['swap'], FINAL=False, HAS_BIAS=False, INT_OUT=True,
-        MEMBERS=False, **_PLAIN_GEMM_FLAGS, num_warps=p['num_warps'],
+        m, n, k // ACT_BLOCK, p['gps'], n, n, 0, *_no_prologue(codes), out, out, WG_RATIO=1,
+        BM=p['bm'], BN=p['bn'], SWAP=p['swap'], FINAL=False, REDUCE=False, HAS_BIAS=False,
+        INT_OUT=True,
+        MEMBERS=False, **_PLAIN_GEMM_FLAGS, ASM_UNPACK=_asm_unpack(), num_warps=p['num_warps'],
         num_stages=p['num_stages'])
     return out.sum(0, dtype=torch.int32)
+
+
+def _asm_unpack() -> bool:
+    # The interpreter runs no PTX; the kernel then unpacks with int8 shifts.
+    return not _interpreting()
+
+
+@functools.lru_cache(maxsize=None)
+def _arrival_counts(device: torch.device) -> torch.Tensor:
+    """Per-tile split arrival counters of a device, zero between launches (kernels reset them)."""
+    return torch.zeros(ARRIVAL_SLOTS, dtype=torch.int32, device=device)
+
+
+# More tiles than any split-K launch has (K is split only when tiles < the SM count).
+ARRIVAL_SLOTS = 4096
 
 
 def _sms(t: torch.Tensor) -> int:
@@ -312,16 +363,20 @@ def _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends, o
     tuned = p.get('tuned', False)
     bias, rot, rscale = weights.bias, weights.rot_out, weights.rot_out_scale
     final = p['split'] == 1 and rot is None
+    reduce = p['split'] > 1 and rot is None
     y = out if out is not None else torch.empty(m, n, dtype=out_dtype, device=dev)
     part = y if final else torch.empty(p['split'], m, n, dtype=torch.float32, device=dev)
     ws = weights.weight_scale
     ends = member_ends if member_ends is not None else (n, n)
+    arrivals = _arrival_counts(dev)
+    if reduce and triton.cdiv(n, p['bn']) * triton.cdiv(m, p['bm']) > ARRIVAL_SLOTS:
+        raise ValueError(f'split-K GEMM {m}x{k}x{n} has more tiles than {ARRIVAL_SLOTS}')
     args = (codes if codes is not None else ws, xs, s_xs_m, s_xs_g, weights.weight_packed, ws,
             ws.stride(0), bias if bias is not None else ws, part, m * n, m, n, k // ACT_BLOCK,
-            p['gps'], ends[0], ends[1], s_xs_member, *prologue)
-    flags = dict(WG_RATIO=layer.weight_group // ACT_BLOCK, FINAL=final,
+            p['gps'], ends[0], ends[1], s_xs_member, *prologue, y, arrivals)
+    flags = dict(WG_RATIO=layer.weight_group // ACT_BLOCK, FINAL=final, REDUCE=reduce,
                  HAS_BIAS=bias is not None, INT_OUT=False, MEMBERS=member_ends is not None,
-                 **prologue_flags)
+                 ASM_UNPACK=_asm_unpack(), **prologue_flags)
     if tuned:
         # Tiles, orientation, warps and stages chosen per (M, N, K, member alignment) by
         # timing the candidates on first use (before any CUDA-graph capture).
@@ -333,7 +388,7 @@ def _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends, o
         gemm_kernel[grid](*args, BM=p['bm'], BN=p['bn'], SWAP=p['swap'], **flags,
                           num_warps=p['num_warps'], num_stages=p['num_stages'])
     LAUNCHES['gemm'] += 1
-    if not final:
+    if rot is not None:
         bm = 16 if m <= 16 else 32
         finish_kernel[(triton.cdiv(m, bm), n // ACT_BLOCK)](
             part, m * n, p['split'], rot if rot is not None else part,
