@@ -77,9 +77,10 @@ def _gemm_order(offs_k):
 @triton.jit
 def _unpack_nibbles(wb, ASM_UNPACK: tl.constexpr):
     # wb: packed int4 weight bytes (uint8). Returns (low nibbles, high nibbles) as int8.
+    # A nibble u holds q = u - 16 * (u >= 8); t = u ^ 8 = q + 8 lies in [0, 15], and
+    # (t + 0x78) ^ 0x80 is q as a two's-complement byte. No byte exceeds 0x87 on the way, so
+    # four bytes of a 32-bit word go through one instruction each without carries.
     if ASM_UNPACK:
-        # Four bytes per 32-bit register, sign-extended nibble by nibble without carries
-        # between bytes: t = (u ^ 8) = q + 8 in [0, 15]; (t + 0x78) ^ 0x80 = q as a byte.
         lo, hi = tl.inline_asm_elementwise(
             asm="""
             {
@@ -97,10 +98,9 @@ def _unpack_nibbles(wb, ASM_UNPACK: tl.constexpr):
             """,
             constraints='=r,=r,r', args=[wb], dtype=(tl.int8, tl.int8), is_pure=True, pack=4)
     else:
-        # The interpreter runs no PTX.
-        wb = wb.to(tl.int8, bitcast=True)
-        lo = (wb << 4) >> 4
-        hi = wb >> 4
+        # The interpreter runs no PTX: the same arithmetic one byte at a time.
+        lo = ((((wb & 0x0F) ^ 0x08) + 0x78) ^ 0x80).to(tl.int8, bitcast=True)
+        hi = ((((wb >> 4) ^ 0x08) + 0x78) ^ 0x80).to(tl.int8, bitcast=True)
     return lo, hi
 
 

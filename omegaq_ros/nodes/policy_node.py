@@ -112,10 +112,15 @@ class PolicyNode(Node):
         image_type = conv.CompressedImage if p['compressed_images'] else conv.Image
         suffix = '/compressed' if p['compressed_images'] else ''
         self.image_topics = {name: topic + suffix for name, topic in zip(names, topics)}
+        # Sensor-data QoS kept to the newest image: the observation buffer holds the recent
+        # ones, and each sample the middleware queues costs a full frame of memory (a 4K flood
+        # held five 25 MB frames per camera at the default depth of 5).
+        newest_image = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                                  durability=DurabilityPolicy.VOLATILE)
         self.image_subs = [
             self.create_subscription(image_type, topic + suffix,
                                      lambda msg, name=name: self.image_callback(name, msg),
-                                     qos_profile_sensor_data)
+                                     newest_image)
             for name, topic in zip(names, topics)]
         self.joint_state_sub = self.create_subscription(
             conv.JointState, p['joint_states_topic'], self.joint_state_callback,
@@ -154,25 +159,28 @@ class PolicyNode(Node):
 
     def image_callback(self, name: str, msg) -> None:
         """Check one camera message and buffer it by its stamp (converted in the worker)."""
-        error = None
+        # Reasons are kept as strings, never as exceptions: a kept exception's traceback holds
+        # this frame and so the message, a cycle only the garbage collector frees, and under
+        # a flood of refused 4K images dozens of 25 MB messages waited for it.
+        reason = None
         try:                                   # header checks only: no copy, no decoding
             if self.params['compressed_images']:
                 nbytes = conv.check_compressed_image(msg, self.max_image_bytes)
             else:
                 nbytes = conv.check_image(msg, (self.params['image_height'],
                                                 self.params['image_width']))
-        except conv.ConversionError as conversion_error:
-            error = conversion_error
+        except conv.ConversionError as error:
+            reason = str(error)
         stamp, now = conv.stamp_to_seconds(msg.header.stamp), self._now()
         with self.lock:
             self.stats[f'received_{name}'] += 1
-            if error is None:
+            if reason is None:
                 try:
                     self.sync.add(name, stamp, msg, now=now, nbytes=nbytes)
-                except ValueError as sync_error:        # stamp ahead of the clock, too large
-                    error = sync_error
-        if error is not None:
-            self._input_error(self.image_topics[name], str(error))
+                except ValueError as error:        # stamp ahead of the clock, too large
+                    reason = str(error)
+        if reason is not None:
+            self._input_error(self.image_topics[name], reason)
 
     def joint_state_callback(self, msg) -> None:
         """Add a (possibly per-arm) JointState; buffer the full 14-D state when complete."""
