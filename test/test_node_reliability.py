@@ -240,7 +240,7 @@ def test_sim_and_policy_exit_cleanly_on_signals_to_their_process_group(
             f'{name} exit {code}: {text[-2000:]}'
 
 
-REFUSAL_GARBAGE = r'''
+REFUSAL_GARBAGE = r"""
 import gc, sys, time
 import numpy as np
 import rclpy
@@ -261,7 +261,7 @@ gc.collect()
 print(sum(isinstance(obj, conv.Image) for obj in gc.garbage), node.input_errors and 'refused')
 node.destroy_node()
 rclpy.shutdown()
-'''
+"""
 
 
 def test_refused_images_are_freed_at_once_not_by_the_garbage_collector(tmp_path):
