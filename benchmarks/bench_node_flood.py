@@ -92,6 +92,12 @@ def main():
         conv.String(data='lift the red cube'))
     chunks = []
     robot.create_subscription(conv.JointTrajectory, '/action_chunk', chunks.append, 10)
+    inference_ms = []                          # the node's own timing of each chunk
+
+    def on_diagnostics(array):
+        inference_ms.extend(float(kv.value) for status in array.status for kv in status.values
+                            if kv.key == 'inference_ms' and kv.value != 'nan')
+    robot.create_subscription(conv.DiagnosticArray, '/diagnostics', on_diagnostics, 10)
     rng = np.random.default_rng(0)
     home = arx_r5.limits_14d().mean(axis=1)
     names = list(arx_r5.JOINT_NAMES)
@@ -157,6 +163,8 @@ def main():
     print(f'# policy_node (bundled W4A4 artifact, CPU), cameras {HEIGHT}x{WIDTH} expected; '
           f'first chunk after start {first:.1f} s; node log {log.name}')
     print(f'# node memory at the end of the flood: {at_flood_end}')
+    print(f'# inference time per chunk (node diagnostics): median '
+          f'{np.median(inference_ms) if inference_ms else float("nan"):.0f} ms')
     print('| steady RSS MB | flood | 4K sets sent | sets / s | MB / s | max RSS MB | max / '
           'steady | first chunk after the flood s | node alive / exit |')
     print('|---|---|---|---|---|---|---|---|---|')

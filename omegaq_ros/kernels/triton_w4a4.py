@@ -115,7 +115,7 @@ TUNED_MIN_ROWS = 256
 # the registers without spilling on sm_90 (ptxas resource report). SWAP puts the unpacked
 # weight in the MMA's register operand, so it never goes through shared memory. The main
 # loop issues about 4 instructions per output element and K-group against the MMA's 1/4 (per
-# warp scheduler, scripts/inspect_kernels_sm90.py), so the candidates favour tiles whose loop
+# warp scheduler, scripts/inspect_kernels.py), so the candidates favour tiles whose loop
 # has the fewest instructions per element (swap-AB 128x64 with 4 warps, 256x64 with 8) and,
 # with 4 warps and <= 226 registers, two resident blocks per SM, whose MMA waits and
 # rescales can interleave.

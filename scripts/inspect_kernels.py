@@ -1,16 +1,18 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
-Compile the W4A4 Triton kernels for sm_90 on any machine (no GPU) and report how they lower.
+Compile the W4A4 Triton kernels for a GPU architecture on any machine (no GPU) and report how.
 
-    python scripts/inspect_kernels_sm90.py [--out DIR]
+    python scripts/inspect_kernels.py [--arch 90] [--out DIR]
 
 Triton compiles for a named target without a driver (ptxas and cuobjdump ship in its wheel),
-so what a kernel becomes on an H100/H200 can be read before any device time is spent: per
-GEMM configuration (the autotuner's candidates and the fixed expert plans) and for the
-quantize kernel it prints whether the dots became wgmma, how many warp_group_dot_wait follow
-them and with which pendings (0 = the MMA is waited for before anything else runs), how many
-async copies the loads were pipelined into, and the registers, spilled stack bytes and shared
+so what a kernel becomes on an H100/H200 (sm_90) or a Jetson Orin (sm_87) can be read before
+any device time is spent, and a CPU-only CI can check that every kernel path still compiles
+there (test_kernels_compile.py). Per GEMM configuration (the autotuner's candidates and the
+fixed expert plans), per GEMM path and for the quantize kernel it prints whether the dots
+became wgmma (sm_90; mma.sync IMMA/HMMA before), how many warp_group_dot_wait follow them
+and with which pendings (0 = the MMA is waited for before anything else runs), how many
+async copies the loads were pipelined into, the registers, spilled stack bytes and shared
 memory of the cubin, and the instructions of the main loop's SASS (per thread and K-group,
 the most frequent opcodes): where MMA and rescale do not overlap, that count times the warps
 over the four schedulers is a floor on the clocks per K-group.
@@ -48,15 +50,16 @@ MULTIPLES_OF_16 = {'xq_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr'
                    'codes_ptr', 's_member_k'}
 
 
-def compile_sm90(kernel, signature: dict, constants: dict, warps: int, stages: int):
-    """Compile a @triton.jit kernel for sm_90 with these constexprs; return the kernel."""
+def compile_for(kernel, signature: dict, constants: dict, warps: int, stages: int,
+                arch: int = 90):
+    """Compile a @triton.jit kernel for sm_<arch> with these constexprs; return the kernel."""
     signature = dict(signature)
     names = list(signature)
     attrs = {(names.index(n),): [['tt.divisibility', 16]] for n in names
              if n in MULTIPLES_OF_16}
     signature.update(dict.fromkeys(constants, 'constexpr'))
     source = ASTSource(fn=kernel, signature=signature, constexprs=constants, attrs=attrs)
-    return triton.compile(source, target=GPUTarget('cuda', 90, 32),
+    return triton.compile(source, target=GPUTarget('cuda', arch, 32),
                           options={'num_warps': warps, 'num_stages': stages})
 
 
@@ -95,7 +98,9 @@ def lowering(compiled) -> dict:
     sass = subprocess.run([cuobjdump, '-sass', path], capture_output=True, text=True).stdout
     loop = main_loop(sass)
     return {'wgmma': len(re.findall(r'warp_group_dot ', ttgir)),
+            'mma_instructions': len(re.findall(r'\b[A-Z]*MMA\b', sass)),
             'loop_instructions': len(loop),
+            'loop_opcode_counts': collections.Counter(op for _, op in loop),
             'loop_opcodes': collections.Counter(op for _, op in loop).most_common(6),
             'sass': sass,
             'waits': re.findall(r'warp_group_dot_wait.*?pendings = (\d+)', ttgir),
@@ -105,28 +110,57 @@ def lowering(compiled) -> dict:
             'shared_bytes': compiled.metadata.shared}
 
 
+GEMM_PATH = {'WG_RATIO': 2, 'FINAL': True, 'REDUCE': False, 'HAS_BIAS': False,
+             'INT_OUT': False, 'MEMBERS': False, 'QUANT_IN': False, 'QMODE': 1,
+             'HAS_PERM': False, 'HAS_SMOOTH': False, 'HAS_ROT': False, 'TC_ROT': False,
+             'ASM_UNPACK': True}
+QUANT_PATH = {'MODE': 1, 'HAS_PERM': True, 'HAS_SMOOTH': False, 'HAS_ROT': True,
+              'TC_ROT': True, 'BM': 64}
+
+
+def tuned_variants() -> list:
+    """(label, kernel, signature, constexprs, warps, stages) of every autotuner candidate."""
+    return [(f'gemm tuned {"swapAB" if swap else "tiled"} {bm}x{bn} w{warps} s{stages}',
+             kernels.gemm_kernel, GEMM_SIGNATURE, dict(GEMM_PATH, SWAP=swap, BM=bm, BN=bn),
+             warps, stages) for swap, bm, bn, warps, stages in TUNED_CONFIGS]
+
+
+def path_variants() -> list:
+    """
+    Return the same for each other kernel path.
+
+    Expert split-K plans, fused members with bias, int32 out, the GEMM that quantizes its
+    input, and the quantize kernel in each activation mode.
+    """
+    expert = dict(GEMM_PATH, SWAP=True, BN=64, FINAL=False, REDUCE=True)
+    gemm = kernels.gemm_kernel
+    found = [(f'gemm expert swapAB {bm}x64 w4 s4 split-K', gemm, GEMM_SIGNATURE,
+              dict(expert, BM=bm), 4, 4) for bm in (16, 64)]
+    found += [('gemm fused members, bias', gemm, GEMM_SIGNATURE,
+               dict(expert, BM=64, MEMBERS=True, HAS_BIAS=True), 4, 4),
+              ('gemm int32 out', gemm, GEMM_SIGNATURE,
+               dict(GEMM_PATH, SWAP=True, BM=16, BN=64, FINAL=False, INT_OUT=True), 4, 4),
+              ('gemm quantizing its input (static_group, rotation, smoothing)', gemm,
+               GEMM_SIGNATURE, dict(expert, BM=16, QUANT_IN=True, QMODE=0, HAS_PERM=True,
+                                    HAS_SMOOTH=True, HAS_ROT=True, TC_ROT=True), 4, 4)]
+    found += [(f'quant mode {mode} rot on tensor cores BM{bm}', kernels.quant_kernel,
+               QUANT_SIGNATURE, dict(QUANT_PATH, MODE=mode, BM=bm), 4, 3)
+              for mode, bm in ((0, 64), (1, 16), (1, 32), (1, 64), (2, 32))]
+    return found
+
+
 def main():
     """Compile every variant and print one line each."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
-    parser.add_argument('--out', default=None, help='write TTGIR, PTX and cubin here')
+    parser.add_argument('--arch', type=int, default=90,
+                        help='compute capability x10: 90 (H100/H200), 87 (Orin), 80 (A100)')
+    parser.add_argument('--out', default=None, help='write TTGIR, PTX and SASS here')
     args = parser.parse_args()
-    gemm = {'WG_RATIO': 2, 'FINAL': True, 'REDUCE': False, 'HAS_BIAS': False, 'INT_OUT': False,
-            'MEMBERS': False, 'QUANT_IN': False, 'QMODE': 1, 'HAS_PERM': False,
-            'HAS_SMOOTH': False, 'HAS_ROT': False, 'TC_ROT': False, 'ASM_UNPACK': True}
-    variants = [(f'gemm tuned {"swapAB" if swap else "tiled"} {bm}x{bn} w{warps} s{stages}',
-                 kernels.gemm_kernel, GEMM_SIGNATURE, dict(gemm, SWAP=swap, BM=bm, BN=bn),
-                 warps, stages) for swap, bm, bn, warps, stages in TUNED_CONFIGS]
-    variants += [(f'gemm expert swapAB {bm}x64 w4 s4 split-K', kernels.gemm_kernel,
-                  GEMM_SIGNATURE, dict(gemm, SWAP=True, BM=bm, BN=64, FINAL=False, REDUCE=True),
-                  4, 4) for bm in (16, 64)]
-    variants += [(f'quant dynamic_group rot on tensor cores BM{bm}', kernels.quant_kernel,
-                  QUANT_SIGNATURE, {'MODE': 1, 'HAS_PERM': True, 'HAS_SMOOTH': False,
-                                    'HAS_ROT': True, 'TC_ROT': True, 'BM': bm}, 4, 3)
-                 for bm in (16, 32)]
-    for label, kernel, signature, constants, warps, stages in variants:
-        compiled = compile_sm90(kernel, signature, constants, warps, stages)
+    for label, kernel, signature, constants, warps, stages in tuned_variants() + path_variants():
+        compiled = compile_for(kernel, signature, constants, warps, stages, args.arch)
         info = lowering(compiled)
-        print(f"{label}: wgmma {info['wgmma']}, waits (pendings) {info['waits']}, async copies "
+        print(f"{label}: MMA instructions {info['mma_instructions']}, wgmma {info['wgmma']}, "
+              f"waits (pendings) {info['waits']}, async copies "
               f"{info['async_copies']}, registers {info['registers']}, spilled "
               f"{info['spill_bytes']} B, shared {info['shared_bytes']} B, main loop "
               f"{info['loop_instructions']} instructions {info['loop_opcodes']}")
