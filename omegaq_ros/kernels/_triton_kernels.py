@@ -68,10 +68,11 @@ def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, o
 
 
 @triton.jit
-def _gemm_order(offs_k):
-    # Where natural column k of a 64-group is stored in the codes: the even columns first, then
-    # the odd ones, matching the low and high nibbles of the packed weight bytes.
-    return (offs_k // 2) + 32 * (offs_k % 2)
+def _gemm_order(q, BM: tl.constexpr):
+    # A [BM, 64] group of codes in the order the GEMM reads: the even columns first, then the
+    # odd ones, matching the low and high nibbles of the packed weight bytes.
+    even, odd = tl.split(tl.reshape(q, (BM, 32, 2)))
+    return tl.reshape(tl.permute(tl.join(even, odd), (0, 2, 1)), (BM, 64))
 
 
 @triton.jit
@@ -150,8 +151,8 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
             xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
                                offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
             q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
-            tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + _gemm_order(offs_k)[None, :],
-                     q.to(tl.int8), mask=m_mask[:, None])
+            tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
+                     _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
     else:
         g = tl.program_id(1)
         xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
@@ -161,8 +162,8 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
             # Group-major [G, M]: the GEMM reads one group's scales for consecutive tokens.
             tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
         q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
-        tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + _gemm_order(offs_k)[None, :],
-                 q.to(tl.int8), mask=m_mask[:, None])
+        tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
+                 _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
 
 
 @triton.jit
@@ -230,9 +231,8 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
             xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
                                offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
             xsv = _group_scale(xr, xs_ptr, g, offs_m, QMODE, BM)
-            x = _round_clamp(tl.math.div_rn(xr, xsv[:, None] + tl.zeros_like(xr))).to(tl.int8)
-            x_even, x_odd = tl.split(tl.reshape(x, (BM, 32, 2)))
-            x = tl.reshape(tl.permute(tl.join(x_even, x_odd), (0, 2, 1)), (BM, 64))
+            x = _gemm_order(_round_clamp(tl.math.div_rn(xr, xsv[:, None] + tl.zeros_like(xr)))
+                            .to(tl.int8), BM)
         else:
             x = tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0)
         w_lo, w_hi = _unpack_nibbles(tl.load(w_ptrs + g * 32, mask=n_mask[:, None], other=0),
