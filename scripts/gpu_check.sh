@@ -13,9 +13,10 @@
 #                                     the bundled policy in the sim, omega-dynamic on the
 #                                     reference and the Triton backend, paired episodes
 #   scripts/gpu_check.sh compile OUT  BF16 rows with whole-model torch.compile (minutes)
-#   scripts/gpu_check.sh all    OUT   tests, policy and gemm in turn, each under a time limit
-#                                     (STAGE_SECONDS, else 240 / 240 / 100 s) so one
-#                                     10-minute device call returns every log
+#   scripts/gpu_check.sh all    OUT   gemm, policy and tests in turn (the quickest and most
+#                                     telling first), each under a time limit (STAGE_SECONDS,
+#                                     else 100 / 240 / 240 s) so one 10-minute device call
+#                                     returns every log
 # Needs torch with CUDA, triton, numpy, safetensors, sentencepiece, PyYAML and pytest (the lent
 # machine's image has them all); runs from the checkout without installing it. closedloop
 # also needs MuJoCo and the sim's wheels for Python 3.12 (scripts/prepare_device_carry.sh puts
@@ -97,7 +98,7 @@ case "$stage" in
   policy) run_policy ;;
   compile) run_compile ;;
   closedloop) run_closedloop "${3:-20}" ;;
-  all) limit=${STAGE_SECONDS:-240}; run_tests; run_policy
-       limit=${STAGE_SECONDS:-100}; run_gemm ;;
+  all) limit=${STAGE_SECONDS:-100}; run_gemm
+       limit=${STAGE_SECONDS:-240}; run_policy; run_tests ;;
 esac
 exit $status
