@@ -9,7 +9,8 @@ steps the physics, renders the cameras and publishes them (rgb8, sensor-data QoS
 are executed per arm by robot/trajectory_follower.TrajectoryFollower, with
 JointTrajectoryController semantics: a chunk starts at its header stamp, points already
 elapsed are skipped, a chunk that ends in the past is dropped, a new chunk replaces the
-current one; without a chunk the arms hold their last command. The follower's velocity limits are the ARX bridge's defaults.
+current one; without a chunk the arms hold their last command. The follower's velocity
+limits are the ARX bridge's defaults.
 
 Time: with publish_clock false, stamps are this node's clock (wall time, so the policy node's
 observation age and the chunk stamps are comparable); with publish_clock true the node
