@@ -42,7 +42,8 @@ def test_status_mapping_roundtrips_with_master_status():
     # a follower reading of 1.0 x 5 = command 5 = fully open
     assert arx_r5_mapping.status_to_positions(np.r_[np.zeros(6), 1.0])[6] == 0.0
     # another scale (driver variants that report command units directly)
-    assert arx_r5_mapping.status_to_positions(np.r_[np.zeros(6), 2.5], 1.0)[6] == pytest.approx(0.5)
+    half = arx_r5_mapping.status_to_positions(np.r_[np.zeros(6), 2.5], 1.0)[6]
+    assert half == pytest.approx(0.5)
     vel = arx_r5_mapping.status_to_velocities(np.r_[np.ones(6), 0.2])
     assert vel[6] == pytest.approx(-0.2)                   # opening = closure decreasing
 

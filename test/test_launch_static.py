@@ -3,7 +3,7 @@
 """
 Static checks of launch/, config/ and the generated URDF (ros2 launch is not pip-installable).
 
-Three layers (shared/reference/ros2.md 2.3): the AST of each launch file; executing
+Three layers: the AST of each launch file; executing
 generate_launch_description() against small recording `launch`/`launch_ros` modules injected
 only inside these tests (they stand in for ROS packages we do not own, never for our code);
 and loading every config YAML into the declared parameters of a real rclpy node.

@@ -6,12 +6,12 @@ from omegaq_ros.quant import PRESETS, Recipe
 import pytest
 import yaml
 
-DESIGN_PRESETS = ['fp', 'rtn', 'smoothquant', 'hadamard', 'svd', 'omega', 'omega-nostep',
-                  'omega-group', 'omega-dynamic']
+TABLE_PRESETS = ['fp', 'rtn', 'smoothquant', 'hadamard', 'svd', 'omega', 'omega-nostep',
+                 'omega-group', 'omega-dynamic']
 
 
 def test_all_design_presets_exist():
-    assert list(PRESETS) == DESIGN_PRESETS
+    assert list(PRESETS) == TABLE_PRESETS
     assert Recipe.preset('omega').rotation == 'composite'
     assert Recipe.preset('omega').weight_method == 'gptq'
     assert Recipe.preset('omega-group').act_mode == 'static_group'

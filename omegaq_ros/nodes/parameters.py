@@ -6,8 +6,8 @@ Parameter contract of every omegaq_ros node: {name: (default, description)}.
 The single source of truth for parameter names, types (taken from the default) and meaning.
 Each node declares exactly its table in its constructor (declare_table below); config/*.yaml
 may set only these names, with values of the default's type (test/test_launch_static.py checks
-both with rclpy). Defaults are the robot/sim values DESIGN.md names; YAML files repeat them so a
-user sees every knob in one place.
+both with rclpy). Defaults are the robot/sim values; config/*.yaml repeat them, value for
+value (a test compares them), so a user sees every knob in one place.
 """
 
 from typing import Dict, Tuple

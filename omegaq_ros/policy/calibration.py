@@ -197,57 +197,25 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
     Raises CalibrationError (nothing written) for bad settings or calibration data.
     """
     say = progress or (lambda message: None)
-    if not output:
-        raise CalibrationError('output: expected an artifact directory to write, got ""')
-    output = os.path.abspath(output)
-    if os.path.exists(output) and not overwrite:
-        raise CalibrationError(f'output {output} already exists (set overwrite to replace it)')
+    output = _checked_output(output, overwrite)
     if len(camera_names) != len(camera_topics):
         raise CalibrationError(f'expected one camera topic per camera name {list(camera_names)},'
                                f' got {list(camera_topics)}')
     if not max_samples >= 1 or not min_episodes >= 1:
         raise CalibrationError(f'expected max_samples >= 1 and min_episodes >= 1, got '
                                f'{max_samples} and {min_episodes}')
-    if isinstance(calibration, str):
-        calibration = [calibration]
-    if not calibration or not all(calibration):
-        raise CalibrationError('calibration: expected rosbag2 directories, got none')
-    bags = find_bags(calibration)
-    if len(bags) < min_episodes:
-        raise CalibrationError(f'calibration: expected at least min_episodes={min_episodes} '
-                               f'episode bags, found {len(bags)} in {list(calibration)}')
+    bags = _episode_bags(calibration, min_episodes)
     try:
         recipe_obj = load_recipe(recipe)
     except RecipeError as error:
         raise CalibrationError(str(error)) from None
-    if not checkpoint:
-        checkpoint = bundled_model('checkpoint')
-    from omegaq_ros.policy.runtime import Pi05Policy
-    if os.path.isfile(os.path.join(checkpoint, 'omegaq.json')):
-        raise CalibrationError(f'checkpoint {checkpoint} is already a quantized artifact; '
-                               'give the FP checkpoint')
-    try:
-        policy = Pi05Policy.load(checkpoint, device)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise CalibrationError(f'checkpoint {checkpoint}: cannot load ({error})') from None
-    order = [list(camera_names).index(c) if c in camera_names else -1
-             for c in policy.config.cameras]
-    if min(order) < 0:
-        raise CalibrationError(f'the policy expects cameras {list(policy.config.cameras)}, '
-                               f'camera_names gives {list(camera_names)}')
-    topics = [camera_topics[i] for i in order]
+    policy = _load_fp_policy(checkpoint, device)
+    topics = _topics_in_policy_order(policy, camera_names, camera_topics)
     rng = np.random.default_rng(seed)
-    quota = math.ceil(max_samples / len(bags))
-    observations = []
-    for index, bag in enumerate(bags):
-        found = episode_observations(bag, topics, joint_states_topic, instruction_topic,
-                                     sync_slop, quota, rng, default_instruction)
-        observations += found
-        say(f'read bag {index + 1}/{len(bags)}: {os.path.basename(bag)} '
-            f'({len(found)} observations)')
-    if len(observations) > max_samples:
-        keep = sorted(rng.choice(len(observations), size=max_samples, replace=False))
-        observations = [observations[i] for i in keep]
+    observations = _sample_observations(
+        bags, max_samples, rng, say, camera_topics=topics, joint_states_topic=joint_states_topic,
+        instruction_topic=instruction_topic, sync_slop=sync_slop,
+        default_instruction=default_instruction)
     try:
         batches = [calibration_batch(policy, *obs, rng) for obs in observations]
     except ValueError as error:
@@ -264,6 +232,74 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
     return {'output': output, 'episodes': len(bags), 'observations': len(batches),
             'quantized_layers': summary['calibration'].get('quantized_layers', 0),
             'totals': report.get('totals', {})}
+
+
+def _checked_output(output: str, overwrite: bool) -> str:
+    """Return the artifact directory as an absolute path, refused before any work if taken."""
+    if not output:
+        raise CalibrationError('output: expected an artifact directory to write, got ""')
+    output = os.path.abspath(output)
+    if os.path.exists(output) and not overwrite:
+        raise CalibrationError(f'output {output} already exists (set overwrite to replace it)')
+    return output
+
+
+def _episode_bags(calibration, min_episodes: int) -> List[str]:
+    """Return the episode bags named by `calibration` (a path or paths), at least min_episodes."""
+    if isinstance(calibration, str):
+        calibration = [calibration]
+    if not calibration or not all(calibration):
+        raise CalibrationError('calibration: expected rosbag2 directories, got none')
+    bags = find_bags(calibration)
+    if len(bags) < min_episodes:
+        raise CalibrationError(f'calibration: expected at least min_episodes={min_episodes} '
+                               f'episode bags, found {len(bags)} in {list(calibration)}')
+    return bags
+
+
+def _load_fp_policy(checkpoint: str, device: str):
+    """Return the Pi05Policy of an FP checkpoint (the bundled one for ''), or say why not."""
+    if not checkpoint:
+        checkpoint = bundled_model('checkpoint')
+    from omegaq_ros.policy.runtime import Pi05Policy
+    if os.path.isfile(os.path.join(checkpoint, 'omegaq.json')):
+        raise CalibrationError(f'checkpoint {checkpoint} is already a quantized artifact; '
+                               'give the FP checkpoint')
+    try:
+        return Pi05Policy.load(checkpoint, device)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise CalibrationError(f'checkpoint {checkpoint}: cannot load ({error})') from None
+
+
+def _topics_in_policy_order(policy, camera_names, camera_topics) -> list:
+    """Return the camera topics in the order of the policy's cameras, or say which is missing."""
+    order = [list(camera_names).index(c) if c in camera_names else -1
+             for c in policy.config.cameras]
+    if min(order) < 0:
+        raise CalibrationError(f'the policy expects cameras {list(policy.config.cameras)}, '
+                               f'camera_names gives {list(camera_names)}')
+    return [camera_topics[i] for i in order]
+
+
+def _sample_observations(bags, max_samples: int, rng: np.random.Generator, say,
+                         **episode_options) -> list:
+    """
+    Return at most max_samples observations drawn evenly over the bags.
+
+    Each bag gives up to its share (ceil(max_samples / bags)) so short episodes do not starve
+    the sample; the surplus is then thinned at random to max_samples.
+    """
+    quota = math.ceil(max_samples / len(bags))
+    observations = []
+    for index, bag in enumerate(bags):
+        found = episode_observations(bag, quota=quota, rng=rng, **episode_options)
+        observations += found
+        say(f'read bag {index + 1}/{len(bags)}: {os.path.basename(bag)} '
+            f'({len(found)} observations)')
+    if len(observations) > max_samples:
+        keep = sorted(rng.choice(len(observations), size=max_samples, replace=False))
+        observations = [observations[i] for i in keep]
+    return observations
 
 
 def quantize_policy(policy, batches, recipe, output: str, overwrite: bool = False,

@@ -3,7 +3,7 @@
 """
 ARX R5 dual-arm description shared by the sim, the safety filter and the bridge.
 
-Sources (shared/reference/models.md section 4): joint axes and link offsets from ARX_Model
+Sources: joint axes and link offsets from ARX_Model
 R5a.urdf; joint limits from the ARX R5 manual; gripper command 0..5 <-> 0..80 mm stroke, and
 the ALOHA/openpi 14-D convention (left joint1..6, left gripper, right joint1..6, right
 gripper) with the gripper normalized 0 = open ... 1 = closed.
