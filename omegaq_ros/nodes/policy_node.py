@@ -37,6 +37,7 @@ import time
 from typing import Optional
 
 import numpy as np
+from omegaq_ros import topics
 from omegaq_ros.nodes import conversions as conv
 from omegaq_ros.nodes.observation_sync import JointStateAssembler, ObservationSync
 from omegaq_ros.nodes.parameters import declare_table, POLICY_NODE
@@ -67,10 +68,10 @@ class PolicyNode(Node):
         """Declare parameters, topics, services and the timer; start the worker thread."""
         super().__init__('policy_node')
         self.params = p = declare_table(self, POLICY_NODE)
-        names, topics = list(p['camera_names']), list(p['camera_topics'])
-        if len(names) != len(topics) or not names:
+        names, image_topics = list(p['camera_names']), list(p['camera_topics'])
+        if len(names) != len(image_topics) or not names:
             raise StartupError(f'camera_names and camera_topics: expected one topic per camera,'
-                               f' got {names} and {topics}')
+                               f' got {names} and {image_topics}')
         if not (p['rate'] > 0 and p['dt'] > 0 and p['chunk_horizon'] >= 1
                 and p['image_height'] > 0 and p['image_width'] > 0):
             raise StartupError('rate, dt, chunk_horizon, image_height and image_width must be '
@@ -111,12 +112,12 @@ class PolicyNode(Node):
 
         image_type = conv.CompressedImage if p['compressed_images'] else conv.Image
         suffix = '/compressed' if p['compressed_images'] else ''
-        self.image_topics = {name: topic + suffix for name, topic in zip(names, topics)}
+        self.image_topics = {name: topic + suffix for name, topic in zip(names, image_topics)}
         self.image_subs = [
             self.create_subscription(image_type, topic + suffix,
                                      lambda msg, name=name: self.image_callback(name, msg),
                                      qos_profile_sensor_data)
-            for name, topic in zip(names, topics)]
+            for name, topic in zip(names, image_topics)]
         self.joint_state_sub = self.create_subscription(
             conv.JointState, p['joint_states_topic'], self.joint_state_callback,
             qos_profile_sensor_data)
@@ -125,7 +126,7 @@ class PolicyNode(Node):
         self.instruction_sub = self.create_subscription(
             conv.String, p['instruction_topic'], self.instruction_callback, latched)
         self.chunk_pub = self.create_publisher(conv.JointTrajectory, p['action_topic'], 10)
-        self.diagnostics_pub = self.create_publisher(conv.DiagnosticArray, '/diagnostics', 10)
+        self.diagnostics_pub = self.create_publisher(conv.DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.enable_srv = self.create_service(conv.SetBool, '~/enable', self.enable_callback)
         self.reset_srv = self.create_service(conv.Trigger, '~/reset', self.reset_callback)
         self.timer = self.create_timer(1.0 / p['rate'], self.timer_callback)

@@ -33,6 +33,7 @@ import json
 import sys
 
 from omegaq_ros import sim                           # noqa: F401  (MUJOCO_GL=egl first)
+from omegaq_ros import topics
 from omegaq_ros.nodes import conversions as conv
 from omegaq_ros.nodes.parameters import ARX_R5_BRIDGE, declare_table, SIM_NODE
 from omegaq_ros.nodes.spin import spin_node, StartupError
@@ -57,11 +58,11 @@ class SimNode(Node):
         self.params = p = declare_table(self, SIM_NODE)
         if p['task'] not in TASKS:
             raise StartupError(f"task: expected one of {sorted(TASKS)}, got {p['task']!r}")
-        names, topics = list(p['camera_names']), list(p['camera_topics'])
-        if len(names) != len(topics) or not (p['rate'] > 0 and p['episode_length'] >= 0
-                                             and p['episodes'] >= 0):
+        names, image_topics = list(p['camera_names']), list(p['camera_topics'])
+        if len(names) != len(image_topics) or not (
+                p['rate'] > 0 and p['episode_length'] >= 0 and p['episodes'] >= 0):
             raise StartupError(f'expected one topic per camera, rate > 0, episode_length >= 0, '
-                               f"episodes >= 0; got {names}, {topics}, {p['rate']}, "
+                               f"episodes >= 0; got {names}, {image_topics}, {p['rate']}, "
                                f"{p['episode_length']}, {p['episodes']}")
         try:
             self.env = BimanualEnv(p['task'], (p['image_height'], p['image_width']),
@@ -87,7 +88,7 @@ class SimNode(Node):
 
         self.image_pubs = {name: self.create_publisher(conv.Image, topic,
                                                        qos_profile_sensor_data)
-                           for name, topic in zip(names, topics)}
+                           for name, topic in zip(names, image_topics)}
         self.joint_state_pub = self.create_publisher(conv.JointState, p['joint_states_topic'],
                                                      10)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -100,7 +101,7 @@ class SimNode(Node):
         self.clock_pub = None
         if p['publish_clock']:
             from rosgraph_msgs.msg import Clock
-            self.clock_pub = self.create_publisher(Clock, '/clock', 10)
+            self.clock_pub = self.create_publisher(Clock, topics.CLOCK, 10)
             self.clock_type = Clock
         self.action_sub = self.create_subscription(
             conv.JointTrajectory, p['action_topic'], self.action_callback, 10)

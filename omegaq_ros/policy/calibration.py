@@ -27,6 +27,7 @@ import tempfile
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+from omegaq_ros import topics
 from omegaq_ros.payloads import (compressed_image_to_rgb, ConversionError, image_to_rgb,
                                  stamp_to_seconds)
 from omegaq_ros.policy.bundled import bundled_model
@@ -34,7 +35,7 @@ from omegaq_ros.policy.recipes import load_recipe, RecipeError
 from omegaq_ros.robot import arx_r5
 
 CAMERA_NAMES = arx_r5.CAMERA_NAMES
-CAMERA_TOPICS = tuple(arx_r5.camera_topic(name) for name in CAMERA_NAMES)
+CAMERA_TOPICS = tuple(topics.camera_image(name) for name in CAMERA_NAMES)
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 REPORT_FILES = ('report.json', 'ratios.png', 'error.png')
 
@@ -78,21 +79,21 @@ def decode_image(message, msgtype: str) -> np.ndarray:
         raise CalibrationError(str(error)) from None
 
 
-def _read_bag(path: str, topics: Sequence[str]) -> Dict[str, list]:
+def _read_bag(path: str, wanted: Sequence[str]) -> Dict[str, list]:
     """Return {topic: [(msgtype, message), ...]} of the wanted topics, or raise why not."""
     from rosbags.rosbag2 import Reader
     from rosbags.typesys import get_typestore, Stores
     typestore = get_typestore(Stores.ROS2_HUMBLE)
-    out = {topic: [] for topic in topics}
+    out = {topic: [] for topic in wanted}
     try:
         with Reader(path) as reader:
             present = {c.topic: c.msgtype for c in reader.connections}
-            missing = [topic for topic in topics if topic not in present]
+            missing = [topic for topic in wanted if topic not in present]
             if missing:
                 raise CalibrationError(f'{path}: missing topics {missing}; the bag has '
                                        f'{sorted(present)}')
-            wanted = [c for c in reader.connections if c.topic in out]
-            for connection, _, raw in reader.messages(connections=wanted):
+            connections = [c for c in reader.connections if c.topic in out]
+            for connection, _, raw in reader.messages(connections=connections):
                 out[connection.topic].append(
                     (connection.msgtype, typestore.deserialize_cdr(raw, connection.msgtype)))
     except CalibrationError:
@@ -110,13 +111,17 @@ def episode_observations(path: str, camera_topics: Sequence[str], joint_states_t
     Return up to `quota` observations (images list, state [14], instruction) of one bag.
 
     A full joint state (all 14 names, per-arm parts within sync_slop) anchors a candidate;
-    every camera contributes its image nearest in stamp, at most sync_slop away.
+    every camera contributes its image nearest in stamp, at most sync_slop away. Topic names
+    are read as a node in the root namespace reads them ('joint_states' is /joint_states).
     """
-    topics = [*camera_topics, joint_states_topic]
+    camera_topics = [topics.absolute(topic) for topic in camera_topics]
+    joint_states_topic = topics.absolute(joint_states_topic)
+    instruction_topic = topics.absolute(instruction_topic)
+    wanted = [*camera_topics, joint_states_topic]
     optional_instruction = bool(default_instruction)
     if not optional_instruction:
-        topics.append(instruction_topic)
-    messages = _read_bag(path, topics)
+        wanted.append(instruction_topic)
+    messages = _read_bag(path, wanted)
     for topic in camera_topics:
         kinds = {msgtype for msgtype, _ in messages[topic]}
         if not kinds or not kinds <= set(IMAGE_TYPES):
@@ -187,8 +192,8 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
                        max_samples: int = 256, device: str = 'cpu', seed: int = 0,
                        camera_names: Sequence[str] = CAMERA_NAMES,
                        camera_topics: Sequence[str] = CAMERA_TOPICS,
-                       joint_states_topic: str = '/joint_states',
-                       instruction_topic: str = '/instruction', sync_slop: float = 0.02,
+                       joint_states_topic: str = topics.JOINT_STATES,
+                       instruction_topic: str = topics.INSTRUCTION, sync_slop: float = 0.02,
                        default_instruction: str = '',
                        progress: Optional[Callable[[str], None]] = None) -> dict:
     """
@@ -210,12 +215,12 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
     except RecipeError as error:
         raise CalibrationError(str(error)) from None
     policy = _load_fp_policy(checkpoint, device)
-    topics = _topics_in_policy_order(policy, camera_names, camera_topics)
+    ordered_topics = _topics_in_policy_order(policy, camera_names, camera_topics)
     rng = np.random.default_rng(seed)
     observations = _sample_observations(
-        bags, max_samples, rng, say, camera_topics=topics, joint_states_topic=joint_states_topic,
-        instruction_topic=instruction_topic, sync_slop=sync_slop,
-        default_instruction=default_instruction)
+        bags, max_samples, rng, say, camera_topics=ordered_topics,
+        joint_states_topic=joint_states_topic, instruction_topic=instruction_topic,
+        sync_slop=sync_slop, default_instruction=default_instruction)
     try:
         batches = [calibration_batch(policy, *obs, rng) for obs in observations]
     except ValueError as error:

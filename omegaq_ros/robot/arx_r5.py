@@ -53,13 +53,8 @@ def joint_names(prefix_format: str = '{arm}_{joint}') -> list:
 JOINT_NAMES = tuple(joint_names())
 ACTION_DIM = len(JOINT_NAMES)                  # 14
 GRIPPER_INDICES = (6, 13)
-# The ALOHA-style camera set (one overhead, one per wrist) and the topics they publish on.
+# The ALOHA-style camera set: one overhead, one per wrist (topics: omegaq_ros/topics.py).
 CAMERA_NAMES = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
-
-
-def camera_topic(name: str) -> str:
-    """Return the Image topic of a camera."""
-    return f'/{name}/image_raw'
 
 
 def limits_14d() -> np.ndarray:

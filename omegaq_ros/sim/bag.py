@@ -23,16 +23,19 @@ import json
 from pathlib import Path
 
 import numpy as np
+from omegaq_ros import topics
 from omegaq_ros.payloads import image_to_rgb, stamp_to_nanoseconds
 from omegaq_ros.robot import arx_r5
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 
-CAMERA_TOPICS = {name: arx_r5.camera_topic(name) for name in arx_r5.CAMERA_NAMES}
-JOINT_STATES_TOPIC = '/joint_states'
-JOINT_COMMANDS_TOPIC = '/joint_commands'
-INSTRUCTION_TOPIC = '/instruction'
-EPISODE_INFO_TOPIC = '/episode_info'
+# Bags record fully qualified names: a demonstration recorded in the root namespace.
+CAMERA_TOPICS = {name: topics.absolute(topics.camera_image(name))
+                 for name in arx_r5.CAMERA_NAMES}
+JOINT_STATES_TOPIC = topics.absolute(topics.JOINT_STATES)
+JOINT_COMMANDS_TOPIC = topics.absolute(topics.JOINT_COMMANDS)
+INSTRUCTION_TOPIC = topics.absolute(topics.INSTRUCTION)
+EPISODE_INFO_TOPIC = topics.absolute(topics.EPISODE_INFO)
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 JOINT_STATE_TYPE = 'sensor_msgs/msg/JointState'
 STRING_TYPE = 'std_msgs/msg/String'
