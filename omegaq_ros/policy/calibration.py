@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 from omegaq_ros import topics
 from omegaq_ros.payloads import (compressed_image_to_rgb, ConversionError, image_to_rgb,
-                                 stamp_to_seconds)
+                                 nearest_stamps, stamp_to_seconds)
 from omegaq_ros.policy.bundled import bundled_model
 from omegaq_ros.policy.recipes import load_recipe, RecipeError
 from omegaq_ros.robot import arx_r5
@@ -147,18 +147,12 @@ def episode_observations(path: str, camera_topics: Sequence[str], joint_states_t
     if not states:
         raise CalibrationError(f'{path}: {joint_states_topic} never holds all joints '
                                f'{list(names)}')
-    camera_stamps = {topic: np.array([_stamp(m) for _, m in messages[topic]])
-                     for topic in camera_topics}
-    candidates = []
-    for stamp, state in states:
-        picks = []
-        for topic in camera_topics:
-            index = int(np.argmin(np.abs(camera_stamps[topic] - stamp)))
-            if abs(camera_stamps[topic][index] - stamp) > sync_slop:
-                break
-            picks.append(index)
-        else:
-            candidates.append((state, picks))
+    anchors = np.array([stamp for stamp, _ in states])
+    nearest = [nearest_stamps([_stamp(m) for _, m in messages[topic]], anchors)
+               for topic in camera_topics]
+    candidates = [(state, [int(picks[i]) for picks, _ in nearest])
+                  for i, (_, state) in enumerate(states)
+                  if all(skew[i] <= sync_slop for _, skew in nearest)]
     if not candidates:
         raise CalibrationError(f'{path}: no joint state has images from every camera within '
                                f'sync_slop {sync_slop} s')

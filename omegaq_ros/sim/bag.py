@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from omegaq_ros import topics
-from omegaq_ros.payloads import image_to_rgb, stamp_to_nanoseconds
+from omegaq_ros.payloads import image_to_rgb, nearest_stamps, stamp_to_nanoseconds
 from omegaq_ros.robot import arx_r5
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
@@ -165,19 +165,13 @@ def _nearest(stamps: np.ndarray, wanted: np.ndarray, max_skew_ns: int, topic: st
     """Return, for every wanted stamp, the index of the nearest stamp within max_skew_ns."""
     if len(stamps) == 0:
         raise ValueError(f'expected messages on {topic}, found none')
-    order = np.argsort(stamps, kind='stable')
-    sorted_stamps = stamps[order]
-    right = np.clip(np.searchsorted(sorted_stamps, wanted), 0, len(stamps) - 1)
-    left = np.clip(right - 1, 0, len(stamps) - 1)
-    pick = np.where(np.abs(sorted_stamps[left] - wanted) <= np.abs(sorted_stamps[right] - wanted),
-                    left, right)
-    skew = np.abs(sorted_stamps[pick] - wanted)
+    picks, skew = nearest_stamps(stamps, wanted)
     if np.any(skew > max_skew_ns):
         worst = int(np.argmax(skew))
         raise ValueError(f'expected a {topic} message within {max_skew_ns} ns of every '
                          f'command stamp, but the nearest to {int(wanted[worst])} ns is '
                          f'{int(skew[worst])} ns away')
-    return order[pick]
+    return picks
 
 
 def read_episode(path, max_skew_s: float = 0.0) -> Episode:
