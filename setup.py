@@ -51,7 +51,7 @@ setup(
             'quantizer_node = omegaq_ros.nodes.quantizer_node:main',
             'omegaq-quantize = omegaq_ros.policy.quantize_cli:main',
             'omegaq-bringup = omegaq_ros.nodes.bringup:main',
-            'omegaq-eval = omegaq_ros.sim.evaluate:main',
+            'omegaq-eval = omegaq_ros.sim.method_eval:main',
         ],
     },
 )

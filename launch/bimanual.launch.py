@@ -55,21 +55,28 @@ def generate_launch_description():
         DeclareLaunchArgument('fastdds_profile',
                               default_value=PathJoinSubstitution([config, 'fastdds_shm.xml']),
                               description='Fast DDS XML profile of every process'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='ROS namespace of the nodes (e.g. robot1); topics are '
+                              'relative, so two robots can share one network'),
         DeclareLaunchArgument('log_level', default_value='info',
                               description='ROS log level: debug | info | warn | error'),
     ]
     profile = LaunchConfiguration('fastdds_profile')
     log = ['--ros-args', '--log-level', LaunchConfiguration('log_level')]
+    namespace = LaunchConfiguration('namespace')
     bridges = [
         Node(package='omegaq_ros', executable='arx_r5_bridge', name=f'arx_r5_bridge_{arm}',
+             namespace=namespace,
              parameters=[LaunchConfiguration('bridge_params')], arguments=log,
              output='screen', emulate_tty=True)
         for arm in ('left', 'right')
     ]
     cameras = Node(package='omegaq_ros', executable='camera_node', name='camera_node',
+                   namespace=namespace,
                    parameters=[LaunchConfiguration('camera_params')], arguments=log,
                    output='screen', emulate_tty=True)
     policy = Node(package='omegaq_ros', executable='policy_node', name='policy_node',
+                  namespace=namespace,
                   parameters=[LaunchConfiguration('policy_params'), {
                       'artifact': ParameterValue(LaunchConfiguration('artifact'), value_type=str),
                       'device': ParameterValue(LaunchConfiguration('device'), value_type=str),

@@ -43,6 +43,9 @@ def generate_launch_description():
         DeclareLaunchArgument('policy_params',
                               default_value=PathJoinSubstitution([config, 'policy_node.yaml']),
                               description='policy_node parameter YAML'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='ROS namespace of the nodes (e.g. robot1); topics are '
+                              'relative, so two robots can share one network'),
         DeclareLaunchArgument('fastdds_profile',
                               default_value=PathJoinSubstitution([config, 'fastdds_shm.xml']),
                               description='Fast DDS XML profile of every process'),
@@ -59,8 +62,10 @@ def generate_launch_description():
         Node(package='ros_gz_sim', executable='create', output='screen',
              arguments=['-name', 'arx_r5_bimanual', '-file', LaunchConfiguration('robot')]),
         Node(package='ros_gz_bridge', executable='parameter_bridge', output='screen',
+             namespace=LaunchConfiguration('namespace'),
              parameters=[{'config_file': LaunchConfiguration('bridge_config')}]),
         Node(package='omegaq_ros', executable='policy_node', name='policy_node',
+             namespace=LaunchConfiguration('namespace'),
              parameters=[LaunchConfiguration('policy_params'), {
                  'artifact': ParameterValue(LaunchConfiguration('artifact'), value_type=str),
                  'device': ParameterValue(LaunchConfiguration('device'), value_type=str),

@@ -56,12 +56,16 @@ def generate_launch_description():
         DeclareLaunchArgument('sim_params',
                               default_value=PathJoinSubstitution([config, 'sim_node.yaml']),
                               description='sim_node parameter YAML (+ the policy overrides)'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='ROS namespace of the nodes (e.g. robot1); topics are '
+                              'relative, so two robots can share one network'),
         DeclareLaunchArgument('fastdds_profile',
                               default_value=PathJoinSubstitution([config, 'fastdds_shm.xml']),
                               description='Fast DDS XML profile of every process'),
     ]
     profile = LaunchConfiguration('fastdds_profile')
-    sim = Node(package='omegaq_ros', executable='sim_node', name='sim_node',
+    namespace = LaunchConfiguration('namespace')
+    sim = Node(package='omegaq_ros', executable='sim_node', name='sim_node', namespace=namespace,
                parameters=[LaunchConfiguration('sim_params'), {
                    'seed': ParameterValue(LaunchConfiguration('seed'), value_type=int),
                    'task': ParameterValue(LaunchConfiguration('task'), value_type=str),
@@ -70,6 +74,7 @@ def generate_launch_description():
                                                     value_type=float),
                }], output='screen', emulate_tty=True)
     policy = Node(package='omegaq_ros', executable='policy_node', name='policy_node',
+                  namespace=namespace,
                   parameters=[LaunchConfiguration('policy_params'),
                               LaunchConfiguration('sim_params'), {
                       'artifact': ParameterValue(LaunchConfiguration('artifact'), value_type=str),

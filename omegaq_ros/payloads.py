@@ -5,7 +5,8 @@ Message payloads as arrays, for rclpy messages and rosbags records alike (no ROS
 
 The nodes (nodes/conversions.py), the bag reader (sim/bag.py) and the calibration reader
 (policy/calibration.py) read the same fields (encoding, height, width, step, data; stamp sec
-and nanosec), so one set of checks and decoders serves all of them.
+and nanosec), so one set of checks and decoders serves all of them; both bag readers match
+messages to each other by nearest stamp with `nearest_stamps`.
 """
 
 from typing import Optional, Sequence
@@ -29,6 +30,30 @@ def stamp_to_seconds(stamp) -> float:
 def stamp_to_nanoseconds(stamp) -> int:
     """Return a builtin_interfaces Time as integer nanoseconds (exact)."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def nearest_stamps(stamps, wanted):
+    """
+    Return (index into stamps, |stamp - wanted|) of the stamp nearest to each wanted stamp.
+
+    stamps need not be sorted and must not be empty; ties go to the first in stamps, as
+    np.argmin over the distances would pick, in O((N + M) log N). Integer nanoseconds stay
+    exact.
+    """
+    stamps, wanted = np.asarray(stamps), np.asarray(wanted)
+    order = np.argsort(stamps, kind='stable')
+    ordered = stamps[order]
+    last = len(stamps) - 1
+    right = np.clip(np.searchsorted(ordered, wanted), 0, last)
+    left = np.clip(right - 1, 0, last)
+    # The first of a run of equal stamps is, after a stable sort, the first in the input.
+    left = np.searchsorted(ordered, ordered[left])
+    right = np.searchsorted(ordered, ordered[right])
+    below, above = np.abs(ordered[left] - wanted), np.abs(ordered[right] - wanted)
+    first, second = order[left], order[right]
+    pick = np.where(below < above, first,
+                    np.where(above < below, second, np.minimum(first, second)))
+    return pick, np.minimum(below, above)
 
 
 def _check_shape(rgb: np.ndarray, expected_shape, what: str) -> np.ndarray:

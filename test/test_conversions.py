@@ -225,3 +225,22 @@ def test_vendor_field_helpers_check_lengths():
     assert pos.tolist() == list(range(7)) and vel.sum() == 7 and cur.sum() == 0
     with pytest.raises(conv.ConversionError, match='joint_pos: expected 7 values'):
         conv.robot_status_arrays(_VendorStatus(6))
+
+
+def test_nearest_stamps_pick_the_nearest_in_any_order():
+    from omegaq_ros.payloads import nearest_stamps
+    rng = np.random.default_rng(0)
+    stamps = rng.uniform(0.0, 10.0, 200)             # unsorted, as bags from several sources
+    wanted = rng.uniform(-1.0, 11.0, 500)
+    picks, skew = nearest_stamps(stamps, wanted)
+    brute = np.abs(stamps[None, :] - wanted[:, None])
+    np.testing.assert_array_equal(picks, brute.argmin(axis=1))
+    np.testing.assert_array_equal(skew, brute.min(axis=1))
+    picks, skew = nearest_stamps(np.array([30, 10, 20, 10], np.int64), np.array([15, 10, 99]))
+    assert picks.tolist() == [1, 1, 0] and skew.tolist() == [5, 0, 69]   # ties: the first
+    stamps = rng.integers(0, 20, 300)                # many equal stamps and equal distances
+    wanted = rng.integers(-5, 25, 300)
+    picks, skew = nearest_stamps(stamps, wanted)
+    brute = np.abs(stamps[None, :] - wanted[:, None])
+    np.testing.assert_array_equal(picks, brute.argmin(axis=1))
+    np.testing.assert_array_equal(skew, brute.min(axis=1))

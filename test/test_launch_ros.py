@@ -7,7 +7,7 @@ Run on a robot or workstation with ROS 2 Humble/Jazzy and the package built:
     launch_test test/test_launch_ros.py        (or colcon test)
 The launch must start sim_node and policy_node, and an action chunk must reach /action_chunk.
 Imports of launch/launch_testing stay inside functions: probing `launch` alone is unreliable
-because this package's launch/ folder shadows it (shared/reference/ros2.md 2.2).
+because this package's launch/ folder shadows it.
 """
 
 import importlib.util

@@ -3,7 +3,7 @@
 """
 Static checks of launch/, config/ and the generated URDF (ros2 launch is not pip-installable).
 
-Three layers (shared/reference/ros2.md 2.3): the AST of each launch file; executing
+Three layers: the AST of each launch file; executing
 generate_launch_description() against small recording `launch`/`launch_ros` modules injected
 only inside these tests (they stand in for ROS packages we do not own, never for our code);
 and loading every config YAML into the declared parameters of a real rclpy node.
@@ -18,6 +18,7 @@ import types
 import xml.etree.ElementTree as ET
 
 import numpy as np
+from omegaq_ros import topics
 from omegaq_ros.nodes import parameters
 from omegaq_ros.robot import arx_r5, urdf
 import pytest
@@ -239,7 +240,7 @@ def test_nodes_use_our_package_and_known_parameters(monkeypatch):
                 continue
             path = _resolve(entry, defaults)
             assert path and os.path.isfile(path), f'{launch_file}: {entry!r} -> {path}'
-            sections = yaml.safe_load(open(path))
+            sections = _by_node_name(yaml.safe_load(open(path)))
             if node_name in sections:
                 keys = set(sections[node_name]['ros__parameters'])
                 assert keys <= set(table), \
@@ -249,12 +250,29 @@ def test_nodes_use_our_package_and_known_parameters(monkeypatch):
                     f'{path} has no section for {node_name}'
 
 
+def test_nodes_on_the_graph_follow_the_namespace_argument(monkeypatch):
+    # The quantizer reads bags and talks to no topic; every other node of ours (and the
+    # Gazebo bridge) must move with namespace:= so two robots can share one network.
+    placed = {}
+    for launch_file, node, defaults in _launch_nodes(monkeypatch):
+        executable = node.kwargs['executable']
+        if executable in ('quantizer_node', 'create'):
+            continue
+        namespace = node.kwargs.get('namespace')
+        placed[(launch_file, node.kwargs.get('name', executable))] = (
+            isinstance(namespace, Recorded) and namespace.kind == 'LaunchConfiguration'
+            and namespace.args[0] == 'namespace' and defaults.get('namespace') == '')
+    assert placed and all(placed.values()), \
+        f'nodes without namespace:=: {[k for k, ok in placed.items() if not ok]}'
+
+
 def test_bimanual_starts_cameras_two_bridges_and_policy(monkeypatch):
     path = os.path.join(ROOT, 'launch', 'bimanual.launch.py')
     nodes = [e for e in _entities(_describe(path, monkeypatch)) if e.kind == 'Node']
     assert sorted(n.kwargs['name'] for n in nodes) == [
         'arx_r5_bridge_left', 'arx_r5_bridge_right', 'camera_node', 'policy_node']
-    bridge_yaml = yaml.safe_load(open(os.path.join(ROOT, 'config', 'arx_r5_bridge.yaml')))
+    bridge_yaml = _by_node_name(
+        yaml.safe_load(open(os.path.join(ROOT, 'config', 'arx_r5_bridge.yaml'))))
     assert {bridge_yaml[f'arx_r5_bridge_{arm}']['ros__parameters']['arm']
             for arm in ('left', 'right')} == {'left', 'right'}
 
@@ -333,6 +351,12 @@ def test_every_launch_argument_has_a_description(path, monkeypatch):
 # ---------------------------------------------------------------------------- YAML layer
 
 
+def _by_node_name(data):
+    """Return {node name: section} of a parameter YAML whose keys are /**/NAME."""
+    return {key.rsplit('/', 1)[-1]: body for key, body in data.items()
+            if isinstance(body, dict) and 'ros__parameters' in body}
+
+
 def _yaml_sections():
     for path in sorted(glob.glob(os.path.join(ROOT, 'config', '*.yaml'))):
         data = yaml.safe_load(open(path))
@@ -340,7 +364,9 @@ def _yaml_sections():
             continue
         for section, body in data.items():
             if isinstance(body, dict) and 'ros__parameters' in body:
-                yield os.path.basename(path), section, body['ros__parameters']
+                # /**/: the section reaches the node in any namespace (namespace:=robot1).
+                assert section.startswith('/**/'), f'{path}: {section} is not /**/NODE_NAME'
+                yield os.path.basename(path), section[len('/**/'):], body['ros__parameters']
 
 
 def _table_for(section):
@@ -362,7 +388,8 @@ def test_yaml_loads_into_declared_parameters(file_name, section, values):
     rclpy.init(args=['--ros-args', '--params-file', os.path.join(ROOT, 'config', file_name)],
                context=context)
     try:
-        node = Node(section, context=context)
+        # Under a namespace, as a second robot on the same network runs.
+        node = Node(section, namespace='robot2', context=context)
         try:
             declared = parameters.declare_table(node, table)   # type mismatch raises here
         finally:
@@ -372,6 +399,35 @@ def test_yaml_loads_into_declared_parameters(file_name, section, values):
     for key, value in values.items():
         got = declared[key]
         assert (list(got) if isinstance(value, list) else got) == value, key
+
+
+# The YAML values that differ from the declared defaults on purpose, and why; every other value
+# in config/ must equal its default, so a user reading either one reads the truth.
+DELIBERATE = {
+    ('arx_r5_bridge.yaml', 'arx_r5_bridge_left'): {
+        'command_topic', 'status_topic'},                   # the vendor driver's per-arm names
+    ('arx_r5_bridge.yaml', 'arx_r5_bridge_right'): {
+        'arm', 'command_topic', 'status_topic'},
+    ('camera_node.yaml', 'camera_node'): {'serials'},     # placeholders to replace
+    ('sim_node.yaml', 'policy_node'): {                   # the sim: CPU, 224 px, slower clock
+        'device', 'image_height', 'image_width', 'rate', 'dt', 'max_obs_age', 'start_enabled'},
+}
+
+
+@pytest.mark.parametrize('file_name, section, values',
+                         list(_yaml_sections()), ids=lambda v: v if isinstance(v, str) else '')
+def test_yaml_values_are_the_declared_defaults(file_name, section, values):
+    table = parameters.TABLES[_table_for(section)]
+    deliberate = DELIBERATE.get((file_name, section), set())
+    for key, value in values.items():
+        default = table[key][0]
+        same = (list(default) if isinstance(default, (list, tuple)) else default) == value
+        if key in deliberate:
+            assert not same, f'{file_name}: {section}.{key} equals its default now: ' \
+                'remove it from DELIBERATE'
+        else:
+            assert same, (f'{file_name}: {section}.{key} is {value!r}, the node declares '
+                          f'{default!r}; change both together')
 
 
 def test_every_node_has_a_yaml_with_all_parameters():
@@ -457,7 +513,7 @@ def test_urdf_is_a_tree_with_the_14_joints_and_limits():
         origin = [float(v) for v in joints[name].find('origin').get('xyz').split()]
         np.testing.assert_allclose(origin, arx_r5.JOINT_ORIGINS[i], atol=1e-9)
     sensors = {s.get('name'): s.findtext('topic') for s in robot.iter('sensor')}
-    assert sensors == {n: f'/{n}/image_raw' for n in parameters.CAMERA_NAMES}
+    assert sensors == {n: topics.absolute(topics.camera_image(n)) for n in parameters.CAMERA_NAMES}
     controller = [p for p in robot.iter('plugin') if 'JointTrajectoryController' in p.get('name')]
     assert [e.text for e in controller[0].findall('joint_name')] == list(arx_r5.JOINT_NAMES)
 
@@ -481,7 +537,9 @@ def test_gazebo_bridge_config_matches_the_urdf_and_design_topics():
         assert entry['direction'] in ('GZ_TO_ROS', 'ROS_TO_GZ', 'BIDIRECTIONAL')
         assert entry['gz_topic_name'] in gz_topics, entry
     ros_topics = {e['ros_topic_name'] for e in entries}
-    assert set(parameters.CAMERA_TOPICS) | {'/joint_states', '/action_chunk'} <= ros_topics
+    assert set(parameters.CAMERA_TOPICS) | {topics.JOINT_STATES, topics.ACTION_CHUNK} <= ros_topics
+    # Relative on the ROS side, so the bridge follows a namespace; only /clock is global.
+    assert [t for t in ros_topics if t.startswith('/')] == [topics.CLOCK]
     world = ET.parse(os.path.join(ROOT, 'config', 'gazebo_world.sdf')).getroot()
     assert any('Sensors' in p.get('name') for p in world.iter('plugin'))
 

@@ -18,6 +18,7 @@ import sys
 import time
 
 import numpy as np
+from omegaq_ros import topics
 from omegaq_ros.nodes import conversions as conv
 from omegaq_ros.robot import arx_r5
 import pytest
@@ -42,24 +43,25 @@ POLICY_PARAMS = ['device:=cpu', f'image_height:={SIZE}', f'image_width:={SIZE}',
 class Robot:
     """The test's own node: publishes observations, collects chunks and diagnostics."""
 
-    def __init__(self, domain_id: int):
+    def __init__(self, domain_id: int, namespace: str = ''):
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('fake_robot_inputs', context=self.context)
+        self.node = rclpy.create_node('fake_robot_inputs', namespace=namespace,
+                                      context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.cameras = {name: self.node.create_publisher(conv.Image, f'/{name}/image_raw',
+        self.cameras = {name: self.node.create_publisher(conv.Image, topics.camera_image(name),
                                                          qos_profile_sensor_data)
                         for name in CAMERAS}
-        self.joints = self.node.create_publisher(conv.JointState, '/joint_states', 10)
+        self.joints = self.node.create_publisher(conv.JointState, topics.JOINT_STATES, 10)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.instruction = self.node.create_publisher(conv.String, '/instruction', latched)
+        self.instruction = self.node.create_publisher(conv.String, topics.INSTRUCTION, latched)
         self.instruction.publish(conv.String(data=INSTRUCTIONS[0]))
         self.chunks, self.diagnostics, self.stamps = [], [], set()
-        self.node.create_subscription(conv.JointTrajectory, '/action_chunk',
+        self.node.create_subscription(conv.JointTrajectory, topics.ACTION_CHUNK,
                                       self.chunks.append, 10)
-        self.node.create_subscription(conv.DiagnosticArray, '/diagnostics',
+        self.node.create_subscription(conv.DiagnosticArray, topics.DIAGNOSTICS,
                                       self.diagnostics.append, 50)
         self.rng = np.random.default_rng(0)
 
@@ -125,9 +127,10 @@ class Robot:
                 for status in array.status if status.name.startswith('policy_node')]
 
 
-def start_policy_node(artifact: str, env: dict, log_path: str) -> subprocess.Popen:
+def start_policy_node(artifact: str, env: dict, log_path: str,
+                      ros_args=()) -> subprocess.Popen:
     args = [sys.executable, '-m', 'omegaq_ros.nodes.policy_node', '--ros-args',
-            '-p', f'artifact:={artifact}']
+            '-p', f'artifact:={artifact}', *ros_args]
     for param in POLICY_PARAMS:
         args += ['-p', param]
     log = open(log_path, 'w')
@@ -195,6 +198,42 @@ def test_bad_input_is_refused_with_a_reason_and_the_node_recovers(artifact, tmp_
         robot.close()
         code = stop(process)
     assert code == 0, (tmp_path / 'policy_node.log').read_text()[-2000:]
+
+
+def test_a_namespace_moves_every_topic_but_diagnostics(artifact, tmp_path):
+    """Two robots on one network: under a namespace the policy's topics move with it."""
+    env = ros_env()
+    process = start_policy_node(artifact, env, str(tmp_path / 'policy_node.log'),
+                                ros_args=['-r', '__ns:=/robot2'])
+    robot = Robot(int(env['ROS_DOMAIN_ID']), namespace='robot2')
+    outside = []                   # a policy in the root namespace would publish here
+    robot.node.create_subscription(conv.JointTrajectory, '/action_chunk', outside.append, 10)
+    log = tmp_path / 'policy_node.log'
+    try:
+        assert robot.drive('good', WAIT_S, until_chunk=True), \
+            'no chunk under /robot2: ' + log.read_text()[-2000:]
+        check_chunk(robot.chunks[0], robot.stamps)
+        graph = robot.node
+        published = {n for n, _ in graph.get_publisher_names_and_types_by_node(
+            'policy_node', '/robot2')}
+        subscribed = {n for n, _ in graph.get_subscriber_names_and_types_by_node(
+            'policy_node', '/robot2')}
+        services = {n for n, _ in graph.get_service_names_and_types_by_node(
+            'policy_node', '/robot2')}
+    finally:
+        robot.close()
+        # A clean exit on SIGINT is checked by the signal test; here, on a loaded CPU, the
+        # node may still be inside an inference when stop() gives up and kills it.
+        stop(process)
+    assert {'/robot2/action_chunk', '/diagnostics'} <= published
+    assert {'/robot2/joint_states', '/robot2/instruction',
+            *(f'/robot2/{name}/image_raw' for name in CAMERAS)} <= subscribed
+    assert {'/robot2/policy_node/enable', '/robot2/policy_node/reset'} <= services
+    global_names = {'/diagnostics', '/rosout', '/parameter_events'}
+    assert [n for n in published | subscribed if not n.startswith('/robot2/')
+            and n not in global_names] == []
+    assert outside == [], 'a chunk reached /action_chunk outside the namespace'
+    assert robot.messages(), 'no policy_node status on the global /diagnostics'
 
 
 def test_corrupt_artifact_keeps_node_up_without_chunks_until_repaired(artifact, tmp_path):

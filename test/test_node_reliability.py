@@ -1,7 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
-Reliability of policy_node (issue 11) against a running process, over real DDS.
+Reliability of policy_node against a running process, over real DDS.
 
 One policy_node process serves the tests that feed it input (each starts with ~/reset): future
 stamps must not lock a camera out, oversized images must not be buffered, ~/reset must cancel
@@ -30,7 +30,7 @@ LONG_INSTRUCTION = 'pick up the cube and put it down gently ' * 2500     # 100,0
 
 
 class Robot(inputs.Robot):
-    """The fake robot of test_node_policy_inputs with the inputs of issue 11."""
+    """The fake robot of test_node_policy_inputs with the inputs the reliability checks need."""
 
     def __init__(self, domain_id: int):
         super().__init__(domain_id)

@@ -61,3 +61,43 @@ def test_quant_core_imports_without_ros():
             "('rclpy', 'sensor_msgs', 'trajectory_msgs', 'std_msgs')]\n"
             'assert not bad, bad\n')
     subprocess.run([sys.executable, '-c', code], check=True, cwd=ROOT)
+
+
+def _source_files(*folders):
+    for folder in folders:
+        for directory, _, names in os.walk(os.path.join(ROOT, folder)):
+            for name in sorted(names):
+                if name.endswith('.py'):
+                    yield os.path.join(directory, name)
+
+
+def test_functions_outside_the_kernels_stay_short():
+    # A function that long holds several jobs; split it by role, each piece named for its job.
+    # The Triton kernels are exempt: a kernel body is one fused pass and reads best whole.
+    limit, long = 100, []
+    kernels = os.path.join(ROOT, 'omegaq_ros', 'kernels')
+    for path in _source_files('omegaq_ros'):
+        if path.startswith(kernels + os.sep):
+            continue
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit:
+                    long.append(f'{os.path.relpath(path, ROOT)}:{node.lineno} {node.name} '
+                                f'({lines} lines)')
+    assert not long, f'functions over {limit} lines: {long}'
+
+
+def test_code_points_only_at_what_is_in_the_repository():
+    # Documents outside the repository and issue numbers mean nothing to a reader of a copy.
+    import re
+    pattern = re.compile(r'DESIGN\.md|shared/reference|\.\./shared|\bissue\s*#?\d+|'
+                         r'(?<![\w&])#\d+\b', re.IGNORECASE)
+    found = []
+    for path in _source_files('omegaq_ros', 'launch', 'test'):
+        if os.path.samefile(path, __file__):      # the pattern itself
+            continue
+        for number, line in enumerate(open(path, encoding='utf-8'), 1):
+            if pattern.search(line):
+                found.append(f'{os.path.relpath(path, ROOT)}:{number}: {line.strip()}')
+    assert not found, 'references outside the repository:\n' + '\n'.join(found)

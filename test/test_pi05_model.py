@@ -18,7 +18,7 @@ def test_full_size_parameter_counts_match_pi05():
     with torch.device('meta'):
         model = Pi05Model(Pi05Config.pi05())
     counts = model.parameter_counts()
-    # LeRobot 0.6.1 PI05 measured (shared/reference/models.md section 1.2), without lm_heads.
+    # LeRobot 0.6.1 PI05 measured, without lm_heads.
     assert counts['vision_tower'] == 412_442_352
     assert counts['projector'] == 2_361_344
     assert counts['embed_tokens'] == 526_647_296

@@ -6,12 +6,12 @@ from omegaq_ros.quant import PRESETS, Recipe
 import pytest
 import yaml
 
-DESIGN_PRESETS = ['fp', 'rtn', 'smoothquant', 'hadamard', 'svd', 'omega', 'omega-nostep',
-                  'omega-group', 'omega-dynamic']
+TABLE_PRESETS = ['fp', 'rtn', 'smoothquant', 'hadamard', 'svd', 'omega', 'omega-nostep',
+                 'omega-group', 'omega-dynamic']
 
 
 def test_all_design_presets_exist():
-    assert list(PRESETS) == DESIGN_PRESETS
+    assert list(PRESETS) == TABLE_PRESETS
     assert Recipe.preset('omega').rotation == 'composite'
     assert Recipe.preset('omega').weight_method == 'gptq'
     assert Recipe.preset('omega-group').act_mode == 'static_group'
@@ -48,3 +48,17 @@ def test_scope_patterns():
     assert not recipe.selects('language_model.lm_head')
     assert not recipe.selects('vision_tower.encoder.layers.0.mlp.fc1')
     assert not Recipe.preset('fp').selects('language_model.layers.0.self_attn.q_proj')
+
+
+def test_a_recipe_file_gets_the_pi05_scope_unless_it_names_one(tmp_path):
+    from omegaq_ros.policy.recipes import load_recipe, pi05_recipe, RecipeError
+    path = tmp_path / 'r.yaml'
+    path.write_text('preset: omega-group\nact_clip: mse\n')
+    assert load_recipe(str(path)) == pi05_recipe('omega-group+act_clip=mse')
+    path.write_text("preset: omega\ninclude: ['expert']\n")
+    recipe = load_recipe(str(path))
+    assert list(recipe.include) == ['expert']
+    assert list(recipe.exclude) == list(Recipe.preset('omega').exclude)
+    path.write_text('- a list\n')
+    with pytest.raises(RecipeError, match='a recipe file must hold a mapping of Recipe fields'):
+        load_recipe(str(path))

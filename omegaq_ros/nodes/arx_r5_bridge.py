@@ -5,8 +5,9 @@ ARX R5 bridge node: JointTrajectory chunks -> vendor commands, vendor status -> 
 
 One node per arm (launch two). The vendor messages `arx5_arm_msg` come from ARX's ROS 2
 workspace and cannot be installed from PyPI: they are imported when the node starts, and
-without them the node says so and exits with code 1. All mapping logic is in
-omegaq_ros/robot/arx_bridge.py (pure, tested); this node only owns the ROS surface:
+without them the node says so and exits with code 1. The joint/command mapping
+is in omegaq_ros/robot/arx_r5_mapping.py and the chunk execution in
+omegaq_ros/robot/trajectory_follower.py (both pure, tested); this node only owns the ROS surface:
   command_interface robot_cmd     RobotCmd (mode 5, joint control) on command_topic, to an
                                   R5Controller in `normal` mode (its arm_sub_topic_name);
   command_interface aloha_master  RobotStatus on command_topic (arm_master_{l,r}_status) for
@@ -19,7 +20,8 @@ import numpy as np
 from omegaq_ros.nodes import conversions as conv
 from omegaq_ros.nodes.parameters import ARX_R5_BRIDGE, declare_table
 from omegaq_ros.nodes.spin import spin_node, StartupError
-from omegaq_ros.robot import arx_bridge
+from omegaq_ros.robot import arx_r5_mapping
+from omegaq_ros.robot.trajectory_follower import TrajectoryFollower
 from rclpy.node import Node
 
 COMMAND_INTERFACES = ('robot_cmd', 'aloha_master')
@@ -50,14 +52,14 @@ class ArxR5Bridge(Node):
             raise StartupError(f'command_interface: expected one of {list(COMMAND_INTERFACES)}, '
                                f"got {p['command_interface']!r}")
         try:
-            self.follower = arx_bridge.TrajectoryFollower(
+            self.follower = TrajectoryFollower(
                 p['arm'], p['control_rate'], p['max_joint_velocity'], p['max_gripper_velocity'])
         except ValueError as error:
             raise StartupError(str(error)) from None
         if not p['joint_states_rate'] > 0 or not p['gripper_status_scale'] > 0:
             raise StartupError('joint_states_rate and gripper_status_scale must be > 0')
         vendor = import_vendor_messages()
-        self.names = arx_bridge.arm_joint_names(p['arm'])
+        self.names = arx_r5_mapping.arm_joint_names(p['arm'])
         self.measured = None           # (positions[7], velocities[7], currents[7]) or None
         self.measured_stamp = 0.0
         self.command_type = (vendor.RobotCmd if p['command_interface'] == 'robot_cmd'
@@ -83,8 +85,8 @@ class ArxR5Bridge(Node):
             self.get_logger().error(f'RobotStatus ignored: {error}', throttle_duration_sec=1.0)
             return
         scale = self.params['gripper_status_scale']
-        self.measured = (arx_bridge.status_to_positions(pos, scale),
-                         arx_bridge.status_to_velocities(vel, scale), cur)
+        self.measured = (arx_r5_mapping.status_to_positions(pos, scale),
+                         arx_r5_mapping.status_to_velocities(vel, scale), cur)
         self.measured_stamp = self._now()
 
     def trajectory_callback(self, msg) -> None:
@@ -109,9 +111,9 @@ class ArxR5Bridge(Node):
         try:
             if self.params['command_interface'] == 'robot_cmd':
                 msg = conv.fill_robot_cmd(self.command_type(),
-                                          arx_bridge.command_fields(target), now)
+                                          arx_r5_mapping.command_fields(target), now)
             else:
-                joint_pos = arx_bridge.master_status_joint_pos(
+                joint_pos = arx_r5_mapping.master_status_joint_pos(
                     target, self.params['gripper_status_scale'])
                 if not np.all(np.isfinite(joint_pos)):
                     raise ValueError(f'non-finite command {joint_pos.tolist()}')

@@ -27,6 +27,7 @@ import tempfile
 import time
 
 import numpy as np
+from omegaq_ros import topics
 
 NODE_MODULES = {'sim_node': 'omegaq_ros.nodes.sim_node',
                 'policy_node': 'omegaq_ros.nodes.policy_node'}
@@ -83,7 +84,7 @@ class Listener:
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.records, self.latencies, self.refusals, self.errors = [], [], {}, []
         self.node.create_subscription(conv.String, status_topic, self.status_callback, qos)
-        self.node.create_subscription(conv.DiagnosticArray, '/diagnostics',
+        self.node.create_subscription(conv.DiagnosticArray, topics.DIAGNOSTICS,
                                       self.diagnostics_callback, 50)
 
     def status_callback(self, msg) -> None:
@@ -159,7 +160,7 @@ def run_sim(args) -> int:
     rclpy.init(args=[])
     processes, logs = {}, {}
     try:
-        listener = Listener('/task_status')
+        listener = Listener(topics.TASK_STATUS)
         commands = node_commands(args, config)
         for name in ('policy_node', 'sim_node'):
             logs[name] = os.path.join(log_dir, f'{name}.log')

@@ -329,7 +329,7 @@ def diagnostic_array(statuses: Mapping[str, Mapping], stamp: Optional[float] = N
 
 
 def fill_robot_cmd(msg, fields: Mapping, stamp: Optional[float] = None):
-    """Fill an arx5_arm_msg/RobotCmd from arx_bridge.command_fields(...) and return it."""
+    """Fill an arx5_arm_msg/RobotCmd from arx_r5_mapping.command_fields(...) and return it."""
     if stamp is not None:
         msg.header.stamp = seconds_to_stamp(stamp)
     msg.end_pos = [float(v) for v in fields['end_pos']]

@@ -6,19 +6,20 @@ Parameter contract of every omegaq_ros node: {name: (default, description)}.
 The single source of truth for parameter names, types (taken from the default) and meaning.
 Each node declares exactly its table in its constructor (declare_table below); config/*.yaml
 may set only these names, with values of the default's type (test/test_launch_static.py checks
-both with rclpy). Defaults are the robot/sim values DESIGN.md names; YAML files repeat them so a
-user sees every knob in one place.
+both with rclpy). Defaults are the robot/sim values; config/*.yaml repeat them, value for
+value (a test compares them), so a user sees every knob in one place.
 """
 
 from typing import Dict, Tuple
 
+from omegaq_ros import topics
 from omegaq_ros.robot import arx_r5
 
 Table = Dict[str, Tuple[object, str]]
 
 CAMERA_NAMES = list(arx_r5.CAMERA_NAMES)
-CAMERA_TOPICS = [arx_r5.camera_topic(name) for name in CAMERA_NAMES]
-CAMERA_INFO_TOPICS = [f'/{name}/camera_info' for name in CAMERA_NAMES]
+CAMERA_TOPICS = [topics.camera_image(name) for name in CAMERA_NAMES]
+CAMERA_INFO_TOPICS = [topics.camera_info(name) for name in CAMERA_NAMES]
 
 POLICY_NODE: Table = {
     'artifact': ('', 'W4A4 artifact directory or FP checkpoint; empty = the bundled model'),
@@ -34,10 +35,10 @@ POLICY_NODE: Table = {
     'compressed_images': (False, 'subscribe to <camera_topic>/compressed (jpeg/png) instead'),
     'image_height': (480, 'expected camera image height [px]; other sizes are refused'),
     'image_width': (640, 'expected camera image width [px]; other sizes are refused'),
-    'joint_states_topic': ('/joint_states', 'sensor_msgs/JointState, matched by joint name'),
-    'instruction_topic': ('/instruction', 'std_msgs/String, transient-local'),
+    'joint_states_topic': (topics.JOINT_STATES, 'sensor_msgs/JointState, matched by joint name'),
+    'instruction_topic': (topics.INSTRUCTION, 'std_msgs/String, transient-local'),
     'default_instruction': ('', 'instruction used until one arrives on instruction_topic'),
-    'action_topic': ('/action_chunk', 'trajectory_msgs/JointTrajectory output'),
+    'action_topic': (topics.ACTION_CHUNK, 'trajectory_msgs/JointTrajectory output'),
     'rate': (10.0, 'inference attempts per second [Hz]'),
     'chunk_horizon': (50, 'number of action points published per chunk'),
     'dt': (0.02, 'time between chunk points [s]; point k at (k + 1) * dt'),
@@ -61,10 +62,11 @@ SIM_NODE: Table = {
     'camera_topics': (CAMERA_TOPICS, 'one Image topic per camera name (same order)'),
     'image_height': (224, 'rendered image height [px]'),
     'image_width': (224, 'rendered image width [px]'),
-    'joint_states_topic': ('/joint_states', 'published sensor_msgs/JointState (14 joints)'),
-    'action_topic': ('/action_chunk', 'trajectory_msgs/JointTrajectory to execute (JTC rules)'),
-    'instruction_topic': ('/instruction', 'published std_msgs/String (transient-local)'),
-    'status_topic': ('/task_status', 'episode status and success'),
+    'joint_states_topic': (topics.JOINT_STATES, 'published sensor_msgs/JointState (14 joints)'),
+    'action_topic': (topics.ACTION_CHUNK, 'trajectory_msgs/JointTrajectory to execute (JTC '
+                     'rules)'),
+    'instruction_topic': (topics.INSTRUCTION, 'published std_msgs/String (transient-local)'),
+    'status_topic': (topics.TASK_STATUS, 'episode status and success'),
 }
 
 QUANTIZER_NODE: Table = {
@@ -78,9 +80,10 @@ QUANTIZER_NODE: Table = {
     'device': ('cpu', 'torch device: cuda | cpu'),
     'seed': (0, 'seed for sampling calibration observations'),
     'camera_names': (CAMERA_NAMES, 'camera keys the policy expects, in order'),
-    'camera_topics': (CAMERA_TOPICS, 'bag topics of the cameras (Image or CompressedImage)'),
-    'joint_states_topic': ('/joint_states', 'bag topic of the joint states'),
-    'instruction_topic': ('/instruction', 'bag topic of the instruction'),
+    'camera_topics': (CAMERA_TOPICS, 'bag topics of the cameras (Image or CompressedImage); '
+                      'relative names are read as from the root namespace'),
+    'joint_states_topic': (topics.JOINT_STATES, 'bag topic of the joint states'),
+    'instruction_topic': (topics.INSTRUCTION, 'bag topic of the instruction'),
     'sync_slop': (0.02, 'max stamp spread within one observation set [s]'),
 }
 
@@ -104,8 +107,9 @@ ARX_R5_BRIDGE: Table = {
                                  'arm_master_{l,r}_status)'),
     'status_topic': ('arm_status', 'vendor RobotStatus topic (arm_pub_topic_name, or '
                                    'arm_slave_{l,r}_status)'),
-    'trajectory_topic': ('/action_chunk', 'trajectory_msgs/JointTrajectory input (14 joints)'),
-    'joint_states_topic': ('/joint_states', 'sensor_msgs/JointState output (this arm, 7 joints)'),
+    'trajectory_topic': (topics.ACTION_CHUNK, 'trajectory_msgs/JointTrajectory input (14 joints)'),
+    'joint_states_topic': (topics.JOINT_STATES, 'sensor_msgs/JointState output (this arm, 7 '
+                           'joints)'),
     'control_rate': (200.0, 'command rate [Hz]'),
     'joint_states_rate': (100.0, 'JointState publish rate [Hz]'),
     'max_joint_velocity': (2.0, 'command rate limit of arm joints [rad/s]'),

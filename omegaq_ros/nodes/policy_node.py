@@ -37,6 +37,7 @@ import time
 from typing import Optional
 
 import numpy as np
+from omegaq_ros import topics
 from omegaq_ros.nodes import conversions as conv
 from omegaq_ros.nodes.observation_sync import JointStateAssembler, ObservationSync
 from omegaq_ros.nodes.parameters import declare_table, POLICY_NODE
@@ -67,10 +68,10 @@ class PolicyNode(Node):
         """Declare parameters, topics, services and the timer; start the worker thread."""
         super().__init__('policy_node')
         self.params = p = declare_table(self, POLICY_NODE)
-        names, topics = list(p['camera_names']), list(p['camera_topics'])
-        if len(names) != len(topics) or not names:
+        names, image_topics = list(p['camera_names']), list(p['camera_topics'])
+        if len(names) != len(image_topics) or not names:
             raise StartupError(f'camera_names and camera_topics: expected one topic per camera,'
-                               f' got {names} and {topics}')
+                               f' got {names} and {image_topics}')
         if not (p['rate'] > 0 and p['dt'] > 0 and p['chunk_horizon'] >= 1
                 and p['image_height'] > 0 and p['image_width'] > 0):
             raise StartupError('rate, dt, chunk_horizon, image_height and image_width must be '
@@ -111,7 +112,7 @@ class PolicyNode(Node):
 
         image_type = conv.CompressedImage if p['compressed_images'] else conv.Image
         suffix = '/compressed' if p['compressed_images'] else ''
-        self.image_topics = {name: topic + suffix for name, topic in zip(names, topics)}
+        self.image_topics = {name: topic + suffix for name, topic in zip(names, image_topics)}
         # Sensor-data QoS kept to the newest image: the observation buffer holds the recent
         # ones, and each sample the middleware queues costs a full frame of memory (a 4K flood
         # held five 25 MB frames per camera at the default depth of 5).
@@ -121,7 +122,7 @@ class PolicyNode(Node):
             self.create_subscription(image_type, topic + suffix,
                                      lambda msg, name=name: self.image_callback(name, msg),
                                      newest_image)
-            for name, topic in zip(names, topics)]
+            for name, topic in zip(names, image_topics)]
         self.joint_state_sub = self.create_subscription(
             conv.JointState, p['joint_states_topic'], self.joint_state_callback,
             qos_profile_sensor_data)
@@ -130,7 +131,7 @@ class PolicyNode(Node):
         self.instruction_sub = self.create_subscription(
             conv.String, p['instruction_topic'], self.instruction_callback, latched)
         self.chunk_pub = self.create_publisher(conv.JointTrajectory, p['action_topic'], 10)
-        self.diagnostics_pub = self.create_publisher(conv.DiagnosticArray, '/diagnostics', 10)
+        self.diagnostics_pub = self.create_publisher(conv.DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.enable_srv = self.create_service(conv.SetBool, '~/enable', self.enable_callback)
         self.reset_srv = self.create_service(conv.Trigger, '~/reset', self.reset_callback)
         self.timer = self.create_timer(1.0 / p['rate'], self.timer_callback)
@@ -315,52 +316,12 @@ class PolicyNode(Node):
 
     def _attempt(self) -> None:
         """Select, convert, infer, filter, publish; or refuse saying why."""
-        if self.policy is None:
-            if self.load_error:
-                self._refuse(self.load_error, level='error')
-            else:
-                self._publish_diagnostics('warn', 'loading the policy')
+        if not self._ready():
             return
-        if not self.enabled:
-            self._publish_diagnostics('ok', 'disabled: call ~/enable true to publish chunks')
+        observation = self._observation()
+        if observation is None:
             return
-        now = self._worker_now()
-        with self.lock:
-            result = self.sync.select(now)
-            instruction = self.instruction
-            instruction_received = self.instruction_received
-            generation = self.generation
-            incomplete = self.joints.incomplete()
-            self.stats['buffered_bytes'] = sum(self.sync.buffered_bytes().values())
-        input_error = self._recent_input_error()
-        if input_error:
-            self._refuse(f'malformed input: {input_error}' +
-                         ('' if result.ok else f' ({result.reason})'))
-            return
-        if not result.ok:
-            if 0 < len(incomplete) < len(arx_r5.JOINT_NAMES):
-                self._refuse(f'joint state incomplete: no recent value for {incomplete} on '
-                             f"{self.params['joint_states_topic']} (expected the "
-                             f'{len(arx_r5.JOINT_NAMES)} joints {list(arx_r5.JOINT_NAMES)} '
-                             f'by name; {result.reason})')
-            else:
-                self._refuse(result.reason)
-            return
-        if not instruction.strip():
-            topic = self.params['instruction_topic']
-            self._refuse(f'the instruction received on {topic} is empty: expected a task '
-                         'description' if instruction_received else
-                         f'no instruction yet on {topic} and no default_instruction')
-            return
-        images = self._images(result.messages)
-        if images is None:
-            return
-        state = np.asarray(result.messages[JOINT_STATES_KEY], dtype=np.float64)
-        reason = self._state_problem(state)
-        if reason:
-            self._refuse(reason)
-            return
-        state = state.astype(np.float32)
+        result, instruction, generation, images, state = observation
         started = time.perf_counter()
         try:
             prompt = self.policy.prompt(instruction, state)
@@ -379,7 +340,70 @@ class PolicyNode(Node):
             return
         if not self.enabled:
             return
-        msg = conv.chunk_to_joint_trajectory(safe, result.stamp, self.params['dt'])
+        self._publish_chunk(safe, result.stamp, generation, report, prompt.note)
+
+    def _ready(self) -> bool:
+        """Return whether a policy is loaded and enabled; say on /diagnostics why not."""
+        if self.policy is None:
+            if self.load_error:
+                self._refuse(self.load_error, level='error')
+            else:
+                self._publish_diagnostics('warn', 'loading the policy')
+            return False
+        if not self.enabled:
+            self._publish_diagnostics('ok', 'disabled: call ~/enable true to publish chunks')
+            return False
+        return True
+
+    def _observation(self):
+        """
+        Return (sync result, instruction, generation, images, state) to infer on, or None.
+
+        None after a refusal that says why: malformed or missing input, an incomplete joint
+        state, no instruction, bad images or a state the policy cannot take.
+        """
+        now = self._worker_now()
+        with self.lock:
+            result = self.sync.select(now)
+            instruction = self.instruction
+            instruction_received = self.instruction_received
+            generation = self.generation
+            incomplete = self.joints.incomplete()
+            self.stats['buffered_bytes'] = sum(self.sync.buffered_bytes().values())
+        input_error = self._recent_input_error()
+        if input_error:
+            self._refuse(f'malformed input: {input_error}' +
+                         ('' if result.ok else f' ({result.reason})'))
+            return None
+        if not result.ok:
+            if 0 < len(incomplete) < len(arx_r5.JOINT_NAMES):
+                self._refuse(f'joint state incomplete: no recent value for {incomplete} on '
+                             f"{self.params['joint_states_topic']} (expected the "
+                             f'{len(arx_r5.JOINT_NAMES)} joints {list(arx_r5.JOINT_NAMES)} '
+                             f'by name; {result.reason})')
+            else:
+                self._refuse(result.reason)
+            return None
+        if not instruction.strip():
+            topic = self.params['instruction_topic']
+            self._refuse(f'the instruction received on {topic} is empty: expected a task '
+                         'description' if instruction_received else
+                         f'no instruction yet on {topic} and no default_instruction')
+            return None
+        images = self._images(result.messages)
+        if images is None:
+            return None
+        state = np.asarray(result.messages[JOINT_STATES_KEY], dtype=np.float64)
+        reason = self._state_problem(state)
+        if reason:
+            self._refuse(reason)
+            return None
+        return result, instruction, generation, images, state.astype(np.float32)
+
+    def _publish_chunk(self, safe: np.ndarray, stamp: float, generation: int, report,
+                       note: str) -> None:
+        """Publish the filtered chunk unless ~/reset came during its inference."""
+        msg = conv.chunk_to_joint_trajectory(safe, stamp, self.params['dt'])
         with self.lock:                        # ~/reset cannot slip between check and publish
             current = generation == self.generation
             if current:
@@ -391,8 +415,8 @@ class PolicyNode(Node):
         self.stats['chunks_published'] += 1
         self.stats['safety_clipped'] = report.clipped
         message = f'chunk of {len(safe)} points published'
-        if prompt.note:
-            self._publish_diagnostics('warn', f'{message}; {prompt.note}')
+        if note:
+            self._publish_diagnostics('warn', f'{message}; {note}')
         else:
             self._publish_diagnostics('ok', message)
 

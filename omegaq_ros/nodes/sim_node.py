@@ -6,10 +6,11 @@ Sim node: the MuJoCo bimanual ARX R5 scene (omegaq_ros.sim) over ROS 2.
 Every control tick (1 / rate, the env's control period) it executes the current action chunk,
 steps the physics, renders the cameras and publishes them (rgb8, sensor-data QoS) with the
 14-D /joint_states, all stamped with the tick time. Chunks (trajectory_msgs/JointTrajectory)
-are executed per arm by robot/arx_bridge.TrajectoryFollower, with JointTrajectoryController
-semantics: a chunk starts at its header stamp, points already elapsed are skipped, a chunk
-that ends in the past is dropped, a new chunk replaces the current one; without a chunk the
-arms hold their last command. The follower's velocity limits are the ARX bridge's defaults.
+are executed per arm by robot/trajectory_follower.TrajectoryFollower, with
+JointTrajectoryController semantics: a chunk starts at its header stamp, points already
+elapsed are skipped, a chunk that ends in the past is dropped, a new chunk replaces the
+current one; without a chunk the arms hold their last command. The follower's velocity
+limits are the ARX bridge's defaults.
 
 Time: with publish_clock false, stamps are this node's clock (wall time, so the policy node's
 observation age and the chunk stamps are comparable); with publish_clock true the node
@@ -32,10 +33,13 @@ import json
 import sys
 
 from omegaq_ros import sim                           # noqa: F401  (MUJOCO_GL=egl first)
+from omegaq_ros import topics
 from omegaq_ros.nodes import conversions as conv
 from omegaq_ros.nodes.parameters import ARX_R5_BRIDGE, declare_table, SIM_NODE
 from omegaq_ros.nodes.spin import spin_node, StartupError
-from omegaq_ros.robot import arx_bridge, arx_r5
+from omegaq_ros.robot import arx_r5
+from omegaq_ros.robot.arx_r5_mapping import arm_slice
+from omegaq_ros.robot.trajectory_follower import TrajectoryFollower
 from omegaq_ros.sim.env import BimanualEnv
 from omegaq_ros.sim.tasks import TASKS
 from rclpy.node import Node
@@ -54,11 +58,11 @@ class SimNode(Node):
         self.params = p = declare_table(self, SIM_NODE)
         if p['task'] not in TASKS:
             raise StartupError(f"task: expected one of {sorted(TASKS)}, got {p['task']!r}")
-        names, topics = list(p['camera_names']), list(p['camera_topics'])
-        if len(names) != len(topics) or not (p['rate'] > 0 and p['episode_length'] >= 0
-                                             and p['episodes'] >= 0):
+        names, image_topics = list(p['camera_names']), list(p['camera_topics'])
+        if len(names) != len(image_topics) or not (
+                p['rate'] > 0 and p['episode_length'] >= 0 and p['episodes'] >= 0):
             raise StartupError(f'expected one topic per camera, rate > 0, episode_length >= 0, '
-                               f"episodes >= 0; got {names}, {topics}, {p['rate']}, "
+                               f"episodes >= 0; got {names}, {image_topics}, {p['rate']}, "
                                f"{p['episode_length']}, {p['episodes']}")
         try:
             self.env = BimanualEnv(p['task'], (p['image_height'], p['image_width']),
@@ -73,7 +77,7 @@ class SimNode(Node):
         self.period = 1.0 / p['rate']
         bridge = {key: ARX_R5_BRIDGE[key][0] for key in
                   ('max_joint_velocity', 'max_gripper_velocity')}
-        self.followers = {arm: arx_bridge.TrajectoryFollower(
+        self.followers = {arm: TrajectoryFollower(
             arm, p['rate'], bridge['max_joint_velocity'], bridge['max_gripper_velocity'])
             for arm in arx_r5.ARMS}
         self.finished = False
@@ -84,7 +88,7 @@ class SimNode(Node):
 
         self.image_pubs = {name: self.create_publisher(conv.Image, topic,
                                                        qos_profile_sensor_data)
-                           for name, topic in zip(names, topics)}
+                           for name, topic in zip(names, image_topics)}
         self.joint_state_pub = self.create_publisher(conv.JointState, p['joint_states_topic'],
                                                      10)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -97,7 +101,7 @@ class SimNode(Node):
         self.clock_pub = None
         if p['publish_clock']:
             from rosgraph_msgs.msg import Clock
-            self.clock_pub = self.create_publisher(Clock, '/clock', 10)
+            self.clock_pub = self.create_publisher(Clock, topics.CLOCK, 10)
             self.clock_type = Clock
         self.action_sub = self.create_subscription(
             conv.JointTrajectory, p['action_topic'], self.action_callback, 10)
@@ -170,7 +174,7 @@ class SimNode(Node):
         now = self._now()
         reasons = []
         for arm, follower in self.followers.items():
-            part = arx_bridge.arm_slice(arm)
+            part = arm_slice(arm)
             reason = follower.accept(stamp, times, positions[:, part], now, self.command[part])
             if reason:
                 reasons.append(f'{arm}: {reason}')
@@ -197,7 +201,7 @@ class SimNode(Node):
         now = self._now()
         commanded = False
         for arm, follower in self.followers.items():
-            part = arx_bridge.arm_slice(arm)
+            part = arm_slice(arm)
             target = follower.command(now, self.command[part])
             if target is not None:
                 self.command[part] = target

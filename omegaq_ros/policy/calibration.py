@@ -27,14 +27,15 @@ import tempfile
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+from omegaq_ros import topics
 from omegaq_ros.payloads import (compressed_image_to_rgb, ConversionError, image_to_rgb,
-                                 stamp_to_seconds)
+                                 nearest_stamps, stamp_to_seconds)
 from omegaq_ros.policy.bundled import bundled_model
 from omegaq_ros.policy.recipes import load_recipe, RecipeError
 from omegaq_ros.robot import arx_r5
 
 CAMERA_NAMES = arx_r5.CAMERA_NAMES
-CAMERA_TOPICS = tuple(arx_r5.camera_topic(name) for name in CAMERA_NAMES)
+CAMERA_TOPICS = tuple(topics.camera_image(name) for name in CAMERA_NAMES)
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 REPORT_FILES = ('report.json', 'ratios.png', 'error.png')
 
@@ -78,21 +79,21 @@ def decode_image(message, msgtype: str) -> np.ndarray:
         raise CalibrationError(str(error)) from None
 
 
-def _read_bag(path: str, topics: Sequence[str]) -> Dict[str, list]:
+def _read_bag(path: str, wanted: Sequence[str]) -> Dict[str, list]:
     """Return {topic: [(msgtype, message), ...]} of the wanted topics, or raise why not."""
     from rosbags.rosbag2 import Reader
     from rosbags.typesys import get_typestore, Stores
     typestore = get_typestore(Stores.ROS2_HUMBLE)
-    out = {topic: [] for topic in topics}
+    out = {topic: [] for topic in wanted}
     try:
         with Reader(path) as reader:
             present = {c.topic: c.msgtype for c in reader.connections}
-            missing = [topic for topic in topics if topic not in present]
+            missing = [topic for topic in wanted if topic not in present]
             if missing:
                 raise CalibrationError(f'{path}: missing topics {missing}; the bag has '
                                        f'{sorted(present)}')
-            wanted = [c for c in reader.connections if c.topic in out]
-            for connection, _, raw in reader.messages(connections=wanted):
+            connections = [c for c in reader.connections if c.topic in out]
+            for connection, _, raw in reader.messages(connections=connections):
                 out[connection.topic].append(
                     (connection.msgtype, typestore.deserialize_cdr(raw, connection.msgtype)))
     except CalibrationError:
@@ -110,13 +111,17 @@ def episode_observations(path: str, camera_topics: Sequence[str], joint_states_t
     Return up to `quota` observations (images list, state [14], instruction) of one bag.
 
     A full joint state (all 14 names, per-arm parts within sync_slop) anchors a candidate;
-    every camera contributes its image nearest in stamp, at most sync_slop away.
+    every camera contributes its image nearest in stamp, at most sync_slop away. Topic names
+    are read as a node in the root namespace reads them ('joint_states' is /joint_states).
     """
-    topics = [*camera_topics, joint_states_topic]
+    camera_topics = [topics.absolute(topic) for topic in camera_topics]
+    joint_states_topic = topics.absolute(joint_states_topic)
+    instruction_topic = topics.absolute(instruction_topic)
+    wanted = [*camera_topics, joint_states_topic]
     optional_instruction = bool(default_instruction)
     if not optional_instruction:
-        topics.append(instruction_topic)
-    messages = _read_bag(path, topics)
+        wanted.append(instruction_topic)
+    messages = _read_bag(path, wanted)
     for topic in camera_topics:
         kinds = {msgtype for msgtype, _ in messages[topic]}
         if not kinds or not kinds <= set(IMAGE_TYPES):
@@ -142,18 +147,12 @@ def episode_observations(path: str, camera_topics: Sequence[str], joint_states_t
     if not states:
         raise CalibrationError(f'{path}: {joint_states_topic} never holds all joints '
                                f'{list(names)}')
-    camera_stamps = {topic: np.array([_stamp(m) for _, m in messages[topic]])
-                     for topic in camera_topics}
-    candidates = []
-    for stamp, state in states:
-        picks = []
-        for topic in camera_topics:
-            index = int(np.argmin(np.abs(camera_stamps[topic] - stamp)))
-            if abs(camera_stamps[topic][index] - stamp) > sync_slop:
-                break
-            picks.append(index)
-        else:
-            candidates.append((state, picks))
+    anchors = np.array([stamp for stamp, _ in states])
+    nearest = [nearest_stamps([_stamp(m) for _, m in messages[topic]], anchors)
+               for topic in camera_topics]
+    candidates = [(state, [int(picks[i]) for picks, _ in nearest])
+                  for i, (_, state) in enumerate(states)
+                  if all(skew[i] <= sync_slop for _, skew in nearest)]
     if not candidates:
         raise CalibrationError(f'{path}: no joint state has images from every camera within '
                                f'sync_slop {sync_slop} s')
@@ -187,8 +186,8 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
                        max_samples: int = 256, device: str = 'cpu', seed: int = 0,
                        camera_names: Sequence[str] = CAMERA_NAMES,
                        camera_topics: Sequence[str] = CAMERA_TOPICS,
-                       joint_states_topic: str = '/joint_states',
-                       instruction_topic: str = '/instruction', sync_slop: float = 0.02,
+                       joint_states_topic: str = topics.JOINT_STATES,
+                       instruction_topic: str = topics.INSTRUCTION, sync_slop: float = 0.02,
                        default_instruction: str = '',
                        progress: Optional[Callable[[str], None]] = None) -> dict:
     """
@@ -197,57 +196,25 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
     Raises CalibrationError (nothing written) for bad settings or calibration data.
     """
     say = progress or (lambda message: None)
-    if not output:
-        raise CalibrationError('output: expected an artifact directory to write, got ""')
-    output = os.path.abspath(output)
-    if os.path.exists(output) and not overwrite:
-        raise CalibrationError(f'output {output} already exists (set overwrite to replace it)')
+    output = _checked_output(output, overwrite)
     if len(camera_names) != len(camera_topics):
         raise CalibrationError(f'expected one camera topic per camera name {list(camera_names)},'
                                f' got {list(camera_topics)}')
     if not max_samples >= 1 or not min_episodes >= 1:
         raise CalibrationError(f'expected max_samples >= 1 and min_episodes >= 1, got '
                                f'{max_samples} and {min_episodes}')
-    if isinstance(calibration, str):
-        calibration = [calibration]
-    if not calibration or not all(calibration):
-        raise CalibrationError('calibration: expected rosbag2 directories, got none')
-    bags = find_bags(calibration)
-    if len(bags) < min_episodes:
-        raise CalibrationError(f'calibration: expected at least min_episodes={min_episodes} '
-                               f'episode bags, found {len(bags)} in {list(calibration)}')
+    bags = _episode_bags(calibration, min_episodes)
     try:
         recipe_obj = load_recipe(recipe)
     except RecipeError as error:
         raise CalibrationError(str(error)) from None
-    if not checkpoint:
-        checkpoint = bundled_model('checkpoint')
-    from omegaq_ros.policy.runtime import Pi05Policy
-    if os.path.isfile(os.path.join(checkpoint, 'omegaq.json')):
-        raise CalibrationError(f'checkpoint {checkpoint} is already a quantized artifact; '
-                               'give the FP checkpoint')
-    try:
-        policy = Pi05Policy.load(checkpoint, device)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise CalibrationError(f'checkpoint {checkpoint}: cannot load ({error})') from None
-    order = [list(camera_names).index(c) if c in camera_names else -1
-             for c in policy.config.cameras]
-    if min(order) < 0:
-        raise CalibrationError(f'the policy expects cameras {list(policy.config.cameras)}, '
-                               f'camera_names gives {list(camera_names)}')
-    topics = [camera_topics[i] for i in order]
+    policy = _load_fp_policy(checkpoint, device)
+    ordered_topics = _topics_in_policy_order(policy, camera_names, camera_topics)
     rng = np.random.default_rng(seed)
-    quota = math.ceil(max_samples / len(bags))
-    observations = []
-    for index, bag in enumerate(bags):
-        found = episode_observations(bag, topics, joint_states_topic, instruction_topic,
-                                     sync_slop, quota, rng, default_instruction)
-        observations += found
-        say(f'read bag {index + 1}/{len(bags)}: {os.path.basename(bag)} '
-            f'({len(found)} observations)')
-    if len(observations) > max_samples:
-        keep = sorted(rng.choice(len(observations), size=max_samples, replace=False))
-        observations = [observations[i] for i in keep]
+    observations = _sample_observations(
+        bags, max_samples, rng, say, camera_topics=ordered_topics,
+        joint_states_topic=joint_states_topic, instruction_topic=instruction_topic,
+        sync_slop=sync_slop, default_instruction=default_instruction)
     try:
         batches = [calibration_batch(policy, *obs, rng) for obs in observations]
     except ValueError as error:
@@ -264,6 +231,74 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
     return {'output': output, 'episodes': len(bags), 'observations': len(batches),
             'quantized_layers': summary['calibration'].get('quantized_layers', 0),
             'totals': report.get('totals', {})}
+
+
+def _checked_output(output: str, overwrite: bool) -> str:
+    """Return the artifact directory as an absolute path, refused before any work if taken."""
+    if not output:
+        raise CalibrationError('output: expected an artifact directory to write, got ""')
+    output = os.path.abspath(output)
+    if os.path.exists(output) and not overwrite:
+        raise CalibrationError(f'output {output} already exists (set overwrite to replace it)')
+    return output
+
+
+def _episode_bags(calibration, min_episodes: int) -> List[str]:
+    """Return the episode bags named by `calibration` (a path or paths), at least min_episodes."""
+    if isinstance(calibration, str):
+        calibration = [calibration]
+    if not calibration or not all(calibration):
+        raise CalibrationError('calibration: expected rosbag2 directories, got none')
+    bags = find_bags(calibration)
+    if len(bags) < min_episodes:
+        raise CalibrationError(f'calibration: expected at least min_episodes={min_episodes} '
+                               f'episode bags, found {len(bags)} in {list(calibration)}')
+    return bags
+
+
+def _load_fp_policy(checkpoint: str, device: str):
+    """Return the Pi05Policy of an FP checkpoint (the bundled one for ''), or say why not."""
+    if not checkpoint:
+        checkpoint = bundled_model('checkpoint')
+    from omegaq_ros.policy.runtime import Pi05Policy
+    if os.path.isfile(os.path.join(checkpoint, 'omegaq.json')):
+        raise CalibrationError(f'checkpoint {checkpoint} is already a quantized artifact; '
+                               'give the FP checkpoint')
+    try:
+        return Pi05Policy.load(checkpoint, device)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise CalibrationError(f'checkpoint {checkpoint}: cannot load ({error})') from None
+
+
+def _topics_in_policy_order(policy, camera_names, camera_topics) -> list:
+    """Return the camera topics in the order of the policy's cameras, or say which is missing."""
+    order = [list(camera_names).index(c) if c in camera_names else -1
+             for c in policy.config.cameras]
+    if min(order) < 0:
+        raise CalibrationError(f'the policy expects cameras {list(policy.config.cameras)}, '
+                               f'camera_names gives {list(camera_names)}')
+    return [camera_topics[i] for i in order]
+
+
+def _sample_observations(bags, max_samples: int, rng: np.random.Generator, say,
+                         **episode_options) -> list:
+    """
+    Return at most max_samples observations drawn evenly over the bags.
+
+    Each bag gives up to its share (ceil(max_samples / bags)) so short episodes do not starve
+    the sample; the surplus is then thinned at random to max_samples.
+    """
+    quota = math.ceil(max_samples / len(bags))
+    observations = []
+    for index, bag in enumerate(bags):
+        found = episode_observations(bag, quota=quota, rng=rng, **episode_options)
+        observations += found
+        say(f'read bag {index + 1}/{len(bags)}: {os.path.basename(bag)} '
+            f'({len(found)} observations)')
+    if len(observations) > max_samples:
+        keep = sorted(rng.choice(len(observations), size=max_samples, replace=False))
+        observations = [observations[i] for i in keep]
+    return observations
 
 
 def quantize_policy(policy, batches, recipe, output: str, overwrite: bool = False,

@@ -57,13 +57,6 @@ def load_recipe(spec: str) -> Recipe:
         raise RecipeError(f'recipe: expected a preset ({", ".join(PRESETS)}), a preset with '
                           f'+field=value changes, or a recipe YAML file, got {spec!r}')
     try:
-        with open(spec) as stream:
-            data = yaml.safe_load(stream)
-        if not isinstance(data, dict):
-            raise ValueError('a recipe file must hold a mapping of Recipe fields')
-        if 'include' not in data:            # no scope given: the pi0.5 scope
-            scope = _scope()
-            data = {'include': scope['include'], 'exclude': scope['exclude'], **data}
-        return Recipe.from_dict(data)
+        return Recipe.from_yaml(spec, scope=_scope())
     except (ValueError, TypeError, yaml.YAMLError) as error:
         raise RecipeError(f'recipe {spec}: {error}') from None

@@ -116,6 +116,43 @@ def learning_rate(step, total, peak, warmup=300):
 
 def main(argv=None) -> int:
     """Command-line entry point."""
+    args = parse_args(argv)
+    started = time.time()
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    config = Pi05Config.small()
+    tasks = [t for t in args.tasks.split(',') if t]
+    episodes = load_demonstrations(args, tasks, config.vision.image_size, started)
+    print(f'{len(episodes)} episodes, {sum(len(e.state) for e in episodes)} frames',
+          flush=True)
+    tokenizer_path = prompt_tokenizer_file(args.out, args.init, episodes)
+    tokenizer = PromptTokenizer(tokenizer_path, config.tokenizer_max_length)
+    config = Pi05Config.small(vocab_size=tokenizer.vocab_size)
+    data = DemoDataset(episodes, config, tokenizer, args.device)
+    model = initial_model(config, args.device, args.init)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    step = 0
+    if args.resume and os.path.isfile(os.path.join(args.out, 'train_state.safetensors')):
+        step = load_train_state(args.out, model, optimizer)
+        print(f'resumed at step {step}')
+    step, final_loss = train_steps(model, optimizer, data, args, step, started)
+    model.eval()
+    save_lerobot_checkpoint(model.cpu(), os.path.join(args.out, 'checkpoint'),
+                            {'observation.state': data.state_norm, 'action': data.action_norm},
+                            tokenizer_path, store_dtype=torch.float16)
+    with open(os.path.join(args.out, 'training.json'), 'w') as stream:
+        json.dump({'steps': step, 'final_loss': final_loss,
+                   'episodes': len(episodes), 'frames': data.size, 'tasks': tasks,
+                   'seeds': [args.seed_start, args.seed_start + args.episodes_per_task - 1],
+                   'seconds': time.time() - started, 'device': args.device,
+                   'command': ' '.join(sys.argv)}, stream, indent=1)
+    print(f'checkpoint written to {args.out}/checkpoint after {step} steps')
+    return 0
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--out', required=True)
     parser.add_argument('--tasks', default=','.join(TASKS))
@@ -132,52 +169,58 @@ def main(argv=None) -> int:
     parser.add_argument('--resume', action='store_true')
     parser.add_argument('--init', default=None,
                         help='start from this checkpoint (its tokenizer; fresh optimizer)')
-    args = parser.parse_args(argv)
-    started = time.time()
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    config = Pi05Config.small()
-    transform = functools.partial(shrink_image, size=config.vision.image_size)
-    tasks = [t for t in args.tasks.split(',') if t]
+    return parser.parse_args(argv)
+
+
+def load_demonstrations(args, tasks, image_size: int, started: float) -> list:
+    """Return the training episodes: rosbag2 files (--bags) or fresh expert rollouts."""
+    transform = functools.partial(shrink_image, size=image_size)
     if args.bags:
         from omegaq_ros.sim.demos import read_episodes
         paths = sorted(p for pattern in args.bags for p in glob.glob(pattern))
-        episodes = read_episodes(paths, image_transform=transform)
-    else:
-        from omegaq_ros.sim.demos import collect_expert_episodes
-        seeds = range(args.seed_start, args.seed_start + args.episodes_per_task)
+        return read_episodes(paths, image_transform=transform)
+    from omegaq_ros.sim.demos import collect_expert_episodes
+    seeds = range(args.seed_start, args.seed_start + args.episodes_per_task)
 
-        def progress(done, total):
-            if done % 25 == 0 or done == total:
-                print(f'demos {done}/{total} ({time.time() - started:.0f} s)', flush=True)
-        episodes = collect_expert_episodes(tasks, seeds, transform, args.workers, progress)
-    print(f'{len(episodes)} episodes, {sum(len(e.state) for e in episodes)} frames',
-          flush=True)
+    def progress(done, total):
+        if done % 25 == 0 or done == total:
+            print(f'demos {done}/{total} ({time.time() - started:.0f} s)', flush=True)
+    return collect_expert_episodes(tasks, seeds, transform, args.workers, progress)
 
-    tokenizer_path = os.path.join(args.out, 'tokenizer.model')
-    if args.init:
+
+def prompt_tokenizer_file(out: str, init: str, episodes) -> str:
+    """Return out/tokenizer.model: --init's, one kept from a resumed run, or trained anew."""
+    tokenizer_path = os.path.join(out, 'tokenizer.model')
+    if init:
         import shutil
-        shutil.copyfile(os.path.join(args.init, 'tokenizer.model'), tokenizer_path)
+        shutil.copyfile(os.path.join(init, 'tokenizer.model'), tokenizer_path)
     if not os.path.isfile(tokenizer_path):
         train_prompt_tokenizer(sorted({e.instruction for e in episodes}), tokenizer_path,
                                vocab_size=256)
-    tokenizer = PromptTokenizer(tokenizer_path, config.tokenizer_max_length)
-    config = Pi05Config.small(vocab_size=tokenizer.vocab_size)
-    data = DemoDataset(episodes, config, tokenizer, args.device)
-    model = Pi05Model(config).to(args.device)
-    if args.init:
+    return tokenizer_path
+
+
+def initial_model(config: Pi05Config, device: str, init: str) -> Pi05Model:
+    """Return a fresh model, or one with the weights of the --init checkpoint."""
+    model = Pi05Model(config).to(device)
+    if init:
         from omegaq_ros.policy.checkpoint import load_lerobot_checkpoint
-        initial, initial_config, _, _ = load_lerobot_checkpoint(args.init)
+        initial, initial_config, _, _ = load_lerobot_checkpoint(init)
         if initial_config != config:
             raise ValueError(f'--init checkpoint config differs: {initial_config} vs {config}')
         model.load_state_dict(initial.state_dict())
-        print(f'initialized from {args.init}')
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    step = 0
-    if args.resume and os.path.isfile(os.path.join(args.out, 'train_state.safetensors')):
-        step = load_train_state(args.out, model, optimizer)
-        print(f'resumed at step {step}')
+        print(f'initialized from {init}')
+    return model
+
+
+def train_steps(model, optimizer, data, args, step: int, started: float):
+    """
+    Run flow-matching steps from `step` to args.steps (or the time budget).
+
+    Saves the train state every 2000 steps and at the end; returns (steps done, mean loss of
+    the last 100 steps).
+    """
+    config = model.config
     generator = torch.Generator(device='cpu').manual_seed(args.seed + step)
     beta = torch.distributions.Beta(torch.tensor(1.5), torch.tensor(1.0))
     model.train()
@@ -208,18 +251,7 @@ def main(argv=None) -> int:
         if step % 2000 == 0:
             save_train_state(args.out, model, optimizer, step, args.seed)
     save_train_state(args.out, model, optimizer, step, args.seed)
-    model.eval()
-    save_lerobot_checkpoint(model.cpu(), os.path.join(args.out, 'checkpoint'),
-                            {'observation.state': data.state_norm, 'action': data.action_norm},
-                            tokenizer_path, store_dtype=torch.float16)
-    with open(os.path.join(args.out, 'training.json'), 'w') as stream:
-        json.dump({'steps': step, 'final_loss': float(np.mean(losses[-log_every:])),
-                   'episodes': len(episodes), 'frames': data.size, 'tasks': tasks,
-                   'seeds': [args.seed_start, args.seed_start + args.episodes_per_task - 1],
-                   'seconds': time.time() - started, 'device': args.device,
-                   'command': ' '.join(sys.argv)}, stream, indent=1)
-    print(f'checkpoint written to {args.out}/checkpoint after {step} steps')
-    return 0
+    return step, float(np.mean(losses[-log_every:]))
 
 
 if __name__ == '__main__':

@@ -354,44 +354,17 @@ def quantize(model: nn.Module, calibration_batches: Iterable, recipe: Recipe,
     for index, pass_groups in enumerate(_passes(groups, hessian_budget_bytes, want_hessian)):
         say(f'calibration pass {index + 1}: {sum(map(len, pass_groups))} layers, '
             f'{len(batches)} batches')
-        recorders, hooks = {}, []
+        recorders = _attach_recorders(pass_groups, recipe, smooth, want_hessian, generator)
+        run_calibration(model, batches, [hook for _, hook in recorders.values()])
         for group in pass_groups:
-            name, linear = group[0]
-            weight = stack_weights([member.weight.detach().float() for _, member in group])
-            if name in smooth:
-                weight = weight / smooth[name].to(weight.device)
-            rotation = build_input_rotation(weight, recipe.rotation, recipe.zigzag,
-                                            recipe.zigzag_smoothing)
-            device = linear.weight.device
-            rotation = BlockRotation(
-                None if rotation.perm is None else rotation.perm.to(device),
-                None if rotation.blocks is None else rotation.blocks.to(device))
-            recorder = _LayerRecorder(name, linear, rotation, recipe, want_hessian, generator)
-            recorder.smooth = smooth.get(name)
-            recorders[name] = recorder
-            hooks.append(linear.register_forward_pre_hook(recorder))
-        run_calibration(model, batches, hooks)
-        for group in pass_groups:
-            recorder = recorders[group[0][0]]
+            recorder = recorders[group[0][0]][0]
             if not recorder.calls:
                 raise RuntimeError(f"calibration never reached layer '{recorder.name}'")
-            owner = None
-            for name, linear in group:
-                layer, w_rot = _build_quant_linear(name, linear, recorder, recipe,
-                                                   smooth.get(group[0][0]), owner)
-                layer = layer.to(linear.weight.device)
-                owner = owner or layer
-                summary['layers'][name] = _layer_stats(linear, layer, recorder, w_rot)
-                # The statistics ran the reference backend, which caches fp32 copies of the
-                # weight codes and rotations (8x the int4 bytes): built again only if used.
-                layer.clear_caches()
-                replacements.append((name, layer))
-                say(f'  {name}: SQNR {summary["layers"][name]["output_sqnr_db"]:.1f} dB')
+            replacements += _quantize_group(group, recorder, recipe, smooth.get(group[0][0]),
+                                            summary['layers'], say)
             step_keys |= recorder.step_keys
             del recorder.hessian, recorder.samples
-    for name, layer in replacements:
-        parent, child = _parent(model, name)
-        setattr(parent, child, layer)
+    _swap_in(model, replacements)
     steps = sorted({k[1] for k in step_keys if k is not None})
     summary['calibration'].update({
         'quantized_layers': len(replacements),
@@ -400,3 +373,57 @@ def quantize(model: nn.Module, calibration_batches: Iterable, recipe: Recipe,
     })
     model.omegaq_summary = summary
     return model
+
+
+def _attach_recorders(pass_groups, recipe: Recipe, smooth: dict, want_hessian: bool,
+                      generator: torch.Generator) -> dict:
+    """
+    Build each group's input rotation and hook a recorder on its first linear.
+
+    Returns {first name: (recorder, hook handle)}. The rotation comes from the group's own
+    (smoothed, stacked) weight, so it exists before any activation is seen; the recorder then
+    takes Hessians and samples in that rotated basis.
+    """
+    recorders = {}
+    for group in pass_groups:
+        name, linear = group[0]
+        weight = stack_weights([member.weight.detach().float() for _, member in group])
+        if name in smooth:
+            weight = weight / smooth[name].to(weight.device)
+        rotation = build_input_rotation(weight, recipe.rotation, recipe.zigzag,
+                                        recipe.zigzag_smoothing)
+        device = linear.weight.device
+        rotation = BlockRotation(
+            None if rotation.perm is None else rotation.perm.to(device),
+            None if rotation.blocks is None else rotation.blocks.to(device))
+        recorder = _LayerRecorder(name, linear, rotation, recipe, want_hessian, generator)
+        recorder.smooth = smooth.get(name)
+        recorders[name] = (recorder, linear.register_forward_pre_hook(recorder))
+    return recorders
+
+
+def _quantize_group(group, recorder, recipe: Recipe, smooth, layer_stats: dict, say) -> list:
+    """
+    Return [(name, QuantLinear)] for the linears of one input group; fill layer_stats.
+
+    The first member owns the rotation, smoothing and activation table; the others point at it.
+    """
+    replacements, owner = [], None
+    for name, linear in group:
+        layer, w_rot = _build_quant_linear(name, linear, recorder, recipe, smooth, owner)
+        layer = layer.to(linear.weight.device)
+        owner = owner or layer
+        layer_stats[name] = _layer_stats(linear, layer, recorder, w_rot)
+        # The statistics ran the reference backend, which caches fp32 copies of the
+        # weight codes and rotations (8x the int4 bytes): built again only if used.
+        layer.clear_caches()
+        replacements.append((name, layer))
+        say(f'  {name}: SQNR {layer_stats[name]["output_sqnr_db"]:.1f} dB')
+    return replacements
+
+
+def _swap_in(model: nn.Module, replacements) -> None:
+    """Put each QuantLinear where its nn.Linear was (after all passes: later passes run FP)."""
+    for name, layer in replacements:
+        parent, child = _parent(model, name)
+        setattr(parent, child, layer)

@@ -80,12 +80,19 @@ class Recipe:
         return Recipe(**data)
 
     @staticmethod
-    def from_yaml(path: str) -> 'Recipe':
-        """Load a recipe file (a mapping of Recipe fields, optionally `preset:`)."""
+    def from_yaml(path: str, scope: Optional[dict] = None) -> 'Recipe':
+        """
+        Load a recipe file (a mapping of Recipe fields, optionally `preset:`).
+
+        scope: {'include': [...], 'exclude': [...]} for a file that names no `include`, so a
+        file written for one model family needs only the fields it changes.
+        """
         with open(path) as stream:
             data = yaml.safe_load(stream)
         if not isinstance(data, dict):
-            raise ValueError(f'{path}: a recipe file must hold a mapping of fields')
+            raise ValueError('a recipe file must hold a mapping of Recipe fields')
+        if scope is not None and 'include' not in data:
+            data = {'include': scope['include'], 'exclude': scope['exclude'], **data}
         return Recipe.from_dict(data)
 
     def to_dict(self) -> dict:

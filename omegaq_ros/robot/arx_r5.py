@@ -3,7 +3,7 @@
 """
 ARX R5 dual-arm description shared by the sim, the safety filter and the bridge.
 
-Sources (shared/reference/models.md section 4): joint axes and link offsets from ARX_Model
+Sources: joint axes and link offsets from ARX_Model
 R5a.urdf; joint limits from the ARX R5 manual; gripper command 0..5 <-> 0..80 mm stroke, and
 the ALOHA/openpi 14-D convention (left joint1..6, left gripper, right joint1..6, right
 gripper) with the gripper normalized 0 = open ... 1 = closed.
@@ -53,13 +53,8 @@ def joint_names(prefix_format: str = '{arm}_{joint}') -> list:
 JOINT_NAMES = tuple(joint_names())
 ACTION_DIM = len(JOINT_NAMES)                  # 14
 GRIPPER_INDICES = (6, 13)
-# The ALOHA-style camera set (one overhead, one per wrist) and the topics they publish on.
+# The ALOHA-style camera set: one overhead, one per wrist (topics: omegaq_ros/topics.py).
 CAMERA_NAMES = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
-
-
-def camera_topic(name: str) -> str:
-    """Return the Image topic of a camera."""
-    return f'/{name}/image_raw'
 
 
 def limits_14d() -> np.ndarray:

@@ -18,6 +18,7 @@ import math
 import xml.etree.ElementTree as ET
 
 import numpy as np
+from omegaq_ros import topics
 from omegaq_ros.robot import arx_r5
 
 ROBOT_NAME = 'arx_r5_bimanual'
@@ -33,8 +34,9 @@ CAMERAS = {                                      # name: (parent link, xyz, rpy)
     'cam_right_wrist': ('right_link6', (0.05, 0.0, 0.05), (0.0, 0.4, 0.0)),
 }
 CAMERA_SIZE = (640, 480)
-CONTROL_TOPIC = '/action_chunk'
-JOINT_STATE_TOPIC = '/joint_states'
+# Gazebo transport names are fully qualified; ros_gz_bridge maps them to our relative names.
+CONTROL_TOPIC = topics.absolute(topics.ACTION_CHUNK)
+JOINT_STATE_TOPIC = topics.absolute(topics.JOINT_STATES)
 AXIS = {'x': '1 0 0', 'y': '0 1 0', 'z': '0 0 1'}
 
 
@@ -130,11 +132,11 @@ def _camera(robot, name, parent, xyz, rpy):
     _joint(robot, f'{name}_joint', 'fixed', parent, link_name, xyz=xyz, rpy=rpy)
     gazebo = _sub(robot, 'gazebo', reference=link_name)
     sensor = _sub(gazebo, 'sensor', name=name, type='camera')
-    ET.SubElement(sensor, 'topic').text = f'/{name}/image_raw'
+    ET.SubElement(sensor, 'topic').text = topics.absolute(topics.camera_image(name))
     ET.SubElement(sensor, 'update_rate').text = '30'
     ET.SubElement(sensor, 'always_on').text = '1'
     camera = ET.SubElement(sensor, 'camera')
-    ET.SubElement(camera, 'camera_info_topic').text = f'/{name}/camera_info'
+    ET.SubElement(camera, 'camera_info_topic').text = topics.absolute(topics.camera_info(name))
     ET.SubElement(camera, 'horizontal_fov').text = '1.5'
     image = ET.SubElement(camera, 'image')
     ET.SubElement(image, 'width').text = str(CAMERA_SIZE[0])

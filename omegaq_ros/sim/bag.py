@@ -23,16 +23,19 @@ import json
 from pathlib import Path
 
 import numpy as np
-from omegaq_ros.payloads import image_to_rgb, stamp_to_nanoseconds
+from omegaq_ros import topics
+from omegaq_ros.payloads import image_to_rgb, nearest_stamps, stamp_to_nanoseconds
 from omegaq_ros.robot import arx_r5
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 
-CAMERA_TOPICS = {name: arx_r5.camera_topic(name) for name in arx_r5.CAMERA_NAMES}
-JOINT_STATES_TOPIC = '/joint_states'
-JOINT_COMMANDS_TOPIC = '/joint_commands'
-INSTRUCTION_TOPIC = '/instruction'
-EPISODE_INFO_TOPIC = '/episode_info'
+# Bags record fully qualified names: a demonstration recorded in the root namespace.
+CAMERA_TOPICS = {name: topics.absolute(topics.camera_image(name))
+                 for name in arx_r5.CAMERA_NAMES}
+JOINT_STATES_TOPIC = topics.absolute(topics.JOINT_STATES)
+JOINT_COMMANDS_TOPIC = topics.absolute(topics.JOINT_COMMANDS)
+INSTRUCTION_TOPIC = topics.absolute(topics.INSTRUCTION)
+EPISODE_INFO_TOPIC = topics.absolute(topics.EPISODE_INFO)
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 JOINT_STATE_TYPE = 'sensor_msgs/msg/JointState'
 STRING_TYPE = 'std_msgs/msg/String'
@@ -162,19 +165,13 @@ def _nearest(stamps: np.ndarray, wanted: np.ndarray, max_skew_ns: int, topic: st
     """Return, for every wanted stamp, the index of the nearest stamp within max_skew_ns."""
     if len(stamps) == 0:
         raise ValueError(f'expected messages on {topic}, found none')
-    order = np.argsort(stamps, kind='stable')
-    sorted_stamps = stamps[order]
-    right = np.clip(np.searchsorted(sorted_stamps, wanted), 0, len(stamps) - 1)
-    left = np.clip(right - 1, 0, len(stamps) - 1)
-    pick = np.where(np.abs(sorted_stamps[left] - wanted) <= np.abs(sorted_stamps[right] - wanted),
-                    left, right)
-    skew = np.abs(sorted_stamps[pick] - wanted)
+    picks, skew = nearest_stamps(stamps, wanted)
     if np.any(skew > max_skew_ns):
         worst = int(np.argmax(skew))
         raise ValueError(f'expected a {topic} message within {max_skew_ns} ns of every '
                          f'command stamp, but the nearest to {int(wanted[worst])} ns is '
                          f'{int(skew[worst])} ns away')
-    return order[pick]
+    return picks
 
 
 def read_episode(path, max_skew_s: float = 0.0) -> Episode:

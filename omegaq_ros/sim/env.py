@@ -157,7 +157,7 @@ class BimanualEnv:
         if self._renderer is None:
             height, width = self.image_size
             self._renderer = mujoco.Renderer(self.model, height=height, width=width)
-            # Shadows and reflections cost 5-10x on llvmpipe (shared/reference/sim.md).
+            # Shadows and reflections cost 5-10x on llvmpipe.
             self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
             self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
         images = {}

@@ -13,7 +13,7 @@ gripper normalization).
 
 Geometry is capsules and boxes (no meshes): renders fast on a CPU and needs no asset files.
 Shadows, reflections and multi-sampling are off because they cost 5-10x on llvmpipe
-(shared/reference/sim.md section 1).
+(Mesa's CPU renderer).
 """
 
 from dataclasses import dataclass
@@ -190,14 +190,8 @@ def _object_xml(spec) -> str:
             f'rgba="{_vec(spec.rgba)}" mass="{spec.mass}" class="object"/></body>')
 
 
-def scene_xml(objects=()) -> str:
-    """
-    Return the MJCF text of the bimanual scene holding the given objects.
-
-    objects: BoxObject / BinObject specs; their poses are set later by the task's reset.
-    """
-    camera_position = (0.0, -0.36, 0.58)
-    high_axes = _look_at_axes(camera_position, (0.0, 0.0, 0.04))
+def _actuators_xml() -> list:
+    """Return the position actuators in ALOHA order: six joints, then the gripper, per arm."""
     joint_actuators, gripper_actuators = {}, {}
     for arm in arx_r5.ARMS:
         joint_actuators[arm] = [
@@ -209,8 +203,18 @@ def scene_xml(objects=()) -> str:
             f'dampratio="1" ctrlrange="0 {arx_r5.GRIPPER_STROKE_M}" '
             f'forcerange="{-GRIPPER_FORCE_MAX} {GRIPPER_FORCE_MAX}"/>')
     actuators = []
-    for arm in arx_r5.ARMS:            # ALOHA order: six joints, then the gripper, per arm
+    for arm in arx_r5.ARMS:
         actuators += joint_actuators[arm] + [gripper_actuators[arm]]
+    return actuators
+
+
+def _gripper_coupling_xml():
+    """
+    Return (tendons, equalities, contact excludes) that make each gripper one actuated DOF.
+
+    The two fingers are tied by an equality so one tendon (their summed opening) drives both,
+    and neither finger collides with the other or with link6, which carries them.
+    """
     tendons, equalities, excludes = [], [], []
     for arm in arx_r5.ARMS:
         tendons.append(f'<fixed name="{arm}_gripper_opening"><joint joint="{arm}_finger_a" '
@@ -220,6 +224,19 @@ def scene_xml(objects=()) -> str:
         excludes += [f'<exclude body1="{arm}_finger_a" body2="{arm}_finger_b"/>',
                      f'<exclude body1="{arm}_link6" body2="{arm}_finger_a"/>',
                      f'<exclude body1="{arm}_link6" body2="{arm}_finger_b"/>']
+    return tendons, equalities, excludes
+
+
+def scene_xml(objects=()) -> str:
+    """
+    Return the MJCF text of the bimanual scene holding the given objects.
+
+    objects: BoxObject / BinObject specs; their poses are set later by the task's reset.
+    """
+    camera_position = (0.0, -0.36, 0.58)
+    high_axes = _look_at_axes(camera_position, (0.0, 0.0, 0.04))
+    actuators = _actuators_xml()
+    tendons, equalities, excludes = _gripper_coupling_xml()
     arms = [_arm_xml('left', -ARM_BASE_X, 0.0), _arm_xml('right', ARM_BASE_X, math.pi)]
     table = TABLE_HALF_SIZE
     return f"""<mujoco model="omegaq_bimanual_arx_r5">

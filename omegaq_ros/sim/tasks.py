@@ -5,8 +5,8 @@ Bimanual tasks: objects, language instruction, seeded initial layout and success
 
 Horizons grow from lift (one arm, one grasp) over bin (grasp, carry, release) to handover
 (both arms, two grasps and a release). Object yaw is fixed at 0 and positions are drawn from
-boxes sized so that a small policy trained on CPU can learn them (shared/reference/sim.md
-section 4.3: yaw randomization made the same task nearly unlearnable in 15 CPU-minutes).
+boxes sized so that a small policy trained on CPU can learn them (with yaw
+randomization the same task was nearly unlearnable in 15 CPU-minutes of training).
 Every position lies in the reach of the arm that must act: about 0.2-0.35 m in front of its
 base, the region where the ARX R5 joint limits allow a near-vertical gripper.
 """

@@ -239,10 +239,34 @@ def parse_range(text: str):
 
 def main(argv=None) -> int:
     """Command-line entry point."""
+    args, labels, tasks, load_options = parse_args(argv)
+    start, stop = parse_range(args.seeds) if args.seeds else (
+        EVAL_SEEDS[0], EVAL_SEEDS[0] + args.episodes)
+    seeds = list(range(start, stop))[:args.episodes]
+    os.makedirs(args.out, exist_ok=True)
+    calibration, held_out = expert_episodes(args.policy, tasks, args.calibration_seeds,
+                                            args.held_out_seeds, args.workers)
+    artifacts = tempfile.mkdtemp(prefix='omegaq-eval-')
+    started = time.time()
+    built = build_methods(args.policy, [split_method(m)[0] for m in labels], calibration,
+                          artifacts)
+    paths = {label: built[split_method(label)[0]] for label in labels}
+    print(f'built {len(built)} methods in {time.time() - started:.0f} s', flush=True)
+    errors = open_loop_errors(paths, held_out, load_options=load_options)
+    jobs = [(m, paths[m], task, seed, args.execute, load_options) for m in labels
+            for task in tasks for seed in seeds]
+    results = run_episodes(jobs, args.workers)
+    rows = summarize(results, errors, labels, tasks)
+    write_results(args.out, rows, markdown(rows, tasks), results, 'omegaq-eval ' + ' '.join(
+        argv if argv is not None else sys.argv[1:]))
+    return 0
+
+
+def parse_args(argv=None):
+    """Parse and check the command line; return (args, method labels, tasks, load options)."""
     from omegaq_ros.policy.recipes import pi05_recipe
     from omegaq_ros.policy.runtime import BACKENDS, DTYPES, policy_options
     from omegaq_ros.quant import PRESETS
-    from omegaq_ros.sim.demos import collect_expert_episodes
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--policy', required=True, help='FP checkpoint directory')
     parser.add_argument('--methods', default=','.join(PRESETS))
@@ -286,55 +310,54 @@ def main(argv=None) -> int:
     print(f"omegaq-eval: policies on {args.device}, {resolved['dtype']} towers"
           + (', CUDA graphs, fused pointwise kernels' if resolved['cuda_graph'] else '')
           + '; the backend of each method comes from its label (METHOD@BACKEND)', flush=True)
-    start, stop = parse_range(args.seeds) if args.seeds else (
-        EVAL_SEEDS[0], EVAL_SEEDS[0] + args.episodes)
-    seeds = list(range(start, stop))[:args.episodes]
-    os.makedirs(args.out, exist_ok=True)
+    return args, labels, tasks, load_options
+
+
+def expert_episodes(checkpoint: str, tasks, calibration_seeds: str, held_out_seeds: str,
+                    workers: int):
+    """Return (calibration, held-out) expert episodes (seeds 'A:B'), images at policy size."""
     from omegaq_ros.policy.pi05_processing import shrink_image
     from omegaq_ros.policy.runtime import Pi05Policy
+    from omegaq_ros.sim.demos import collect_expert_episodes
     shrink = functools.partial(shrink_image,
-                               size=Pi05Policy.load(args.policy).config.vision.image_size)
-    calibration = collect_expert_episodes(tasks, range(*parse_range(args.calibration_seeds)),
-                                          shrink, workers=min(args.workers, 4))
+                               size=Pi05Policy.load(checkpoint).config.vision.image_size)
+    calibration = collect_expert_episodes(tasks, range(*parse_range(calibration_seeds)),
+                                          shrink, workers=min(workers, 4))
     # Ten trajectories, as in the paper, spread over the tasks.
     calibration = calibration[::max(1, len(calibration) // 10)][:10]
-    held_out = collect_expert_episodes(tasks, range(*parse_range(args.held_out_seeds)), shrink,
-                                       workers=min(args.workers, 4))
-    artifacts = tempfile.mkdtemp(prefix='omegaq-eval-')
-    started = time.time()
-    built = build_methods(args.policy, [split_method(m)[0] for m in labels], calibration,
-                          artifacts)
-    paths = {label: built[split_method(label)[0]] for label in labels}
-    print(f'built {len(built)} methods in {time.time() - started:.0f} s', flush=True)
-    errors = open_loop_errors(paths, held_out, load_options=load_options)
-    jobs = [(m, paths[m], task, seed, args.execute, load_options) for m in labels
-            for task in tasks for seed in seeds]
+    held_out = collect_expert_episodes(tasks, range(*parse_range(held_out_seeds)), shrink,
+                                       workers=min(workers, 4))
+    return calibration, held_out
+
+
+def run_episodes(jobs, workers: int) -> list:
+    """Run the episode jobs, in `workers` spawned processes when more than one."""
     results = []
     from tqdm import tqdm
-    if args.workers > 1:
+    if workers > 1:
         from multiprocessing import get_context
-        with get_context('spawn').Pool(args.workers, initializer=_worker_init) as pool:
+        with get_context('spawn').Pool(workers, initializer=_worker_init) as pool:
             for result in tqdm(pool.imap_unordered(_episode_job, jobs), total=len(jobs)):
                 results.append(result)
     else:
         for job in tqdm(jobs):
             results.append(_episode_job(job))
-    rows = summarize(results, errors, labels, tasks)
-    table = markdown(rows, tasks)
-    with open(os.path.join(args.out, 'table.md'), 'w') as stream:
+    return results
+
+
+def write_results(out: str, rows, table: str, results, command: str) -> None:
+    """Write table.md, results.json and success.png to out and print the table."""
+    with open(os.path.join(out, 'table.md'), 'w') as stream:
         stream.write(table)
-    with open(os.path.join(args.out, 'results.json'), 'w') as stream:
+    with open(os.path.join(out, 'results.json'), 'w') as stream:
         json.dump({'rows': rows, 'episodes': [r.__dict__ for r in results],
-                   'command': 'omegaq-eval ' + ' '.join(argv if argv is not None
-                                                        else sys.argv[1:])},
-                  stream, indent=1)
+                   'command': command}, stream, indent=1)
     print(table, flush=True)
     try:                                   # the table and results.json are already written
-        plot(rows, os.path.join(args.out, 'success.png'))
+        plot(rows, os.path.join(out, 'success.png'))
     except Exception as error:             # a plot must never cost the results
         print(f'omegaq-eval: success.png not written: {type(error).__name__}: {error}',
               file=sys.stderr)
-    return 0
 
 
 if __name__ == '__main__':

@@ -6,8 +6,8 @@ import json
 import os
 
 from omegaq_ros.policy.recipes import pi05_recipe
-from omegaq_ros.sim.evaluate import (EpisodeResult, main, markdown, plot, split_method,
-                                     summarize, wilson_interval)
+from omegaq_ros.sim.method_eval import (EpisodeResult, main, markdown, plot, split_method,
+                                        summarize, wilson_interval)
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
