@@ -30,6 +30,7 @@ from omegaq_ros.policy.groot_processing import (concat_stats, EagleProcessor, Mi
                                                 ProcessorError)
 from omegaq_ros.policy.pi05_config import VisionSize
 from safetensors import safe_open
+from safetensors.torch import save_file
 import torch
 
 MODEL_TYPE = 'gr00t_n1_5'
@@ -178,10 +179,10 @@ def config_from_checkpoint(data: dict, shapes: dict, entry: dict, name: str,
     dit_cfg = head.get('diffusion_model_cfg') or {}
     vl_cfg = head.get('vl_self_attention_cfg') or {}
     if not head or not dit_cfg:
-        raise GrootCheckpointError(f"{path}/config.json has no action_head_cfg with a "
+        raise GrootCheckpointError(f'{path}/config.json has no action_head_cfg with a '
                                    'diffusion_model_cfg')
     if backbone.get('project_to_dim') not in (None, 2048) or backbone.get('reproject_vision'):
-        raise GrootCheckpointError(f"{path}/config.json: project_to_dim "
+        raise GrootCheckpointError(f'{path}/config.json: project_to_dim '
                                    f"{backbone.get('project_to_dim')} / reproject_vision are "
                                    'not N1.5 settings')
     if not dit_cfg.get('interleave_self_attention', False) or \
@@ -205,8 +206,14 @@ def config_from_checkpoint(data: dict, shapes: dict, entry: dict, name: str,
     language = Qwen3Size(**{**Qwen3Size().__dict__, **eagle.get('language', {}),
                             'depth': select_layer, 'vocab_size': embed[0], 'width': embed[1],
                             'mlp_dim': shapes[f'{LANGUAGE}.0.mlp.gate_proj.weight'][0]})
+    patch = shapes.get(VISION.replace('encoder.layers', 'embeddings.patch_embedding.weight'))
+    fc1 = shapes.get(f'{VISION}.0.mlp.fc1.weight')
+    if patch is None or fc1 is None:
+        raise GrootCheckpointError(f'{path}: the SigLIP patch embedding or its first layer is '
+                                   'missing from the weights')
     vision = VisionSize(**{**VisionSize().__dict__, **eagle.get('vision', {}),
-                           'depth': _count(keys, VISION)})
+                           'depth': _count(keys, VISION), 'width': patch[0],
+                           'patch_size': patch[2], 'mlp_dim': fc1[0]})
     pe_key = 'action_head.vl_self_attention.transformer_blocks.0.pos_embed.pe'
     modalities = entry.get('modalities', {})
     state_parts = list(entry['statistics']['state'])
@@ -249,12 +256,12 @@ def load_groot_checkpoint(path: str, embodiment: Optional[str] = None, device: s
     Load a GR00T N1.5 checkpoint directory.
 
     Returns (model in eval mode, config, normalizers {'state', 'action'}, EagleProcessor or
-    None when the checkpoint has no eagle/ folder). Every refusal is a GrootCheckpointError
-    whose message is one line naming what is wrong.
+    None when eagle/ holds no processor files: then prompts must come as tokens). Every
+    refusal is a GrootCheckpointError whose message is one line naming what is wrong.
     """
     data = _read_json(os.path.join(path, 'config.json'), path)
     if data.get('model_type') != MODEL_TYPE:
-        raise GrootCheckpointError(f"{path}/config.json model_type is "
+        raise GrootCheckpointError(f'{path}/config.json model_type is '
                                    f"'{data.get('model_type')}', expected '{MODEL_TYPE}'")
     metadata = _read_json(os.path.join(path, METADATA_FILE), path)
     name, slot, entry = choose_embodiment(metadata, embodiment, path)
@@ -312,15 +319,100 @@ def load_groot_checkpoint(path: str, embodiment: Optional[str] = None, device: s
     normalizers = {modality: MinMaxNormalizer(concat_stats(entry['statistics'][modality]))
                    for modality in ('state', 'action')}
     processor = None
-    if os.path.isdir(os.path.join(path, EAGLE_DIR)):
+    if os.path.isfile(os.path.join(path, EAGLE_DIR, 'chat_template.json')):
         try:
             processor = EagleProcessor(os.path.join(path, EAGLE_DIR))
         except ProcessorError as error:
             raise GrootCheckpointError(f'{path}: {error}') from None
-        if processor.image_token_id != config.image_token_index or \
-                processor.tokens_per_image != config.tokens_per_image:
+        if (processor.image_token_id, processor.tokens_per_image, processor.image_size) != (
+                config.image_token_index, config.tokens_per_image, config.vision.image_size):
             raise GrootCheckpointError(
                 f'{path}/{EAGLE_DIR}: image token {processor.image_token_id} x '
-                f'{processor.tokens_per_image} per image, the model expects '
-                f'{config.image_token_index} x {config.tokens_per_image}')
+                f'{processor.tokens_per_image} per {processor.image_size} px image, the model '
+                f'expects {config.image_token_index} x {config.tokens_per_image} per '
+                f'{config.vision.image_size} px')
     return model.eval(), config, normalizers, processor
+
+
+def save_groot_checkpoint(model: GrootModel, path: str, statistics: dict,
+                          shard_bytes: int = 2 ** 30, store_dtype=torch.float32) -> str:
+    """
+    Write `model` in the public layout: config.json, sharded safetensors + index, metadata.
+
+    statistics: {'state': {part: {'min': [...], 'max': [...]}}, 'action': {...}} for the
+    config's embodiment (parts in order). Also writes eagle/config.json with the Qwen3 and
+    SigLIP sizes, which config.json cannot describe; the tokenizer files are the user's.
+    """
+    c = model.config
+    os.makedirs(os.path.join(path, 'experiment_cfg'), exist_ok=True)
+    os.makedirs(os.path.join(path, EAGLE_DIR), exist_ok=True)
+    head = {
+        'action_dim': c.max_action_dim, 'action_horizon': c.horizon, 'add_pos_embed': True,
+        'backbone_embedding_dim': c.language.width, 'hidden_size': c.hidden_size,
+        'input_embedding_dim': c.input_embedding_dim, 'max_action_dim': c.max_action_dim,
+        'max_state_dim': c.max_state_dim, 'max_num_embodiments': c.max_num_embodiments,
+        'num_inference_timesteps': c.num_steps, 'num_target_vision_tokens':
+        c.num_future_tokens, 'num_timestep_buckets': c.num_timestep_buckets,
+        'use_vlln': c.use_vlln, 'model_dtype': 'float32',
+        'diffusion_model_cfg': {
+            'num_layers': c.dit.depth, 'num_attention_heads': c.dit.num_heads,
+            'attention_head_dim': c.dit.head_dim, 'output_dim': c.dit.output_dim,
+            'cross_attention_dim': c.language.width, 'interleave_self_attention': True,
+            'norm_type': 'ada_norm', 'positional_embeddings': None},
+        'vl_self_attention_cfg': {
+            'num_layers': c.vl_self_attention.depth,
+            'num_attention_heads': c.vl_self_attention.num_heads,
+            'attention_head_dim': c.vl_self_attention.head_dim,
+            'positional_embeddings': 'sinusoidal' if c.vl_max_positions else None}}
+    data = {'architectures': ['GR00T_N1_5'], 'model_type': MODEL_TYPE,
+            'action_dim': c.max_action_dim, 'action_horizon': c.horizon,
+            'compute_dtype': 'float32',
+            'backbone_cfg': {'select_layer': c.language.depth, 'project_to_dim': None,
+                             'reproject_vision': False},
+            'action_head_cfg': head}
+    with open(os.path.join(path, 'config.json'), 'w') as stream:
+        json.dump(data, stream, indent=1)
+    eagle = {'model_type': 'eagle_2_5_vl', 'use_pixel_shuffle': False,
+             'mlp_connector_layers': 1, 'image_token_index': c.image_token_index,
+             'force_image_size': c.vision.image_size,
+             'text_config': {'num_attention_heads': c.language.num_heads,
+                             'num_key_value_heads': c.language.num_kv_heads,
+                             'head_dim': c.language.head_dim,
+                             'rope_theta': c.language.rope_theta,
+                             'rms_norm_eps': c.language.rms_norm_eps},
+             'vision_config': {'num_attention_heads': c.vision.num_heads,
+                               'patch_size': c.vision.patch_size,
+                               'image_size': c.vision.image_size,
+                               'layer_norm_eps': c.layer_norm_eps}}
+    with open(os.path.join(path, EAGLE_DIR, 'config.json'), 'w') as stream:
+        json.dump(eagle, stream, indent=1)
+    video = {name: {'resolution': [c.vision.image_size] * 2, 'channels': 3, 'fps': 30.0}
+             for name in c.cameras}
+    modalities = {m: {p: {'absolute': True, 'rotation_type': None, 'continuous': True,
+                          'shape': [len(v['max'])]} for p, v in statistics[m].items()}
+                  for m in ('state', 'action')}
+    with open(os.path.join(path, METADATA_FILE), 'w') as stream:
+        json.dump({c.embodiment: {'statistics': statistics, 'embodiment_tag': c.embodiment,
+                                  'modalities': {'video': video, **modalities}}}, stream,
+                  indent=1)
+    tensors = {k: v.detach().cpu().to(store_dtype).contiguous()
+               for k, v in model.state_dict().items()}
+    shards, size = [[]], 0
+    for key, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and size + nbytes > shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(key)
+        size += nbytes
+    weight_map = {}
+    for i, keys in enumerate(shards):
+        name = f'model-{i + 1:05d}-of-{len(shards):05d}.safetensors'
+        save_file({k: tensors[k] for k in keys}, os.path.join(path, name),
+                  metadata={'format': 'pt'})
+        weight_map.update({k: name for k in keys})
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    with open(os.path.join(path, INDEX_FILE), 'w') as stream:
+        json.dump({'metadata': {'total_size': total}, 'weight_map': weight_map}, stream,
+                  indent=1)
+    return path

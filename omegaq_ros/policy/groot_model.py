@@ -200,7 +200,7 @@ class MultiEmbodimentActionEncoder(nn.Module):
 
 def timestep_projection(bucket: torch.Tensor, channels: int = 256) -> torch.Tensor:
     """
-    diffusers' Timesteps(channels, flip_sin_to_cos=True, downscale_freq_shift=1): [cos, sin].
+    Project buckets like diffusers' Timesteps(channels, flip_sin_to_cos=True, shift 1).
 
     Frequencies exp(-ln(10000) * i / (channels/2 - 1)), i < channels/2.
     """
@@ -428,7 +428,7 @@ class GrootModel(nn.Module):
 
     @property
     def eagle(self) -> nn.Module:
-        """The Eagle VLM (vision tower, mlp1, language model)."""
+        """Return the Eagle VLM (vision tower, mlp1, language model)."""
         return self.backbone.eagle_model
 
     def set_compute_dtype(self, dtype: torch.dtype) -> 'GrootModel':

@@ -104,7 +104,7 @@ class EagleProcessor:
         if size.get('width', self.image_size) != self.image_size:
             raise ProcessorError(f'{folder}/preprocessor_config.json: non-square tiles {size}')
         if image.get('resample', BICUBIC) != BICUBIC:
-            raise ProcessorError(f"{folder}/preprocessor_config.json: resample "
+            raise ProcessorError(f'{folder}/preprocessor_config.json: resample '
                                  f"{image.get('resample')} is not bicubic (3), the only one "
                                  'implemented')
         self.mean = np.asarray(image.get('image_mean', [0.5] * 3), np.float32)
@@ -136,18 +136,25 @@ class EagleProcessor:
 
     def pixel_values(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Map uint8 [H, W, 3] images to float32 [N, 3, S, S] (resized on the CPU)."""
-        tiles = []
-        for image in images:
-            x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
-            if x.shape[-2:] != (self.image_size, self.image_size):
-                # torch's uint8 antialiased bicubic is the one torchvision calls for uint8.
-                x = F.interpolate(x, size=(self.image_size, self.image_size), mode='bicubic',
-                                  antialias=True, align_corners=False)
-            tiles.append(x[0])
-        x = torch.stack(tiles).float() * self.rescale
-        mean = torch.from_numpy(self.mean)[:, None, None]
-        std = torch.from_numpy(self.std)[:, None, None]
-        return (x - mean) / std
+        return image_tiles(images, self.image_size, self.mean, self.std, self.rescale)
+
+
+def image_tiles(images: Sequence[np.ndarray], size: int, mean=(0.5, 0.5, 0.5),
+                std=(0.5, 0.5, 0.5), rescale: float = 1 / 255) -> torch.Tensor:
+    """One [3, size, size] tile per uint8 [H, W, 3] image, normalized: float32 [N, 3, S, S]."""
+    tiles = []
+    for image in images:
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        if x.shape[-2:] != (size, size):
+            # torch's uint8 antialiased bicubic is the one torchvision runs on uint8 images
+            # (a float resize rounds differently by up to 12 levels).
+            x = F.interpolate(x, size=(size, size), mode='bicubic', antialias=True,
+                              align_corners=False)
+        tiles.append(x[0])
+    x = torch.stack(tiles).float() * rescale
+    mean = torch.as_tensor(np.asarray(mean, np.float32))[:, None, None]
+    std = torch.as_tensor(np.asarray(std, np.float32))[:, None, None]
+    return (x - mean) / std
 
 
 class MinMaxNormalizer:
@@ -184,7 +191,8 @@ def pad_state(normalized: np.ndarray, max_state_dim: int) -> np.ndarray:
     return out
 
 
-def concat_stats(parts: Dict[str, dict], keys: Optional[List[str]] = None) -> Dict[str, np.ndarray]:
+def concat_stats(parts: Dict[str, dict],
+                 keys: Optional[List[str]] = None) -> Dict[str, np.ndarray]:
     """Concatenate per-part statistics ({part: {stat: list}}) in the parts' order."""
     keys = keys if keys is not None else list(parts)
     stats = {}

@@ -42,14 +42,14 @@ EMBODIMENT = 'so100'
 QWEN_SPECIALS = ('<|endoftext|>', '<|im_start|>', '<|im_end|>', '<img>', '</img>',
                  '<IMG_CONTEXT>', '<video>', '<box>', '</box>')
 CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% for message in messages %}"
+    '{% set image_count = namespace(value=0) %}{% for message in messages %}'
     "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
     "You are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}"
     "{% for content in message['content'] %}{% if content['type'] == 'image' %}"
-    "{% set image_count.value = image_count.value + 1 %}<image-{{ image_count.value }}>"
+    '{% set image_count.value = image_count.value + 1 %}<image-{{ image_count.value }}>'
     "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}"
-    "<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
+    '<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n'
     '{% endif %}')
 CORPUS = ['pick up the red cube and place it in the bin', 'hand the cup over to the other arm',
           'lift the block', 'Perform the task.', "['open the drawer']", 'You are a helpful '
@@ -181,7 +181,7 @@ def write_eagle_assets(folder: str, depth: int, vocab: int) -> dict:
 
 
 def groot_config(depth: int, dit_depth: int, vl_depth: int, embodiments: int) -> dict:
-    """The checkpoint's config.json content (N1.5 values, reduced depth)."""
+    """Return the checkpoint's config.json content (N1.5 values, reduced depth)."""
     return {
         'architectures': ['GR00T_N1_5'], 'model_type': 'gr00t_n1_5', 'action_dim': 32,
         'action_horizon': 16, 'compute_dtype': 'float32',
@@ -264,6 +264,13 @@ def build_and_save(args, checkpoint: str):
     return model
 
 
+def check_imports():
+    """Import everything the reference run needs (the venv set-up's last check)."""
+    import diffusers, transformers, torchvision  # noqa: F401,E401
+    from lerobot.policies.groot.modeling_groot import GrootPolicy  # noqa: F401
+    from lerobot.policies.groot.processor_groot import make_groot_pre_post_processors  # noqa
+
+
 def main():
     """Build, save, reload through LeRobot, and run the reference policy."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
@@ -281,9 +288,7 @@ def main():
     args = parser.parse_args()
     tolerate_torchvision_ops()
     if args.check_imports:
-        import diffusers, transformers, torchvision  # noqa: F401,E401
-        from lerobot.policies.groot.modeling_groot import GrootPolicy  # noqa: F401
-        from lerobot.policies.groot.processor_groot import make_groot_pre_post_processors  # noqa
+        check_imports()
         return
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
