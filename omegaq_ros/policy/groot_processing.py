@@ -49,23 +49,26 @@ def _read_json(path: str):
         raise ProcessorError(f'{path} is not valid JSON: {error}') from None
 
 
-def build_tokenizer(folder: str):
+def build_tokenizer(folder: str, prefix: str = ''):
     """Return a `tokenizers.Tokenizer` from tokenizer.json, or vocab.json + merges.txt."""
     from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers, Regex
     from tokenizers import Tokenizer
-    if os.path.isfile(os.path.join(folder, 'tokenizer.json')):
-        return Tokenizer.from_file(os.path.join(folder, 'tokenizer.json'))
-    vocab = _read_json(os.path.join(folder, 'vocab.json'))
-    merges_path = os.path.join(folder, 'merges.txt')
+
+    def file(name):
+        return os.path.join(folder, prefix + name)
+    if os.path.isfile(file('tokenizer.json')):
+        return Tokenizer.from_file(file('tokenizer.json'))
+    vocab = _read_json(file('vocab.json'))
+    merges_path = file('merges.txt')
     if not os.path.isfile(merges_path):
         raise ProcessorError(f'{merges_path} is missing (or give tokenizer.json)')
     with open(merges_path, encoding='utf-8') as stream:
         merges = [tuple(line.split(' ')) for line in stream.read().split('\n')
                   if line and not line.startswith('#version')]
     added = {}
-    if os.path.isfile(os.path.join(folder, 'added_tokens.json')):
-        added.update(_read_json(os.path.join(folder, 'added_tokens.json')))
-    config_path = os.path.join(folder, 'tokenizer_config.json')
+    if os.path.isfile(file('added_tokens.json')):
+        added.update(_read_json(file('added_tokens.json')))
+    config_path = file('tokenizer_config.json')
     if os.path.isfile(config_path):
         for index, entry in _read_json(config_path).get('added_tokens_decoder', {}).items():
             added[entry['content']] = int(index)
@@ -83,22 +86,30 @@ def build_tokenizer(folder: str):
     return tokenizer
 
 
+# The Eagle processor files the runtime reads (an artifact carries them as `eagle.<name>`).
+EAGLE_FILES = ('chat_template.json', 'processor_config.json', 'preprocessor_config.json',
+               'tokenizer.json', 'vocab.json', 'merges.txt', 'added_tokens.json',
+               'tokenizer_config.json')
+
+
 class EagleProcessor:
     """The Eagle 2.5 prompt, tokenizer and image processing of GR00T N1.5 (local files)."""
 
-    def __init__(self, folder: str):
-        self.folder = folder
-        template = _read_json(os.path.join(folder, 'chat_template.json'))
+    def __init__(self, folder: str, prefix: str = ''):
+        self.folder, self.prefix = folder, prefix
+        self.files = {name: os.path.join(folder, prefix + name) for name in EAGLE_FILES
+                      if os.path.isfile(os.path.join(folder, prefix + name))}
+        template = _read_json(os.path.join(folder, prefix + 'chat_template.json'))
         self.chat_template = template.get('chat_template') if isinstance(template, dict) \
             else None
         if not isinstance(self.chat_template, str):
             raise ProcessorError(f"{folder}/chat_template.json has no 'chat_template' string")
-        processor = _read_json(os.path.join(folder, 'processor_config.json'))
+        processor = _read_json(os.path.join(folder, prefix + 'processor_config.json'))
         self.image_token = processor.get('image_token', '<IMG_CONTEXT>')
         self.image_start = processor.get('image_start_token', '<img>')
         self.image_end = processor.get('image_end_token', '</img>')
         self.tokens_per_image = int(processor.get('tokens_per_tile', 256))
-        image = _read_json(os.path.join(folder, 'preprocessor_config.json'))
+        image = _read_json(os.path.join(folder, prefix + 'preprocessor_config.json'))
         size = image.get('size', {})
         self.image_size = int(size.get('height', 448))
         if size.get('width', self.image_size) != self.image_size:
@@ -110,7 +121,7 @@ class EagleProcessor:
         self.mean = np.asarray(image.get('image_mean', [0.5] * 3), np.float32)
         self.std = np.asarray(image.get('image_std', [0.5] * 3), np.float32)
         self.rescale = float(image.get('rescale_factor', 1 / 255))
-        self.tokenizer = build_tokenizer(folder)
+        self.tokenizer = build_tokenizer(folder, prefix)
         self.image_token_id = self.tokenizer.token_to_id(self.image_token)
         if self.image_token_id is None:
             raise ProcessorError(f"{folder}: the tokenizer has no '{self.image_token}' token")

@@ -10,6 +10,7 @@ images' context tokens, every camera must be present, and the embodiment is chos
 ROS-free.
 """
 
+import os
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -17,11 +18,13 @@ from omegaq_ros.policy.groot_checkpoint import load_groot_checkpoint
 from omegaq_ros.policy.groot_config import GrootConfig
 from omegaq_ros.policy.groot_model import GrootModel
 from omegaq_ros.policy.groot_processing import (EagleProcessor, image_tiles, MinMaxNormalizer,
-                                                pad_state)
+                                                pad_state, ProcessorError)
 from omegaq_ros.policy.runtime import (_array, _describe, DTYPES, ObservationError,
                                        set_backend)
-from omegaq_ros.quant import QuantLinear
+from omegaq_ros.quant import ArtifactError, load_artifact, QuantLinear, read_manifest
 import torch
+
+EAGLE_PREFIX = 'eagle.'        # the Eagle processor files inside an artifact
 
 
 class GrootPolicy:
@@ -52,9 +55,64 @@ class GrootPolicy:
     @staticmethod
     def load(path: str, device: str = 'cpu', embodiment: Optional[str] = None,
              **options) -> 'GrootPolicy':
-        """Load a GR00T N1.5 checkpoint directory (options as for Pi05Policy.load)."""
+        """Load a GR00T N1.5 checkpoint or omegaq artifact (options as for Pi05Policy.load)."""
+        if os.path.isfile(os.path.join(path, 'omegaq.json')):
+            return GrootPolicy._load_artifact(path, device, embodiment, **options)
         model, _, normalizers, processor = load_groot_checkpoint(path, embodiment)
         return GrootPolicy(model, normalizers, processor, device, source=path, **options)
+
+    @staticmethod
+    def _load_artifact(path: str, device: str, embodiment: Optional[str],
+                       **options) -> 'GrootPolicy':
+        manifest = read_manifest(path)        # its own sha256 covers extra (normalization)
+        extra = manifest['extra']
+        if extra.get('model_family') != 'groot':
+            raise ArtifactError(f"{path}: artifact model family is '{extra.get('model_family')}'"
+                                ", expected 'groot'")
+        try:
+            config = GrootConfig.from_dict(extra['groot_config'])
+            normalizers = {modality: MinMaxNormalizer(item['stats'])
+                           for modality, item in extra['normalization'].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ArtifactError(f"{path}: the manifest's groot entries are malformed "
+                                f'({type(error).__name__}: {error})') from None
+        if set(normalizers) != {'state', 'action'}:
+            raise ArtifactError(f'{path}: the manifest needs state and action statistics, has '
+                                f'{sorted(normalizers)}')
+        if embodiment is not None and embodiment != config.embodiment:
+            raise ArtifactError(f"{path}: the artifact holds embodiment '{config.embodiment}', "
+                                f"not '{embodiment}'")
+        with torch.device('meta'):
+            skeleton = GrootModel(config)
+        model = load_artifact(path, skeleton)   # checks every file the manifest lists
+        unlisted = sorted(f for f in os.listdir(path)
+                          if f.startswith(EAGLE_PREFIX) and f not in manifest['files'])
+        if unlisted:
+            raise ArtifactError(f'{path}: {unlisted} are not listed in the manifest, so they '
+                                'have no checksum; refused rather than used unchecked')
+        processor = None
+        if EAGLE_PREFIX + 'chat_template.json' in manifest['files']:
+            try:
+                processor = EagleProcessor(path, EAGLE_PREFIX)
+            except ProcessorError as error:
+                raise ArtifactError(f'{path}: {error}') from None
+        return GrootPolicy(model, normalizers, processor, device, source=path, **options)
+
+    def artifact_extra(self) -> dict:
+        """Return what save_artifact needs in the manifest to rebuild this policy."""
+        return {
+            'model_family': 'groot',
+            'groot_config': self.config.to_dict(),
+            'normalization': {modality: {'mode': n.mode,
+                                         'stats': {k: v.tolist() for k, v in n.stats.items()}}
+                              for modality, n in self.normalizers.items()},
+        }
+
+    def extra_files(self) -> dict:
+        """Files to carry into an artifact: the Eagle processor files, as `eagle.<name>`."""
+        if self.processor is None:
+            return {}
+        return {EAGLE_PREFIX + name: file for name, file in self.processor.files.items()}
 
     # -- inputs -------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
-The one way to turn what a user writes into a quantization recipe for pi0.5.
+The one way to turn what a user writes into a quantization recipe for pi0.5 or GR00T N1.5.
 
 A method is a preset name, optionally with Recipe fields changed after '+':
 'omega-group+act_clip=mse+act_percentile=98' (values read as YAML scalars), applied to the
@@ -9,6 +9,8 @@ pi0.5 scope in pi05_recipe.yaml (language backbone and the whole expert at W4A4;
 tower, tiny projections and adaRMS projections stay FP). A recipe YAML file holds Recipe
 fields (`preset:` starts from a preset); without `include` it gets the pi0.5 scope.
 omegaq-quantize, the quantizer node, omegaq-eval and the benchmarks all come through here.
+The same holds for GR00T with groot_recipe.yaml (Qwen3 layers, VL self-attention and the whole
+DiT at W4A4) when the policy family is 'groot'.
 """
 
 from dataclasses import fields
@@ -18,24 +20,29 @@ from omegaq_ros.quant import PRESETS, Recipe
 import yaml
 
 RECIPE_FILE = os.path.join(os.path.dirname(__file__), 'pi05_recipe.yaml')
+RECIPE_FILES = {'pi05': RECIPE_FILE,
+                'groot': os.path.join(os.path.dirname(__file__), 'groot_recipe.yaml')}
 
 
 class RecipeError(ValueError):
     """A method or recipe file that does not describe a recipe; the text says why."""
 
 
-def _scope() -> dict:
-    with open(RECIPE_FILE) as stream:
+def _scope(family: str = 'pi05') -> dict:
+    if family not in RECIPE_FILES:
+        raise RecipeError(f"no quantization scope for policy family '{family}'; known "
+                          f'{list(RECIPE_FILES)}')
+    with open(RECIPE_FILES[family]) as stream:
         return yaml.safe_load(stream)
 
 
-def pi05_recipe(method: str = 'omega') -> Recipe:
-    """Return the pi0.5 scope with a method (PRESET[+field=value...]); RecipeError if unknown."""
+def pi05_recipe(method: str = 'omega', family: str = 'pi05') -> Recipe:
+    """Return a family's scope (pi0.5 unless told) with a method (PRESET[+field=value...])."""
     preset, *assignments = method.split('+')
     if preset not in PRESETS:
         raise RecipeError(f"unknown method '{preset}'; known {list(PRESETS)}")
     known = {f.name for f in fields(Recipe)}
-    scope = _scope()
+    scope = _scope(family)
     scope['preset'] = preset
     for assignment in assignments:
         name, equals, value = assignment.partition('=')
@@ -49,10 +56,10 @@ def pi05_recipe(method: str = 'omega') -> Recipe:
         raise RecipeError(f'{method}: {error}') from None
 
 
-def load_recipe(spec: str) -> Recipe:
+def load_recipe(spec: str, family: str = 'pi05') -> Recipe:
     """Return the recipe of a method (see pi05_recipe) or of a recipe YAML file path."""
     if spec.split('+')[0] in PRESETS:
-        return pi05_recipe(spec)
+        return pi05_recipe(spec, family)
     if not os.path.isfile(spec):
         raise RecipeError(f'recipe: expected a preset ({", ".join(PRESETS)}), a preset with '
                           f'+field=value changes, or a recipe YAML file, got {spec!r}')
@@ -61,8 +68,8 @@ def load_recipe(spec: str) -> Recipe:
             data = yaml.safe_load(stream)
         if not isinstance(data, dict):
             raise ValueError('a recipe file must hold a mapping of Recipe fields')
-        if 'include' not in data:            # no scope given: the pi0.5 scope
-            scope = _scope()
+        if 'include' not in data:            # no scope given: the family's scope
+            scope = _scope(family)
             data = {'include': scope['include'], 'exclude': scope['exclude'], **data}
         return Recipe.from_dict(data)
     except (ValueError, TypeError, yaml.YAMLError) as error:
