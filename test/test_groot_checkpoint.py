@@ -25,6 +25,7 @@ from omegaq_ros.policy.runtime import ObservationError
 import pytest
 import torch
 
+INDEX = 'model.safetensors.index.json'
 STATS = {'state': {'arms': {'min': [-1.0] * 12, 'max': [1.5] * 12},
                    'grippers': {'min': [0.0, 0.0], 'max': [1.0, 0.0]}},
          'action': {'arms': {'min': [-2.0] * 12, 'max': [2.0] * 12},
@@ -46,11 +47,46 @@ def small_model(seed=0) -> GrootModel:
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    """Write a small GR00T checkpoint in three shards; return its path and model."""
+    """Write a small GR00T checkpoint in many shards; return its path and model."""
     model = small_model()
     path = str(tmp_path_factory.mktemp('groot') / 'checkpoint')
     save_groot_checkpoint(model, path, STATS, shard_bytes=2 * 2 ** 20)
     return path, model
+
+
+CHAT_TEMPLATE = ('{% for message in messages %}<|im_start|>{{ message.role }}\n'
+                 '{% for part in message.content %}{% if part.type == "image" %}'
+                 '<image-{{ loop.index }}>{% else %}{{ part.text }}{% endif %}{% endfor %}'
+                 '<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n'
+                 '{% endif %}')
+
+
+def write_eagle_files(folder: str, config: GrootConfig):
+    """Write small Eagle processor files: a byte-level BPE with Qwen's special tokens."""
+    from tokenizers import models, pre_tokenizers, Tokenizer, trainers
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.train_from_iterator(
+        ['lift the red cube', 'hand the cube over', 'put the cube in the bin', 'assistant'] * 3,
+        trainers.BpeTrainer(vocab_size=400, show_progress=False,
+                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    model = json.loads(tokenizer.to_str())['model']
+    specials = ['<IMG_CONTEXT>', '<|im_start|>', '<|im_end|>', '<img>', '</img>']
+    files = {'vocab.json': model['vocab'],
+             'added_tokens.json': {t: config.image_token_index + i
+                                   for i, t in enumerate(specials)},
+             'chat_template.json': {'chat_template': CHAT_TEMPLATE},
+             'processor_config.json': {'image_token': '<IMG_CONTEXT>',
+                                       'tokens_per_tile': config.tokens_per_image},
+             'preprocessor_config.json': {'size': {'height': config.vision.image_size,
+                                                   'width': config.vision.image_size},
+                                          'resample': 3}}
+    for name, data in files.items():
+        with open(os.path.join(folder, name), 'w') as stream:
+            json.dump(data, stream)
+    with open(os.path.join(folder, 'merges.txt'), 'w') as stream:
+        stream.write('#version: 0.2\n' + '\n'.join(
+            m if isinstance(m, str) else ' '.join(m) for m in model['merges']) + '\n')
 
 
 def observation(config, seed=1):
@@ -132,10 +168,14 @@ def test_mismatched_index_is_refused(checkpoint, tmp_path):
     index = json.load(open(index_path))
     key = 'action_head.future_tokens.weight'
     shard = index['weight_map'][key]
-    index['weight_map'][key] = next(s for s in set(index['weight_map'].values()) if s != shard)
+    target = min(s for s in index['weight_map'].values() if s != shard)
+    index['weight_map'][key] = target
     json.dump(index, open(index_path, 'w'))
-    with pytest.raises(GrootCheckpointError, match='model.safetensors.index.json does not match '
-                                                   'model-0000'):
+    # Shards are checked in name order: the first of the two tells (absent or unlisted).
+    wrong = 'listed but absent' if target < shard else 'present but unlisted'
+    with pytest.raises(GrootCheckpointError, match=rf'{INDEX} does not match '
+                                                   rf'{min(shard, target)}: .*{wrong} '
+                                                   rf"\['{key}'\] \(1\)"):
         load_groot_checkpoint(path)
 
 
@@ -198,3 +238,21 @@ def test_registry_and_predict_cli(checkpoint, tmp_path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert "embodiment 'gr1' is not in experiment_cfg/metadata.json" in lines[-1]
+
+
+def test_instruction_prompt_from_eagle_files(checkpoint, tmp_path):
+    path = copy_of(checkpoint[0], tmp_path)
+    config = checkpoint[1].config
+    write_eagle_files(os.path.join(path, 'eagle'), config)
+    policy = GrootPolicy.load(path)
+    assert policy.processor is not None
+    obs = observation(config)
+    text = policy.processor.prompt_text('lift the red cube', 3)
+    assert text.count('<IMG_CONTEXT>') == 3 * config.tokens_per_image
+    assert '<image 3><img><IMG_CONTEXT>' in text and "['lift the red cube']" in text
+    call = policy.model_call(obs['images'], obs['state'], 'lift the red cube', noise=obs['noise'])
+    ids = call['input_ids'][0].numpy()
+    assert (ids == config.image_token_index).sum() == 3 * config.tokens_per_image
+    chunk = policy.predict(obs['images'], obs['state'], 'lift the red cube', noise=obs['noise'])
+    other = policy.predict(obs['images'], obs['state'], 'hand the cube over', noise=obs['noise'])
+    assert np.isfinite(chunk).all() and np.abs(chunk - other).max() > 1e-4

@@ -6,9 +6,11 @@ GR00T N1.5 at W4A4 (small size): the recipe's scope, per-step tables, the artifa
 The small GR00T of test_groot_checkpoint.py is quantized with the GR00T scope
 (groot_recipe.yaml) on a few model calls made by GrootPolicy.model_call, written as an
 artifact with quantize_policy (what omegaq-quantize does), and loaded back through the
-registry.
+registry. omegaq-quantize does the same from rosbag2 episodes of the sim.
 """
 
+import json
+import os
 import subprocess
 import sys
 
@@ -21,7 +23,7 @@ from omegaq_ros.policy.registry import load_policy, policy_family
 from omegaq_ros.quant import ArtifactError, QuantLinear
 from omegaq_ros.quant.step_context import StepContextError
 import pytest
-from test_groot_checkpoint import observation, small_model, STATS
+from test_groot_checkpoint import observation, small_model, STATS, write_eagle_files
 import torch
 
 
@@ -91,3 +93,40 @@ def test_artifact_round_trip_and_step_mismatch(quantized, tmp_path):
     assert done.returncode == 0, done.stderr
     assert 'W4A4 artifact' in done.stdout
     np.testing.assert_allclose(np.load(out)['actions'], w4a4, atol=1e-5, rtol=0)
+
+
+def test_omegaq_quantize_writes_a_groot_artifact_from_bags(tmp_path):
+    from omegaq_ros.sim.bag import EpisodeBagWriter
+    from omegaq_ros.sim.env import BimanualEnv
+    from omegaq_ros.sim.expert import ScriptedExpert
+    bags = tmp_path / 'bags'
+    bags.mkdir()
+    with BimanualEnv('lift') as env:
+        for seed in (0, 1):
+            sample = env.reset(seed, render=True)
+            expert = ScriptedExpert(env)
+            expert.reset()
+            with EpisodeBagWriter(bags / f'lift_seed{seed:06d}') as bag:
+                bag.write_instruction(env.instruction, stamp_ns=0)
+                for _ in range(4):
+                    action = expert.act()
+                    bag.write_tick(sample.stamp_ns, sample.images, sample.state, action)
+                    sample = env.step(action, render=True)
+    model = small_model()
+    checkpoint = save_groot_checkpoint(model, str(tmp_path / 'checkpoint'), STATS)
+    write_eagle_files(os.path.join(checkpoint, 'eagle'), model.config)
+    output = str(tmp_path / 'w4a4')
+    done = subprocess.run([sys.executable, '-m', 'omegaq_ros.policy.quantize_cli',
+                           '--checkpoint', checkpoint, '--calibration', str(bags), '--output',
+                           output, '--max-samples', '4', '--recipe', 'omega-dynamic'],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    manifest = json.load(open(os.path.join(output, 'omegaq.json')))
+    assert manifest['extra']['model_family'] == 'groot'
+    assert manifest['calibration']['episodes'] == 2
+    assert 'eagle.chat_template.json' in manifest['files']
+    policy = load_policy(output)
+    assert isinstance(policy, GrootPolicy) and policy.quantized and policy.processor
+    images = [np.zeros((96, 96, 3), np.uint8)] * 3
+    chunk = policy.predict(images, np.zeros(14, np.float32), 'lift the red cube')
+    assert chunk.shape == (16, 14) and np.isfinite(chunk).all()

@@ -30,7 +30,7 @@ import numpy as np
 from omegaq_ros.payloads import (compressed_image_to_rgb, ConversionError, image_to_rgb,
                                  stamp_to_seconds)
 from omegaq_ros.policy.bundled import bundled_model
-from omegaq_ros.policy.recipes import load_recipe, RecipeError
+from omegaq_ros.policy.recipes import load_recipe
 from omegaq_ros.robot import arx_r5
 
 CAMERA_NAMES = arx_r5.CAMERA_NAMES
@@ -216,18 +216,19 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
     if len(bags) < min_episodes:
         raise CalibrationError(f'calibration: expected at least min_episodes={min_episodes} '
                                f'episode bags, found {len(bags)} in {list(calibration)}')
-    try:
-        recipe_obj = load_recipe(recipe)
-    except RecipeError as error:
-        raise CalibrationError(str(error)) from None
     if not checkpoint:
         checkpoint = bundled_model('checkpoint')
-    from omegaq_ros.policy.runtime import Pi05Policy
+    from omegaq_ros.policy.registry import load_policy, policy_family
     if os.path.isfile(os.path.join(checkpoint, 'omegaq.json')):
         raise CalibrationError(f'checkpoint {checkpoint} is already a quantized artifact; '
                                'give the FP checkpoint')
     try:
-        policy = Pi05Policy.load(checkpoint, device)
+        # The checkpoint's family (pi0.5 or GR00T) selects the runtime and the recipe's scope.
+        recipe_obj = load_recipe(recipe, policy_family(checkpoint))
+    except ValueError as error:       # RecipeError, UnknownPolicyError (both ValueErrors)
+        raise CalibrationError(str(error)) from None
+    try:
+        policy = load_policy(checkpoint, device)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise CalibrationError(f'checkpoint {checkpoint}: cannot load ({error})') from None
     order = [list(camera_names).index(c) if c in camera_names else -1
