@@ -19,6 +19,7 @@ from omegaq_ros.policy.groot_config import GrootConfig
 from omegaq_ros.policy.groot_model import GrootModel
 from omegaq_ros.policy.groot_processing import (EagleProcessor, image_tiles, MinMaxNormalizer,
                                                 pad_state, ProcessorError)
+from omegaq_ros.policy.pi05_processing import PromptTokens
 from omegaq_ros.policy.runtime import (_array, _describe, DTYPES, ObservationError,
                                        set_backend)
 from omegaq_ros.quant import ArtifactError, load_artifact, QuantLinear, read_manifest
@@ -198,6 +199,21 @@ class GrootPolicy:
         if not np.isfinite(noise).all():
             raise ObservationError('noise contains NaN or inf')
         return noise
+
+    @property
+    def tokenizer(self) -> Optional[EagleProcessor]:
+        """What turns instructions into prompts (None: prompts must come as tokens)."""
+        return self.processor
+
+    def prompt(self, instruction: str, state=None) -> PromptTokens:
+        """
+        Return the prompt tokens for an instruction (the state is not part of GR00T's prompt).
+
+        The same call as Pi05Policy.prompt, so callers (the policy node) serve either model;
+        the note is always '' since GR00T's prompt is never cut.
+        """
+        tokens, mask = self.check_tokens(None, None, instruction)
+        return PromptTokens(tokens, mask)
 
     # -- inference ----------------------------------------------------------------------------
 
