@@ -202,7 +202,7 @@ class GrootPolicy:
 
     @property
     def tokenizer(self) -> Optional[EagleProcessor]:
-        """What turns instructions into prompts (None: prompts must come as tokens)."""
+        """Return what turns instructions into prompts (None: prompts come as tokens)."""
         return self.processor
 
     def prompt(self, instruction: str, state=None) -> PromptTokens:
