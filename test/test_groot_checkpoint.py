@@ -256,3 +256,15 @@ def test_instruction_prompt_from_eagle_files(checkpoint, tmp_path):
     chunk = policy.predict(obs['images'], obs['state'], 'lift the red cube', noise=obs['noise'])
     other = policy.predict(obs['images'], obs['state'], 'hand the cube over', noise=obs['noise'])
     assert np.isfinite(chunk).all() and np.abs(chunk - other).max() > 1e-4
+
+
+def test_bfloat16_towers_stay_close_to_float32(checkpoint):
+    fp32 = GrootPolicy.load(checkpoint[0])
+    bf16 = GrootPolicy.load(checkpoint[0], dtype='bfloat16')
+    assert bf16.model.eagle.language_model.model.layers[0].mlp.up_proj.weight.dtype == \
+        torch.bfloat16
+    assert bf16.model.action_head.state_encoder.layer1.W.dtype == torch.float32
+    obs = observation(fp32.config)
+    reference = fp32.predict(**obs, normalized=True)
+    error = np.abs(bf16.predict(**obs, normalized=True) - reference).max()
+    assert 0 < error < 0.05 * np.abs(reference).max()

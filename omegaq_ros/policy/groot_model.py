@@ -44,7 +44,7 @@ class Qwen3RMSNorm(nn.Module):
         """Normalize the last dimension."""
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * h.to(x.dtype)
+        return self.weight.to(x.dtype) * h.to(x.dtype)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -265,7 +265,7 @@ class AdaLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, modulation) -> torch.Tensor:
         """Normalize x and apply a modulation from modulation()."""
-        scale, shift = modulation
+        scale, shift = (m.to(x.dtype) for m in modulation)
         return F.layer_norm(x, x.shape[-1:], eps=self.eps) * (1 + scale) + shift
 
 
@@ -359,7 +359,8 @@ class DiT(nn.Module):
         """Run the blocks over tokens x [B, T, width] with the step's modulations."""
         blocks, (scale, shift) = modulations
         for i, (block, modulation) in enumerate(zip(self.transformer_blocks, blocks)):
-            x = block(x, None if i % 2 else vl, modulation)
+            x = block(x, None if i % 2 else vl.to(x.dtype), modulation)
+        scale, shift = scale.to(x.dtype), shift.to(x.dtype)
         x = F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + scale) + shift
         return self.proj_out_2(x)
 
@@ -436,7 +437,7 @@ class GrootModel(nn.Module):
         for name, module in self.named_modules():
             if any(name.endswith(k) or f'.{k}.' in f'.{name}.' for k in self.FP32_MODULES):
                 continue
-            if isinstance(module, (nn.Linear, nn.Conv2d, nn.Embedding)):
+            if isinstance(module, (nn.Linear, nn.Conv2d, nn.Embedding, nn.LayerNorm)):
                 module.to(dtype)
         self.compute_dtype = dtype
         self._modulation_cache = None
