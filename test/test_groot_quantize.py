@@ -130,3 +130,25 @@ def test_omegaq_quantize_writes_a_groot_artifact_from_bags(tmp_path):
     images = [np.zeros((96, 96, 3), np.uint8)] * 3
     chunk = policy.predict(images, np.zeros(14, np.float32), 'lift the red cube')
     assert chunk.shape == (16, 14) and np.isfinite(chunk).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA (the Triton W4A4 backend)')
+def test_triton_backend_runs_groot_on_cuda(tmp_path):
+    checkpoint = save_groot_checkpoint(small_model(), str(tmp_path / 'checkpoint'), STATS)
+    policy = GrootPolicy.load(checkpoint)
+    batches = []
+    for seed in range(2):
+        obs = observation(policy.config, seed=20 + seed)
+        batches.append(policy.model_call(obs['images'], obs['state'], tokens=obs['tokens'],
+                                         noise=obs['noise']))
+    artifact = str(tmp_path / 'w4a4')
+    quantize_policy(policy, batches, load_recipe('omega-dynamic', 'groot'), artifact)
+    reference = load_policy(artifact, 'cuda', dtype='bfloat16', backend='reference')
+    fast = load_policy(artifact, 'cuda', dtype='bfloat16', backend='triton')
+    summary = fast.backend_summary
+    assert summary['integer_kernels'] == summary['quantized_layers'] == 50, summary['text']
+    obs = observation(policy.config, seed=99)
+    expected = reference.predict(**obs, normalized=True)
+    got = fast.predict(**obs, normalized=True)
+    assert np.isfinite(got).all()
+    assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
