@@ -42,3 +42,19 @@ def test_config_round_trip_and_checks():
         GrootConfig.small(dit=DiTSize(depth=2, num_heads=2, head_dim=32, output_dim=128))
     with pytest.raises(ValueError, match='embodiment_id 32 outside 0..31'):
         GrootConfig.small(embodiment_id=32)
+
+
+def test_full_size_quantized_scope():
+    from omegaq_ros.policy.recipes import load_recipe
+    from omegaq_ros.quant.memory import scope_fp16_bytes
+    with torch.device('meta'):
+        model = GrootModel(GrootConfig.n1_5())
+    recipe = load_recipe('omega', 'groot')
+    # FP16 bytes of what groot_recipe.yaml quantizes: Qwen3 12 layers 1.208 GB, VL
+    # self-attention 0.403 GB, DiT 0.932 GB (the paper quotes 1.99 GB for its own scope).
+    assert scope_fp16_bytes(model, recipe) == 2_542_338_048
+    selected = [n for n, m in model.named_modules()
+                if isinstance(m, torch.nn.Linear) and recipe.selects(n)]
+    assert len(selected) == 12 * 7 + 4 * 6 + 16 * 6
+    assert not any('norm1.linear' in n or 'proj_out' in n or 'vision_model' in n
+                   for n in selected)
