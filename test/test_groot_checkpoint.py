@@ -23,6 +23,7 @@ from omegaq_ros.policy.groot_runtime import GrootPolicy
 from omegaq_ros.policy.registry import load_policy, policy_family, UnknownPolicyError
 from omegaq_ros.policy.runtime import ObservationError
 import pytest
+from safetensors.torch import load_file
 import torch
 
 INDEX = 'model.safetensors.index.json'
@@ -107,9 +108,13 @@ def test_sharded_round_trip_gives_the_same_chunk(checkpoint):
     shards = sorted(f for f in os.listdir(path) if f.endswith('.safetensors'))
     assert len(shards) >= 3 and shards[0] == f'model-00001-of-{len(shards):05d}.safetensors'
     loaded, config, normalizers, processor = load_groot_checkpoint(path)
-    assert processor is None and config.embodiment_id == 31
+    assert processor is None and config.embodiment == 'new_embodiment'
     assert (config.state_dim, config.action_dim, config.cameras) == (14, 14, model.config.cameras)
-    assert config.to_dict() == model.config.to_dict()
+    # Only the embodiment's slot (31 of 32) is kept.
+    assert config.to_dict() == {**model.config.to_dict(), 'max_num_embodiments': 1,
+                                'embodiment_id': 0}
+    table = loaded.action_head.action_encoder.W2.W
+    assert table.shape[0] == 1 and torch.equal(table[0], model.action_head.action_encoder.W2.W[31])
     policy = GrootPolicy(loaded, normalizers)
     obs = observation(config)
     chunk = policy.predict(**obs)
@@ -138,11 +143,21 @@ def test_embodiment_slot_changes_the_chunk(checkpoint):
         slot2 = GrootPolicy.load(path, embodiment='so100')
         slot31 = GrootPolicy.load(path, embodiment='new_embodiment')
         obs = observation(slot2.config)
-        assert slot2.config.embodiment_id == 2
+        assert slot2.config.embodiment == 'so100'
+        np.testing.assert_array_equal(
+            slot2.model.action_head.action_decoder.layer2.b[0].detach().numpy(),
+            load_file(shards_with('action_decoder.layer2.b', path))[
+                'action_head.action_decoder.layer2.b'][2].numpy())
         assert np.abs(slot2.predict(**obs) - slot31.predict(**obs)).max() > 1e-3
     finally:
         with open(meta_path, 'w') as stream:
             stream.write(original)
+
+
+def shards_with(key_part: str, path: str) -> str:
+    """Return the shard file that holds the tensor whose name contains key_part."""
+    index = json.load(open(os.path.join(path, INDEX)))['weight_map']
+    return os.path.join(path, next(f for k, f in index.items() if key_part in k))
 
 
 def copy_of(path, tmp_path):

@@ -62,7 +62,8 @@ def test_chunk_equals_lerobot(reference):
         (2, 2, 2, 4)
     assert (c.vision.width, c.language.width, c.dit.width, c.hidden_size) == \
         (1152, 2048, 1536, 1024)
-    assert (c.language.vocab_size, c.max_num_embodiments, c.embodiment_id) == (1024, 3, 2)
+    # 'so100' is slot 2 of the checkpoint's 3; only that slot is loaded.
+    assert (c.language.vocab_size, c.max_num_embodiments, c.embodiment) == (1024, 1, 'so100')
     assert (c.horizon, c.num_steps, c.state_dim, c.action_dim) == (16, 4, 14, 14)
     instruction = str(data['instruction'])
     # LeRobot's processors and ours give the same model inputs.

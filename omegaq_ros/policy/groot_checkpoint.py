@@ -14,11 +14,13 @@ LeRobot 0.4.4's GR00TN15.save_pretrained) holds:
 We add one folder: `eagle/`, the Eagle processor files (tokenizer, chat template, image
 processor, Eagle config.json with the Qwen3/SigLIP sizes); see groot_processing.py.
 
-The embodiment is chosen by name (Isaac-GR00T's tag -> slot mapping); its slice of the
-embodiment-specific weights and its statistics are used. The Qwen3 lm_head, the SigLIP
+The embodiment is chosen by name (Isaac-GR00T's tag -> slot mapping); only its slot of the
+embodiment-specific tables is read (the loaded model has one slot, embodiment_id 0, and
+config.embodiment names the tag) and its statistics are used. The Qwen3 lm_head, the SigLIP
 pooling head and Qwen3 layers beyond select_layer are never read.
 """
 
+from dataclasses import replace
 import json
 import os
 import re
@@ -43,6 +45,8 @@ EMBODIMENT_SLOTS = {'new_embodiment': 31, 'oxe_droid': 17, 'agibot_genie1': 26, 
                     'so100': 2, 'unitree_g1': 3}
 LANGUAGE = 'backbone.eagle_model.language_model.model.layers'
 VISION = 'backbone.eagle_model.vision_model.vision_model.encoder.layers'
+EMBODIMENT_TABLE = re.compile(r'^action_head\.(state_encoder|action_encoder|action_decoder)\.'
+                              r'.*\.(W|b)$')
 SKIPPED = re.compile(r'(^|\.)lm_head\.|^backbone\.eagle_model\.vision_model\.vision_model\.head\.')
 
 
@@ -300,6 +304,11 @@ def load_groot_checkpoint(path: str, embodiment: Optional[str] = None, device: s
             f'{path}: the weights do not fit GR00T N1.5 as config.json describes it: missing '
             f'{missing[:6]} ({len(missing)}), unexpected {unexpected[:6]} ({len(unexpected)}), '
             f'wrong shapes {wrong[:4]} ({len(wrong)})')
+    # Only the chosen embodiment's slot of the per-embodiment tables is read and kept: at full
+    # size the 32 slots hold 315 M parameters, of which one robot uses 1/32.
+    config = replace(config, max_num_embodiments=1, embodiment_id=0)
+    with torch.device('meta'):
+        model = GrootModel(config)
     state = {}
     for file in sorted({names[k] for k in expected}):
         with _open(file) as reader:
@@ -307,7 +316,10 @@ def load_groot_checkpoint(path: str, embodiment: Optional[str] = None, device: s
                 if key not in expected:
                     continue
                 try:
-                    tensor = reader.get_tensor(key)
+                    if EMBODIMENT_TABLE.match(key):
+                        tensor = reader.get_slice(key)[slot:slot + 1]
+                    else:
+                        tensor = reader.get_tensor(key)
                 except Exception as error:
                     raise GrootCheckpointError(f"{file}: tensor '{key}' cannot be read: "
                                                f'{error}') from None
