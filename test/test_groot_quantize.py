@@ -57,8 +57,10 @@ def test_scope_and_step_tables(quantized):
     blocks = policy.model.action_head.model.transformer_blocks
     cross, self_attention = blocks[0].attn1, blocks[1].attn1
     assert cross.to_k.in_features == c.language.width and isinstance(cross.to_k, QuantLinear)
-    for layer in (cross.to_q, cross.to_k, self_attention.to_v, blocks[3].ff.net[2]):
+    for layer in (cross.to_q, self_attention.to_k, self_attention.to_v, blocks[3].ff.net[2]):
         assert layer.per_step and layer.input_owner.act_scale.shape[0] == c.num_steps == 4
+    # The cross-attention K/V read the VL features, the same at every step: one static table.
+    assert not cross.to_k.per_step and not cross.to_v.per_step
     language = policy.model.eagle.language_model.model.layers[0]
     vl = policy.model.action_head.vl_self_attention.transformer_blocks[0]
     assert not language.self_attn.q_proj.per_step and not vl.attn1.to_q.per_step

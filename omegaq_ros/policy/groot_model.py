@@ -16,7 +16,8 @@ its final norm; vlln + the VL self-attention finish the VL features (once per ch
 Euler steps from noise at t=0 to actions at t=1: each step encodes [state, 32 future tokens,
 16 noisy actions] with the embodiment's MLPs, runs the DiT (even blocks cross-attend to the VL
 features, odd blocks self-attend; AdaLayerNorm from the step's timestep bucket) and decodes a
-velocity. The AdaLayerNorm modulation depends only on the step, so it is computed once.
+velocity. The AdaLayerNorm modulation depends only on the step, so it is computed once; the
+cross-attention keys and values depend only on the VL features, so once per chunk.
 """
 
 import math
@@ -224,17 +225,19 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(cross_dim or width, inner)
         self.to_out = nn.ModuleList([nn.Linear(inner, width)])
 
-    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None):
-        """Attend from x to context (x itself when None); nothing is masked."""
-        context = x if context is None else context
-        b = x.shape[0]
+    def heads(self, t: torch.Tensor) -> torch.Tensor:
+        """[B, L, heads * head_dim] -> [B, heads, L, head_dim]."""
+        return t.view(t.shape[0], -1, self.num_heads, self.head_dim).transpose(1, 2)
 
-        def heads(t):
-            return t.view(b, -1, self.num_heads, self.head_dim).transpose(1, 2)
+    def key_values(self, context: torch.Tensor):
+        """Return the keys and values of `context`, split into heads."""
+        return self.heads(self.to_k(context)), self.heads(self.to_v(context))
 
-        out = F.scaled_dot_product_attention(heads(self.to_q(x)), heads(self.to_k(context)),
-                                             heads(self.to_v(context)))
-        return self.to_out[0](out.transpose(1, 2).reshape(b, x.shape[1], -1))
+    def forward(self, x: torch.Tensor, kv=None):
+        """Attend from x to kv (key_values of a context), or to x itself when None."""
+        k, v = self.key_values(x) if kv is None else kv
+        out = F.scaled_dot_product_attention(self.heads(self.to_q(x)), k, v)
+        return self.to_out[0](out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
 
 
 class FeedForward(nn.Module):
@@ -309,12 +312,12 @@ class TransformerBlock(nn.Module):
         self.norm3 = nn.LayerNorm(width, eps=1e-5, elementwise_affine=not ada)
         self.ff = FeedForward(width)
 
-    def forward(self, x, context=None, modulation=None):
-        """Attention (to context when given) then MLP, each with a residual."""
+    def forward(self, x, kv=None, modulation=None):
+        """Attention (to a context's kv when given, else self) then MLP, with residuals."""
         h = self.norm1(x, modulation) if self.ada else self.norm1(x)
         if self.pos_embed is not None:
             h = self.pos_embed(h)
-        x = x + self.attn1(h, context)
+        x = x + self.attn1(h, kv)
         return x + self.ff(self.norm3(x))
 
 
@@ -355,11 +358,21 @@ class DiT(nn.Module):
         shift, scale = self.proj_out_1(F.silu(temb)).chunk(2, dim=1)
         return blocks, (scale[:, None], shift[:, None])
 
-    def forward(self, x: torch.Tensor, vl: torch.Tensor, modulations) -> torch.Tensor:
+    def cross_key_values(self, vl: torch.Tensor) -> list:
+        """
+        Keys and values of the VL features for each cross-attention block (None elsewhere).
+
+        They do not depend on the step, so a chunk computes them once for its K steps: these
+        are the DiT's largest GEMMs (every VL token, against the 49 action-side tokens).
+        """
+        return [None if i % 2 else block.attn1.key_values(vl)
+                for i, block in enumerate(self.transformer_blocks)]
+
+    def forward(self, x: torch.Tensor, cross_kv: list, modulations) -> torch.Tensor:
         """Run the blocks over tokens x [B, T, width] with the step's modulations."""
         blocks, (scale, shift) = modulations
-        for i, (block, modulation) in enumerate(zip(self.transformer_blocks, blocks)):
-            x = block(x, None if i % 2 else vl.to(x.dtype), modulation)
+        for block, kv, modulation in zip(self.transformer_blocks, cross_kv, blocks):
+            x = block(x, None if kv is None else tuple(t.to(x.dtype) for t in kv), modulation)
         scale, shift = scale.to(x.dtype), shift.to(x.dtype)
         x = F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + scale) + shift
         return self.proj_out_2(x)
@@ -498,7 +511,7 @@ class GrootModel(nn.Module):
             return cache[3][step]
         return self.action_head.model.modulations(bucket)
 
-    def velocity(self, actions, bucket, state_features, vl, modulations):
+    def velocity(self, actions, bucket, state_features, cross_kv, modulations):
         """One DiT pass: the velocity [B, horizon, max_action_dim] at `actions`."""
         head, c = self.action_head, self.config
         a = head.action_encoder(actions, bucket, c.embodiment_id)
@@ -506,7 +519,7 @@ class GrootModel(nn.Module):
         future = head.future_tokens.weight[None].expand(actions.shape[0], -1, -1)
         x = torch.cat((state_features.to(self.compute_dtype), future.to(self.compute_dtype),
                        a.to(self.compute_dtype)), dim=1)
-        out = head.model(x, vl, modulations)
+        out = head.model(x, cross_kv, modulations)
         return head.action_decoder(out.float(), c.embodiment_id)[:, -actions.shape[1]:]
 
     def denoise(self, vl: torch.Tensor, state: torch.Tensor, noise: torch.Tensor,
@@ -514,6 +527,9 @@ class GrootModel(nn.Module):
         """Integrate from noise [B, horizon, max_action_dim] at t=0 to actions at t=1."""
         num_steps = num_steps or self.config.num_steps
         state_features = self.action_head.state_encoder(state.float(), self.config.embodiment_id)
+        # Outside any step: the cross-attention K/V projections see the same VL features at
+        # every step, so a quantizer gives them one static table, not one per step.
+        cross_kv = self.action_head.model.cross_key_values(vl.to(self.compute_dtype))
         dt = 1.0 / num_steps
         actions = noise.float()
         for step, bucket_value in enumerate(self.step_buckets(num_steps)):
@@ -521,7 +537,7 @@ class GrootModel(nn.Module):
                                 device=noise.device)
             with denoising_step(step, num_steps):
                 modulations = self._step_modulations(step, num_steps, bucket)
-                v = self.velocity(actions, bucket, state_features, vl, modulations)
+                v = self.velocity(actions, bucket, state_features, cross_kv, modulations)
             actions = actions + dt * v
         return actions
 
