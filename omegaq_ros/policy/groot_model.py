@@ -245,6 +245,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, width: int, mult: int = 4):
         super().__init__()
+        # diffusers' net is [GELU(proj), Dropout, Linear]: the inert middle slot keeps the
+        # checkpoint's indices (ff.net.0.proj, ff.net.2).
         self.net = nn.ModuleList([Container(proj=nn.Linear(width, mult * width)),
                                   nn.Identity(), nn.Linear(mult * width, width)])
 
