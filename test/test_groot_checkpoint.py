@@ -283,3 +283,15 @@ def test_bfloat16_towers_stay_close_to_float32(checkpoint):
     reference = fp32.predict(**obs, normalized=True)
     error = np.abs(bf16.predict(**obs, normalized=True) - reference).max()
     assert 0 < error < 0.05 * np.abs(reference).max()
+
+
+def test_metadata_without_min_max_is_refused(checkpoint, tmp_path):
+    path = copy_of(checkpoint[0], tmp_path)
+    meta_path = os.path.join(path, 'experiment_cfg', 'metadata.json')
+    meta = json.load(open(meta_path))
+    for part in meta['new_embodiment']['statistics']['action'].values():
+        del part['min']
+    json.dump(meta, open(meta_path, 'w'))
+    with pytest.raises(GrootCheckpointError, match=r"metadata.json 'new_embodiment': min-max "
+                                                   r"normalization needs statistics \['min'\]"):
+        load_groot_checkpoint(path)

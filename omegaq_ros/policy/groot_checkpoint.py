@@ -328,8 +328,11 @@ def load_groot_checkpoint(path: str, embodiment: Optional[str] = None, device: s
                                                'float tensor')
                 state[key] = tensor.to(device=device, dtype=torch.float32)
     model.load_state_dict(state, assign=True)
-    normalizers = {modality: MinMaxNormalizer(concat_stats(entry['statistics'][modality]))
-                   for modality in ('state', 'action')}
+    try:
+        normalizers = {modality: MinMaxNormalizer(concat_stats(entry['statistics'][modality]))
+                       for modality in ('state', 'action')}
+    except (ValueError, TypeError) as error:
+        raise GrootCheckpointError(f"{path}: {METADATA_FILE} '{name}': {error}") from None
     processor = None
     if os.path.isfile(os.path.join(path, EAGLE_DIR, 'chat_template.json')):
         try:
