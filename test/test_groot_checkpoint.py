@@ -295,3 +295,23 @@ def test_metadata_without_min_max_is_refused(checkpoint, tmp_path):
     with pytest.raises(GrootCheckpointError, match=r"metadata.json 'new_embodiment': min-max "
                                                    r"normalization needs statistics \['min'\]"):
         load_groot_checkpoint(path)
+
+
+def test_vl_positional_table_is_read_from_the_weights(tmp_path):
+    # diffusers' default for the VL self-attention (positional_embeddings 'sinusoidal'): the
+    # table is a saved buffer; the loader sees it in the weights.
+    torch.manual_seed(3)
+    config = GrootConfig.small(vl_max_positions=512, embodiment='new_embodiment',
+                               embodiment_id=31)
+    model = GrootModel(config).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0.0, 0.05)
+    path = save_groot_checkpoint(model, str(tmp_path / 'checkpoint'), STATS)
+    loaded, loaded_config, normalizers, _ = load_groot_checkpoint(path)
+    assert loaded_config.vl_max_positions == 512
+    pe = loaded.action_head.vl_self_attention.transformer_blocks[1].pos_embed.pe
+    assert torch.equal(pe, model.action_head.vl_self_attention.transformer_blocks[1].pos_embed.pe)
+    obs = observation(config)
+    np.testing.assert_allclose(GrootPolicy(loaded, normalizers).predict(**obs),
+                               GrootPolicy(model, normalizers).predict(**obs), atol=1e-5, rtol=0)

@@ -55,9 +55,10 @@ class GrootConfig:
     dit: DiTSize = field(default_factory=DiTSize)
     vl_self_attention: DiTSize = field(
         default_factory=lambda: DiTSize(depth=4, num_heads=32, head_dim=64, output_dim=0))
-    # Positional table of the VL self-attention (diffusers' SinusoidalPositionalEmbedding);
-    # 0 turns it off (positional_embeddings null).
-    vl_max_positions: int = 512
+    # Rows of a sinusoidal table added in the VL self-attention (diffusers'
+    # SinusoidalPositionalEmbedding, its default 512); the released configs set
+    # positional_embeddings null (0 here), as they must with 2+ cameras (>512 VL tokens).
+    vl_max_positions: int = 0
     image_token_index: int = 151669
     tokens_per_image: int = 256
     hidden_size: int = 1024               # the embodiment MLPs' hidden width
