@@ -70,7 +70,7 @@ run_closedloop() {
     export LD_LIBRARY_PATH="$repo/.cache/glvnd${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export __EGL_VENDOR_LIBRARY_FILENAMES="$repo/.cache/glvnd/10_nvidia.json"
   fi
-  MUJOCO_GL=${MUJOCO_GL:-egl} "$python" -m omegaq_ros.sim.evaluate \
+  MUJOCO_GL=${MUJOCO_GL:-egl} "$python" -m omegaq_ros.sim.method_eval \
     --policy models/pi05_small/checkpoint --methods omega-dynamic,omega-dynamic@triton \
     --device cuda --episodes "$episodes" --tasks all --workers 8 --out "$out/closedloop" \
     2>&1 | tee "$out/closedloop.log" || status=1

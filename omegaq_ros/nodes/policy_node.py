@@ -256,20 +256,21 @@ class PolicyNode(Node):
 
     def _load_policy(self) -> None:
         from omegaq_ros.policy.bundled import bundled_model
-        from omegaq_ros.policy.runtime import Pi05Policy, policy_options
+        from omegaq_ros.policy.registry import load_policy
+        from omegaq_ros.policy.runtime import policy_options
         path = self.params['artifact']
         try:
             path = path or bundled_model('artifact')
             options = policy_options(*(self.params[name] for name in (
                 'device', 'dtype', 'backend', 'cuda_graph', 'fused_pointwise')))
             self.get_logger().info(f"loading {path}; {options.pop('text')}")
-            policy = Pi05Policy.load(path, **options)
+            policy = load_policy(path, **options)     # the path's type picks the runtime
             missing = [c for c in policy.config.cameras if c not in self.camera_names]
             if missing:
                 raise ValueError(f'the policy expects cameras {list(policy.config.cameras)}, '
                                  f'camera_names has {self.camera_names}')
             if policy.tokenizer is None:
-                raise ValueError('the policy has no tokenizer (tokenizer.model)')
+                raise ValueError('the policy has no tokenizer (its tokenizer files are missing)')
         except Exception as error:             # any load failure keeps the node up, refusing
             self.load_error = f'policy failed to load from {path!r}: {error}'
             self.get_logger().error(self.load_error)

@@ -31,7 +31,7 @@ from omegaq_ros import topics
 from omegaq_ros.payloads import (compressed_image_to_rgb, ConversionError, image_to_rgb,
                                  nearest_stamps, stamp_to_seconds)
 from omegaq_ros.policy.bundled import bundled_model
-from omegaq_ros.policy.recipes import load_recipe, RecipeError
+from omegaq_ros.policy.recipes import load_recipe
 from omegaq_ros.robot import arx_r5
 
 CAMERA_NAMES = arx_r5.CAMERA_NAMES
@@ -204,9 +204,12 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
         raise CalibrationError(f'expected max_samples >= 1 and min_episodes >= 1, got '
                                f'{max_samples} and {min_episodes}')
     bags = _episode_bags(calibration, min_episodes)
+    checkpoint = _fp_checkpoint(checkpoint)
+    from omegaq_ros.policy.registry import policy_family
     try:
-        recipe_obj = load_recipe(recipe)
-    except RecipeError as error:
+        # The checkpoint's family (pi0.5 or GR00T) selects the runtime and the recipe's scope.
+        recipe_obj = load_recipe(recipe, policy_family(checkpoint))
+    except ValueError as error:       # RecipeError, UnknownPolicyError (both ValueErrors)
         raise CalibrationError(str(error)) from None
     policy = _load_fp_policy(checkpoint, device)
     ordered_topics = _topics_in_policy_order(policy, camera_names, camera_topics)
@@ -256,16 +259,21 @@ def _episode_bags(calibration, min_episodes: int) -> List[str]:
     return bags
 
 
-def _load_fp_policy(checkpoint: str, device: str):
-    """Return the Pi05Policy of an FP checkpoint (the bundled one for ''), or say why not."""
+def _fp_checkpoint(checkpoint: str) -> str:
+    """Return the FP checkpoint to quantize (the bundled one for ''), refusing an artifact."""
     if not checkpoint:
         checkpoint = bundled_model('checkpoint')
-    from omegaq_ros.policy.runtime import Pi05Policy
     if os.path.isfile(os.path.join(checkpoint, 'omegaq.json')):
         raise CalibrationError(f'checkpoint {checkpoint} is already a quantized artifact; '
                                'give the FP checkpoint')
+    return checkpoint
+
+
+def _load_fp_policy(checkpoint: str, device: str):
+    """Return the policy of an FP checkpoint, pi0.5 or GR00T (by the registry), or say why."""
+    from omegaq_ros.policy.registry import load_policy
     try:
-        return Pi05Policy.load(checkpoint, device)
+        return load_policy(checkpoint, device)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise CalibrationError(f'checkpoint {checkpoint}: cannot load ({error})') from None
 

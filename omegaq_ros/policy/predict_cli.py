@@ -4,11 +4,15 @@
 omegaq-predict: one action chunk from one observation, for debugging and outside checks.
 
     omegaq-predict --policy PATH --observation OBS.npz --out CHUNK.npz [--device auto|cuda|cpu]
+                   [--embodiment TAG]
 
-PATH: a LeRobot pi05 checkpoint directory (config.json + model.safetensors) or an omegaq
-artifact. OBS.npz: `images` uint8 [n_cams, H, W, 3] in the checkpoint's camera order,
-`state` float32 [state_dim], and either `tokens` int64 [L] + `token_mask` bool [L] or
-`instruction` (str; needs the checkpoint's tokenizer.model); optional `noise` float32
+PATH: a LeRobot pi05 checkpoint directory (config.json + model.safetensors), a GR00T N1.5
+checkpoint directory (config.json with model_type gr00t_n1_5, sharded safetensors,
+experiment_cfg/metadata.json; --embodiment picks the tag when it holds several) or an omegaq
+artifact; the registry picks the runtime from its type. OBS.npz: `images` uint8
+[n_cams, H, W, 3] in the checkpoint's camera order, `state` float32 [state_dim], and either
+`tokens` int64 [L] + `token_mask` bool [L] or `instruction` (str; needs the checkpoint's
+tokenizer: tokenizer.model for pi0.5, the eagle/ folder for GR00T); optional `noise` float32
 [horizon, 32]. CHUNK.npz: `actions` [horizon, action_dim], unnormalized (or normalized, with
 `normalized` = True, when the checkpoint has no action statistics).
 
@@ -22,8 +26,8 @@ import time
 
 import numpy as np
 
-from omegaq_ros.policy.runtime import (BACKENDS, DTYPES, ObservationError, Pi05Policy,
-                                       policy_options)
+from omegaq_ros.policy.registry import load_policy
+from omegaq_ros.policy.runtime import BACKENDS, DTYPES, ObservationError, policy_options
 
 KEYS = ('images', 'state', 'tokens', 'token_mask', 'instruction', 'noise')
 
@@ -94,6 +98,8 @@ def main(argv=None) -> int:
                         help='quantized-layer backend; auto: triton on CUDA')
     parser.add_argument('--eager', action='store_true',
                         help='on CUDA, no CUDA graphs and no compiled pointwise kernels')
+    parser.add_argument('--embodiment', default=None,
+                        help='GR00T only: the embodiment tag of experiment_cfg/metadata.json')
     args = parser.parse_args(argv)
     try:
         observation = load_observation(args.observation)
@@ -104,7 +110,7 @@ def main(argv=None) -> int:
         options = policy_options(args.device, args.dtype, args.backend,
                                  cuda_graph=not args.eager, fused_pointwise=not args.eager)
         print(f"omegaq-predict: {options.pop('text')}", file=sys.stderr)
-        policy = Pi05Policy.load(args.policy, **options)
+        policy = load_policy(args.policy, embodiment=args.embodiment, **options)
     except (ValueError, OSError, RuntimeError) as error:     # incl. checkpoint/artifact errors
         print(f'{args.policy}: {one_line(error)}', file=sys.stderr)
         return 2
