@@ -50,7 +50,7 @@ from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
 
 JOINT_STATES_KEY = 'joint_states'
 STATUS_NAME = 'policy_node: inference'
-INPUT_ERROR_WINDOW_S = 1.0          # an input error this recent is reported with a refusal
+INPUT_ERROR_WINDOW_S = 1.0          # an input error this recent is reported on diagnostics
 LOG_THROTTLE_S = 2.0
 DIAGNOSTICS_REPEAT_S = 1.0          # an unchanged status is republished at most this often
 BUFFER_FRAMES = 30                  # messages buffered per topic (also bounded in bytes)
@@ -112,7 +112,6 @@ class PolicyNode(Node):
 
         image_type = conv.CompressedImage if p['compressed_images'] else conv.Image
         suffix = '/compressed' if p['compressed_images'] else ''
-        self.image_topics = {name: topic + suffix for name, topic in zip(names, image_topics)}
         # Sensor-data QoS kept to the newest image: the observation buffer holds the recent
         # ones, and each sample the middleware queues costs a full frame of memory (a 4K flood
         # held five 25 MB frames per camera at the default depth of 5).
@@ -123,6 +122,9 @@ class PolicyNode(Node):
                                      lambda msg, name=name: self.image_callback(name, msg),
                                      newest_image)
             for name, topic in zip(names, image_topics)]
+        # Diagnostics name topics as resolved (namespace and remapping applied), as users see
+        # them in `ros2 topic list`.
+        self.image_topics = {name: sub.topic_name for name, sub in zip(names, self.image_subs)}
         self.joint_state_sub = self.create_subscription(
             conv.JointState, p['joint_states_topic'], self.joint_state_callback,
             qos_profile_sensor_data)
@@ -194,7 +196,7 @@ class PolicyNode(Node):
                 if full is not None:
                     self.sync.add(JOINT_STATES_KEY, full[0], full[1], now=now)
         except ValueError as error:            # ConversionError, unknown joints, future stamp
-            self._input_error(self.params['joint_states_topic'], str(error))
+            self._input_error(self.joint_state_sub.topic_name, str(error))
 
     def instruction_callback(self, msg) -> None:
         """Use the newest instruction for the following chunks."""
@@ -322,7 +324,7 @@ class PolicyNode(Node):
         observation = self._observation()
         if observation is None:
             return
-        result, instruction, generation, images, state = observation
+        result, instruction, generation, images, state, input_note = observation
         started = time.perf_counter()
         try:
             prompt = self.policy.prompt(instruction, state)
@@ -341,7 +343,8 @@ class PolicyNode(Node):
             return
         if not self.enabled:
             return
-        self._publish_chunk(safe, result.stamp, generation, report, prompt.note)
+        self._publish_chunk(safe, result.stamp, generation, report,
+                            '; '.join(note for note in (prompt.note, input_note) if note))
 
     def _ready(self) -> bool:
         """Return whether a policy is loaded and enabled; say on /diagnostics why not."""
@@ -358,10 +361,13 @@ class PolicyNode(Node):
 
     def _observation(self):
         """
-        Return (sync result, instruction, generation, images, state) to infer on, or None.
+        Return (sync result, instruction, generation, images, state, note) to infer on, or None.
 
         None after a refusal that says why: malformed or missing input, an incomplete joint
-        state, no instruction, bad images or a state the policy cannot take.
+        state, no instruction, bad images or a state the policy cannot take. Malformed
+        messages are refused on arrival and never buffered, so a complete observation of
+        valid messages is used even while another message was just refused (one bad frame
+        must not stall the arm); the note then names what was refused, for the diagnostics.
         """
         now = self._worker_now()
         with self.lock:
@@ -372,21 +378,20 @@ class PolicyNode(Node):
             incomplete = self.joints.incomplete()
             self.stats['buffered_bytes'] = sum(self.sync.buffered_bytes().values())
         input_error = self._recent_input_error()
-        if input_error:
-            self._refuse(f'malformed input: {input_error}' +
-                         ('' if result.ok else f' ({result.reason})'))
+        if input_error and not result.ok:
+            self._refuse(f'malformed input: {input_error} ({result.reason})')
             return None
         if not result.ok:
             if 0 < len(incomplete) < len(arx_r5.JOINT_NAMES):
                 self._refuse(f'joint state incomplete: no recent value for {incomplete} on '
-                             f"{self.params['joint_states_topic']} (expected the "
+                             f'{self.joint_state_sub.topic_name} (expected the '
                              f'{len(arx_r5.JOINT_NAMES)} joints {list(arx_r5.JOINT_NAMES)} '
                              f'by name; {result.reason})')
             else:
                 self._refuse(result.reason)
             return None
         if not instruction.strip():
-            topic = self.params['instruction_topic']
+            topic = self.instruction_sub.topic_name
             self._refuse(f'the instruction received on {topic} is empty: expected a task '
                          'description' if instruction_received else
                          f'no instruction yet on {topic} and no default_instruction')
@@ -399,7 +404,8 @@ class PolicyNode(Node):
         if reason:
             self._refuse(reason)
             return None
-        return result, instruction, generation, images, state.astype(np.float32)
+        note = f'refused malformed input meanwhile: {input_error}' if input_error else ''
+        return result, instruction, generation, images, state.astype(np.float32), note
 
     def _publish_chunk(self, safe: np.ndarray, stamp: float, generation: int, report,
                        note: str) -> None:
