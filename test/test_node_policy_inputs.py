@@ -141,7 +141,9 @@ def stop(process: subprocess.Popen) -> int:
     if process.poll() is None:
         process.send_signal(2)
         try:
-            process.wait(10)
+            # The node finishes the inference in flight before it exits, which on a loaded
+            # 2-core CPU can take tens of seconds (a GR00T chunk, a first pi0.5 chunk).
+            process.wait(90)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
