@@ -112,7 +112,9 @@ class PolicyNode(Node):
 
         image_type = conv.CompressedImage if p['compressed_images'] else conv.Image
         suffix = '/compressed' if p['compressed_images'] else ''
-        self.image_topics = {name: topic + suffix for name, topic in zip(names, image_topics)}
+        # Fully qualified, so a refusal names the topic as `ros2 topic list` shows it.
+        self.image_topics = {name: self.resolve_topic_name(topic + suffix)
+                             for name, topic in zip(names, image_topics)}
         self.image_subs = [
             self.create_subscription(image_type, topic + suffix,
                                      lambda msg, name=name: self.image_callback(name, msg),
@@ -186,7 +188,7 @@ class PolicyNode(Node):
                 if full is not None:
                     self.sync.add(JOINT_STATES_KEY, full[0], full[1], now=now)
         except ValueError as error:            # ConversionError, unknown joints, future stamp
-            self._input_error(self.params['joint_states_topic'], str(error))
+            self._input_error(self.joint_state_sub.topic_name, str(error))
 
     def instruction_callback(self, msg) -> None:
         """Use the newest instruction for the following chunks."""
@@ -370,14 +372,14 @@ class PolicyNode(Node):
         if not result.ok:
             if 0 < len(incomplete) < len(arx_r5.JOINT_NAMES):
                 self._refuse(f'joint state incomplete: no recent value for {incomplete} on '
-                             f"{self.params['joint_states_topic']} (expected the "
+                             f'{self.joint_state_sub.topic_name} (expected the '
                              f'{len(arx_r5.JOINT_NAMES)} joints {list(arx_r5.JOINT_NAMES)} '
                              f'by name; {result.reason})')
             else:
                 self._refuse(result.reason)
             return None
         if not instruction.strip():
-            topic = self.params['instruction_topic']
+            topic = self.instruction_sub.topic_name
             self._refuse(f'the instruction received on {topic} is empty: expected a task '
                          'description' if instruction_received else
                          f'no instruction yet on {topic} and no default_instruction')
