@@ -7,7 +7,7 @@ Defaults are the released N1.5 checkpoint (`nvidia/GR00T-N1.5-3B` config.json, I
 `gr00t/model/gr00t_n1.py`, LeRobot 0.4.4's `policies/groot/`): Eagle 2.5 backbone (SigLIP
 So400m/14 at 224 px, one Linear `mlp1`, Qwen3-1.7B cut to its first `select_layer` layers),
 the flow-matching action head (vlln + 4-layer VL self-attention, 16-block DiT of width 1536,
-embodiment-specific MLPs), 4 Euler steps. See ../shared/reference/models.md section 1.3.
+embodiment-specific MLPs), 4 Euler steps.
 """
 
 from dataclasses import asdict, dataclass, field, fields, replace

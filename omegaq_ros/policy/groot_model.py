@@ -560,7 +560,7 @@ class GrootModel(nn.Module):
         return self.sample_actions(pixel_values, input_ids, token_masks, state, noise, num_steps)
 
     def parameter_counts(self) -> dict:
-        """Parameters per component (the numbers models.md section 1.3 reports)."""
+        """Parameters per component (at full size, the published counts; tests check them)."""
         def count(module):
             return sum(p.numel() for p in module.parameters())
         head, language = self.action_head, self.eagle.language_model.model

@@ -460,7 +460,7 @@ class Pi05Model(nn.Module):
         return F.mse_loss(v_t, noise - actions, reduction='none')
 
     def parameter_counts(self) -> dict:
-        """Parameters per component (the numbers models.md reports for full size)."""
+        """Parameters per component (at full size, the published counts; tests check them)."""
         def count(module):
             return sum(p.numel() for p in module.parameters())
         language = self.vlm.language_model
