@@ -147,7 +147,12 @@ def main():
         quantized = quantize(source.to(device), calibration, recipe)
         quantized.set_compute_dtype(dtype)
         quantize_s = time.perf_counter() - started
-        print(f'# quantized {method} on {device} in {quantize_s:.0f} s', flush=True)
+        # Printed before any timing: at full size on a CPU the reference backend's timed chunks
+        # can outlast a session (or its memory), and the static bytes are known already.
+        scope_bytes = sum(quantized_bytes(quantized).values())
+        print(f'# quantized {method} on {device} in {quantize_s:.0f} s: scope '
+              f'{scope_bytes / 1e9:.3f} GB (FP16 {fp16_scope / 1e9:.3f} GB, '
+              f'{scope_bytes / fp16_scope:.4f}x)', flush=True)
         backend = 'triton' if cuda else 'reference'
         set_backend(quantized, backend)
         row = run_row(f'W4A4 {method} {backend}', quantized, call, args.repeats, cuda)
