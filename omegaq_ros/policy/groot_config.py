@@ -10,9 +10,9 @@ the flow-matching action head (vlln + 4-layer VL self-attention, 16-block DiT of
 embodiment-specific MLPs), 4 Euler steps.
 """
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
-from omegaq_ros.policy.pi05_config import VisionSize
+from omegaq_ros.policy.pi05_config import config_from_dict, config_to_dict, VisionSize
 
 
 @dataclass(frozen=True)
@@ -124,20 +124,11 @@ class GrootConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready dict (round-trips through from_dict)."""
-        data = asdict(self)
-        data['cameras'] = list(self.cameras)
-        return data
+        return config_to_dict(self)
 
     @staticmethod
     def from_dict(data: dict) -> 'GrootConfig':
         """Inverse of to_dict; unknown keys are an error."""
-        known = {f.name for f in fields(GrootConfig)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f'unknown groot config keys: {unknown}')
-        data = dict(data)
-        for key, kind in (('vision', VisionSize), ('language', Qwen3Size), ('dit', DiTSize),
-                          ('vl_self_attention', DiTSize)):
-            if key in data:
-                data[key] = kind(**data[key])
-        return GrootConfig(**data)
+        return config_from_dict(GrootConfig, data, 'groot', {
+            'vision': VisionSize, 'language': Qwen3Size, 'dit': DiTSize,
+            'vl_self_attention': DiTSize})

@@ -20,8 +20,8 @@ from omegaq_ros.policy.groot_model import GrootModel
 from omegaq_ros.policy.groot_processing import (EagleProcessor, image_tiles, MinMaxNormalizer,
                                                 pad_state, ProcessorError)
 from omegaq_ros.policy.pi05_processing import PromptTokens
-from omegaq_ros.policy.runtime import (_array, _describe, DTYPES, ObservationError,
-                                       set_backend)
+from omegaq_ros.policy.runtime import (_array, _describe, DTYPES, normalization_manifest,
+                                       ObservationError, set_backend)
 from omegaq_ros.quant import ArtifactError, load_artifact, QuantLinear, read_manifest
 import torch
 
@@ -104,9 +104,7 @@ class GrootPolicy:
         return {
             'model_family': 'groot',
             'groot_config': self.config.to_dict(),
-            'normalization': {modality: {'mode': n.mode,
-                                         'stats': {k: v.tolist() for k, v in n.stats.items()}}
-                              for modality, n in self.normalizers.items()},
+            'normalization': normalization_manifest(self.normalizers),
         }
 
     def extra_files(self) -> dict:

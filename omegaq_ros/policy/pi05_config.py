@@ -102,21 +102,30 @@ class Pi05Config:
 
     def to_dict(self) -> dict:
         """JSON-ready dict (round-trips through from_dict)."""
-        data = asdict(self)
-        data['cameras'] = list(self.cameras)
-        return data
+        return config_to_dict(self)
 
     @staticmethod
     def from_dict(data: dict) -> 'Pi05Config':
         """Inverse of to_dict; unknown keys are an error."""
-        known = {f.name for f in fields(Pi05Config)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f'unknown pi05 config keys: {unknown}')
-        data = dict(data)
-        if 'vision' in data:
-            data['vision'] = VisionSize(**data['vision'])
-        for key in ('language', 'expert'):
-            if key in data:
-                data[key] = GemmaSize(**data[key])
-        return Pi05Config(**data)
+        return config_from_dict(Pi05Config, data, 'pi05', {
+            'vision': VisionSize, 'language': GemmaSize, 'expert': GemmaSize})
+
+
+def config_to_dict(config) -> dict:
+    """Return a model config dataclass as a JSON-ready dict (cameras as a list)."""
+    data = asdict(config)
+    data['cameras'] = list(config.cameras)
+    return data
+
+
+def config_from_dict(kind, data: dict, family: str, nested: dict):
+    """Build config dataclass `kind` from config_to_dict's output; unknown keys are an error."""
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f'unknown {family} config keys: {unknown}')
+    data = dict(data)
+    for key, size in nested.items():
+        if key in data:
+            data[key] = size(**data[key])
+    return kind(**data)

@@ -214,9 +214,7 @@ class Pi05Policy:
         return {
             'model_family': 'pi05',
             'pi05_config': self.config.to_dict(),
-            'normalization': {feature: {'mode': n.mode,
-                                        'stats': {k: v.tolist() for k, v in n.stats.items()}}
-                              for feature, n in self.normalizers.items()},
+            'normalization': normalization_manifest(self.normalizers),
         }
 
     def extra_files(self) -> dict:
@@ -400,3 +398,9 @@ class Pi05Policy:
             raise ObservationError('this checkpoint has no action normalization statistics; '
                                    'only normalized actions are available')
         return self.normalizers[ACTION_KEY].unnormalize(actions).astype(np.float32)
+
+
+def normalization_manifest(normalizers: dict) -> dict:
+    """Return {feature: {mode, stats as lists}}: how an artifact's manifest stores normalizers."""
+    return {feature: {'mode': n.mode, 'stats': {k: v.tolist() for k, v in n.stats.items()}}
+            for feature, n in normalizers.items()}
