@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 from omegaq_ros.policy.pi05_processing import prepare_images
-from omegaq_ros.policy.runtime import Pi05Policy
+from omegaq_ros.policy.pi05_runtime import Pi05Policy
 import torch
 
 

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 from omegaq_ros.policy.checkpoint import CheckpointError, load_lerobot_checkpoint
-from omegaq_ros.policy.runtime import Pi05Policy
+from omegaq_ros.policy.pi05_runtime import Pi05Policy
 from omegaq_ros.quant import ArtifactError, QuantLinear
 import omegaq_ros.sim  # noqa: F401  (sets MUJOCO_GL before mujoco loads)
 from omegaq_ros.sim.env import BimanualEnv

@@ -19,6 +19,7 @@ from omegaq_ros.policy.groot_checkpoint import (GrootCheckpointError, load_groot
                                                 save_groot_checkpoint)
 from omegaq_ros.policy.groot_config import GrootConfig
 from omegaq_ros.policy.groot_model import GrootModel
+from omegaq_ros.policy.groot_processing import write_eagle_processor
 from omegaq_ros.policy.groot_runtime import GrootPolicy
 from omegaq_ros.policy.registry import load_policy, policy_family, UnknownPolicyError
 from omegaq_ros.policy.runtime import ObservationError
@@ -55,39 +56,13 @@ def checkpoint(tmp_path_factory):
     return path, model
 
 
-CHAT_TEMPLATE = ('{% for message in messages %}<|im_start|>{{ message.role }}\n'
-                 '{% for part in message.content %}{% if part.type == "image" %}'
-                 '<image-{{ loop.index }}>{% else %}{{ part.text }}{% endif %}{% endfor %}'
-                 '<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n'
-                 '{% endif %}')
+INSTRUCTIONS = ('lift the red cube', 'hand the cube over', 'put the cube in the bin')
 
 
 def write_eagle_files(folder: str, config: GrootConfig):
-    """Write small Eagle processor files: a byte-level BPE with Qwen's special tokens."""
-    from tokenizers import models, pre_tokenizers, Tokenizer, trainers
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.train_from_iterator(
-        ['lift the red cube', 'hand the cube over', 'put the cube in the bin', 'assistant'] * 3,
-        trainers.BpeTrainer(vocab_size=400, show_progress=False,
-                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    model = json.loads(tokenizer.to_str())['model']
-    specials = ['<IMG_CONTEXT>', '<|im_start|>', '<|im_end|>', '<img>', '</img>']
-    files = {'vocab.json': model['vocab'],
-             'added_tokens.json': {t: config.image_token_index + i
-                                   for i, t in enumerate(specials)},
-             'chat_template.json': {'chat_template': CHAT_TEMPLATE},
-             'processor_config.json': {'image_token': '<IMG_CONTEXT>',
-                                       'tokens_per_tile': config.tokens_per_image},
-             'preprocessor_config.json': {'size': {'height': config.vision.image_size,
-                                                   'width': config.vision.image_size},
-                                          'resample': 3}}
-    for name, data in files.items():
-        with open(os.path.join(folder, name), 'w') as stream:
-            json.dump(data, stream)
-    with open(os.path.join(folder, 'merges.txt'), 'w') as stream:
-        stream.write('#version: 0.2\n' + '\n'.join(
-            m if isinstance(m, str) else ' '.join(m) for m in model['merges']) + '\n')
+    """Write small Eagle processor files for config (a BPE trained on INSTRUCTIONS)."""
+    write_eagle_processor(folder, config.image_token_index, config.tokens_per_image,
+                          config.vision.image_size, INSTRUCTIONS)
 
 
 def observation(config, seed=1):

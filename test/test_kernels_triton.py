@@ -487,7 +487,7 @@ def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
     import copy
     from omegaq_ros.policy.pi05_processing import prepare_images
     from omegaq_ros.policy.recipes import pi05_recipe
-    from omegaq_ros.policy.runtime import Pi05Policy
+    from omegaq_ros.policy.pi05_runtime import Pi05Policy
     from omegaq_ros.quant import quantize, save_artifact
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     fp = Pi05Policy.load(os.path.join(root, 'models', 'pi05_small', 'checkpoint'), DEVICE)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import numpy as np
-from omegaq_ros.policy.runtime import Pi05Policy
+from omegaq_ros.policy.pi05_runtime import Pi05Policy
 from omegaq_ros.sim.bag import EpisodeBagWriter
 from omegaq_ros.sim.env import BimanualEnv
 from omegaq_ros.sim.expert import ScriptedExpert

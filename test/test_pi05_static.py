@@ -7,7 +7,7 @@ import os
 import numpy as np
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_processing import prepare_images
-from omegaq_ros.policy.runtime import Pi05Policy
+from omegaq_ros.policy.pi05_runtime import Pi05Policy
 import pytest
 import torch
 
@@ -88,7 +88,7 @@ def test_cuda_graph_replay_matches_eager_on_new_observations(path, backend):
 
 
 def test_trailing_prompt_padding_is_cut_and_the_chunk_stays_the_same():
-    from omegaq_ros.policy.runtime import PROMPT_BUCKET, trim_padding
+    from omegaq_ros.policy.pi05_runtime import PROMPT_BUCKET, trim_padding
     policy = Pi05Policy.load(CHECKPOINT)
     images, masks, tokens, mask, noise = observation(policy, 4)
     real = int(mask.sum())

@@ -261,9 +261,10 @@ def _episode_bags(calibration, min_episodes: int) -> List[str]:
 
 def _fp_checkpoint(checkpoint: str) -> str:
     """Return the FP checkpoint to quantize (the bundled one for ''), refusing an artifact."""
+    from omegaq_ros.quant import is_artifact
     if not checkpoint:
         checkpoint = bundled_model('checkpoint')
-    if os.path.isfile(os.path.join(checkpoint, 'omegaq.json')):
+    if is_artifact(checkpoint):
         raise CalibrationError(f'checkpoint {checkpoint} is already a quantized artifact; '
                                'give the FP checkpoint')
     return checkpoint

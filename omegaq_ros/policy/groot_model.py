@@ -23,6 +23,7 @@ cross-attention keys and values depend only on the VL features, so once per chun
 import math
 from typing import List, Optional
 
+from omegaq_ros.policy.chunk_model import ChunkModel
 from omegaq_ros.policy.groot_config import DiTSize, GrootConfig, Qwen3Size
 from omegaq_ros.policy.pi05_model import Container, SiglipVision
 from omegaq_ros.quant.step_context import denoising_step
@@ -151,7 +152,9 @@ class CategorySpecificLinear(nn.Module):
 
     def __init__(self, num_categories: int, in_dim: int, out_dim: int):
         super().__init__()
-        self.W = nn.Parameter(torch.zeros(num_categories, in_dim, out_dim))
+        # Trained from scratch (the small policies): a normal of std 1/sqrt(in), about
+        # Isaac-GR00T's 0.02 at the full widths, large enough at small ones to pass a signal.
+        self.W = nn.Parameter(torch.randn(num_categories, in_dim, out_dim) / math.sqrt(in_dim))
         self.b = nn.Parameter(torch.zeros(num_categories, out_dim))
 
     def forward(self, x: torch.Tensor, category: int) -> torch.Tensor:
@@ -411,6 +414,9 @@ class FlowMatchingHead(nn.Module):
                                                   c.max_action_dim)
         self.future_tokens = nn.Embedding(c.num_future_tokens, c.input_embedding_dim)
         self.position_embedding = nn.Embedding(c.max_seq_len, c.input_embedding_dim)
+        # 0.02 as Isaac-GR00T: a unit normal would drown the action tokens it is added to.
+        nn.init.normal_(self.future_tokens.weight, std=0.02)
+        nn.init.normal_(self.position_embedding.weight, std=0.02)
         if c.use_vlln:
             self.vlln = nn.LayerNorm(c.language.width, eps=1e-5)
             self.vl_self_attention = SelfAttentionTransformer(c.vl_self_attention,
@@ -419,14 +425,14 @@ class FlowMatchingHead(nn.Module):
 
 # ----------------------------------------------------------------------------- the model
 
-class GrootModel(nn.Module):
+class GrootModel(ChunkModel):
     """The pure-tensor GR00T N1.5: what the quantizer and the GPU kernels see."""
 
     # Kept in fp32 by set_compute_dtype: the embodiment MLPs, the timestep MLP and the
     # AdaLayerNorm projections (these run once per step value, GrootModel.prepare_steps).
     FP32_MODULES = ('state_encoder', 'action_encoder', 'action_decoder', 'timestep_encoder',
                     'norm1.linear', 'proj_out_1')
-    # Linears that read one input wherever they sit together under one parent.
+    # q/k/v, gate/up, and the cross-attention's keys and values read one input.
     SIBLING_LINEARS = (('q_proj', 'k_proj', 'v_proj'), ('gate_proj', 'up_proj'),
                        ('to_k', 'to_v'))
 
@@ -439,28 +445,11 @@ class GrootModel(nn.Module):
             mlp1=nn.Sequential(nn.Linear(c.vision.width, c.language.width)),
             language_model=Container(model=Qwen3Model(c.language))))
         self.action_head = FlowMatchingHead(c)
-        self.compute_dtype = torch.float32
-        self._modulation_cache = None
 
     @property
     def eagle(self) -> nn.Module:
         """Return the Eagle VLM (vision tower, mlp1, language model)."""
         return self.backbone.eagle_model
-
-    def set_compute_dtype(self, dtype: torch.dtype) -> 'GrootModel':
-        """Run the towers in `dtype` (e.g. bfloat16); FP32_MODULES and norms stay fp32."""
-        for name, module in self.named_modules():
-            if any(name.endswith(k) or f'.{k}.' in f'.{name}.' for k in self.FP32_MODULES):
-                continue
-            if isinstance(module, (nn.Linear, nn.Conv2d, nn.Embedding, nn.LayerNorm)):
-                module.to(dtype)
-        self.compute_dtype = dtype
-        self._modulation_cache = None
-        return self
-
-    def use_fused_pointwise(self, enabled: bool = True) -> 'GrootModel':
-        """Compiled pointwise kernels are a pi0.5 feature so far: GR00T runs them eagerly."""
-        return self
 
     # -- the prefix (once per chunk) ------------------------------------------------------------
 
@@ -498,19 +487,14 @@ class GrootModel(nn.Module):
         return [int(k / float(num_steps) * self.config.num_timestep_buckets)
                 for k in range(num_steps)]
 
-    def prepare_steps(self, num_steps: int, batch_size: int = 1):
-        """Precompute the AdaLayerNorm modulations of every step (reused every chunk)."""
-        device = self.action_head.position_embedding.weight.device
-        with torch.no_grad():
-            table = [self.action_head.model.modulations(
-                torch.full((batch_size,), bucket, dtype=torch.long, device=device))
+    def step_conditions(self, num_steps: int, batch_size: int,
+                        device: torch.device) -> List[torch.Tensor]:
+        """Return each Euler step's timestep bucket as int64 [batch_size]."""
+        return [torch.full((batch_size,), bucket, dtype=torch.long, device=device)
                 for bucket in self.step_buckets(num_steps)]
-        self._modulation_cache = (num_steps, batch_size, device, table)
 
-    def _step_modulations(self, step: int, num_steps: int, bucket: torch.Tensor):
-        cache = self._modulation_cache
-        if cache is not None and cache[:3] == (num_steps, bucket.shape[0], bucket.device):
-            return cache[3][step]
+    def modulations(self, bucket: torch.Tensor):
+        """Every AdaLayerNorm modulation of the DiT for timestep buckets [B]."""
         return self.action_head.model.modulations(bucket)
 
     def velocity(self, actions, bucket, state_features, cross_kv, modulations):
@@ -534,11 +518,10 @@ class GrootModel(nn.Module):
         cross_kv = self.action_head.model.cross_key_values(vl.to(self.compute_dtype))
         dt = 1.0 / num_steps
         actions = noise.float()
-        for step, bucket_value in enumerate(self.step_buckets(num_steps)):
-            bucket = torch.full((noise.shape[0],), bucket_value, dtype=torch.long,
-                                device=noise.device)
+        buckets = self.step_conditions(num_steps, noise.shape[0], noise.device)
+        for step, bucket in enumerate(buckets):
             with denoising_step(step, num_steps):
-                modulations = self._step_modulations(step, num_steps, bucket)
+                modulations = self.step_modulations(step, num_steps, bucket)
                 v = self.velocity(actions, bucket, state_features, cross_kv, modulations)
             actions = actions + dt * v
         return actions
@@ -558,6 +541,31 @@ class GrootModel(nn.Module):
     def forward(self, pixel_values, input_ids, token_masks, state, noise, num_steps=None):
         """Sample an action chunk (the call the quantizer's calibration makes)."""
         return self.sample_actions(pixel_values, input_ids, token_masks, state, noise, num_steps)
+
+    # -- training -----------------------------------------------------------------------------
+
+    @staticmethod
+    def training_times(beta_samples: torch.Tensor) -> torch.Tensor:
+        """Map Beta(1.5, 1) samples s to training times t = (0.999 - s) / 0.999 (N1.5's)."""
+        return (0.999 - beta_samples) / 0.999
+
+    def flow_matching_loss(self, pixel_values, input_ids, token_masks, state, actions, noise, t):
+        """
+        Return the per-element training loss |v_theta(x_t, t) - (actions - noise)|^2.
+
+        GR00T runs time the other way from pi0.5: x_t = (1 - t) noise + t actions, t [B] in
+        [0, 1] seen as its bucket floor(t * num_timestep_buckets); inputs as sample_actions
+        takes them, actions and noise [B, horizon, max_action_dim].
+        """
+        vl = self.vl_features(pixel_values, input_ids, token_masks)
+        state_features = self.action_head.state_encoder(state.float(), self.config.embodiment_id)
+        cross_kv = self.action_head.model.cross_key_values(vl.to(self.compute_dtype))
+        t_ = t[:, None, None]
+        x_t = (1 - t_) * noise + t_ * actions
+        bucket = (t * self.config.num_timestep_buckets).long().clamp(
+            max=self.config.num_timestep_buckets - 1)
+        velocity = self.velocity(x_t, bucket, state_features, cross_kv, self.modulations(bucket))
+        return F.mse_loss(velocity, actions - noise, reduction='none')
 
     def parameter_counts(self) -> dict:
         """Parameters per component (at full size, the published counts; tests check them)."""

@@ -147,12 +147,21 @@ class EagleProcessor:
 
     def pixel_values(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Map uint8 [H, W, 3] images to float32 [N, 3, S, S] (resized on the CPU)."""
-        return image_tiles(images, self.image_size, self.mean, self.std, self.rescale)
+        return self.normalize(resize_tiles(images, self.image_size))
+
+    def normalize(self, tiles: torch.Tensor) -> torch.Tensor:
+        """Map resized uint8 tiles [..., 3, S, S] to the model's float32 pixel values."""
+        return normalize_tiles(tiles, self.mean, self.std, self.rescale)
 
 
 def image_tiles(images: Sequence[np.ndarray], size: int, mean=(0.5, 0.5, 0.5),
                 std=(0.5, 0.5, 0.5), rescale: float = 1 / 255) -> torch.Tensor:
     """One [3, size, size] tile per uint8 [H, W, 3] image, normalized: float32 [N, 3, S, S]."""
+    return normalize_tiles(resize_tiles(images, size), mean, std, rescale)
+
+
+def resize_tiles(images: Sequence[np.ndarray], size: int) -> torch.Tensor:
+    """Resize uint8 [H, W, 3] images to uint8 tiles [N, 3, size, size] (bicubic, antialiased)."""
     tiles = []
     for image in images:
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
@@ -162,9 +171,15 @@ def image_tiles(images: Sequence[np.ndarray], size: int, mean=(0.5, 0.5, 0.5),
             x = F.interpolate(x, size=(size, size), mode='bicubic', antialias=True,
                               align_corners=False)
         tiles.append(x[0])
-    x = torch.stack(tiles).float() * rescale
-    mean = torch.as_tensor(np.asarray(mean, np.float32))[:, None, None]
-    std = torch.as_tensor(np.asarray(std, np.float32))[:, None, None]
+    return torch.stack(tiles)
+
+
+def normalize_tiles(tiles: torch.Tensor, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                    rescale: float = 1 / 255) -> torch.Tensor:
+    """Map uint8 tiles [..., 3, S, S] to float32 (x * rescale - mean) / std, per channel."""
+    x = tiles.float() * rescale
+    mean = torch.as_tensor(np.asarray(mean, np.float32), device=x.device)[:, None, None]
+    std = torch.as_tensor(np.asarray(std, np.float32), device=x.device)[:, None, None]
     return (x - mean) / std
 
 
@@ -212,3 +227,50 @@ def concat_stats(parts: Dict[str, dict],
             stats[stat] = np.concatenate([np.asarray(parts[k][stat], np.float32).reshape(-1)
                                           for k in keys])
     return stats
+
+
+# A chat template of Qwen's shape: one turn per message, images as <image-k> placeholders.
+SMALL_CHAT_TEMPLATE = (
+    '{% for message in messages %}<|im_start|>{{ message.role }}\n'
+    '{% for part in message.content %}{% if part.type == "image" %}'
+    '<image-{{ loop.index }}>{% else %}{{ part.text }}{% endif %}{% endfor %}'
+    '<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n'
+    '{% endif %}')
+SPECIAL_TOKENS = ('<IMG_CONTEXT>', '<|im_start|>', '<|im_end|>', '<img>', '</img>')
+
+
+def write_eagle_processor(folder: str, image_token_index: int, tokens_per_image: int,
+                          image_size: int, texts: Sequence[str], vocab_size: int = 400):
+    """
+    Write Eagle processor files for a small model trained here (the bundled one, tests).
+
+    A byte-level BPE trained on texts (the instructions), in vocab.json + merges.txt as Qwen
+    ships it, whose special tokens take the ids from image_token_index on; Qwen's chat
+    template shape; square tiles of image_size with tokens_per_image context tokens each.
+    """
+    from tokenizers import models, pre_tokenizers, Tokenizer, trainers
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    prompts = [str([text]) for text in texts] + ['user', 'assistant', DEFAULT_INSTRUCTION]
+    tokenizer.train_from_iterator(
+        prompts * 3, trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
+                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    model = json.loads(tokenizer.to_str())['model']
+    if max(model['vocab'].values()) >= image_token_index:
+        raise ValueError(f'the BPE vocabulary ({len(model["vocab"])}) reaches the special '
+                         f'tokens at {image_token_index}')
+    files = {'vocab.json': model['vocab'],
+             'added_tokens.json': {token: image_token_index + i
+                                   for i, token in enumerate(SPECIAL_TOKENS)},
+             'chat_template.json': {'chat_template': SMALL_CHAT_TEMPLATE},
+             'processor_config.json': {'image_token': SPECIAL_TOKENS[0],
+                                       'tokens_per_tile': tokens_per_image},
+             'preprocessor_config.json': {'size': {'height': image_size, 'width': image_size},
+                                          'resample': BICUBIC}}
+    os.makedirs(folder, exist_ok=True)
+    for name, data in files.items():
+        with open(os.path.join(folder, name), 'w') as stream:
+            json.dump(data, stream)
+    with open(os.path.join(folder, 'merges.txt'), 'w') as stream:
+        stream.write('#version: 0.2\n' + '\n'.join(
+            m if isinstance(m, str) else ' '.join(m) for m in model['merges']) + '\n')

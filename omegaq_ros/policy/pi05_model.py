@@ -19,6 +19,7 @@ import math
 from typing import List, Optional, Tuple
 
 from omegaq_ros.policy import pointwise
+from omegaq_ros.policy.chunk_model import ChunkModel
 from omegaq_ros.policy.pi05_config import GemmaSize, Pi05Config, VisionSize
 from omegaq_ros.quant.step_context import denoising_step
 import torch
@@ -235,7 +236,7 @@ def sincos_time_embedding(t: torch.Tensor, dim: int, min_period: float, max_peri
     return torch.cat((torch.sin(angles), torch.cos(angles)), dim=1).to(t.dtype)
 
 
-class Pi05Model(nn.Module):
+class Pi05Model(ChunkModel):
     """The pure-tensor pi0.5: what the quantizer and the GPU kernels see."""
 
     def __init__(self, config: Pi05Config):
@@ -255,32 +256,12 @@ class Pi05Model(nn.Module):
         self.action_out_proj = nn.Linear(c.expert.width, c.max_action_dim)
         self.time_mlp_in = nn.Linear(c.expert.width, c.expert.width)
         self.time_mlp_out = nn.Linear(c.expert.width, c.expert.width)
-        self._modulation_cache = None
-        self.compute_dtype = torch.float32
 
     # Kept in fp32 by set_compute_dtype: the tiny heads and the adaRMS projections (they run
     # once per step value, Pi05Model.prepare_steps); everything else follows compute_dtype.
-    FP32_MODULES = ('action_in_proj', 'action_out_proj', 'time_mlp_in', 'time_mlp_out')
-    # Linears that read one input wherever they sit together under one parent (every
-    # attention and MLP here): a fast backend runs each set as one quantize + one GEMM.
+    FP32_MODULES = ('action_in_proj', 'action_out_proj', 'time_mlp_in', 'time_mlp_out', 'dense')
+    # Every attention and MLP: q/k/v and gate/up read one input.
     SIBLING_LINEARS = (('q_proj', 'k_proj', 'v_proj'), ('gate_proj', 'up_proj'))
-
-    def set_compute_dtype(self, dtype: torch.dtype) -> 'Pi05Model':
-        """
-        Run the towers in `dtype` (e.g. bfloat16): their weights and activations.
-
-        The tiny heads, the adaRMS `dense` projections and the RMSNorm scales stay fp32 (norms
-        compute in fp32 anyway); QuantLinear layers keep their stored formats and return
-        activations in the dtype they are given.
-        """
-        for name, module in self.named_modules():
-            if name.endswith(self.FP32_MODULES) or name.endswith('.dense'):
-                continue
-            if isinstance(module, (nn.Linear, nn.Conv2d, nn.Embedding, nn.LayerNorm)):
-                module.to(dtype)
-        self.compute_dtype = dtype
-        self._modulation_cache = None
-        return self
 
     def use_fused_pointwise(self, enabled: bool = True) -> 'Pi05Model':
         """
@@ -310,11 +291,6 @@ class Pi05Model(nn.Module):
     def expert(self) -> GemmaTower:
         """Return the action expert tower."""
         return self.paligemma_with_expert.gemma_expert.model
-
-    def train(self, mode: bool = True):
-        """Drop the per-step modulation cache whenever the weights may change."""
-        self._modulation_cache = None
-        return super().train(mode)
 
     # -- prefix -----------------------------------------------------------------------------
 
@@ -370,25 +346,16 @@ class Pi05Model(nn.Module):
         dt = -1.0 / num_steps
         return [1.0 + k * dt for k in range(num_steps)]
 
-    def prepare_steps(self, num_steps: int, batch_size: int = 1):
-        """Precompute the adaRMS modulation of every step (inference; reused every chunk)."""
-        device = self.action_in_proj.weight.device
-        with torch.no_grad():
-            table = [self.modulations(torch.full((batch_size,), t, dtype=torch.float32,
-                                                 device=device))
-                     for t in self.step_times(num_steps)]
-        self._modulation_cache = (num_steps, batch_size, device, table)
-
-    def _step_modulation(self, step: int, num_steps: int, t: torch.Tensor):
-        cache = self._modulation_cache
-        if cache is not None and cache[:3] == (num_steps, t.shape[0], t.device):
-            return cache[3][step]
-        return self.modulations(t)
+    def step_conditions(self, num_steps: int, batch_size: int,
+                        device: torch.device) -> List[torch.Tensor]:
+        """Return each Euler step's time t_k as float32 [batch_size]."""
+        return [torch.full((batch_size,), time, dtype=torch.float32, device=device)
+                for time in self.step_times(num_steps)]
 
     def denoise_step(self, x_t, t, step: int, num_steps: int, cache, prefix_pad,
                      attention=None):
         """Return the velocity v_t [B, horizon, 32] at x_t and time t [B] of step `step`."""
-        return self.velocity(x_t, self._step_modulation(step, num_steps, t), cache, prefix_pad,
+        return self.velocity(x_t, self.step_modulations(step, num_steps, t), cache, prefix_pad,
                              attention)
 
     def suffix_attention(self, prefix_pad, horizon: int, dtype):
@@ -439,12 +406,16 @@ class Pi05Model(nn.Module):
         attention = self.suffix_attention(prefix_pad, noise.shape[1], self.compute_dtype)
         dt = -1.0 / num_steps
         x_t = noise
-        for step, time in enumerate(self.step_times(num_steps)):
-            t = torch.full((noise.shape[0],), time, dtype=torch.float32, device=noise.device)
+        for step, t in enumerate(self.step_conditions(num_steps, noise.shape[0], noise.device)):
             with denoising_step(step, num_steps):
                 v_t = self.denoise_step(x_t, t, step, num_steps, cache, prefix_pad, attention)
             x_t = x_t + dt * v_t
         return x_t
+
+    @staticmethod
+    def training_times(beta_samples: torch.Tensor) -> torch.Tensor:
+        """Map Beta(1.5, 1) samples s to training times t = 0.999 s + 0.001 (openpi's)."""
+        return beta_samples * 0.999 + 0.001
 
     def flow_matching_loss(self, images, image_masks, tokens, token_masks, actions, noise, t):
         """

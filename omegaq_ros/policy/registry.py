@@ -11,7 +11,7 @@ checkpoint's config.json says `model_type: gr00t_n1_5`.
 import json
 import os
 
-from omegaq_ros.quant import read_manifest
+from omegaq_ros.quant import is_artifact, read_manifest
 
 FAMILIES = ('pi05', 'groot')
 
@@ -22,7 +22,7 @@ class UnknownPolicyError(ValueError):
 
 def policy_family(path: str) -> str:
     """Return 'pi05' or 'groot' for a checkpoint or artifact directory, or refuse it."""
-    if os.path.isfile(os.path.join(path, 'omegaq.json')):
+    if is_artifact(path):
         family = read_manifest(path)['extra'].get('model_family')
         if family not in FAMILIES:
             raise UnknownPolicyError(f"{path}: artifact model family '{family}' is not one of "
@@ -51,7 +51,7 @@ def policy_family(path: str) -> str:
 def policy_class(family: str):
     """Return the runtime class of a family (imported on demand)."""
     if family == 'pi05':
-        from omegaq_ros.policy.runtime import Pi05Policy
+        from omegaq_ros.policy.pi05_runtime import Pi05Policy
         return Pi05Policy
     if family == 'groot':
         from omegaq_ros.policy.groot_runtime import GrootPolicy

@@ -1,26 +1,21 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
-The policy wrapper: load a pi0.5 checkpoint or W4A4 artifact and turn observations into chunks.
+What every policy family's runtime shares: device and backend choices, input checks, artifacts.
 
-Everything a caller (the ROS policy node, the evaluation, omegaq-predict) needs: input checks
-with errors that name the expected shapes, image and state preprocessing, the prompt, the
-sampler, unnormalization. ROS-free.
+ChunkPolicy is the surface the tools (the policy node, omegaq-predict, omegaq-eval, the
+calibration) call, whatever the model: load a checkpoint or a W4A4 artifact, check an
+observation with errors that name the expected shapes, return one unnormalized chunk. Each
+family (pi05_runtime.Pi05Policy, groot_runtime.GrootPolicy) adds its prompt and
+preprocessing. ROS-free.
 """
 
 import os
 from typing import Dict, Optional, Sequence
 
 import numpy as np
-from omegaq_ros.policy.checkpoint import (ACTION_KEY, load_lerobot_checkpoint, STATE_KEY,
-                                          TOKENIZER_FILE)
-from omegaq_ros.policy.graphed import StaticChunkSampler
-from omegaq_ros.policy.pi05_config import Pi05Config
-from omegaq_ros.policy.pi05_model import Pi05Model
-from omegaq_ros.policy.pi05_processing import (fit_prompt, Normalizer, prepare_images,
-                                               PromptTokenizer, PromptTokens)
-from omegaq_ros.quant import ArtifactError, load_artifact, QuantLinear, read_manifest
-from omegaq_ros.quant.artifact import artifact_file
+from omegaq_ros.quant import (ArtifactError, is_artifact, load_artifact, QuantLinear,
+                              read_manifest)
 import torch
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -65,25 +60,6 @@ def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict
     return summary
 
 
-# Prompts are cut after their last real token, rounded up to a multiple of this: the padding
-# rows of the prefix are work for nothing, and a few lengths keep the CUDA graphs few.
-PROMPT_BUCKET = 16
-
-
-def trim_padding(tokens: np.ndarray, token_mask: np.ndarray):
-    """
-    Drop trailing padding of a prompt [L] beyond its last real token (bucketed).
-
-    Padding tokens are masked out of every attention and take no position, so the chunk is
-    the same; only the prefix gets shorter (48 prompt tokens instead of the 200 of
-    tokenizer_max_length: 816 prefix rows instead of 968 for pi0.5 with 3 cameras).
-    """
-    real = np.flatnonzero(token_mask)
-    keep = 0 if real.size == 0 else int(real[-1]) + 1
-    keep = min(len(tokens), max(PROMPT_BUCKET, -(-keep // PROMPT_BUCKET) * PROMPT_BUCKET))
-    return tokens[:keep], token_mask[:keep]
-
-
 def policy_options(device: str = 'auto', dtype: str = 'auto', backend: str = 'auto',
                    cuda_graph: bool = True, fused_pointwise: bool = True) -> dict:
     """
@@ -119,134 +95,177 @@ class ObservationError(ValueError):
     """The observation does not match what the policy was trained on."""
 
 
-def _describe(value) -> str:
+def describe(value) -> str:
     """Say what arrived, for error messages: dtype and shape, or the type."""
     if isinstance(value, np.ndarray):
         return f'{value.dtype} {list(value.shape)}'
     return type(value).__name__
 
 
-def _array(value, what: str) -> np.ndarray:
+def as_array(value, what: str) -> np.ndarray:
     """Return value as an ndarray; ragged or unconvertible input is an ObservationError."""
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as error:
         raise ObservationError(f'{what}: not an array ({error})') from None
     if array.dtype.kind in 'OV':
-        raise ObservationError(f'{what}: expected numbers, got {_describe(array)}')
+        raise ObservationError(f'{what}: expected numbers, got {describe(array)}')
     return array
 
 
-class Pi05Policy:
-    """A loaded pi0.5 (FP or quantized) with its processing; predict() returns one chunk."""
+def normalization_manifest(normalizers: dict) -> dict:
+    """Return {feature: {mode, stats as lists}}: how an artifact's manifest stores normalizers."""
+    return {feature: {'mode': n.mode, 'stats': {k: v.tolist() for k, v in n.stats.items()}}
+            for feature, n in normalizers.items()}
 
-    def __init__(self, model: Pi05Model, normalizers: Dict[str, Normalizer],
-                 tokenizer_path: Optional[str] = None, device: str = 'cpu', source: str = '',
-                 dtype: str = 'float32', backend: str = 'reference', cuda_graph: bool = False,
-                 fused_pointwise: bool = False):
-        self.model = model.to(device).eval()
+
+class ChunkPolicy:
+    """
+    A loaded policy (FP or quantized) with its processing; predict() returns one chunk.
+
+    A family sets family, config_class, model_class and the names of its normalizers, and
+    writes what differs: its checkpoint loader, its prompt (check_tokens, prompt) and
+    model_call, the processing files an artifact carries (extra_files, _artifact_processing).
+    """
+
+    family = ''
+    config_class = None
+    model_class = None
+    state_key = 'state'           # the normalizers' names for the state and the actions
+    action_key = 'action'
+
+    def __init__(self, model: torch.nn.Module, normalizers: Dict, device: str = 'cpu',
+                 source: str = '', dtype: str = 'float32', backend: str = 'reference'):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {'|'.join(DTYPES)}, got '{dtype}'")
-        self.model.set_compute_dtype(DTYPES[dtype])
-        self.model.use_fused_pointwise(fused_pointwise)
-        self.backend_summary = set_backend(self.model, backend)
-        if cuda_graph and torch.device(device).type != 'cuda':
-            raise ValueError(f'cuda_graph needs a CUDA device, got {device}')
         if backend == 'triton' and torch.device(device).type != 'cuda' and \
                 os.environ.get('TRITON_INTERPRET', '0') != '1':
             raise ValueError(f"backend 'triton' needs a CUDA device (or TRITON_INTERPRET=1 "
                              f'to interpret the kernels on the CPU), got {device}')
-        self.cuda_graph = cuda_graph
-        self._samplers = {}
-        self.config: Pi05Config = model.config
+        self.model = model.to(device).eval()
+        self.model.set_compute_dtype(DTYPES[dtype])
+        self.backend_summary = set_backend(self.model, backend)
+        self.config = model.config
         self.normalizers = normalizers
-        self.tokenizer = (PromptTokenizer(tokenizer_path, self.config.tokenizer_max_length)
-                          if tokenizer_path else None)
-        self.tokenizer_path = tokenizer_path
         self.device = torch.device(device)
         self.source = source
-        self.quantized = hasattr(model, 'omegaq_summary') and bool(
-            model.omegaq_summary.get('layers'))
+        self.quantized = self.backend_summary['quantized_layers'] > 0
         self.model.prepare_steps(self.config.num_steps)
 
-    @staticmethod
-    def load(path: str, device: str = 'cpu', **options) -> 'Pi05Policy':
+    # -- loading ------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str, device: str = 'cpu', **options) -> 'ChunkPolicy':
         """
-        Load a LeRobot pi05 checkpoint directory or an omegaq artifact directory.
+        Load a checkpoint directory of this family or an omegaq artifact directory.
 
         options: dtype ('float32' | 'bfloat16' | 'float16' for the towers), backend of the
-        QuantLinear layers ('reference' | 'triton'), cuda_graph (replay the prefix and the K
-        steps as CUDA graphs; CUDA only), fused_pointwise (norms, RoPE, residuals and GeGLU
-        through torch.compile; compiled on first use). policy_options() resolves 'auto'.
+        QuantLinear layers ('reference' | 'triton'), and the family's own (pi0.5: cuda_graph,
+        fused_pointwise; GR00T: embodiment). policy_options() resolves 'auto'.
         """
-        if os.path.isfile(os.path.join(path, 'omegaq.json')):
-            return Pi05Policy._load_artifact(path, device, **options)
-        model, _, normalizers, tokenizer = load_lerobot_checkpoint(path)
-        return Pi05Policy(model, normalizers, tokenizer, device, source=path, **options)
+        if is_artifact(path):
+            return cls._load_artifact(path, device, **options)
+        return cls._load_checkpoint(path, device, **options)
 
-    @staticmethod
-    def _load_artifact(path: str, device: str, **options) -> 'Pi05Policy':
+    @classmethod
+    def _load_checkpoint(cls, path: str, device: str, **options) -> 'ChunkPolicy':
+        raise NotImplementedError
+
+    @classmethod
+    def _normalizer(cls, entry: dict):
+        """Return one normalizer from its manifest entry (normalization_manifest's form)."""
+        raise NotImplementedError
+
+    @classmethod
+    def _check_artifact(cls, path: str, config, normalizers: dict, options: dict) -> dict:
+        """Refuse an artifact that cannot serve these options; return the options for init."""
+        return options
+
+    @classmethod
+    def _artifact_processing(cls, path: str, manifest: dict):
+        """Return the prompt processing the artifact carries (None when it carries none)."""
+        raise NotImplementedError
+
+    @classmethod
+    def _load_artifact(cls, path: str, device: str, **options) -> 'ChunkPolicy':
         manifest = read_manifest(path)        # its own sha256 covers extra (normalization)
         extra = manifest['extra']
-        if extra.get('model_family') != 'pi05':
-            raise ValueError(f"{path}: artifact model family is '{extra.get('model_family')}', "
-                             "expected 'pi05'")
+        if extra.get('model_family') != cls.family:
+            raise ArtifactError(f"{path}: artifact model family is '{extra.get('model_family')}'"
+                                f", expected '{cls.family}'")
         try:
-            config = Pi05Config.from_dict(extra['pi05_config'])
-            normalizers = {feature: Normalizer(item['mode'], item['stats'])
-                           for feature, item in extra.get('normalization', {}).items()}
-        except (KeyError, TypeError, AttributeError) as error:
-            raise ArtifactError(f"{path}: the manifest's pi05 entries are malformed "
-                                f'({type(error).__name__}: {error})') from error
+            config = cls.config_class.from_dict(extra[f'{cls.family}_config'])
+            normalizers = {name: cls._normalizer(entry)
+                           for name, entry in extra.get('normalization', {}).items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ArtifactError(f"{path}: the manifest's {cls.family} entries are malformed "
+                                f'({type(error).__name__}: {error})') from None
+        options = cls._check_artifact(path, config, normalizers, dict(options))
         with torch.device('meta'):
-            skeleton = Pi05Model(config)
+            skeleton = cls.model_class(config)
         model = load_artifact(path, skeleton)   # checks every file the manifest lists
-        tokenizer = None
-        if TOKENIZER_FILE in manifest['files']:
-            tokenizer = artifact_file(path, TOKENIZER_FILE)
-        elif os.path.exists(os.path.join(path, TOKENIZER_FILE)):
-            raise ArtifactError(f'{path}: {TOKENIZER_FILE} is not listed in the manifest, so it '
-                                'has no checksum; refused rather than used unchecked')
-        return Pi05Policy(model, normalizers, tokenizer, device, source=path, **options)
+        processing = cls._artifact_processing(path, manifest)
+        return cls(model, normalizers, processing, device, source=path, **options)
+
+    @staticmethod
+    def _refuse_unlisted(path: str, manifest: dict, carried) -> None:
+        """Refuse processing files (carried(name) is true) that the manifest does not list."""
+        unlisted = sorted(name for name in os.listdir(path)
+                          if carried(name) and name not in manifest['files'])
+        if unlisted:
+            verb = 'is' if len(unlisted) == 1 else 'are'
+            raise ArtifactError(f"{path}: {', '.join(unlisted)} {verb} not listed in the "
+                                'manifest (no checksum): refused rather than used '
+                                'unchecked')
 
     def artifact_extra(self) -> dict:
         """Return what save_artifact needs in the manifest to rebuild this policy."""
-        return {
-            'model_family': 'pi05',
-            'pi05_config': self.config.to_dict(),
-            'normalization': normalization_manifest(self.normalizers),
-        }
+        return {'model_family': self.family,
+                f'{self.family}_config': self.config.to_dict(),
+                'normalization': normalization_manifest(self.normalizers)}
 
     def extra_files(self) -> dict:
-        """Files to carry into an artifact (the tokenizer)."""
-        return {TOKENIZER_FILE: self.tokenizer_path} if self.tokenizer_path else {}
+        """Return {name in the artifact: source file} for the processing files to carry."""
+        raise NotImplementedError
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def check_images(self, images: Sequence[np.ndarray]):
-        """Refuse a wrong camera count, dtype or shape, naming what was expected."""
+    def check_images(self, images: Sequence[np.ndarray]) -> list:
+        """Return the images as a list, or refuse a wrong camera count, dtype or shape."""
         cameras = self.config.cameras
         if isinstance(images, (str, bytes)) or not hasattr(images, '__len__') or \
                 (isinstance(images, np.ndarray) and images.ndim == 0):
             raise ObservationError(f'expected a sequence of {len(cameras)} images '
-                                   f'{list(cameras)}, got {_describe(images)}')
+                                   f'{list(cameras)}, got {describe(images)}')
         if len(images) != len(cameras):
             raise ObservationError(f'expected {len(cameras)} cameras {list(cameras)}, '
                                    f'got {len(images)}')
+        checked = []
         for name, image in zip(cameras, images):
-            image = _array(image, f"camera '{name}'")
+            image = as_array(image, f"camera '{name}'")
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise ObservationError(f"camera '{name}': expected uint8 [H, W, 3] RGB, got "
                                        f'{image.dtype} {list(image.shape)}')
             if min(image.shape[:2]) < 8:
                 raise ObservationError(f"camera '{name}': image {list(image.shape)} is too small")
+            checked.append(image)
+        return checked
+
+    def check_present(self, present, count: int) -> list:
+        """Return which cameras are present as a list of bools (all when None), or refuse it."""
+        if present is None:
+            return [True] * count
+        present = as_array(present, 'present')
+        if present.dtype.kind != 'b' or present.shape != (count,):
+            raise ObservationError(f'expected present: bool [{count}], got {describe(present)}')
+        return present.tolist()
 
     def check_state(self, state) -> np.ndarray:
         """Return the state as float32 [state_dim], or refuse it."""
-        state = _array(state, 'state')
+        state = as_array(state, 'state')
         if state.dtype.kind not in 'fiu':
             raise ObservationError(f'expected state float32 [{self.config.state_dim}], got '
-                                   f'{_describe(state)}')
+                                   f'{describe(state)}')
         with np.errstate(over='ignore', invalid='ignore'):   # out of float32 range -> inf
             state = state.astype(np.float32)
         if state.shape != (self.config.state_dim,):
@@ -258,120 +277,67 @@ class Pi05Policy:
 
     def normalized_state(self, state: np.ndarray) -> np.ndarray:
         """Apply the checkpoint's state normalization."""
-        if STATE_KEY not in self.normalizers:
+        if self.state_key not in self.normalizers:
             raise ObservationError('this checkpoint has no state normalization statistics; '
                                    'give tokens directly')
-        return self.normalizers[STATE_KEY].normalize(state)
+        return self.normalizers[self.state_key].normalize(state)
 
-    def prompt(self, instruction: str, state) -> PromptTokens:
-        """
-        Return the prompt tokens for an instruction and the raw state.
-
-        The whole state is always in the prompt; a too long instruction is cut to fit the
-        token budget and PromptTokens.note says so (callers should report it).
-        """
-        try:
-            return fit_prompt(self.tokenizer, instruction or '',
-                              self.normalized_state(self.check_state(state)))
-        except ObservationError:
-            raise
-        except ValueError as error:
-            raise ObservationError(str(error)) from None
-
-    # -- inference ----------------------------------------------------------------------------
-
-    def _sampler(self, images, masks, tokens, token_mask, noise) -> StaticChunkSampler:
-        """Return the sampler for this prompt length (captured on first use)."""
-        key = tuple(tokens.shape)
-        if key not in self._samplers:
-            self._samplers[key] = StaticChunkSampler(self.model, images, masks, tokens,
-                                                     token_mask, noise, self.config.num_steps)
-        return self._samplers[key]
-
-    def check_tokens(self, tokens, token_mask) -> tuple:
-        """Return tokens int64 [L] and token_mask bool [L] (padding trimmed), or refuse them."""
-        tokens = _array(tokens, 'tokens')
+    def check_token_ids(self, tokens, token_mask, vocab_size: int) -> tuple:
+        """Return tokens int64 [L] and token_mask bool [L], or refuse them."""
+        tokens = as_array(tokens, 'tokens')
         if tokens.dtype.kind not in 'iu' or tokens.ndim != 1 or tokens.size == 0:
             raise ObservationError(f'expected tokens: integer ids [L] with L >= 1, got '
-                                   f'{_describe(tokens)}')
+                                   f'{describe(tokens)}')
         if token_mask is None:
             token_mask = np.ones(tokens.shape, dtype=bool)
-        token_mask = _array(token_mask, 'token_mask')
+        token_mask = as_array(token_mask, 'token_mask')
         if token_mask.shape != tokens.shape or token_mask.dtype.kind not in 'biu' or \
                 (token_mask.dtype.kind != 'b' and not np.isin(token_mask, (0, 1)).all()):
             raise ObservationError(f'expected token_mask: bool (or 0/1) {list(tokens.shape)} '
-                                   f'like tokens, got {_describe(token_mask)}')
+                                   f'like tokens, got {describe(token_mask)}')
         token_mask = token_mask.astype(bool)
         if not token_mask.any():
             raise ObservationError('token_mask marks no token as real: the prompt is empty')
-        if tokens.min() < 0 or tokens.max() >= self.config.vocab_size:
-            raise ObservationError(f'token ids must lie in [0, {self.config.vocab_size}), got '
+        if tokens.min() < 0 or tokens.max() >= vocab_size:
+            raise ObservationError(f'token ids must lie in [0, {vocab_size}), got '
                                    f'[{tokens.min()}, {tokens.max()}]')
-        return trim_padding(tokens.astype(np.int64), token_mask)
+        return tokens.astype(np.int64), token_mask
+
+    def check_instruction(self, instruction) -> str:
+        """Return the instruction ('' for None), or refuse one that is not a str."""
+        if instruction is not None and not isinstance(instruction, str):
+            raise ObservationError(f'expected the instruction as a str, got '
+                                   f'{describe(instruction)}')
+        return instruction or ''
 
     def check_noise(self, noise) -> np.ndarray:
         """Return the noise as float32 [horizon, max_action_dim] (drawn if None), or refuse it."""
         shape = (self.config.horizon, self.config.max_action_dim)
         if noise is None:
             return np.random.default_rng().standard_normal(shape).astype(np.float32)
-        noise = _array(noise, 'noise')
+        noise = as_array(noise, 'noise')
         if noise.dtype.kind not in 'fiu' or noise.shape != shape:
             raise ObservationError(f'expected noise float32 {list(shape)}, got '
-                                   f'{_describe(noise)}')
+                                   f'{describe(noise)}')
         with np.errstate(over='ignore', invalid='ignore'):
             noise = noise.astype(np.float32)
         if not np.isfinite(noise).all():
             raise ObservationError('noise contains NaN or inf (or values beyond float32)')
         return noise
 
-    def check_observation(self, images, state=None, instruction=None, tokens=None,
-                          token_mask=None, noise=None, present=None) -> tuple:
-        """
-        Check a whole observation before any model work; ObservationError names what is wrong.
-
-        Returns (images, present, tokens, token_mask, noise) ready for the model: tokens from
-        the instruction and state when no tokens are given. A given state is checked even
-        when tokens carry the prompt (a NaN state means the robot's readings are broken).
-        """
-        self.check_images(images)
-        if present is None:
-            present = [True] * len(images)
-        present = _array(present, 'present')
-        if present.dtype.kind != 'b' or present.shape != (len(images),):
-            raise ObservationError(f'expected present: bool [{len(images)}], got '
-                                   f'{_describe(present)}')
-        if state is not None:
-            state = self.check_state(state)
-        if tokens is None:
-            if state is None:
-                raise ObservationError('give tokens, or an instruction and the state')
-            if instruction is not None and not isinstance(instruction, str):
-                raise ObservationError(f'expected the instruction as a str, got '
-                                       f'{_describe(instruction)}')
-            tokens, token_mask, _ = self.prompt(instruction, state)
-        tokens, token_mask = self.check_tokens(tokens, token_mask)
-        return list(images), present.tolist(), tokens, token_mask, self.check_noise(noise)
+    # -- inference ----------------------------------------------------------------------------
 
     def model_call(self, images: Sequence[np.ndarray], state=None,
                    instruction: Optional[str] = None, tokens: Optional[np.ndarray] = None,
                    token_mask: Optional[np.ndarray] = None, noise: Optional[np.ndarray] = None,
                    present: Optional[Sequence[bool]] = None) -> dict:
-        """
-        Return the model's inputs for one observation (check_observation, then preprocessing).
+        """Return the model's inputs for one observation: batch-1 tensors, in call order."""
+        raise NotImplementedError
 
-        The one way an observation becomes a Pi05Model call (predict, calibration, evaluation):
-        {'images', 'image_masks', 'tokens', 'token_masks', 'noise'} as batch-1 tensors on the
-        policy's device, in the order Pi05Model.sample_actions takes them.
-        """
-        images, present, tokens, token_mask, noise = self.check_observation(
-            images, state, instruction, tokens, token_mask, noise, present)
-        device = self.device
-        image_list, masks = prepare_images(images, present, self.config.vision.image_size,
-                                           device)
-        return {'images': image_list, 'image_masks': masks,
-                'tokens': torch.from_numpy(tokens)[None].to(device),
-                'token_masks': torch.from_numpy(token_mask)[None].to(device),
-                'noise': torch.from_numpy(noise)[None].to(device)}
+    def sample(self, inputs: tuple) -> torch.Tensor:
+        """Run the sampler on model_call's inputs: actions [1, horizon, max_action_dim]."""
+        with torch.no_grad():
+            return self.model.sample_actions(*inputs)
 
     def predict(self, images: Sequence[np.ndarray], state=None, instruction: Optional[str] = None,
                 tokens: Optional[np.ndarray] = None, token_mask: Optional[np.ndarray] = None,
@@ -380,27 +346,16 @@ class Pi05Policy:
         """
         Return one chunk of actions [horizon, action_dim] (unnormalized unless normalized).
 
-        images: uint8 [H, W, 3] RGB per camera, in config.cameras order. Either tokens (+ mask)
-        or an instruction and the state (written into the prompt) must be given. noise
-        [horizon, 32] makes runs reproducible.
+        images: uint8 [H, W, 3] RGB per camera, in config.cameras order; the state in raw
+        units; an instruction (the family's processing makes the prompt) or the prompt's
+        tokens (+ mask); noise [horizon, max_action_dim] makes runs reproducible.
         """
         call = self.model_call(images, state, instruction, tokens, token_mask, noise, present)
-        inputs = tuple(call.values())
-        if self.cuda_graph:
-            actions = self._sampler(*inputs)(*inputs)
-        else:
-            with torch.no_grad():
-                actions = self.model.sample_actions(*inputs)
+        actions = self.sample(tuple(call.values()))
         actions = actions[0, :, :self.config.action_dim].float().cpu().numpy()
         if normalized:
             return actions
-        if ACTION_KEY not in self.normalizers:
+        if self.action_key not in self.normalizers:
             raise ObservationError('this checkpoint has no action normalization statistics; '
                                    'only normalized actions are available')
-        return self.normalizers[ACTION_KEY].unnormalize(actions).astype(np.float32)
-
-
-def normalization_manifest(normalizers: dict) -> dict:
-    """Return {feature: {mode, stats as lists}}: how an artifact's manifest stores normalizers."""
-    return {feature: {'mode': n.mode, 'stats': {k: v.tolist() for k, v in n.stats.items()}}
-            for feature, n in normalizers.items()}
+        return self.normalizers[self.action_key].unnormalize(actions).astype(np.float32)

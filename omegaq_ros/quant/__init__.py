@@ -9,7 +9,8 @@ Omega-QVLA W4A4 post-training quantization, free of ROS.
     model = load_artifact('out/my_policy_w4a4', build_fp_skeleton())
 """
 
-from omegaq_ros.quant.artifact import ArtifactError, load_artifact, read_manifest, save_artifact
+from omegaq_ros.quant.artifact import (ArtifactError, is_artifact, load_artifact, read_manifest,
+                                      save_artifact)
 from omegaq_ros.quant.linear import QuantLinear
 from omegaq_ros.quant.quantizer import quantize
 from omegaq_ros.quant.recipe import PRESETS, Recipe
@@ -17,5 +18,5 @@ from omegaq_ros.quant.step_context import current_step, denoising_step, StepCont
 
 __all__ = [
     'ArtifactError', 'PRESETS', 'QuantLinear', 'Recipe', 'StepContextError', 'current_step',
-    'denoising_step', 'load_artifact', 'quantize', 'read_manifest', 'save_artifact',
+    'denoising_step', 'is_artifact', 'load_artifact', 'quantize', 'read_manifest', 'save_artifact',
 ]

@@ -71,6 +71,11 @@ def manifest_sha256(manifest: dict) -> str:
                           .encode()).hexdigest()
 
 
+def is_artifact(path: str) -> bool:
+    """Return whether path is an omegaq artifact directory (it holds a manifest)."""
+    return os.path.isfile(os.path.join(path, MANIFEST))
+
+
 def artifact_file(path: str, filename) -> str:
     """
     Return the path of a file the manifest names, confined to the artifact directory.

@@ -90,7 +90,7 @@ def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
     import re
     from omegaq_ros.policy.calibration import quantize_policy
     from omegaq_ros.policy.recipes import pi05_recipe
-    from omegaq_ros.policy.runtime import Pi05Policy
+    from omegaq_ros.policy.pi05_runtime import Pi05Policy
     policy = Pi05Policy.load(checkpoint)
     batches = calibration_batches(policy, calibration_episodes)
     paths = {}
@@ -141,7 +141,7 @@ def _worker_init():
 
 def load_policy(label: str, path: str, load_options: dict):
     """Load the policy of a method label with its backend and the run's device and dtype."""
-    from omegaq_ros.policy.runtime import Pi05Policy
+    from omegaq_ros.policy.pi05_runtime import Pi05Policy
     options = dict(load_options)
     device = options.pop('device', 'cpu')
     return Pi05Policy.load(path, device, backend=split_method(label)[1], **options)
@@ -317,7 +317,7 @@ def expert_episodes(checkpoint: str, tasks, calibration_seeds: str, held_out_see
                     workers: int):
     """Return (calibration, held-out) expert episodes (seeds 'A:B'), images at policy size."""
     from omegaq_ros.policy.pi05_processing import shrink_image
-    from omegaq_ros.policy.runtime import Pi05Policy
+    from omegaq_ros.policy.pi05_runtime import Pi05Policy
     from omegaq_ros.sim.demos import collect_expert_episodes
     shrink = functools.partial(shrink_image,
                                size=Pi05Policy.load(checkpoint).config.vision.image_size)

@@ -1,0 +1,79 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+What the flow-matching models (pi0.5, GR00T N1.5) share below their architectures.
+
+The towers' compute dtype with the small conditioning modules kept in fp32, and the table of
+the action head's per-step modulations (adaRMS for pi0.5, AdaLayerNorm for GR00T): they
+depend only on the step's time, so they are computed once per step count and reused by every
+chunk, which keeps the time MLPs out of the per-step work (and out of quantization).
+"""
+
+from typing import List, Tuple
+
+import torch
+from torch import nn
+
+
+class ChunkModel(nn.Module):
+    """Base of Pi05Model and GrootModel: tower dtype and the per-step modulation table."""
+
+    # Module name components kept in fp32 by set_compute_dtype (dotted paths allowed).
+    FP32_MODULES: Tuple[str, ...] = ()
+    # Linears that read one input wherever they sit together under one parent: a fast
+    # backend runs each set as one quantize + one GEMM.
+    SIBLING_LINEARS: Tuple[Tuple[str, ...], ...] = ()
+
+    def __init__(self):
+        super().__init__()
+        self.compute_dtype = torch.float32
+        self._modulation_cache = None
+
+    def keeps_fp32(self, name: str) -> bool:
+        """Return whether the module called name (or one it sits in) stays fp32."""
+        return any(f'.{kept}.' in f'.{name}.' for kept in self.FP32_MODULES)
+
+    def set_compute_dtype(self, dtype: torch.dtype) -> 'ChunkModel':
+        """
+        Run the towers in `dtype` (e.g. bfloat16): their weights and activations.
+
+        FP32_MODULES stay fp32; QuantLinear layers keep their stored formats and return
+        activations in the dtype they are given.
+        """
+        for name, module in self.named_modules():
+            if self.keeps_fp32(name):
+                continue
+            if isinstance(module, (nn.Linear, nn.Conv2d, nn.Embedding, nn.LayerNorm)):
+                module.to(dtype)
+        self.compute_dtype = dtype
+        self._modulation_cache = None
+        return self
+
+    def train(self, mode: bool = True):
+        """Drop the modulation table whenever the weights may change."""
+        self._modulation_cache = None
+        return super().train(mode)
+
+    def step_conditions(self, num_steps: int, batch_size: int,
+                        device: torch.device) -> List[torch.Tensor]:
+        """Return what each of the num_steps Euler steps is conditioned on, [batch_size] each."""
+        raise NotImplementedError
+
+    def modulations(self, condition: torch.Tensor):
+        """Return every modulation of the action head for one step's condition."""
+        raise NotImplementedError
+
+    def prepare_steps(self, num_steps: int, batch_size: int = 1):
+        """Precompute the modulations of every step (inference; reused every chunk)."""
+        device = next(self.parameters()).device
+        with torch.no_grad():
+            table = [self.modulations(condition)
+                     for condition in self.step_conditions(num_steps, batch_size, device)]
+        self._modulation_cache = (num_steps, batch_size, device, table)
+
+    def step_modulations(self, step: int, num_steps: int, condition: torch.Tensor):
+        """Return step's modulations: from the table when it fits, else computed now."""
+        cache = self._modulation_cache
+        if cache is not None and cache[:3] == (num_steps, condition.shape[0], condition.device):
+            return cache[3][step]
+        return self.modulations(condition)
