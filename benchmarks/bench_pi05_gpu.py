@@ -39,7 +39,7 @@ import time
 from omegaq_ros.kernels.triton_w4a4 import set_prologue_in_gemm
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
-from omegaq_ros.policy.recipes import pi05_recipe
+from omegaq_ros.policy.recipes import method_recipe
 from omegaq_ros.policy.runtime import set_backend
 from omegaq_ros.policy.synthetic import random_inputs, random_model
 from omegaq_ros.quant import quantize, QuantLinear
@@ -212,7 +212,7 @@ def main():
     config = Pi05Config.pi05() if args.config == 'pi05' else Pi05Config.small()
     prompt = min(48, config.tokenizer_max_length)
     fp = random_model(config)
-    scope = pi05_recipe('omega')
+    scope = method_recipe('omega')
     fp16_scope = scope_fp16_bytes(fp, scope)
     names = ('images', 'image_masks', 'tokens', 'token_masks', 'noise')
     inputs = [random_inputs(config, device, seed=1, prompt=prompt)[n] for n in names]
@@ -237,7 +237,7 @@ def main():
 
     calibration = [random_inputs(config, device, seed=s, prompt=prompt) for s in (2, 3)]
     for method in [m for m in args.methods.split(',') if m]:
-        recipe = replace(pi05_recipe(method), weight_method='rtn')
+        recipe = replace(method_recipe(method), weight_method='rtn')
         started = time.perf_counter()
         quantized = quantize(copy.deepcopy(fp).to(device), calibration, recipe)
         quantized.set_compute_dtype(torch.bfloat16)

@@ -22,7 +22,7 @@ import time
 
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
-from omegaq_ros.policy.recipes import pi05_recipe
+from omegaq_ros.policy.recipes import method_recipe
 from omegaq_ros.policy.synthetic import random_inputs, random_model
 from omegaq_ros.quant import quantize, QuantLinear
 from omegaq_ros.quant.memory import quantized_bytes, scope_fp16_bytes
@@ -43,7 +43,7 @@ def build(depth: int, seed: int = 0):
 def measure(depth: int, share: bool) -> dict:
     """Quantize a fresh model with the omega scope and return the byte counts."""
     model, config, batch = build(depth)
-    recipe = pi05_recipe('omega')
+    recipe = method_recipe('omega')
     recipe = replace(recipe, weight_method='rtn', share_input_rotation=share)
     fp16 = scope_fp16_bytes(model, recipe)
     started = time.perf_counter()
@@ -59,7 +59,7 @@ def full_size_rest_fp16() -> dict:
     """FP16 bytes of everything outside the quantized scope at full size (meta device)."""
     with torch.device('meta'):
         model = Pi05Model(Pi05Config.pi05())
-    recipe = pi05_recipe('omega')
+    recipe = method_recipe('omega')
     total = 2 * sum(p.numel() for p in model.parameters())
     return {'total_fp16_bytes': total, 'scope_fp16_bytes': scope_fp16_bytes(model, recipe)}
 

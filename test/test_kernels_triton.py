@@ -486,7 +486,7 @@ def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
     """
     import copy
     from omegaq_ros.policy.pi05_processing import prepare_images
-    from omegaq_ros.policy.recipes import pi05_recipe
+    from omegaq_ros.policy.recipes import method_recipe
     from omegaq_ros.policy.pi05_runtime import Pi05Policy
     from omegaq_ros.quant import quantize, save_artifact
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -505,7 +505,7 @@ def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
                         'token_masks': torch.from_numpy(mask)[None].to(DEVICE),
                         'noise': torch.randn(1, 20, 32, generator=torch.Generator()
                                              .manual_seed(index)).to(DEVICE)})
-    recipe = pi05_recipe('omega-dynamic')
+    recipe = method_recipe('omega-dynamic')
     model = quantize(copy.deepcopy(fp.model), batches, recipe)
     path = save_artifact(model, recipe, str(tmp_path / 'omega-dynamic'),
                          extra_manifest=fp.artifact_extra(), extra_files=fp.extra_files())

@@ -5,7 +5,7 @@
 import json
 import os
 
-from omegaq_ros.policy.recipes import pi05_recipe
+from omegaq_ros.policy.recipes import method_recipe
 from omegaq_ros.sim.method_eval import (EpisodeResult, main, markdown, plot, split_method,
                                         summarize, wilson_interval)
 import pytest
@@ -20,13 +20,13 @@ def test_method_labels_name_their_backend():
 
 
 def test_methods_may_change_recipe_fields():
-    recipe = pi05_recipe('omega-group+act_clip=mse+act_percentile=98')
+    recipe = method_recipe('omega-group+act_clip=mse+act_percentile=98')
     assert (recipe.name, recipe.act_mode, recipe.act_clip, recipe.act_percentile) == (
         'omega-group', 'static_group', 'mse', 98)
-    assert recipe.include == pi05_recipe('omega').include      # the pi0.5 scope
-    assert pi05_recipe('omega') == pi05_recipe('omega+zigzag=true')
+    assert recipe.include == method_recipe('omega').include      # the pi0.5 scope
+    assert method_recipe('omega') == method_recipe('omega+zigzag=true')
     with pytest.raises(ValueError, match="'act_clip'"):
-        pi05_recipe('omega-group+act_clip=max')
+        method_recipe('omega-group+act_clip=max')
 
 
 def test_wilson_interval_holds_the_rate():
@@ -93,6 +93,25 @@ def test_paired_closed_loop_table(tmp_path):
 
 def test_quantize_cli_reads_the_same_method_syntax():
     from omegaq_ros.policy.recipes import load_recipe, RecipeError
-    assert load_recipe('omega-group+act_clip=mse') == pi05_recipe('omega-group+act_clip=mse')
+    assert load_recipe('omega-group+act_clip=mse') == method_recipe('omega-group+act_clip=mse')
     with pytest.raises(RecipeError, match='expected a preset'):
         load_recipe('no-such-method')
+
+
+def test_a_groot_checkpoint_gets_the_same_table(tmp_path, capsys):
+    """omegaq-eval takes GR00T N1.5 too: its scope, its runtime, the same paired episodes."""
+    from omegaq_ros.policy import train
+    trained = str(tmp_path / 'groot')
+    assert train.main(['--out', trained, '--family', 'groot', '--tasks', 'lift',
+                       '--episodes-per-task', '1', '--steps', '2', '--batch', '2',
+                       '--device', 'cpu', '--workers', '1']) == 0
+    out = tmp_path / 'eval'
+    assert main(['--policy', os.path.join(trained, 'checkpoint'), '--methods',
+                 'fp,omega-dynamic', '--episodes', '1', '--tasks', 'lift', '--workers', '1',
+                 '--calibration-seeds', '1000:1001', '--held-out-seeds', '2000:2001',
+                 '--out', str(out)]) == 0
+    report = json.loads((out / 'results.json').read_text())
+    rows = {row['method']: row for row in report['rows'] if row['task'] == 'average'}
+    assert list(rows) == ['fp', 'omega-dynamic']
+    assert rows['omega-dynamic']['open_loop_error'] > 0.0
+    assert 'groot' in capsys.readouterr().out     # the build says which scope it used

@@ -21,7 +21,7 @@ from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.pi05_processing import (Normalizer, prepare_images, state_prompt,
                                                train_prompt_tokenizer)
-from omegaq_ros.policy.recipes import pi05_recipe
+from omegaq_ros.policy.recipes import method_recipe
 from omegaq_ros.policy.pi05_runtime import Pi05Policy
 from omegaq_ros.quant import quantize, save_artifact
 from omegaq_ros.robot import arx_r5
@@ -65,7 +65,7 @@ def build_artifact(root: str, checkpoint: str) -> str:
                         'tokens': torch.from_numpy(tokens)[None],
                         'token_masks': torch.from_numpy(mask)[None],
                         'noise': torch.randn(1, config.horizon, config.max_action_dim)})
-    recipe = pi05_recipe('omega')
+    recipe = method_recipe('omega')
     model = quantize(copy.deepcopy(policy.model), batches, recipe)
     return save_artifact(model, recipe, os.path.join(root, 'w4a4'),
                          extra_manifest=policy.artifact_extra(),

@@ -17,7 +17,7 @@ from omegaq_ros.policy.checkpoint import save_lerobot_checkpoint
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.pi05_processing import Normalizer, train_prompt_tokenizer
-from omegaq_ros.policy.recipes import pi05_recipe
+from omegaq_ros.policy.recipes import method_recipe
 from omegaq_ros.policy.runtime import ObservationError
 from omegaq_ros.policy.pi05_runtime import Pi05Policy
 from omegaq_ros.quant import ArtifactError, quantize, QuantLinear, save_artifact
@@ -102,7 +102,7 @@ def test_omega_artifact_round_trip_and_accuracy(small_policy, tmp_path):
                 'tokens': torch.from_numpy(tokens)[None],
                 'token_masks': torch.from_numpy(mask)[None], 'noise': noise}
 
-    recipe = pi05_recipe('omega')
+    recipe = method_recipe('omega')
     import copy
     quantized = quantize(copy.deepcopy(policy.model), [batch(s) for s in range(10)], recipe)
     names = [n for n, m in quantized.named_modules() if isinstance(m, QuantLinear)]

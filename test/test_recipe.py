@@ -51,10 +51,10 @@ def test_scope_patterns():
 
 
 def test_a_recipe_file_gets_the_pi05_scope_unless_it_names_one(tmp_path):
-    from omegaq_ros.policy.recipes import load_recipe, pi05_recipe, RecipeError
+    from omegaq_ros.policy.recipes import load_recipe, method_recipe, RecipeError
     path = tmp_path / 'r.yaml'
     path.write_text('preset: omega-group\nact_clip: mse\n')
-    assert load_recipe(str(path)) == pi05_recipe('omega-group+act_clip=mse')
+    assert load_recipe(str(path)) == method_recipe('omega-group+act_clip=mse')
     path.write_text("preset: omega\ninclude: ['expert']\n")
     recipe = load_recipe(str(path))
     assert list(recipe.include) == ['expert']

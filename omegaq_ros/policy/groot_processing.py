@@ -174,6 +174,11 @@ def resize_tiles(images: Sequence[np.ndarray], size: int) -> torch.Tensor:
     return torch.stack(tiles)
 
 
+def tile_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize one uint8 [H, W, 3] image to the uint8 [size, size, 3] tile the model sees."""
+    return resize_tiles([image], size)[0].permute(1, 2, 0).numpy()
+
+
 def normalize_tiles(tiles: torch.Tensor, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                     rescale: float = 1 / 255) -> torch.Tensor:
     """Map uint8 tiles [..., 3, S, S] to float32 (x * rescale - mean) / std, per channel."""

@@ -8,6 +8,7 @@ prompt (so it is always required), the prompt holds the images' context tokens, 
 must be present, and the embodiment is chosen by name. ROS-free.
 """
 
+import functools
 from typing import Optional, Sequence
 
 import numpy as np
@@ -15,7 +16,7 @@ from omegaq_ros.policy.groot_checkpoint import load_groot_checkpoint
 from omegaq_ros.policy.groot_config import GrootConfig
 from omegaq_ros.policy.groot_model import GrootModel
 from omegaq_ros.policy.groot_processing import (EagleProcessor, image_tiles, MinMaxNormalizer,
-                                                pad_state, ProcessorError)
+                                                pad_state, ProcessorError, tile_image)
 from omegaq_ros.policy.pi05_processing import PromptTokens
 from omegaq_ros.policy.runtime import ChunkPolicy, ObservationError
 from omegaq_ros.quant import ArtifactError
@@ -73,6 +74,11 @@ class GrootPolicy(ChunkPolicy):
             return EagleProcessor(path, EAGLE_PREFIX)
         except ProcessorError as error:
             raise ArtifactError(f'{path}: {error}') from None
+
+    @staticmethod
+    def image_transform(config: GrootConfig):
+        """The Eagle tile at the model's size (runtime.ChunkPolicy.image_transform)."""
+        return functools.partial(tile_image, size=config.vision.image_size)
 
     def extra_files(self) -> dict:
         """Files to carry into an artifact: the Eagle processor files, as `eagle.<name>`."""

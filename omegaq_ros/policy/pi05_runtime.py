@@ -9,6 +9,7 @@ missing (its image is masked out), prompts are trimmed of trailing padding, and 
 prefix and the denoising steps replay as CUDA graphs. ROS-free.
 """
 
+import functools
 from typing import Optional, Sequence
 
 import numpy as np
@@ -18,7 +19,7 @@ from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.pi05_processing import (fit_prompt, Normalizer, prepare_images,
-                                               PromptTokenizer, PromptTokens)
+                                               PromptTokenizer, PromptTokens, shrink_image)
 from omegaq_ros.policy.runtime import ChunkPolicy, ObservationError
 from omegaq_ros.quant.artifact import artifact_file
 import torch
@@ -85,6 +86,11 @@ class Pi05Policy(ChunkPolicy):
     def extra_files(self) -> dict:
         """Files to carry into an artifact (the tokenizer)."""
         return {TOKENIZER_FILE: self.tokenizer_path} if self.tokenizer_path else {}
+
+    @staticmethod
+    def image_transform(config: Pi05Config):
+        """Resize-with-pad to the model's square size (runtime.ChunkPolicy.image_transform)."""
+        return functools.partial(shrink_image, size=config.vision.image_size)
 
     # -- inputs -------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ def _scope(family: str = 'pi05') -> dict:
         return yaml.safe_load(stream)
 
 
-def pi05_recipe(method: str = 'omega', family: str = 'pi05') -> Recipe:
+def method_recipe(method: str = 'omega', family: str = 'pi05') -> Recipe:
     """Return a family's scope (pi0.5 unless told) with a method (PRESET[+field=value...])."""
     preset, *assignments = method.split('+')
     if preset not in PRESETS:
@@ -57,9 +57,9 @@ def pi05_recipe(method: str = 'omega', family: str = 'pi05') -> Recipe:
 
 
 def load_recipe(spec: str, family: str = 'pi05') -> Recipe:
-    """Return the recipe of a method (see pi05_recipe) or of a recipe YAML file path."""
+    """Return the recipe of a method (see method_recipe) or of a recipe YAML file path."""
     if spec.split('+')[0] in PRESETS:
-        return pi05_recipe(spec, family)
+        return method_recipe(spec, family)
     if not os.path.isfile(spec):
         raise RecipeError(f'recipe: expected a preset ({", ".join(PRESETS)}), a preset with '
                           f'+field=value changes, or a recipe YAML file, got {spec!r}')

@@ -228,6 +228,16 @@ class ChunkPolicy:
         """Return {name in the artifact: source file} for the processing files to carry."""
         raise NotImplementedError
 
+    @staticmethod
+    def image_transform(config):
+        """
+        Return what brings a uint8 [H, W, 3] camera image to the model's size, as uint8.
+
+        For stored demonstrations (training, calibration, evaluation): the runtime's own
+        preprocessing then leaves such an image as it is.
+        """
+        raise NotImplementedError
+
     # -- inputs -------------------------------------------------------------------------------
 
     def check_images(self, images: Sequence[np.ndarray]) -> list:

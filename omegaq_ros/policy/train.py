@@ -19,7 +19,6 @@ family's checkpoint layout (fp16 weights, normalization statistics, prompt proce
 """
 
 import argparse
-import functools
 import glob
 import json
 import math
@@ -31,7 +30,7 @@ import numpy as np
 from omegaq_ros.policy.checkpoint import save_lerobot_checkpoint
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
-from omegaq_ros.policy.pi05_processing import (Normalizer, PromptTokenizer, shrink_image,
+from omegaq_ros.policy.pi05_processing import (Normalizer, PromptTokenizer,
                                                tokenize_instruction, train_prompt_tokenizer)
 from safetensors.torch import load_file, save_file
 import torch
@@ -234,8 +233,9 @@ class Pi05Training:
     """How a small pi0.5 is set up, fed and saved (a SentencePiece prompt tokenizer)."""
 
     @staticmethod
-    def image_transform(size: int = Pi05Config.small().vision.image_size):
-        return functools.partial(shrink_image, size=size)
+    def image_transform():
+        from omegaq_ros.policy.pi05_runtime import Pi05Policy
+        return Pi05Policy.image_transform(Pi05Config.small())
 
     @staticmethod
     def processing(out: str, init: str, episodes) -> str:
@@ -280,9 +280,8 @@ class GrootTraining:
     @staticmethod
     def image_transform():
         from omegaq_ros.policy.groot_config import GrootConfig
-        from omegaq_ros.policy.groot_processing import resize_tiles
-        size = GrootConfig.small().vision.image_size
-        return lambda image: resize_tiles([image], size)[0].permute(1, 2, 0).numpy()
+        from omegaq_ros.policy.groot_runtime import GrootPolicy
+        return GrootPolicy.image_transform(GrootConfig.small())
 
     @staticmethod
     def processing(out: str, init: str, episodes):

@@ -14,7 +14,8 @@ A method may name the QuantLinear backend that runs it, METHOD@BACKEND: on a GPU
 `--methods omega-dynamic,omega-dynamic@triton` runs one artifact on the reference and the
 Triton backend over the same episodes (a paired check that the fast kernels keep success).
 
-Every method is built from the same FP checkpoint: quantized with the pi0.5 recipe on 10
+The policy is a pi0.5 or GR00T N1.5 checkpoint (the registry tells which). Every method is
+built from the same FP checkpoint: quantized with its family's recipe scope on 10
 calibration trajectories (expert rollouts on calibration seeds, disjoint from training and
 evaluation seeds). Each episode runs the policy in the MuJoCo scene: one chunk per
 `--execute` control ticks, the same sampling noise per (episode, chunk) for every method, so
@@ -24,7 +25,6 @@ interval, open-loop action error vs FP on held-out expert frames, mean inference
 
 import argparse
 from dataclasses import dataclass
-import functools
 import json
 import math
 import os
@@ -66,7 +66,7 @@ def wilson_interval(successes: int, total: int, z: float = 1.96):
 
 
 def calibration_batches(policy, episodes, frames_per_episode: int = 8, seed: int = 0):
-    """Model calls (Pi05Policy.model_call) from frames of calibration episodes, with noise."""
+    """Model calls (the policy's model_call) from frames of calibration episodes, with noise."""
     from omegaq_ros.policy.calibration import calibration_batch
     rng = np.random.default_rng(seed)
     batches = []
@@ -89,9 +89,9 @@ def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
     """Write one artifact per quantized method (the FP method is the checkpoint itself)."""
     import re
     from omegaq_ros.policy.calibration import quantize_policy
-    from omegaq_ros.policy.recipes import pi05_recipe
-    from omegaq_ros.policy.pi05_runtime import Pi05Policy
-    policy = Pi05Policy.load(checkpoint)
+    from omegaq_ros.policy.recipes import method_recipe
+    from omegaq_ros.policy.registry import load_policy
+    policy = load_policy(checkpoint)
     batches = calibration_batches(policy, calibration_episodes)
     paths = {}
     for method in dict.fromkeys(methods):
@@ -99,7 +99,8 @@ def build_methods(checkpoint: str, methods, calibration_episodes, out_dir: str):
             paths[method] = checkpoint
             continue
         folder = os.path.join(out_dir, re.sub(r'[^A-Za-z0-9_.-]', '_', method))
-        quantize_policy(policy, batches, pi05_recipe(method), folder, overwrite=True, copy=True)
+        quantize_policy(policy, batches, method_recipe(method, policy.family), folder,
+                        overwrite=True, copy=True)
         paths[method] = folder
     return paths
 
@@ -139,24 +140,24 @@ def _worker_init():
     torch.set_num_threads(1)
 
 
-def load_policy(label: str, path: str, load_options: dict):
+def load_method(label: str, path: str, load_options: dict):
     """Load the policy of a method label with its backend and the run's device and dtype."""
-    from omegaq_ros.policy.pi05_runtime import Pi05Policy
+    from omegaq_ros.policy.registry import load_policy
     options = dict(load_options)
     device = options.pop('device', 'cpu')
-    return Pi05Policy.load(path, device, backend=split_method(label)[1], **options)
+    return load_policy(path, device, backend=split_method(label)[1], **options)
 
 
 def _episode_job(job):
     label, path, task, seed, execute, load_options = job
     if label not in _WORKER_POLICIES:
-        _WORKER_POLICIES[label] = load_policy(label, path, load_options)
+        _WORKER_POLICIES[label] = load_method(label, path, load_options)
     return run_episode(_WORKER_POLICIES[label], label, task, seed, execute)
 
 
 def open_loop_errors(paths, held_out_episodes, frames: int = 6, load_options=None):
     """Mean |a_method - a_fp| over held-out frames, in normalized action units."""
-    policies = {m: load_policy(m, p, load_options or {}) for m, p in paths.items()}
+    policies = {m: load_method(m, p, load_options or {}) for m, p in paths.items()}
     reference = policies.get('fp') or next(iter(policies.values()))
     config = reference.config
     errors = {m: [] for m in policies}
@@ -264,11 +265,13 @@ def main(argv=None) -> int:
 
 def parse_args(argv=None):
     """Parse and check the command line; return (args, method labels, tasks, load options)."""
-    from omegaq_ros.policy.recipes import pi05_recipe
+    from omegaq_ros.policy.recipes import method_recipe
+    from omegaq_ros.policy.registry import policy_family
     from omegaq_ros.policy.runtime import BACKENDS, DTYPES, policy_options
     from omegaq_ros.quant import PRESETS
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
-    parser.add_argument('--policy', required=True, help='FP checkpoint directory')
+    parser.add_argument('--policy', required=True,
+                        help='FP checkpoint directory (pi0.5 or GR00T N1.5)')
     parser.add_argument('--methods', default=','.join(PRESETS))
     parser.add_argument('--episodes', type=int, default=50, help='per task')
     parser.add_argument('--tasks', default='all')
@@ -287,11 +290,12 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     tasks = TASKS if args.tasks == 'all' else tuple(args.tasks.split(','))
     labels = list(dict.fromkeys(m for m in args.methods.split(',') if m))
-    for label in labels:
-        try:
-            pi05_recipe(split_method(label)[0])
-        except ValueError as error:
-            parser.error(str(error))
+    try:
+        family = policy_family(args.policy)
+        for label in labels:
+            method_recipe(split_method(label)[0], family)
+    except ValueError as error:
+        parser.error(str(error))
     bad = [m for m in labels if split_method(m)[1] not in BACKENDS]
     if bad:
         parser.error(f'unknown backends in {bad}; known {list(BACKENDS)}')
@@ -307,7 +311,7 @@ def parse_args(argv=None):
     resolved = policy_options(args.device, args.dtype)
     load_options = {name: resolved[name]
                     for name in ('device', 'dtype', 'cuda_graph', 'fused_pointwise')}
-    print(f"omegaq-eval: policies on {args.device}, {resolved['dtype']} towers"
+    print(f"omegaq-eval: {family} policy, on {args.device}, {resolved['dtype']} towers"
           + (', CUDA graphs, fused pointwise kernels' if resolved['cuda_graph'] else '')
           + '; the backend of each method comes from its label (METHOD@BACKEND)', flush=True)
     return args, labels, tasks, load_options
@@ -316,11 +320,10 @@ def parse_args(argv=None):
 def expert_episodes(checkpoint: str, tasks, calibration_seeds: str, held_out_seeds: str,
                     workers: int):
     """Return (calibration, held-out) expert episodes (seeds 'A:B'), images at policy size."""
-    from omegaq_ros.policy.pi05_processing import shrink_image
-    from omegaq_ros.policy.pi05_runtime import Pi05Policy
+    from omegaq_ros.policy.registry import load_policy
     from omegaq_ros.sim.demos import collect_expert_episodes
-    shrink = functools.partial(shrink_image,
-                               size=Pi05Policy.load(checkpoint).config.vision.image_size)
+    policy = load_policy(checkpoint)
+    shrink = policy.image_transform(policy.config)
     calibration = collect_expert_episodes(tasks, range(*parse_range(calibration_seeds)),
                                           shrink, workers=min(workers, 4))
     # Ten trajectories, as in the paper, spread over the tasks.
