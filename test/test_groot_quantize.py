@@ -118,10 +118,14 @@ def test_omegaq_quantize_writes_a_groot_artifact_from_bags(tmp_path):
     checkpoint = save_groot_checkpoint(model, str(tmp_path / 'checkpoint'), STATS)
     write_eagle_files(os.path.join(checkpoint, 'eagle'), model.config)
     output = str(tmp_path / 'w4a4')
-    done = subprocess.run([sys.executable, '-m', 'omegaq_ros.policy.quantize_cli',
-                           '--checkpoint', checkpoint, '--calibration', str(bags), '--output',
-                           output, '--max-samples', '4', '--recipe', 'omega-dynamic'],
-                          capture_output=True, text=True, timeout=600)
+    command = [sys.executable, '-m', 'omegaq_ros.policy.quantize_cli', '--checkpoint',
+               checkpoint, '--calibration', str(bags), '--output', output, '--max-samples',
+               '4', '--recipe', 'omega-dynamic', '--embodiment']
+    refused = subprocess.run(command + ['gr1'], capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 1 and not os.path.exists(output)
+    assert len(refused.stderr.strip().splitlines()) == 1 and "'gr1'" in refused.stderr
+    done = subprocess.run(command + ['new_embodiment'], capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr
     manifest = json.load(open(os.path.join(output, 'omegaq.json')))
     assert manifest['extra']['model_family'] == 'groot'

@@ -23,6 +23,8 @@ CAMERA_INFO_TOPICS = [topics.camera_info(name) for name in CAMERA_NAMES]
 
 POLICY_NODE: Table = {
     'artifact': ('', 'W4A4 artifact directory or FP checkpoint; empty = the bundled model'),
+    'embodiment': ('', 'GR00T only: embodiment tag of the checkpoint (an artifact holds one); '
+                   'empty = its only one'),
     'device': ('auto', 'torch device: auto (cuda where available) | cuda | cpu'),
     'dtype': ('auto', 'tower precision: auto (bfloat16 on CUDA, float32 on the CPU) | float32 '
               '| bfloat16 | float16'),
@@ -85,6 +87,7 @@ QUANTIZER_NODE: Table = {
     'joint_states_topic': (topics.JOINT_STATES, 'bag topic of the joint states'),
     'instruction_topic': (topics.INSTRUCTION, 'bag topic of the instruction'),
     'sync_slop': (0.02, 'max stamp spread within one observation set [s]'),
+    'embodiment': ('', 'GR00T only: embodiment tag of the checkpoint; empty = its only one'),
 }
 
 CAMERA_NODE: Table = {

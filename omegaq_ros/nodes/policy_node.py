@@ -266,7 +266,8 @@ class PolicyNode(Node):
             options = policy_options(*(self.params[name] for name in (
                 'device', 'dtype', 'backend', 'cuda_graph', 'fused_pointwise')))
             self.get_logger().info(f"loading {path}; {options.pop('text')}")
-            policy = load_policy(path, **options)     # the path's type picks the runtime
+            embodiment = self.params['embodiment'] or None
+            policy = load_policy(path, embodiment=embodiment, **options)  # path's type picks
             missing = [c for c in policy.config.cameras if c not in self.camera_names]
             if missing:
                 raise ValueError(f'the policy expects cameras {list(policy.config.cameras)}, '

@@ -43,7 +43,7 @@ class QuantizerNode(Node):
                 camera_names=list(p['camera_names']), camera_topics=list(p['camera_topics']),
                 joint_states_topic=p['joint_states_topic'],
                 instruction_topic=p['instruction_topic'], sync_slop=p['sync_slop'],
-                progress=self.progress)
+                embodiment=p['embodiment'], progress=self.progress)
         except (calibration.CalibrationError, FileNotFoundError) as error:
             self.get_logger().error(f'quantization refused: {error}')
             print(f'[quantizer_node] error: {error}', file=sys.stderr, flush=True)

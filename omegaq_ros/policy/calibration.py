@@ -188,10 +188,13 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
                        camera_topics: Sequence[str] = CAMERA_TOPICS,
                        joint_states_topic: str = topics.JOINT_STATES,
                        instruction_topic: str = topics.INSTRUCTION, sync_slop: float = 0.02,
-                       default_instruction: str = '',
+                       default_instruction: str = '', embodiment: str = '',
                        progress: Optional[Callable[[str], None]] = None) -> dict:
     """
     Quantize `checkpoint` with observations from the bags; return a summary dict.
+
+    embodiment: for a GR00T checkpoint, the tag of experiment_cfg/metadata.json to serve
+    ('' = its only one); pi0.5 has none.
 
     Raises CalibrationError (nothing written) for bad settings or calibration data.
     """
@@ -211,7 +214,7 @@ def quantize_from_bags(checkpoint: str, calibration: Sequence[str], output: str,
         recipe_obj = load_recipe(recipe, policy_family(checkpoint))
     except ValueError as error:       # RecipeError, UnknownPolicyError (both ValueErrors)
         raise CalibrationError(str(error)) from None
-    policy = _load_fp_policy(checkpoint, device)
+    policy = _load_fp_policy(checkpoint, device, embodiment or None)
     ordered_topics = _topics_in_policy_order(policy, camera_names, camera_topics)
     rng = np.random.default_rng(seed)
     observations = _sample_observations(
@@ -270,11 +273,11 @@ def _fp_checkpoint(checkpoint: str) -> str:
     return checkpoint
 
 
-def _load_fp_policy(checkpoint: str, device: str):
+def _load_fp_policy(checkpoint: str, device: str, embodiment: Optional[str] = None):
     """Return the policy of an FP checkpoint, pi0.5 or GR00T (by the registry), or say why."""
     from omegaq_ros.policy.registry import load_policy
     try:
-        return load_policy(checkpoint, device)
+        return load_policy(checkpoint, device, embodiment=embodiment)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise CalibrationError(f'checkpoint {checkpoint}: cannot load ({error})') from None
 
