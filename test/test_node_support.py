@@ -21,8 +21,8 @@ from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.pi05_processing import (Normalizer, prepare_images, state_prompt,
                                                train_prompt_tokenizer)
-from omegaq_ros.policy.recipes import method_recipe
 from omegaq_ros.policy.pi05_runtime import Pi05Policy
+from omegaq_ros.policy.recipes import method_recipe
 from omegaq_ros.quant import quantize, save_artifact
 from omegaq_ros.robot import arx_r5
 from omegaq_ros.sim.tasks import TASKS

@@ -15,9 +15,9 @@ import tempfile
 from hypothesis import given, HealthCheck, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 import numpy as np
+from omegaq_ros.policy.pi05_runtime import Pi05Policy
 from omegaq_ros.policy.predict_cli import KEYS, load_observation, one_line
 from omegaq_ros.policy.runtime import ObservationError
-from omegaq_ros.policy.pi05_runtime import Pi05Policy
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

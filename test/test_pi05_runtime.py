@@ -17,9 +17,9 @@ from omegaq_ros.policy.checkpoint import save_lerobot_checkpoint
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.pi05_processing import Normalizer, train_prompt_tokenizer
+from omegaq_ros.policy.pi05_runtime import Pi05Policy
 from omegaq_ros.policy.recipes import method_recipe
 from omegaq_ros.policy.runtime import ObservationError
-from omegaq_ros.policy.pi05_runtime import Pi05Policy
 from omegaq_ros.quant import ArtifactError, quantize, QuantLinear, save_artifact
 import pytest
 import torch

@@ -14,9 +14,9 @@ import subprocess
 import sys
 
 import numpy as np
+from omegaq_ros.policy.pi05_runtime import Pi05Policy
 from omegaq_ros.policy.predict_cli import load_observation, main
 from omegaq_ros.policy.runtime import ObservationError
-from omegaq_ros.policy.pi05_runtime import Pi05Policy
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

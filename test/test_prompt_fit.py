@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 from omegaq_ros.policy.pi05_processing import fit_prompt, PromptTokenizer, state_prompt
-from omegaq_ros.policy.runtime import ObservationError
 from omegaq_ros.policy.pi05_runtime import Pi05Policy
+from omegaq_ros.policy.runtime import ObservationError
 from omegaq_ros.sim.tasks import TASKS
 import pytest
 

@@ -1,8 +1,10 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
-Training the small policies: real expert rollouts in MuJoCo, a few flow-matching steps on the
-CPU, a checkpoint in the family's layout that the registry loads and that predicts a chunk.
+Training the small policies of both families.
+
+Real expert rollouts in MuJoCo, a few flow-matching steps on the CPU, a checkpoint in the
+family's layout that the registry loads and that predicts a chunk.
 """
 
 import json

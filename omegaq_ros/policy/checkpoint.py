@@ -24,7 +24,8 @@ import re
 import shutil
 from typing import Dict, Optional
 
-from omegaq_ros.policy.pi05_config import GEMMA_2B, GEMMA_300M, Pi05Config, VisionSize
+from omegaq_ros.policy.model_config import VisionSize
+from omegaq_ros.policy.pi05_config import GEMMA_2B, GEMMA_300M, Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.pi05_processing import Normalizer
 from safetensors import safe_open

@@ -30,7 +30,7 @@ from omegaq_ros.policy.groot_config import DiTSize, GrootConfig, Qwen3Size
 from omegaq_ros.policy.groot_model import GrootModel
 from omegaq_ros.policy.groot_processing import (concat_stats, EagleProcessor, MinMaxNormalizer,
                                                 ProcessorError)
-from omegaq_ros.policy.pi05_config import VisionSize
+from omegaq_ros.policy.model_config import VisionSize
 from safetensors import safe_open
 from safetensors.torch import save_file
 import torch

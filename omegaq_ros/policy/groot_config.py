@@ -11,8 +11,9 @@ embodiment-specific MLPs), 4 Euler steps.
 """
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar, Dict
 
-from omegaq_ros.policy.pi05_config import config_from_dict, config_to_dict, VisionSize
+from omegaq_ros.policy.model_config import ModelConfig, VisionSize
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,12 @@ class DiTSize:
 
 
 @dataclass(frozen=True)
-class GrootConfig:
+class GrootConfig(ModelConfig):
     """All of GR00T N1.5's shapes and constants."""
+
+    FAMILY: ClassVar[str] = 'groot'
+    NESTED: ClassVar[Dict[str, type]] = {'vision': VisionSize, 'language': Qwen3Size,
+                                         'dit': DiTSize, 'vl_self_attention': DiTSize}
 
     vision: VisionSize = field(default_factory=VisionSize)
     language: Qwen3Size = field(default_factory=Qwen3Size)
@@ -90,18 +95,14 @@ class GrootConfig:
         if self.dit.output_dim != self.hidden_size:
             raise ValueError(f'DiT output_dim {self.dit.output_dim} != hidden_size '
                              f'{self.hidden_size} (the action decoder reads it)')
-        if self.action_dim > self.max_action_dim or self.state_dim > self.max_state_dim:
-            raise ValueError('action_dim/state_dim exceed max_action_dim/max_state_dim')
+        self.check_shapes()
         if not 0 <= self.embodiment_id < self.max_num_embodiments:
             raise ValueError(f'embodiment_id {self.embodiment_id} outside '
                              f'0..{self.max_num_embodiments - 1}')
-        if self.vision.image_size % self.vision.patch_size:
-            raise ValueError('image_size must be a multiple of patch_size')
         patches = (self.vision.image_size // self.vision.patch_size) ** 2
         if patches != self.tokens_per_image:
             raise ValueError(f'{patches} patches per image != tokens_per_image '
                              f'{self.tokens_per_image} (N1.5 uses no pixel shuffle)')
-        object.__setattr__(self, 'cameras', tuple(self.cameras))
 
     @staticmethod
     def n1_5(**overrides) -> 'GrootConfig':
@@ -121,14 +122,3 @@ class GrootConfig:
             image_token_index=1000, tokens_per_image=36, hidden_size=128,
             input_embedding_dim=128, max_num_embodiments=32)
         return replace(base, **overrides)
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (round-trips through from_dict)."""
-        return config_to_dict(self)
-
-    @staticmethod
-    def from_dict(data: dict) -> 'GrootConfig':
-        """Inverse of to_dict; unknown keys are an error."""
-        return config_from_dict(GrootConfig, data, 'groot', {
-            'vision': VisionSize, 'language': Qwen3Size, 'dit': DiTSize,
-            'vl_self_attention': DiTSize})

@@ -77,7 +77,7 @@ class GrootPolicy(ChunkPolicy):
 
     @staticmethod
     def image_transform(config: GrootConfig):
-        """The Eagle tile at the model's size (runtime.ChunkPolicy.image_transform)."""
+        """Return the Eagle tile at the model's size (runtime.ChunkPolicy.image_transform)."""
         return functools.partial(tile_image, size=config.vision.image_size)
 
     def extra_files(self) -> dict:

@@ -8,11 +8,10 @@ SigLIP So400m/14 at 224 px, Gemma-2B language backbone, Gemma-300M action expert
 `Pi05Config.small()` is the same architecture at a size that trains and runs on a CPU.
 """
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Dict
 
-from omegaq_ros.robot import arx_r5
-
-DEFAULT_CAMERAS = arx_r5.CAMERA_NAMES
+from omegaq_ros.policy.model_config import DEFAULT_CAMERAS, ModelConfig, VisionSize
 
 
 @dataclass(frozen=True)
@@ -27,18 +26,6 @@ class GemmaSize:
     head_dim: int
 
 
-@dataclass(frozen=True)
-class VisionSize:
-    """The SigLIP vision tower."""
-
-    width: int = 1152
-    depth: int = 27
-    mlp_dim: int = 4304
-    num_heads: int = 16
-    patch_size: int = 14
-    image_size: int = 224
-
-
 GEMMA_2B = GemmaSize(width=2048, depth=18, mlp_dim=16384, num_heads=8, num_kv_heads=1,
                      head_dim=256)
 GEMMA_300M = GemmaSize(width=1024, depth=18, mlp_dim=4096, num_heads=8, num_kv_heads=1,
@@ -46,8 +33,12 @@ GEMMA_300M = GemmaSize(width=1024, depth=18, mlp_dim=4096, num_heads=8, num_kv_h
 
 
 @dataclass(frozen=True)
-class Pi05Config:
+class Pi05Config(ModelConfig):
     """All of pi0.5's shapes and constants."""
+
+    FAMILY: ClassVar[str] = 'pi05'
+    NESTED: ClassVar[Dict[str, type]] = {'vision': VisionSize, 'language': GemmaSize,
+                                         'expert': GemmaSize}
 
     vision: VisionSize = field(default_factory=VisionSize)
     language: GemmaSize = GEMMA_2B
@@ -76,11 +67,7 @@ class Pi05Config:
         if self.language.depth != self.expert.depth:
             raise ValueError(f'language depth {self.language.depth} != expert depth '
                              f"{self.expert.depth}: the expert attends to every layer's K/V")
-        if self.vision.image_size % self.vision.patch_size:
-            raise ValueError('image_size must be a multiple of patch_size')
-        if self.action_dim > self.max_action_dim or self.state_dim > self.max_state_dim:
-            raise ValueError('action_dim/state_dim exceed max_action_dim/max_state_dim')
-        object.__setattr__(self, 'cameras', tuple(self.cameras))
+        self.check_shapes()
 
     @staticmethod
     def pi05(**overrides) -> 'Pi05Config':
@@ -99,33 +86,3 @@ class Pi05Config:
                              head_dim=64),
             vocab_size=1024, horizon=20, num_steps=10, tokenizer_max_length=96)
         return replace(base, **overrides)
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (round-trips through from_dict)."""
-        return config_to_dict(self)
-
-    @staticmethod
-    def from_dict(data: dict) -> 'Pi05Config':
-        """Inverse of to_dict; unknown keys are an error."""
-        return config_from_dict(Pi05Config, data, 'pi05', {
-            'vision': VisionSize, 'language': GemmaSize, 'expert': GemmaSize})
-
-
-def config_to_dict(config) -> dict:
-    """Return a model config dataclass as a JSON-ready dict (cameras as a list)."""
-    data = asdict(config)
-    data['cameras'] = list(config.cameras)
-    return data
-
-
-def config_from_dict(kind, data: dict, family: str, nested: dict):
-    """Build config dataclass `kind` from config_to_dict's output; unknown keys are an error."""
-    known = {f.name for f in fields(kind)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f'unknown {family} config keys: {unknown}')
-    data = dict(data)
-    for key, size in nested.items():
-        if key in data:
-            data[key] = size(**data[key])
-    return kind(**data)

@@ -20,7 +20,8 @@ from typing import List, Optional, Tuple
 
 from omegaq_ros.policy import pointwise
 from omegaq_ros.policy.chunk_model import ChunkModel
-from omegaq_ros.policy.pi05_config import GemmaSize, Pi05Config, VisionSize
+from omegaq_ros.policy.model_config import VisionSize
+from omegaq_ros.policy.pi05_config import GemmaSize, Pi05Config
 from omegaq_ros.quant.step_context import denoising_step
 import torch
 from torch import nn

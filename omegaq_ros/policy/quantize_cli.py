@@ -50,7 +50,8 @@ def main(argv=None) -> int:
             args.checkpoint, args.calibration, args.output, args.recipe, args.overwrite,
             args.min_episodes, args.max_samples, args.device, args.seed,
             sync_slop=args.sync_slop, default_instruction=args.instruction,
-            embodiment=args.embodiment, progress=lambda message: tqdm.write(f'omegaq-quantize: {message}'))
+            embodiment=args.embodiment,
+            progress=lambda message: tqdm.write(f'omegaq-quantize: {message}'))
     except (CalibrationError, FileNotFoundError) as error:
         print(f'omegaq-quantize: error: {error}', file=sys.stderr, flush=True)
         return 1

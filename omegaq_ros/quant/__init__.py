@@ -9,8 +9,8 @@ Omega-QVLA W4A4 post-training quantization, free of ROS.
     model = load_artifact('out/my_policy_w4a4', build_fp_skeleton())
 """
 
-from omegaq_ros.quant.artifact import (ArtifactError, is_artifact, load_artifact, read_manifest,
-                                      save_artifact)
+from omegaq_ros.quant.artifact import (ArtifactError, is_artifact, load_artifact,
+                                       read_manifest, save_artifact)
 from omegaq_ros.quant.linear import QuantLinear
 from omegaq_ros.quant.quantizer import quantize
 from omegaq_ros.quant.recipe import PRESETS, Recipe
