@@ -43,7 +43,7 @@ def test_a_short_run_writes_a_checkpoint_the_runtime_loads(tmp_path, family):
 
 
 def test_groot_training_lowers_the_loss_and_resumes(tmp_path):
-    """The GR00T loss on two demonstrations falls within 120 steps; --resume continues."""
+    """The GR00T loss falls within 120 steps; --resume continues; --init starts from it."""
     out = str(tmp_path / 'groot')
     common = ['--out', out, '--family', 'groot', '--tasks', 'lift', '--episodes-per-task',
               '2', '--batch', '8', '--device', 'cpu', '--workers', '1', '--lr', '1e-3',
@@ -54,3 +54,15 @@ def test_groot_training_lowers_the_loss_and_resumes(tmp_path):
     record = json.load(open(os.path.join(out, 'training.json')))
     assert record['steps'] == 120
     assert record['final_loss'] < 0.85 * first
+    checkpoint = os.path.join(out, 'checkpoint')
+    again = str(tmp_path / 'again')
+    assert train.main(common[:1] + [again] + common[2:] + [
+        '--steps', '1', '--lr', '0', '--init', checkpoint]) == 0
+    policy, initialized = load_policy(checkpoint), load_policy(os.path.join(again, 'checkpoint'))
+    with BimanualEnv('lift') as env:
+        observation = env.reset(7, render=True)
+    images = [observation.images[name] for name in policy.config.cameras]
+    noise = np.random.default_rng(0).standard_normal((16, 32)).astype(np.float32)
+    np.testing.assert_array_equal(
+        policy.predict(images, observation.state, observation.instruction, noise=noise),
+        initialized.predict(images, observation.state, observation.instruction, noise=noise))

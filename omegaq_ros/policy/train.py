@@ -262,10 +262,13 @@ class Pi05Training:
     model_class = Pi05Model
 
     @staticmethod
-    def load(path: str):
+    def initialize(model: Pi05Model, path: str):
+        """Copy the weights of the checkpoint at path (the same configuration) into model."""
         from omegaq_ros.policy.checkpoint import load_lerobot_checkpoint
-        model, config, _, _ = load_lerobot_checkpoint(path)
-        return model, config
+        initial, config, _, _ = load_lerobot_checkpoint(path)
+        if config != model.config:
+            raise ValueError(f'--init checkpoint config differs: {config} vs {model.config}')
+        model.load_state_dict(initial.state_dict())
 
     @staticmethod
     def save(model, path: str, data: DemoDataset, tokenizer_path: str):
@@ -313,10 +316,26 @@ class GrootTraining:
         return GrootModel(config)
 
     @staticmethod
-    def load(path: str):
-        from omegaq_ros.policy.groot_checkpoint import load_groot_checkpoint
-        model, config, _, _ = load_groot_checkpoint(path)
-        return model, config
+    def initialize(model, path: str):
+        """
+        Copy the weights of the checkpoint at path into model.
+
+        The loader keeps only the embodiment's slot of the per-embodiment tables; it goes back
+        into the model's slot embodiment_id (the other slots keep their initial values).
+        """
+        from dataclasses import replace
+        from omegaq_ros.policy.groot_checkpoint import EMBODIMENT_TABLE, load_groot_checkpoint
+        initial, config, _, _ = load_groot_checkpoint(path, model.config.embodiment)
+        expected = replace(model.config, max_num_embodiments=1, embodiment_id=0)
+        if config != expected:
+            raise ValueError(f'--init checkpoint config differs: {config} vs {expected}')
+        state = model.state_dict()
+        with torch.no_grad():
+            for key, tensor in initial.state_dict().items():
+                if EMBODIMENT_TABLE.match(key):
+                    state[key][model.config.embodiment_id] = tensor[0]
+                else:
+                    state[key].copy_(tensor)
 
     @staticmethod
     def save(model, path: str, data: DemoDataset, processor):
@@ -377,10 +396,7 @@ def initial_model(family, config, device: str, init: str):
     """Return a fresh model, or one with the weights of the --init checkpoint."""
     model = family.model_class(config).to(device)
     if init:
-        initial, initial_config = family.load(init)
-        if initial_config != config:
-            raise ValueError(f'--init checkpoint config differs: {initial_config} vs {config}')
-        model.load_state_dict(initial.state_dict())
+        family.initialize(model, init)
         print(f'initialized from {init}')
     return model
 
