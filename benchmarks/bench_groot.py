@@ -3,7 +3,7 @@
 """
 GR00T N1.5 latency and memory: FP vs W4A4, random weights, one device.
 
-    python benchmarks/bench_groot.py [--config n1_5|small] [--repeats 10] [--json OUT]
+    python benchmarks/bench_groot.py [--config n1_5|small] [--depth D] [--repeats 10] [--json OUT]
 
 Full-size GR00T N1.5 (or the small config) with random weights (normal, std 0.02; norm scales
 1), 3 cameras at 224 px, a 32-token instruction, 4 denoising steps, batch 1. Rows: the towers
@@ -14,6 +14,14 @@ the CPU). GR00T has no CUDA-graph or fused-pointwise path yet: every row is eage
 Per row: p50 / p90 ms per chunk and the VL-prefix / per-step split, static weight memory of
 the whole model and of the quantized scope (against its FP16 size: the paper quotes 1.99 GB ->
 0.586 GB for its scope), and the parameter counts of models.md 1.3.
+
+--depth D keeps D layers in every stack (D Qwen3 layers, D VL self-attention layers, D
+cross-/self-attention block pairs of the DiT, D SigLIP layers): the layers of a stack share
+their shapes, so each stack's quantized/FP16 byte ratio at depth D is its ratio at full depth,
+and the scope table scales it to the full-size stacks (the latency rows stay those of the
+reduced model). The table splits the scope by stack: the paper's scope is the Qwen3 layers and
+the DiT blocks (their AdaLayerNorm projections stay FP), 1.99 GiB in FP16; ours adds the VL
+self-attention.
 """
 
 import argparse
@@ -67,6 +75,52 @@ def random_call(config: GrootConfig, device: str, seed: int, text: int = 32) -> 
             'state': state.to(device), 'noise': noise.to(device)}
 
 
+# The quantized stacks, by module-name prefix; the paper's scope is the first two.
+STACKS = {'qwen3_layers': 'backbone.eagle_model.language_model.',
+          'dit_blocks': 'action_head.model.transformer_blocks.',
+          'vl_self_attention': 'action_head.vl_self_attention.'}
+PAPER_STACKS = ('qwen3_layers', 'dit_blocks')
+
+
+def stack_of(name: str) -> str:
+    """Return the stack a module name lies in ('' for none)."""
+    return next((stack for stack, prefix in STACKS.items() if name.startswith(prefix)), '')
+
+
+def stack_fp16_bytes(model: GrootModel, recipe) -> dict:
+    """FP16 bytes of the linears the recipe quantizes, by stack."""
+    sizes = dict.fromkeys(STACKS, 0)
+    for name, module in model.named_modules():
+        if type(module) is torch.nn.Linear and recipe.selects(name) and stack_of(name):
+            sizes[stack_of(name)] += 2 * sum(p.numel() for p in module.parameters())
+    return sizes
+
+
+def stack_quantized_bytes(model: GrootModel) -> dict:
+    """Bytes the QuantLinear layers hold, by stack."""
+    sizes = dict.fromkeys(STACKS, 0)
+    for name, module in model.named_modules():
+        if isinstance(module, QuantLinear) and stack_of(name):
+            sizes[stack_of(name)] += sum(quantized_bytes(module).values())
+    return sizes
+
+
+def scope_table(measured_fp16: dict, measured_quantized: dict, full_fp16: dict) -> list:
+    """Full-size scope rows: each stack's measured ratio applied to its full-size FP16 bytes."""
+    rows = []
+    for stack in STACKS:
+        ratio = measured_quantized[stack] / measured_fp16[stack]
+        rows.append({'scope': stack, 'fp16_bytes': full_fp16[stack], 'ratio': ratio,
+                     'w4a4_bytes': ratio * full_fp16[stack]})
+    for label, stacks in (('paper scope (Qwen3 layers + DiT blocks)', PAPER_STACKS),
+                          ('our scope (+ VL self-attention)', tuple(STACKS))):
+        fp16 = sum(r['fp16_bytes'] for r in rows if r['scope'] in stacks)
+        w4a4 = sum(r['w4a4_bytes'] for r in rows if r['scope'] in stacks)
+        rows.append({'scope': label, 'fp16_bytes': fp16, 'ratio': w4a4 / fp16,
+                     'w4a4_bytes': w4a4})
+    return rows
+
+
 def timed(fn, cuda: bool) -> float:
     """Return the milliseconds one call of fn takes (CUDA events on a GPU)."""
     if cuda:
@@ -114,6 +168,8 @@ def main():
     """Build, quantize, time every row, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--config', default='n1_5', choices=('n1_5', 'small'))
+    parser.add_argument('--depth', type=int, default=None,
+                        help='layers per stack (DiT: block pairs); the scope table scales up')
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--methods', default='omega-dynamic',
                         help='presets, comma separated (omega-dynamic, omega-group, ...)')
@@ -123,10 +179,19 @@ def main():
     device = 'cuda' if cuda else 'cpu'
     config = GrootConfig.n1_5() if args.config == 'n1_5' else GrootConfig.small()
     config = replace(config, max_num_embodiments=1, embodiment_id=0)   # as the loader keeps it
+    with torch.device('meta'):
+        full_fp16 = stack_fp16_bytes(GrootModel(config), load_recipe('omega', 'groot'))
+    if args.depth:
+        d = args.depth
+        config = replace(config, vision=replace(config.vision, depth=d),
+                         language=replace(config.language, depth=d),
+                         vl_self_attention=replace(config.vl_self_attention, depth=d),
+                         dit=replace(config.dit, depth=2 * d))
     started = time.perf_counter()
     fp = random_model(config)
     counts = fp.parameter_counts()
     fp16_scope = scope_fp16_bytes(fp, load_recipe('omega', 'groot'))
+    measured_fp16 = stack_fp16_bytes(fp, load_recipe('omega', 'groot'))
     call = random_call(config, device, seed=1)
     print(f'# built {args.config} ({counts["total"] / 1e9:.3f} B parameters with one embodiment '
           f'slot) in {time.perf_counter() - started:.0f} s', flush=True)
@@ -153,10 +218,17 @@ def main():
         print(f'# quantized {method} on {device} in {quantize_s:.0f} s: scope '
               f'{scope_bytes / 1e9:.3f} GB (FP16 {fp16_scope / 1e9:.3f} GB, '
               f'{scope_bytes / fp16_scope:.4f}x)', flush=True)
+        scopes = scope_table(measured_fp16, stack_quantized_bytes(quantized), full_fp16)
+        print(f'# {method}: static memory of the full-size quantized scope, by stack')
+        print('| scope | FP16 GiB | W4A4 GiB | ratio |\n|---|---|---|---|')
+        for s in scopes:
+            print(f"| {s['scope']} | {s['fp16_bytes'] / 2 ** 30:.3f} | "
+                  f"{s['w4a4_bytes'] / 2 ** 30:.3f} | {s['ratio']:.4f} |", flush=True)
         backend = 'triton' if cuda else 'reference'
         set_backend(quantized, backend)
         row = run_row(f'W4A4 {method} {backend}', quantized, call, args.repeats, cuda)
         row['quantize_s'] = quantize_s
+        row['full_size_scope'] = scopes
         row['quantized_layers'] = sum(isinstance(m, QuantLinear) for m in quantized.modules())
         with torch.no_grad():
             got = quantized(**call)
@@ -179,7 +251,7 @@ def main():
     if args.json:
         with open(args.json, 'w') as stream:
             json.dump({'device': name, 'torch': torch.__version__, 'config': args.config,
-                       'parameters': counts, 'fp16_scope_bytes': fp16_scope,
+                       'depth': args.depth, 'parameters': counts, 'fp16_scope_bytes': fp16_scope,
                        'rows': rows}, stream, indent=1,
                       default=lambda v: None if isinstance(v, float) and np.isnan(v) else v)
 

@@ -23,3 +23,8 @@ def test_groot_benchmark_runs_on_the_small_config(tmp_path):
     assert 0 < w4a4['scope_bytes'] < 0.5 * data['fp16_scope_bytes']
     assert w4a4['quantized_layers'] == 2 * 7 + 2 * 6 + 4 * 6
     assert 0 < w4a4['action_error'] < 0.5
+    scopes = {row['scope']: row for row in w4a4['full_size_scope']}
+    paper = scopes['paper scope (Qwen3 layers + DiT blocks)']
+    assert paper['fp16_bytes'] == scopes['qwen3_layers']['fp16_bytes'] + \
+        scopes['dit_blocks']['fp16_bytes']
+    assert all(0.2 < row['ratio'] < 0.6 for row in scopes.values())
