@@ -3,8 +3,9 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 #
 # Retrain the bundled policy (models/pi05_small) on a GPU machine: expert demonstrations are
-# rolled out in-process on all CPU cores, then the small pi0.5 trains with flow matching.
+# rolled out in-process on all CPU cores, then the small policy trains with flow matching.
 # Usage: scripts/train_bundled_policy.sh OUT_DIR [MINUTES]   (then quantize with make bundle)
+# OMEGAQ_TRAIN_ARGS adds train options: '--family groot' trains the small GR00T N1.5 instead.
 # On a machine without internet, install the carried wheels first:
 #   pip install --no-index --no-deps .cache/wheels312/*.whl
 set -euo pipefail
