@@ -7,12 +7,14 @@ omegaq-bringup starts both nodes from the launch file's YAML (localhost discover
 domain, the SHM profile) with a small W4A4 artifact on CPU, runs two short episodes of the
 MuJoCo scene and prints one result line per episode. Chunks must arrive at the sim, be
 accepted under JointTrajectoryController rules and drive the arms; both processes must end
-cleanly.
+cleanly. The run is under a namespace, as a second robot on the same network would be.
 """
 
 import re
 import subprocess
 import sys
+
+import pytest
 
 from test_node_support import ROOT, ros_env, shared_policy
 
@@ -25,7 +27,7 @@ def test_bringup_runs_episodes_with_chunks_over_dds(tmp_path):
     result = subprocess.run(
         [sys.executable, '-m', 'omegaq_ros.nodes.bringup', 'sim', '--artifact', artifact,
          '--episodes', '2', '--task', 'lift', '--seed', '3', '--episode-length', '2.0',
-         '--log-dir', str(tmp_path / 'logs'), '--timeout', '400'],
+         '--log-dir', str(tmp_path / 'logs'), '--timeout', '400', '--namespace', 'robot2'],
         cwd=ROOT, env=ros_env(), capture_output=True, text=True, timeout=450)
     assert result.returncode == 0, result.stdout + result.stderr
     episodes = [m.groups() for m in EPISODE.finditer(result.stdout)]
@@ -40,3 +42,15 @@ def test_bringup_runs_episodes_with_chunks_over_dds(tmp_path):
     assert "exit codes {'policy_node': 0, 'sim_node': 0}" in result.stdout
     policy_log = (tmp_path / 'logs' / 'policy_node.log').read_text()
     assert 'policy loaded (W4A4' in policy_log
+
+
+def test_bringup_namespaces_both_nodes_and_refuses_bad_names(capsys):
+    from omegaq_ros.nodes.bringup import node_commands, parse_args
+    args = parse_args(['sim', '--namespace', '/robot2/', '--artifact', 'A'])
+    commands = node_commands(args, 'config')
+    assert all(command[-2:] == ['-r', '__ns:=/robot2'] for command in commands.values())
+    plain = node_commands(parse_args(['sim', '--artifact', 'A']), 'config')
+    assert not any('-r' in command for command in plain.values())
+    with pytest.raises(SystemExit):
+        parse_args(['sim', '--namespace', 'robot 2'])
+    assert '--namespace: expected names' in capsys.readouterr().err

@@ -4,6 +4,7 @@
 Pip-only bring-up (no `ros2 launch`): the sim-in-the-loop job as separate processes.
 
     omegaq-bringup sim --artifact PATH [--episodes 3] [--task lift] [--seed 0] [--device auto]
+                       [--namespace NS]
 
 Starts sim_node and policy_node as two processes with the same parameter files that
 launch/sim.launch.py passes (sim_node: sim_node.yaml; policy_node: policy_node.yaml then
@@ -13,7 +14,9 @@ ROS graphs. A small listener node in this process reads the sim's episode result
 /task_status and the policy's /diagnostics, and prints one line per episode (success, chunks,
 inference latency) and a summary. When the sim has run its episodes, the policy node gets
 SIGINT and both processes are waited for; their logs go to --log-dir. Exit code 0 when every
-episode ended with a reported result.
+episode ended with a reported result. --namespace puts both nodes (and so their relative
+topics) under /NS, as `namespace:=` does for the launch files; /diagnostics stays global and
+the listener keeps the statuses of its own policy node (by hardware_id).
 """
 
 import argparse
@@ -67,6 +70,9 @@ def node_commands(args, config: str) -> dict:
               '-p', f'artifact:={args.artifact}', '-p', f'device:={args.device}']
     for extra in args.policy_param or []:
         policy += ['-p', extra]
+    if args.namespace:
+        sim += ['-r', f'__ns:=/{args.namespace}']
+        policy += ['-r', f'__ns:=/{args.namespace}']
     return {'sim_node': [sys.executable, '-m', NODE_MODULES['sim_node'], *sim],
             'policy_node': [sys.executable, '-m', NODE_MODULES['policy_node'], *policy]}
 
@@ -74,11 +80,12 @@ def node_commands(args, config: str) -> dict:
 class Listener:
     """Collect /task_status records and inference latencies from /diagnostics."""
 
-    def __init__(self, status_topic: str):
+    def __init__(self, status_topic: str, policy_node: str = '/policy_node'):
         from omegaq_ros.nodes import conversions as conv
         import rclpy
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         self.rclpy = rclpy
+        self.policy_node = policy_node
         self.node = rclpy.create_node('omegaq_bringup')
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -108,7 +115,8 @@ class Listener:
     def diagnostics_callback(self, msg) -> None:
         """Record inference time of published chunks and count refusal reasons."""
         for status in msg.status:
-            if not status.name.startswith('policy_node'):
+            if not status.name.startswith('policy_node') or \
+                    status.hardware_id != self.policy_node:
                 continue
             values = {kv.key: kv.value for kv in status.values}
             if status.message.startswith('chunk of'):
@@ -160,7 +168,8 @@ def run_sim(args) -> int:
     rclpy.init(args=[])
     processes, logs = {}, {}
     try:
-        listener = Listener(topics.TASK_STATUS)
+        prefix = f'/{args.namespace}' if args.namespace else ''
+        listener = Listener(f'{prefix}/{topics.TASK_STATUS}', f'{prefix}/policy_node')
         commands = node_commands(args, config)
         for name in ('policy_node', 'sim_node'):
             logs[name] = os.path.join(log_dir, f'{name}.log')
@@ -212,12 +221,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                      help='policy device: auto (cuda where available, the fast path) | cuda | cpu')
     sim.add_argument('--policy-param', action='append', metavar='NAME:=VALUE',
                      help='extra policy_node parameter override (repeatable)')
+    sim.add_argument('--namespace', default='',
+                     help='run both nodes under /NAMESPACE (their topics follow)')
     sim.add_argument('--domain-id', type=int, default=None, help='default: random 1..101')
     sim.add_argument('--log-dir', default='')
     sim.add_argument('--timeout', type=float, default=600.0, help='wall seconds at most')
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f'expected --episodes >= 1, got {args.episodes}')
+    args.namespace = args.namespace.strip('/')
+    if args.namespace and not all(part.isidentifier() for part in args.namespace.split('/')):
+        parser.error(f"--namespace: expected names of letters, digits and '_' separated by "
+                     f"'/', got '{args.namespace}'")
     return args
 
 
