@@ -52,3 +52,33 @@ def test_policy_node_publishes_chunks_from_a_groot_artifact(tmp_path):
     log = (tmp_path / 'policy_node.log').read_text()
     assert code == 0, log[-2000:]
     assert 'policy loaded (W4A4, horizon 16' in log
+
+
+def test_bringup_drives_the_sim_with_a_groot_artifact(tmp_path):
+    """omegaq-bringup with a GR00T artifact: the sim's arms execute its chunks over DDS."""
+    import subprocess
+    import sys
+    from omegaq_ros.policy import train
+    from omegaq_ros.policy.registry import load_policy
+    from omegaq_ros.sim.env import BimanualEnv
+    from test_node_sim_loop import EPISODE
+    trained = str(tmp_path / 'train')
+    assert train.main(['--out', trained, '--family', 'groot', '--tasks', 'lift',
+                       '--episodes-per-task', '1', '--steps', '2', '--batch', '2',
+                       '--device', 'cpu', '--workers', '1']) == 0
+    policy = load_policy(os.path.join(trained, 'checkpoint'))
+    with BimanualEnv('lift') as env:
+        sample = env.reset(0, render=True)
+    batches = [policy.model_call([sample.images[c] for c in policy.config.cameras],
+                                 sample.state, sample.instruction)]
+    artifact = str(tmp_path / 'w4a4')
+    quantize_policy(policy, batches, load_recipe('rtn', 'groot'), artifact)
+    result = subprocess.run(
+        [sys.executable, '-m', 'omegaq_ros.nodes.bringup', 'sim', '--artifact', artifact,
+         '--episodes', '1', '--task', 'lift', '--episode-length', '2.0',
+         '--log-dir', str(tmp_path / 'logs'), '--timeout', '300'],
+        env=ros_env(), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    episodes = [m.groups() for m in EPISODE.finditer(result.stdout)]
+    assert len(episodes) == 1 and int(episodes[0][3]) >= 1, result.stdout
+    assert 'policy loaded (W4A4, horizon 16' in (tmp_path / 'logs' / 'policy_node.log').read_text()
