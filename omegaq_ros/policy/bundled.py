@@ -18,12 +18,13 @@ def _package_roots() -> List[str]:
     return roots
 
 
-def bundled_model(kind: str) -> str:
+def bundled_model(kind: str, family: str = 'pi05') -> str:
     """
     Return the bundled model directory: kind 'artifact' (omegaq.json) or 'checkpoint'.
 
-    Searched under models/ of the source tree and of share/omegaq_ros; raises
-    FileNotFoundError saying where it looked when there is none.
+    Of the policy family's models (models/<family>_*: the π0.5 ones unless told), so another
+    family's bundled model never becomes a default. Searched under models/ of the source tree
+    and of share/omegaq_ros; raises FileNotFoundError saying where it looked when there is none.
     """
     marker = 'omegaq.json' if kind == 'artifact' else 'config.json'
     searched = []
@@ -31,8 +32,10 @@ def bundled_model(kind: str) -> str:
         models = os.path.join(root, 'models')
         searched.append(models)
         # models/NAME/omegaq.json (artifacts) and models/NAME/checkpoint/config.json.
-        for pattern in (os.path.join(models, '*', marker), os.path.join(models, '*', '*', marker)):
+        name = f'{family}_*'
+        for pattern in (os.path.join(models, name, marker),
+                        os.path.join(models, name, '*', marker)):
             for candidate in sorted(glob.glob(pattern)):
                 return os.path.dirname(candidate)
-    raise FileNotFoundError(f'no bundled {kind} (a directory with {marker}) under '
-                            f'{searched}; give its path explicitly')
+    raise FileNotFoundError(f'no bundled {family} {kind} (a directory with {marker} in '
+                            f'{family}_*) under {searched}; give its path explicitly')
