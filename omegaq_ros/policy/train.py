@@ -79,13 +79,13 @@ class DemoDataset:
         self.masks = torch.from_numpy(masks).to(device)
         self.lengths = lengths
         self.groups = [torch.from_numpy(np.flatnonzero(lengths == n)) for n in np.unique(lengths)]
+        self.group_sizes = torch.tensor([len(group) for group in self.groups], dtype=torch.float)
         self.targets = torch.from_numpy(np.stack(targets)).to(device)
         self.size = len(self.tokens)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         """Return random frame indices [batch_size] whose prompts have one length."""
-        sizes = torch.tensor([len(group) for group in self.groups], dtype=torch.float)
-        group = self.groups[int(torch.multinomial(sizes, 1, generator=generator))]
+        group = self.groups[int(torch.multinomial(self.group_sizes, 1, generator=generator))]
         return group[torch.randint(0, len(group), (batch_size,), generator=generator)]
 
     def prompts(self, indices) -> tuple:
