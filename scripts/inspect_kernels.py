@@ -28,32 +28,41 @@ import re
 import subprocess
 
 from omegaq_ros.kernels import _triton_kernels as kernels
+from omegaq_ros.kernels import act_modes
 from omegaq_ros.kernels.triton_w4a4 import TUNED_CONFIGS
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-GEMM_SIGNATURE = {
-    'xq_ptr': '*i8', 'xs_ptr': '*fp32', 's_xs_m': 'i32', 's_xs_g': 'i32', 'wp_ptr': '*u8',
-    'ws_ptr': '*fp16', 's_ws_n': 'i32', 'bias_ptr': '*fp32', 'out_ptr': '*bf16',
-    's_out_split': 'i32', 'M': 'i32', 'N': 'i32', 'G': 'i32', 'GPS': 'i32',
-    'member_end1': 'i32', 'member_end2': 'i32', 's_member_xs': 'i32', 'x_ptr': '*bf16',
-    'stride_xm': 'i32', 'perm_ptr': '*i32', 'smooth_ptr': '*fp32', 'rot_ptr': '*i8',
-    'rscale_ptr': '*fp16', 's_member_k': 'i32', 'y_ptr': '*bf16', 'arrivals_ptr': '*i32'}
-QUANT_SIGNATURE = {
-    'x_ptr': '*bf16', 'stride_xm': 'i32', 'perm_ptr': '*i32', 'smooth_ptr': '*fp32',
-    'rot_ptr': '*i8', 'rscale_ptr': '*fp16', 'srow_ptr': '*fp16', 'codes_ptr': '*i8',
-    'xs_ptr': '*fp32', 'M': 'i32', 'G': 'i32', 's_member_k': 'i32', 's_member_srow': 'i32',
-    's_member_xs': 'i32'}
-MULTIPLES_OF_16 = {'xq_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
+# The type of every runtime kernel parameter, by name (the same name has one type in every
+# kernel); a kernel's signature lists its own parameters in order.
+PARAMETER_TYPES = {
+    'codes_ptr': '*i8', 'xs_ptr': '*fp32', 's_xs_m': 'i32', 's_xs_g': 'i32',
+    's_member_xs': 'i32', 'wp_ptr': '*u8', 'ws_ptr': '*fp16', 's_ws_n': 'i32',
+    'bias_ptr': '*fp32', 'out_ptr': '*bf16', 's_out_split': 'i32', 'y_ptr': '*bf16',
+    'arrivals_ptr': '*i32', 'M': 'i32', 'N': 'i32', 'G': 'i32', 'GPS': 'i32',
+    'member_end1': 'i32', 'member_end2': 'i32', 'x_ptr': '*bf16', 'stride_xm': 'i32',
+    'perm_ptr': '*i32', 'smooth_ptr': '*fp32', 'rot_ptr': '*i8', 'rscale_ptr': '*fp16',
+    's_member_k': 'i32', 'srow_ptr': '*fp16', 's_member_srow': 'i32'}
+MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
                    's_out_split', 'x_ptr', 'perm_ptr', 'smooth_ptr', 'rot_ptr', 'rscale_ptr',
-                   'codes_ptr', 's_member_k'}
+                   's_member_k'}
 
 
-def compile_for(kernel, signature: dict, constants: dict, warps: int, stages: int,
-                arch: int = 90):
+# Where a kernel's parameter differs from PARAMETER_TYPES.
+KERNEL_TYPES = {'int_gemm_kernel': {'out_ptr': '*i32'}}
+
+
+def signature_of(kernel, constants: dict) -> dict:
+    """Return {parameter: type} of kernel's runtime parameters, in order."""
+    table = dict(PARAMETER_TYPES, **KERNEL_TYPES.get(kernel.__name__, {}))
+    return {name: table[name] for name in kernel.arg_names
+            if name not in constants and name != 'N_ALIGN'}
+
+
+def compile_for(kernel, constants: dict, warps: int, stages: int, arch: int = 90):
     """Compile a @triton.jit kernel for sm_<arch> with these constexprs; return the kernel."""
-    signature = dict(signature)
+    signature = signature_of(kernel, constants)
     names = list(signature)
     attrs = {(names.index(n),): [['tt.divisibility', 16]] for n in names
              if n in MULTIPLES_OF_16}
@@ -111,18 +120,16 @@ def lowering(compiled) -> dict:
 
 
 GEMM_PATH = {'WG_RATIO': 2, 'FINAL': True, 'REDUCE': False, 'HAS_BIAS': False,
-             'INT_OUT': False, 'MEMBERS': False, 'QUANT_IN': False, 'QMODE': 1,
-             'HAS_PERM': False, 'HAS_SMOOTH': False, 'HAS_ROT': False, 'TC_ROT': False,
-             'ASM_UNPACK': True}
-QUANT_PATH = {'MODE': 1, 'HAS_PERM': True, 'HAS_SMOOTH': False, 'HAS_ROT': True,
-              'TC_ROT': True, 'BM': 64}
+             'MEMBERS': False, 'ASM_UNPACK': True}
+QUANT_PATH = {'MODE': act_modes.DYNAMIC_GROUP, 'HAS_PERM': True, 'HAS_SMOOTH': False,
+              'HAS_ROT': True, 'TC_ROT': True, 'BM': 64}
 
 
 def tuned_variants() -> list:
-    """(label, kernel, signature, constexprs, warps, stages) of every autotuner candidate."""
+    """(label, kernel, constexprs, warps, stages) of every autotuner candidate."""
     return [(f'gemm tuned {"swapAB" if swap else "tiled"} {bm}x{bn} w{warps} s{stages}',
-             kernels.gemm_kernel, GEMM_SIGNATURE, dict(GEMM_PATH, SWAP=swap, BM=bm, BN=bn),
-             warps, stages) for swap, bm, bn, warps, stages in TUNED_CONFIGS]
+             kernels.gemm_kernel, dict(GEMM_PATH, SWAP=swap, BM=bm, BN=bn), warps, stages)
+            for swap, bm, bn, warps, stages in TUNED_CONFIGS]
 
 
 def path_variants() -> list:
@@ -133,19 +140,21 @@ def path_variants() -> list:
     input, and the quantize kernel in each activation mode.
     """
     expert = dict(GEMM_PATH, SWAP=True, BN=64, FINAL=False, REDUCE=True)
-    gemm = kernels.gemm_kernel
-    found = [(f'gemm expert swapAB {bm}x64 w4 s4 split-K', gemm, GEMM_SIGNATURE,
+    found = [(f'gemm expert swapAB {bm}x64 w4 s4 split-K', kernels.gemm_kernel,
               dict(expert, BM=bm), 4, 4) for bm in (16, 64)]
-    found += [('gemm fused members, bias', gemm, GEMM_SIGNATURE,
+    found += [('gemm fused members, bias', kernels.gemm_kernel,
                dict(expert, BM=64, MEMBERS=True, HAS_BIAS=True), 4, 4),
-              ('gemm int32 out', gemm, GEMM_SIGNATURE,
-               dict(GEMM_PATH, SWAP=True, BM=16, BN=64, FINAL=False, INT_OUT=True), 4, 4),
-              ('gemm quantizing its input (static_group, rotation, smoothing)', gemm,
-               GEMM_SIGNATURE, dict(expert, BM=16, QUANT_IN=True, QMODE=0, HAS_PERM=True,
-                                    HAS_SMOOTH=True, HAS_ROT=True, TC_ROT=True), 4, 4)]
-    found += [(f'quant mode {mode} rot on tensor cores BM{bm}', kernels.quant_kernel,
-               QUANT_SIGNATURE, dict(QUANT_PATH, MODE=mode, BM=bm), 4, 3)
-              for mode, bm in ((0, 64), (1, 16), (1, 32), (1, 64), (2, 32))]
+              ('gemm int32 out', kernels.int_gemm_kernel,
+               {'SWAP': True, 'BM': 16, 'BN': 64, 'ASM_UNPACK': True}, 4, 4),
+              ('gemm quantizing its input (static_group, rotation, smoothing)',
+               kernels.quantizing_gemm_kernel,
+               dict(expert, BM=16, QMODE=act_modes.STATIC_GROUP, HAS_PERM=True,
+                    HAS_SMOOTH=True, HAS_ROT=True, TC_ROT=True), 4, 4)]
+    found += [(f'quant mode {name} rot on tensor cores BM{bm}', kernels.quant_kernel,
+               dict(QUANT_PATH, MODE=act_modes.IDS[name], BM=bm), 4, 3)
+              for name, bm in (('static_group', 64), ('dynamic_group', 16),
+                               ('dynamic_group', 32), ('dynamic_group', 64),
+                               ('dynamic_token', 32))]
     return found
 
 
@@ -156,8 +165,8 @@ def main():
                         help='compute capability x10: 90 (H100/H200), 87 (Orin), 80 (A100)')
     parser.add_argument('--out', default=None, help='write TTGIR, PTX and SASS here')
     args = parser.parse_args()
-    for label, kernel, signature, constants, warps, stages in tuned_variants() + path_variants():
-        compiled = compile_for(kernel, signature, constants, warps, stages, args.arch)
+    for label, kernel, constants, warps, stages in tuned_variants() + path_variants():
+        compiled = compile_for(kernel, constants, warps, stages, args.arch)
         info = lowering(compiled)
         print(f"{label}: MMA instructions {info['mma_instructions']}, wgmma {info['wgmma']}, "
               f"waits (pendings) {info['waits']}, async copies "

@@ -30,9 +30,8 @@ def _inspect():
 @pytest.mark.parametrize('arch', [90, 87])
 def test_every_kernel_path_compiles_onto_tensor_cores(arch):
     inspect = _inspect()
-    for label, kernel, signature, constants, warps, stages in inspect.path_variants():
-        info = inspect.lowering(inspect.compile_for(kernel, signature, constants, warps,
-                                                    stages, arch))
+    for label, kernel, constants, warps, stages in inspect.path_variants():
+        info = inspect.lowering(inspect.compile_for(kernel, constants, warps, stages, arch))
         assert info['mma_instructions'] > 0, f'{label} on sm_{arch}: no tensor-core MMA'
         if arch == 90 and label.startswith('gemm'):
             assert info['wgmma'] == 1, f'{label}: the integer dot is not one wgmma per K-group'
@@ -41,9 +40,8 @@ def test_every_kernel_path_compiles_onto_tensor_cores(arch):
 
 def test_every_autotuner_candidate_fits_the_registers_of_sm_90():
     inspect = _inspect()
-    for label, kernel, signature, constants, warps, stages in inspect.tuned_variants():
-        info = inspect.lowering(inspect.compile_for(kernel, signature, constants, warps,
-                                                    stages, 90))
+    for label, kernel, constants, warps, stages in inspect.tuned_variants():
+        info = inspect.lowering(inspect.compile_for(kernel, constants, warps, stages, 90))
         assert info['wgmma'] == 1 and info['spill_bytes'] == 0, (label, info['spill_bytes'])
         # The loop without the nibble interleave and its byte shuffles: no PRMT-heavy unpack.
         assert info['loop_instructions'] > 0, f'{label}: no main loop found'

@@ -3,7 +3,11 @@
 """
 Triton kernels of the W4A4 QuantLinear backend (imported only when a kernel first runs).
 
-See omegaq_ros/kernels/triton_w4a4.py for the data flow and the launch wrappers.
+quant_kernel (rotate + quantize the input), gemm_kernel (the scaled W4A4 GEMM of its codes),
+quantizing_gemm_kernel (both in one launch, for few rows), int_gemm_kernel (the bare int32
+product) and finish_kernel (split-K sum + output rotation). The @triton.jit helpers below
+them are shared, so the paths cannot drift apart. See omegaq_ros/kernels/triton_w4a4.py for
+the data flow and the launch wrappers.
 """
 
 from omegaq_ros.kernels import act_modes
@@ -121,10 +125,17 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
                  codes_ptr, xs_ptr, M, G, s_member_k, s_member_srow, s_member_xs,
                  MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
                  HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr):
-    # Axis 2 runs the input transforms of linears that read the same x (one launch for q/k/v
-    # or gate/up): member p's perm, smooth and rotation scales start p * s_member_k elements
-    # in (its rotation codes p * 64 * s_member_k), its codes p * M * K, its table row
-    # p * s_member_srow, its dynamic scales p * s_member_xs.
+    """
+    Smooth, permute, rotate and quantize x [M, G * 64] into int4 codes (int8, GEMM order).
+
+    MODE STATIC_GROUP: scales from the table row srow_ptr (one per 64-group); DYNAMIC_GROUP:
+    each (token, group) absmax / 7, stored group-major at xs_ptr [G, M]; DYNAMIC_TOKEN: each
+    token's absmax / 7 at xs_ptr [M] (two passes over the groups). Grid (M-tiles, groups or 1,
+    members): axis 2 runs the input transforms of linears that read the same x (one launch
+    for q/k/v or gate/up): member p's perm, smooth and rotation scales start p * s_member_k
+    elements in (its rotation codes p * 64 * s_member_k), its codes p * M * K, its table row
+    p * s_member_srow, its dynamic scales p * s_member_xs.
+    """
     pid_m = tl.program_id(0)
     p = tl.program_id(2)
     perm_ptr += p * s_member_k
@@ -167,94 +178,60 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
 
 
 @triton.jit
-def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr,
-                out_ptr, s_out_split, M, N, G, GPS, member_end1, member_end2, s_member_xs,
-                x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, s_member_k,
-                y_ptr, arrivals_ptr,
-                WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                SWAP: tl.constexpr, FINAL: tl.constexpr, REDUCE: tl.constexpr,
-                HAS_BIAS: tl.constexpr,
-                INT_OUT: tl.constexpr, MEMBERS: tl.constexpr, QUANT_IN: tl.constexpr,
-                QMODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
-                HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, ASM_UNPACK: tl.constexpr,
-                N_ALIGN=0):
-    # FINAL: out_ptr is the output (no K split). Otherwise out_ptr holds fp32 partials
-    # [splits, M, N]; with REDUCE the last split of a tile to arrive (arrivals_ptr counts them
-    # per tile) sums the partials in split order, adds the bias and writes y_ptr, so no finish
-    # launch is needed. N_ALIGN: read only by the autotuner (tiles must divide it).
-    # QUANT_IN: no codes tensor; each K-group of the raw input x [M, K] is rotated and
-    # quantized here with quant_kernel's
-    # arithmetic (static or dynamic 64-group scales), which saves the quantize launch. Every
-    # N-tile redoes it, so the wrapper uses it for few rows.
-    # Codes arrive in GEMM order (_gemm_order): per 64-group the 32 even columns, then the 32
-    # odd ones, so the low nibbles of a weight byte row meet the first half and the high
-    # nibbles the second in two K=32 dots, with no interleaving in registers.
-    pid_n = tl.program_id(0)
-    pid_m = tl.program_id(1)
-    pid_k = tl.program_id(2)
-    if MEMBERS:
-        # Concatenated weights of up to three linears with their own input transform (member
-        # p's columns end at member_end{p+1}; tiles never straddle an end): the N-tile's
-        # member picks its codes [M, K] (or its transform) and activation scales.
-        n0 = pid_n * BN
-        member = (n0 >= member_end1).to(tl.int32) + (n0 >= member_end2).to(tl.int32)
-        xs_ptr += member * s_member_xs
-        if QUANT_IN:
-            perm_ptr += member * s_member_k
-            smooth_ptr += member * s_member_k
-            rscale_ptr += member * s_member_k
-            rot_ptr += member * s_member_k * 64
-        else:
-            xq_ptr += member * M * G * 64
-    offs_n = pid_n * BN + tl.arange(0, BN)
-    offs_m = pid_m * BM + tl.arange(0, BM)
-    offs_h = tl.arange(0, 32)
-    m_mask = offs_m < M
-    n_mask = offs_n < N
-    K = G * 64
-    g0 = pid_k * GPS
+def _member(pid_n, BN: tl.constexpr, member_end1, member_end2):
+    # The member (0, 1 or 2) of concatenated weights whose columns N-tile pid_n lies in
+    # (member p's columns end at member_end{p+1}; tiles never straddle an end).
+    n0 = pid_n * BN
+    return (n0 >= member_end1).to(tl.int32) + (n0 >= member_end2).to(tl.int32)
+
+
+@triton.jit
+def _weight_group(w_ptrs, n_mask, ASM_UNPACK: tl.constexpr, BN: tl.constexpr):
+    # One 64-wide K-group of BN weight rows as int8 codes [BN, 64] in GEMM order: the low
+    # nibbles of the 32 packed bytes, then the high ones (= the even | odd order of the codes).
+    w_lo, w_hi = _unpack_nibbles(tl.load(w_ptrs, mask=n_mask[:, None], other=0), ASM_UNPACK)
+    return tl.reshape(tl.permute(tl.join(w_lo, w_hi), (0, 2, 1)), (BN, 64))
+
+
+@triton.jit
+def _int_dot(x, w, SWAP: tl.constexpr):
+    # Exact int32 product of codes x [BM, 64] and weights w [BN, 64]: [BN, BM] with SWAP (the
+    # weight fills the MMA's 64-row side), else [BM, BN].
     if SWAP:
-        if INT_OUT:
-            acc = tl.zeros((BN, BM), dtype=tl.int32)
-        else:
-            acc = tl.zeros((BN, BM), dtype=tl.float32)
+        p = tl.dot(w, tl.trans(x), out_dtype=tl.int32)
     else:
-        if INT_OUT:
-            acc = tl.zeros((BM, BN), dtype=tl.int32)
-        else:
-            acc = tl.zeros((BM, BN), dtype=tl.float32)
-    x_ptrs = xq_ptr + offs_m[:, None] * K + tl.arange(0, 64)[None, :]
-    w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + offs_h[None, :]
-    for i in range(0, GPS):
-        g = g0 + i
-        if QUANT_IN:
-            xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
-            xsv = _group_scale(xr, xs_ptr, g, offs_m, QMODE, BM)
-            x = _gemm_order(_round_clamp(tl.math.div_rn(xr, xsv[:, None] + tl.zeros_like(xr)))
-                            .to(tl.int8), BM)
-        else:
-            x = tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0)
-        w_lo, w_hi = _unpack_nibbles(tl.load(w_ptrs + g * 32, mask=n_mask[:, None], other=0),
-                                     ASM_UNPACK)
-        # [low nibbles | high nibbles] along K, the order of the codes.
-        w = tl.reshape(tl.permute(tl.join(w_lo, w_hi), (0, 2, 1)), (BN, 64))
-        if SWAP:
-            p = tl.dot(w, tl.trans(x), out_dtype=tl.int32)
-        else:
-            p = tl.dot(x, tl.trans(w), out_dtype=tl.int32)
-        if INT_OUT:
-            acc += p
-        else:
-            if not QUANT_IN:
-                xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask,
-                              other=0.0).to(tl.float32)
-            wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask,
-                          other=0.0).to(tl.float32)
-            if SWAP:
-                acc += p.to(tl.float32) * xsv[None, :] * wsv[:, None]
-            else:
-                acc += p.to(tl.float32) * xsv[:, None] * wsv[None, :]
+        p = tl.dot(x, tl.trans(w), out_dtype=tl.int32)
+    return p
+
+
+@triton.jit
+def _rescaled(p, xsv, wsv, SWAP: tl.constexpr):
+    # One K-group's int32 product times the activation scale (per token) and the weight
+    # scale (per output row), in fp32.
+    if SWAP:
+        r = p.to(tl.float32) * xsv[None, :] * wsv[:, None]
+    else:
+        r = p.to(tl.float32) * xsv[:, None] * wsv[None, :]
+    return r
+
+
+@triton.jit
+def _accumulator(BM: tl.constexpr, BN: tl.constexpr, SWAP: tl.constexpr, DTYPE: tl.constexpr):
+    if SWAP:
+        acc = tl.zeros((BN, BM), dtype=DTYPE)
+    else:
+        acc = tl.zeros((BM, BN), dtype=DTYPE)
+    return acc
+
+
+@triton.jit
+def _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr,
+                y_ptr, arrivals_ptr, SWAP: tl.constexpr, FINAL: tl.constexpr,
+                REDUCE: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr,
+                BN: tl.constexpr):
+    # FINAL: out_ptr is the output (no K split); the bias is added here. Otherwise out_ptr
+    # holds fp32 partials [splits, M, N] and, with REDUCE, the last split of a tile to arrive
+    # sums them into y_ptr (_reduce_splits), so no finish launch is needed.
     if SWAP:
         out = tl.trans(acc)
     else:
@@ -263,11 +240,12 @@ def gemm_kernel(xq_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, bias_ptr
         out = out + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
     tile = offs_m[:, None] * N + offs_n[None, :]
     mask = m_mask[:, None] & n_mask[None, :]
-    tl.store(out_ptr + pid_k * s_out_split + tile, out.to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(out_ptr + tl.program_id(2) * s_out_split + tile,
+             out.to(out_ptr.dtype.element_ty), mask=mask)
     if REDUCE:
+        arrival_ptr = arrivals_ptr + tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
         _reduce_splits(out_ptr, s_out_split, tile, mask, offs_n, n_mask, bias_ptr, y_ptr,
-                       arrivals_ptr + pid_m * tl.num_programs(0) + pid_n, tl.num_programs(2),
-                       HAS_BIAS, BM, BN)
+                       arrival_ptr, tl.num_programs(2), HAS_BIAS, BM, BN)
 
 
 @triton.jit
@@ -291,8 +269,148 @@ def _reduce_splits(part_ptr, s_split, tile, mask, offs_n, n_mask, bias_ptr, y_pt
 
 
 @triton.jit
+def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
+                wp_ptr, ws_ptr, s_ws_n, bias_ptr,
+                out_ptr, s_out_split, y_ptr, arrivals_ptr,
+                M, N, G, GPS, member_end1, member_end2,
+                WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                SWAP: tl.constexpr, FINAL: tl.constexpr, REDUCE: tl.constexpr,
+                HAS_BIAS: tl.constexpr, MEMBERS: tl.constexpr, ASM_UNPACK: tl.constexpr,
+                N_ALIGN=0):
+    """
+    Scaled W4A4 GEMM of activation codes from quant_kernel: y = sum_g (x_g . w_g) * xs * ws.
+
+    codes_ptr: int8 codes [M, G * 64] in GEMM order (per 64-group the 32 even columns, then
+    the 32 odd ones: the low nibbles of a weight byte row meet the first half, the high
+    nibbles the second). The activation scale of (token m, group g) is
+    xs_ptr[m * s_xs_m + g * s_xs_g]; weight group g // WG_RATIO of row n is
+    ws_ptr[n * s_ws_n + g // WG_RATIO]. wp_ptr: packed int4 weights [N, G * 32].
+    Grid (N-tiles, M-tiles, K-splits); split k runs the GPS groups from k * GPS; partials and
+    the split-K sum as in _write_tile. MEMBERS: the concatenated weights of up to three
+    linears with their own input transform; an N-tile's member reads its own codes
+    (codes_ptr + member * M * K) and scales (xs_ptr + member * s_member_xs).
+    N_ALIGN: read only by the autotuner (tiles must divide it).
+    """
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    K = G * 64
+    if MEMBERS:
+        member = _member(pid_n, BN, member_end1, member_end2)
+        xs_ptr += member * s_member_xs
+        codes_ptr += member * M * K
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+    g0 = tl.program_id(2) * GPS
+    acc = _accumulator(BM, BN, SWAP, tl.float32)
+    x_ptrs = codes_ptr + offs_m[:, None] * K + tl.arange(0, 64)[None, :]
+    w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + tl.arange(0, 32)[None, :]
+    for i in range(0, GPS):
+        g = g0 + i
+        x = tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0)
+        p = _int_dot(x, _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
+        xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask,
+                      other=0.0).to(tl.float32)
+        wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask,
+                      other=0.0).to(tl.float32)
+        acc += _rescaled(p, xsv, wsv, SWAP)
+    _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
+                arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
+
+
+@triton.jit
+def quantizing_gemm_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                           s_member_k, srow_ptr, s_member_srow,
+                           wp_ptr, ws_ptr, s_ws_n, bias_ptr,
+                           out_ptr, s_out_split, y_ptr, arrivals_ptr,
+                           M, N, G, GPS, member_end1, member_end2,
+                           WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                           SWAP: tl.constexpr, FINAL: tl.constexpr, REDUCE: tl.constexpr,
+                           HAS_BIAS: tl.constexpr, MEMBERS: tl.constexpr,
+                           QMODE: tl.constexpr, HAS_PERM: tl.constexpr,
+                           HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr,
+                           TC_ROT: tl.constexpr, ASM_UNPACK: tl.constexpr):
+    """
+    Rotate, quantize and multiply: gemm_kernel reading the raw input x [M, K], not codes.
+
+    Each K-group of x is rotated and quantized here with quant_kernel's arithmetic (QMODE
+    STATIC_GROUP: scales from the table row srow_ptr; DYNAMIC_GROUP: from the group's absmax),
+    which saves the quantize launch. Every N-tile redoes the rotation, so the wrapper uses it
+    for few rows only. MEMBERS: the N-tile's member uses its own input transform (its perm,
+    smooth and rotation scales member * s_member_k elements in, its rotation codes
+    member * 64 * s_member_k) and table row (srow_ptr + member * s_member_srow).
+    """
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    if MEMBERS:
+        member = _member(pid_n, BN, member_end1, member_end2)
+        srow_ptr += member * s_member_srow
+        perm_ptr += member * s_member_k
+        smooth_ptr += member * s_member_k
+        rscale_ptr += member * s_member_k
+        rot_ptr += member * s_member_k * 64
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+    K = G * 64
+    g0 = tl.program_id(2) * GPS
+    acc = _accumulator(BM, BN, SWAP, tl.float32)
+    w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + tl.arange(0, 32)[None, :]
+    for i in range(0, GPS):
+        g = g0 + i
+        xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                           offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
+        xsv = _group_scale(xr, srow_ptr, g, offs_m, QMODE, BM)
+        x = _gemm_order(_round_clamp(tl.math.div_rn(xr, xsv[:, None] + tl.zeros_like(xr)))
+                        .to(tl.int8), BM)
+        p = _int_dot(x, _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
+        wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask,
+                      other=0.0).to(tl.float32)
+        acc += _rescaled(p, xsv, wsv, SWAP)
+    _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
+                arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
+
+
+@triton.jit
+def int_gemm_kernel(codes_ptr, wp_ptr, out_ptr, s_out_split, M, N, G, GPS,
+                    BM: tl.constexpr, BN: tl.constexpr, SWAP: tl.constexpr,
+                    ASM_UNPACK: tl.constexpr):
+    """
+    Multiply codes [M, G * 64] (GEMM order) and the packed int4 weights.
+
+    Writes split k's partial sum to out_ptr + k * s_out_split ([splits, M, N] int32): what
+    gemm_kernel computes before any scale, for checking the integer path on its own.
+    """
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+    K = G * 64
+    g0 = tl.program_id(2) * GPS
+    acc = _accumulator(BM, BN, SWAP, tl.int32)
+    x_ptrs = codes_ptr + offs_m[:, None] * K + tl.arange(0, 64)[None, :]
+    w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + tl.arange(0, 32)[None, :]
+    for i in range(0, GPS):
+        g = g0 + i
+        x = tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0)
+        acc += _int_dot(x, _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
+    _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, out_ptr, out_ptr,
+                out_ptr, SWAP, False, False, False, BM, BN)
+
+
+@triton.jit
 def finish_kernel(part_ptr, s_split, SPLIT, rot_ptr, rscale_ptr, bias_ptr, out_ptr, M, N,
                   HAS_ROT: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr):
+    """
+    Finish a split-K GEMM whose layer rotates its output.
+
+    y = (sum of the SPLIT partials [SPLIT, M, N]) @ blockdiag(R_b)^T + bias, one 64-column
+    block b per program.
+    """
     pid_m = tl.program_id(0)
     b = tl.program_id(1)
     offs_m = pid_m * BM + tl.arange(0, BM)

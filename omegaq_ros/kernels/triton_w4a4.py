@@ -24,9 +24,9 @@ FusedLinears: step 1 once for all members (grid axis 2 over their stacked transf
 once over their concatenated weights (each N-tile reads its member's codes), so an attention
 + MLP block takes 4 quantize and 4 GEMM launches instead of 7 each.
 With set_prologue_in_gemm(True), GEMMs on the swap-AB plan (few rows: the expert's) skip
-step 1: each K-group of the raw input is rotated and quantized inside the GEMM with the same
-arithmetic (static or dynamic 64-group scales), so those layers take one launch (plus the
-split-K finish). Off by default until a GPU run shows the redone rotation is cheaper than the
+step 1 (quantizing_gemm_kernel): each K-group of the raw input is rotated and quantized inside
+the GEMM with the same arithmetic (static or dynamic 64-group scales), so those layers take
+one launch (plus the split-K finish). Off by default until a GPU run shows the redone rotation is cheaper than the
 launch it saves.
 static_channel and none cannot use the integer GEMM (per-channel scales do not factor out of
 an integer dot product); they run the reference backend (torch fp32).
@@ -66,8 +66,8 @@ def _interpreting() -> bool:
 @functools.lru_cache(maxsize=None)
 def _kernels():
     """Import the Triton kernels on first use, so importing this module needs no triton."""
-    from omegaq_ros.kernels import _triton_kernels as k
-    return k.quant_kernel, k.gemm_kernel, k.finish_kernel
+    from omegaq_ros.kernels import _triton_kernels
+    return _triton_kernels
 
 
 @functools.lru_cache(maxsize=None)
@@ -128,7 +128,6 @@ TUNED_CONFIGS = ((True, 128, 64, 4, 3), (True, 128, 64, 4, 4), (True, 128, 64, 4
 def _tuned_gemm():
     """Return the GEMM kernel under triton.autotune over TUNED_CONFIGS (built on first use)."""
     import triton as _triton
-    _, gemm_kernel, _ = _kernels()
     configs = [_triton.Config({'SWAP': swap, 'BM': bm, 'BN': bn}, num_warps=warps,
                               num_stages=stages)
                for swap, bm, bn, warps, stages in TUNED_CONFIGS]
@@ -139,7 +138,8 @@ def _tuned_gemm():
         return [c for c in configs if align % c.kwargs['BN'] == 0] or configs[:1]
 
     return _triton.autotune(configs, key=['M', 'N', 'G', 'N_ALIGN'],
-                            prune_configs_by={'early_config_prune': fitting})(gemm_kernel)
+                            prune_configs_by={'early_config_prune': fitting})(
+                                _kernels().gemm_kernel)
 
 
 def triton_next_pow2(v: int) -> int:
@@ -197,11 +197,12 @@ def _static_row(layer, owners):
 
 
 def _transform_args(owner, dummy):
-    """Return the input transform's kernel pointers (dummy where absent) and HAS_* flags."""
-    tensors = (owner.perm_in, owner.smooth, owner.rot_in, owner.rot_in_scale)
-    flags = {'HAS_PERM': tensors[0] is not None, 'HAS_SMOOTH': tensors[1] is not None,
-             'HAS_ROT': tensors[2] is not None, 'TC_ROT': not _interpreting()}
-    return tuple(t if t is not None else dummy for t in tensors), flags
+    """Return the input transform's kernel pointers by name (dummy where absent), HAS_* flags."""
+    tensors = {'perm_ptr': owner.perm_in, 'smooth_ptr': owner.smooth, 'rot_ptr': owner.rot_in,
+               'rscale_ptr': owner.rot_in_scale}
+    flags = {'HAS_PERM': owner.perm_in is not None, 'HAS_SMOOTH': owner.smooth is not None,
+             'HAS_ROT': owner.rot_in is not None, 'TC_ROT': not _interpreting()}
+    return {name: t if t is not None else dummy for name, t in tensors.items()}, flags
 
 
 def _quantize(x2, layer, owners, codes_out=None):
@@ -211,7 +212,6 @@ def _quantize(x2, layer, owners, codes_out=None):
     Returns codes [T, M, K] int8, xs, s_xs_m, s_xs_g and s_xs_member (the member stride of xs).
     With several owners their buffers must be rows of one stacked tensor (FusedLinears).
     """
-    quant_kernel, _, _ = _kernels()
     _check_device(x2)
     mode = _MODE_IDS[layer.act_mode]
     m, k = x2.shape
@@ -237,9 +237,9 @@ def _quantize(x2, layer, owners, codes_out=None):
     bm = 16 if m <= 16 else 32 if m <= 64 else 64
     static = mode == act_modes.STATIC_GROUP
     grid = (triton.cdiv(m, bm), 1 if mode == act_modes.DYNAMIC_TOKEN else groups, count)
-    quant_kernel[grid](
-        x2, x2.stride(0), *transform, srow_ptr=xs if static else codes, codes_ptr=codes,
-        xs_ptr=codes if static else xs, M=m, G=groups, s_member_k=k,
+    _kernels().quant_kernel[grid](
+        x_ptr=x2, stride_xm=x2.stride(0), **transform, srow_ptr=xs if static else codes,
+        codes_ptr=codes, xs_ptr=codes if static else xs, M=m, G=groups, s_member_k=k,
         s_member_srow=s_member_srow, s_member_xs=s_member_xs, MODE=mode, **flags, BM=bm,
         num_warps=4)
     LAUNCHES['quantize'] += 1
@@ -252,20 +252,16 @@ def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor
 
     codes: int8 in GEMM order, as quantize_input returns them (gemm_order makes them).
     """
-    _, gemm_kernel, _ = _kernels()
     _check_device(codes)
     m, k = codes.shape
     n = weight_packed.shape[0]
     p = plan(m, n, k, _sms(codes), tuned=False)
     out = torch.empty(p['split'], m, n, dtype=torch.int32, device=codes.device)
     grid = (triton.cdiv(n, p['bn']), triton.cdiv(m, p['bm']), p['split'])
-    gemm_kernel[grid](
-        codes.contiguous(), codes, 0, 0, weight_packed, codes, 0, codes, out, m * n,
-        m, n, k // ACT_BLOCK, p['gps'], n, n, 0, *_no_prologue(codes), out, out, WG_RATIO=1,
-        BM=p['bm'], BN=p['bn'], SWAP=p['swap'], FINAL=False, REDUCE=False, HAS_BIAS=False,
-        INT_OUT=True,
-        MEMBERS=False, **_PLAIN_GEMM_FLAGS, ASM_UNPACK=_asm_unpack(), num_warps=p['num_warps'],
-        num_stages=p['num_stages'])
+    _kernels().int_gemm_kernel[grid](
+        codes_ptr=codes.contiguous(), wp_ptr=weight_packed, out_ptr=out, s_out_split=m * n,
+        M=m, N=n, G=k // ACT_BLOCK, GPS=p['gps'], BM=p['bm'], BN=p['bn'], SWAP=p['swap'],
+        ASM_UNPACK=_asm_unpack(), num_warps=p['num_warps'], num_stages=p['num_stages'])
     return out.sum(0, dtype=torch.int32)
 
 
@@ -294,13 +290,6 @@ def scaled_matmul(layer, codes, xs, s_xs_m, s_xs_g, out_dtype, out=None, plan_ov
                    plan_override)
 
 
-def _no_prologue(dummy):
-    """Return the gemm kernel's raw-input arguments for a launch that reads codes."""
-    return (dummy, 0, dummy, dummy, dummy, dummy, 0)
-
-
-_PLAIN_GEMM_FLAGS = {'QUANT_IN': False, 'QMODE': 0, 'HAS_PERM': False,
-                     'HAS_SMOOTH': False, 'HAS_ROT': False, 'TC_ROT': False}
 # Quantize inside the GEMM (no quantize launch) where the swap-AB plan holds few rows. Off
 # until measured on a GPU: every N-tile redoes the fp32 rotation of its K-groups on CUDA
 # cores, which may cost more than the launch it saves on wide layers (gate/up).
@@ -332,14 +321,15 @@ def _quantizing_matmul(layer, weights, x2, owners, member_ends, out_dtype, p):
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     mode = _MODE_IDS[layer.act_mode]
-    k = x2.shape[1]
-    xs, s_member_xs = (_static_row(layer, owners) if mode == act_modes.STATIC_GROUP
-                       else (x2, 0))
+    m, k = x2.shape
+    srow, s_member_srow = (_static_row(layer, owners) if mode == act_modes.STATIC_GROUP
+                           else (x2, 0))
     transform, flags = _transform_args(owners[0], x2)
-    prologue = (x2, x2.stride(0), *transform, k if len(owners) > 1 else 0)
-    flags.update(QUANT_IN=True, QMODE=mode)
-    return _gemm(layer, weights, None, xs, 0, 1, s_member_xs, member_ends, out_dtype, None, p,
-                 x2.shape[0], k, x2.device, prologue, flags)
+    inputs = dict(x_ptr=x2, stride_xm=x2.stride(0), **transform,
+                  s_member_k=k if len(owners) > 1 else 0, srow_ptr=srow,
+                  s_member_srow=s_member_srow, QMODE=mode, **flags)
+    return _gemm(_kernels().quantizing_gemm_kernel, layer, weights, inputs, member_ends,
+                 out_dtype, None, p, m, k, x2.device)
 
 
 def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends, out_dtype,
@@ -352,13 +342,18 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
     """
     m, k = codes.shape[-2:]
     p = plan_override or _plan_for(weights, m, k, codes)
-    return _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
-                 out_dtype, out, p, m, k, codes.device, _no_prologue(codes), _PLAIN_GEMM_FLAGS)
+    inputs = {'codes_ptr': codes, 'xs_ptr': xs, 's_xs_m': s_xs_m, 's_xs_g': s_xs_g,
+              's_member_xs': s_xs_member}
+    return _gemm(_kernels().gemm_kernel, layer, weights, inputs, member_ends, out_dtype, out,
+                 p, m, k, codes.device)
 
 
-def _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends, out_dtype,
-          out, p, m, k, dev, prologue, prologue_flags):
-    _, gemm_kernel, finish_kernel = _kernels()
+def _gemm(kernel, layer, weights, inputs, member_ends, out_dtype, out, p, m, k, dev):
+    """
+    Launch `kernel` against `weights` on plan p, then finish_kernel where the output rotates.
+
+    kernel: gemm_kernel or quantizing_gemm_kernel; inputs names its input arguments.
+    """
     n = weights.weight_packed.shape[0]
     tuned = p.get('tuned', False)
     bias, rot, rscale = weights.bias, weights.rot_out, weights.rot_out_scale
@@ -371,29 +366,31 @@ def _gemm(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends, o
     arrivals = _arrival_counts(dev)
     if reduce and triton.cdiv(n, p['bn']) * triton.cdiv(m, p['bm']) > ARRIVAL_SLOTS:
         raise ValueError(f'split-K GEMM {m}x{k}x{n} has more tiles than {ARRIVAL_SLOTS}')
-    args = (codes if codes is not None else ws, xs, s_xs_m, s_xs_g, weights.weight_packed, ws,
-            ws.stride(0), bias if bias is not None else ws, part, m * n, m, n, k // ACT_BLOCK,
-            p['gps'], ends[0], ends[1], s_xs_member, *prologue, y, arrivals)
-    flags = dict(WG_RATIO=layer.weight_group // ACT_BLOCK, FINAL=final, REDUCE=reduce,
-                 HAS_BIAS=bias is not None, INT_OUT=False, MEMBERS=member_ends is not None,
-                 ASM_UNPACK=_asm_unpack(), **prologue_flags)
+    args = dict(inputs, wp_ptr=weights.weight_packed, ws_ptr=ws, s_ws_n=ws.stride(0),
+                bias_ptr=bias if bias is not None else ws, out_ptr=part, s_out_split=m * n,
+                y_ptr=y, arrivals_ptr=arrivals, M=m, N=n, G=k // ACT_BLOCK, GPS=p['gps'],
+                member_end1=ends[0], member_end2=ends[1],
+                WG_RATIO=layer.weight_group // ACT_BLOCK, FINAL=final, REDUCE=reduce,
+                HAS_BIAS=bias is not None, MEMBERS=member_ends is not None,
+                ASM_UNPACK=_asm_unpack())
     if tuned:
+        # Only gemm_kernel is tuned: the quantizing GEMM runs on the few-row swap-AB plan.
         # Tiles, orientation, warps and stages chosen per (M, N, K, member alignment) by
         # timing the candidates on first use (before any CUDA-graph capture).
         def grid(meta):
             return (triton.cdiv(n, meta['BN']), triton.cdiv(m, meta['BM']), 1)
-        _tuned_gemm()[grid](*args, N_ALIGN=getattr(weights, 'n_align', 0) or n, **flags)
+        _tuned_gemm()[grid](**args, N_ALIGN=getattr(weights, 'n_align', 0) or n)
     else:
         grid = (triton.cdiv(n, p['bn']), triton.cdiv(m, p['bm']), p['split'])
-        gemm_kernel[grid](*args, BM=p['bm'], BN=p['bn'], SWAP=p['swap'], **flags,
-                          num_warps=p['num_warps'], num_stages=p['num_stages'])
+        kernel[grid](**args, BM=p['bm'], BN=p['bn'], SWAP=p['swap'], num_warps=p['num_warps'],
+                     num_stages=p['num_stages'])
     LAUNCHES['gemm'] += 1
     if rot is not None:
         bm = 16 if m <= 16 else 32
-        finish_kernel[(triton.cdiv(m, bm), n // ACT_BLOCK)](
-            part, m * n, p['split'], rot if rot is not None else part,
-            rscale if rscale is not None else part, bias if bias is not None else part, y, m, n,
-            HAS_ROT=rot is not None, HAS_BIAS=bias is not None, BM=bm, num_warps=4)
+        _kernels().finish_kernel[(triton.cdiv(m, bm), n // ACT_BLOCK)](
+            part_ptr=part, s_split=m * n, SPLIT=p['split'], rot_ptr=rot, rscale_ptr=rscale,
+            bias_ptr=bias if bias is not None else part, out_ptr=y, M=m, N=n, HAS_ROT=True,
+            HAS_BIAS=bias is not None, BM=bm, num_warps=4)
         LAUNCHES['finish'] += 1
     return y
 
