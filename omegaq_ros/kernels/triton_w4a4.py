@@ -26,8 +26,8 @@ once over their concatenated weights (each N-tile reads its member's codes), so 
 With set_prologue_in_gemm(True), GEMMs on the swap-AB plan (few rows: the expert's) skip
 step 1 (quantizing_gemm_kernel): each K-group of the raw input is rotated and quantized inside
 the GEMM with the same arithmetic (static or dynamic 64-group scales), so those layers take
-one launch (plus the split-K finish). Off by default until a GPU run shows the redone rotation is cheaper than the
-launch it saves.
+one launch (plus the split-K finish). Off by default until a GPU run shows the redone
+rotation is cheaper than the launch it saves.
 static_channel and none cannot use the integer GEMM (per-channel scales do not factor out of
 an integer dot product); they run the reference backend (torch fp32).
 Triton is imported lazily so this module imports on machines without triton or CUDA.
