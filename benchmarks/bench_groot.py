@@ -10,7 +10,8 @@ Full-size GR00T N1.5 (or the small config) with random weights (normal, std 0.02
 in BF16 on a GPU (FP32 on the CPU), eager; then per method in --methods the model quantized
 with the GR00T scope (groot_recipe.yaml) from two random observations with MSE-RTN weights
 (same bytes and kernels as GPTQ), on the Triton backend on a GPU (the reference backend on
-the CPU). GR00T has no CUDA-graph or fused-pointwise path yet: every row is eager.
+the CPU). On a GPU the BF16 towers also run replayed as CUDA graphs (policy.graphed, the
+prefix and the 4 steps), and so do the W4A4 rows: the fast path a GPU user gets.
 Per row: p50 / p90 ms per chunk and the VL-prefix / per-step split, static weight memory of
 the whole model and of the quantized scope (against its FP16 size: the paper quotes 1.99 GB ->
 0.586 GB for its scope), and the parameter counts of models.md 1.3.
@@ -33,6 +34,7 @@ import statistics
 import time
 
 import numpy as np
+from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.groot_config import GrootConfig
 from omegaq_ros.policy.groot_model import GrootModel
 from omegaq_ros.policy.recipes import load_recipe
@@ -135,25 +137,18 @@ def timed(fn, cuda: bool) -> float:
     return (time.perf_counter() - started) * 1000.0
 
 
-def run_row(label: str, model: GrootModel, call: dict, repeats: int, cuda: bool) -> dict:
-    """Time the VL prefix and the K steps of one configuration; return the row."""
-    model.prepare_steps(model.config.num_steps)
-    holder = {}
-
-    def prefix():
-        holder['vl'] = model.vl_features(call['pixel_values'], call['input_ids'],
-                                         call['token_masks'])
-
-    def steps():
-        model.denoise(holder['vl'], call['state'], call['noise'])
-
+def run_row(label: str, model: GrootModel, call: dict, repeats: int, cuda: bool,
+            graph: bool = False) -> dict:
+    """Time the VL prefix and the K steps of one configuration (graph: replayed); the row."""
+    sampler = StaticChunkSampler(model, tuple(call.values()), capture=graph)
     with torch.no_grad():
-        prefix()
-        steps()
+        sampler.run_prefix()
+        sampler.run_denoise()
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        times = [(timed(prefix, cuda), timed(steps, cuda)) for _ in range(repeats)]
+        times = [(timed(sampler.run_prefix, cuda), timed(sampler.run_denoise, cuda))
+                 for _ in range(repeats)]
     chunk = sorted(p + s for p, s in times)
     return {'method': label, 'p50_ms': statistics.median(chunk),
             'p90_ms': chunk[min(len(chunk) - 1, int(round(0.9 * (len(chunk) - 1))))],
@@ -199,6 +194,8 @@ def main():
     dtype = torch.bfloat16 if cuda else torch.float32
     base = copy.deepcopy(fp).to(device).set_compute_dtype(dtype) if cuda else fp
     rows.append(run_row(f"{'BF16' if cuda else 'FP32'} eager", base, call, args.repeats, cuda))
+    if cuda:
+        rows.append(run_row('BF16 + CUDA graph', base, call, args.repeats, cuda, graph=True))
     with torch.no_grad():
         reference = base(**call)
     del base
@@ -226,7 +223,8 @@ def main():
                   f"{s['w4a4_bytes'] / 2 ** 30:.3f} | {s['ratio']:.4f} |", flush=True)
         backend = 'triton' if cuda else 'reference'
         set_backend(quantized, backend)
-        row = run_row(f'W4A4 {method} {backend}', quantized, call, args.repeats, cuda)
+        row = run_row(f'W4A4 {method} {backend}' + (' + CUDA graph' if cuda else ''),
+                      quantized, call, args.repeats, cuda, graph=cuda)
         row['quantize_s'] = quantize_s
         row['full_size_scope'] = scopes
         row['quantized_layers'] = sum(isinstance(m, QuantLinear) for m in quantized.modules())

@@ -37,8 +37,8 @@ def time_policy(policy, repeats, rng):
         chunk.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         with torch.no_grad():
-            policy.model.prefix_cache(image_list, masks, torch.from_numpy(tokens)[None],
-                                      torch.from_numpy(mask)[None])
+            policy.model.prefix_context(image_list, masks, torch.from_numpy(tokens)[None],
+                                        torch.from_numpy(mask)[None])
         prefix.append((time.perf_counter() - started) * 1000)
     return np.array(chunk), np.array(prefix)
 

@@ -120,9 +120,9 @@ def run_row(label, model, inputs, device, repeats, graph, compiled=False, profil
         if compiled:
             # Inductor's default mode: its own Triton kernels for the pointwise work, cuBLAS
             # for the GEMMs (max-autotune of every GEMM shape did not finish in 10 minutes).
-            model.prefix_cache = torch.compile(model.prefix_cache)
+            model.prefix_context = torch.compile(model.prefix_context)
             model.denoise = torch.compile(model.denoise)
-        sampler = StaticChunkSampler(model, *inputs, capture=graph)
+        sampler = StaticChunkSampler(model, inputs, capture=graph)
     except Exception as error:                   # report, keep the other rows
         row['error'] = f'{type(error).__name__}: {str(error)[:160]}'
         return row
@@ -161,7 +161,7 @@ def profile_kernels(label, model, inputs, out_dir) -> dict:
     """
     import os
     from torch.profiler import profile, ProfilerActivity
-    sampler = StaticChunkSampler(model, *inputs, capture=False)
+    sampler = StaticChunkSampler(model, inputs, capture=False)
     steps = model.config.num_steps
     cuda = torch.cuda.is_available()
     # On a machine without CUDA the same table lists CPU operators (a smoke test).

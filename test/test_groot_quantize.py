@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 from omegaq_ros.policy.calibration import quantize_policy
+from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.groot_checkpoint import save_groot_checkpoint
 from omegaq_ros.policy.groot_runtime import GrootPolicy
 from omegaq_ros.policy.recipes import load_recipe
@@ -158,3 +159,37 @@ def test_triton_backend_runs_groot_on_cuda(tmp_path):
     got = fast.predict(**obs, normalized=True)
     assert np.isfinite(got).all()
     assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize('which', ['checkpoint', 'artifact'])
+def test_static_buffers_give_the_eager_groot_chunk_for_every_new_observation(quantized, which):
+    fp, _, artifact, _ = quantized
+    policy = fp if which == 'checkpoint' else load_policy(artifact)
+
+    def call(seed):
+        obs = observation(policy.config, seed=seed)
+        return tuple(policy.model_call(obs['images'], obs['state'], tokens=obs['tokens'],
+                                       noise=obs['noise']).values())
+    first = call(40)
+    sampler = StaticChunkSampler(policy.model, first, capture=False)
+    for seed in (41, 42):
+        inputs = call(seed)
+        with torch.no_grad():
+            eager = policy.model.sample_actions(*inputs)
+        assert torch.equal(sampler(inputs), eager)
+    with pytest.raises(ValueError, match='static input of shape'):
+        sampler((*first[:4], torch.zeros(1, 3, first[4].shape[-1])))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA graph capture needs CUDA')
+@pytest.mark.parametrize('backend', ['reference', 'triton'])
+def test_groot_cuda_graph_replay_matches_eager(quantized, backend):
+    _, _, artifact, _ = quantized
+    eager = load_policy(artifact, 'cuda', dtype='bfloat16', backend=backend)
+    graphed = load_policy(artifact, 'cuda', dtype='bfloat16', backend=backend, cuda_graph=True)
+    for seed in (50, 51, 52):
+        obs = observation(eager.config, seed=seed)
+        expected = eager.predict(**obs, normalized=True)
+        got = graphed.predict(**obs, normalized=True)
+        assert np.abs(got - expected).max() <= 1e-3 * max(1.0, np.abs(expected).max())
+    assert len(graphed._samplers) == 1

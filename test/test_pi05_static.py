@@ -34,15 +34,15 @@ def observation(policy, seed):
 def test_static_buffers_give_the_eager_chunk_for_every_new_observation(path):
     policy = Pi05Policy.load(path)
     first = observation(policy, 0)
-    sampler = StaticChunkSampler(policy.model, *first, capture=False)
+    sampler = StaticChunkSampler(policy.model, first, capture=False)
     for seed in (1, 2):
         inputs = observation(policy, seed)
         with torch.no_grad():
             eager = policy.model.sample_actions(*inputs)
-        chunk = sampler(*inputs)
+        chunk = sampler(inputs)
         assert torch.equal(chunk, eager)
     with pytest.raises(ValueError, match='static input of shape'):
-        sampler(*first[:4], torch.zeros(1, 7, 32))
+        sampler((*first[:4], torch.zeros(1, 7, 32)))
 
 
 def test_bfloat16_towers_stay_close_to_float32():
@@ -165,3 +165,12 @@ def test_the_fast_gpu_path_stays_close_to_the_float32_reference():
     fast = float(np.abs(chunks['w4a4', 'fast'] - chunks['w4a4', 'reference']).mean())
     print(f'mean |fast - reference| W4A4 {fast:.3e}, quantization itself {quantization:.3e}')
     assert fast < 2 * quantization
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='the CPU path compiles nothing')
+def test_compiled_pointwise_kernels_are_offered_to_pi05_only():
+    from omegaq_ros.policy.runtime import policy_options
+    assert policy_options('cuda')['fused_pointwise'] is True
+    groot = policy_options('cuda', family='groot')
+    assert groot['fused_pointwise'] is False and groot['cuda_graph'] is True
+    assert 'fused pointwise' not in groot['text'] and 'CUDA graphs' in groot['text']

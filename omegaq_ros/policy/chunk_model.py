@@ -23,6 +23,9 @@ class ChunkModel(nn.Module):
     # Linears that read one input wherever they sit together under one parent: a fast
     # backend runs each set as one quantize + one GEMM.
     SIBLING_LINEARS: Tuple[Tuple[str, ...], ...] = ()
+    # How many of sample_actions' leading inputs the once-per-chunk prefix reads; the rest
+    # (and the noise, always last) go to denoise with the prefix's context.
+    PREFIX_INPUTS = 0
 
     def __init__(self):
         super().__init__()
@@ -53,6 +56,24 @@ class ChunkModel(nn.Module):
         """Drop the modulation table whenever the weights may change."""
         self._modulation_cache = None
         return super().train(mode)
+
+    def prefix_context(self, *inputs) -> tuple:
+        """
+        Run the prefix on sample_actions' first PREFIX_INPUTS inputs, once per chunk.
+
+        Returns the context that denoise takes before the remaining inputs, so that
+        sample_actions(*inputs) == denoise(*prefix_context(*inputs[:n]), *inputs[n:]).
+        """
+        raise NotImplementedError
+
+    def denoise(self, *args) -> torch.Tensor:
+        """
+        Run the K Euler steps over the prefix's context.
+
+        args: prefix_context's result, sample_actions' remaining inputs (the noise last), then
+        the number of steps (None: the configured one).
+        """
+        raise NotImplementedError
 
     def step_conditions(self, num_steps: int, batch_size: int,
                         device: torch.device) -> List[torch.Tensor]:

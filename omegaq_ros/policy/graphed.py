@@ -3,54 +3,77 @@
 """
 Chunk sampling from static buffers, replayed as two CUDA graphs: the prefix, then all K steps.
 
-A chunk at batch 1 is hundreds of small kernels (the expert's GEMMs take a few microseconds
-each), so launch overhead dominates eager PyTorch. The sampler owns fixed-shape input buffers
-(images, masks, tokens, noise), captures `Pi05Model.prefix_cache` into one graph and
-`Pi05Model.denoise` (the K Euler steps, each inside its denoising_step context, so every
-QuantLinear bakes in its per-step table row) into another, and replays both per chunk. The
-adaRMS modulation of every step is precomputed before capture (prepare_steps).
+A chunk at batch 1 is hundreds of small kernels (the action head's GEMMs take a few
+microseconds each), so launch overhead dominates eager PyTorch. The sampler owns fixed-shape
+copies of the model's inputs (sample_actions' arguments: tensors, or lists of tensors such as
+pi0.5's per-camera images), captures the model's prefix_context into one graph and its
+denoise (the K Euler steps, each inside its denoising_step context, so every QuantLinear bakes
+in its per-step table row) into another, and replays both per chunk. The action head's
+modulation of every step is precomputed before capture (prepare_steps). Any ChunkModel works:
+pi0.5 and GR00T N1.5 alike.
 
 Without CUDA (or with capture=False) the same static-buffer path runs eagerly, which is how
 the CPU tests check the plumbing; the capture itself is tested on the GPU machine.
 """
 
-from typing import List, Optional
+from typing import Optional, Sequence
 
-from omegaq_ros.policy.pi05_model import Pi05Model
+from omegaq_ros.policy.chunk_model import ChunkModel
 import torch
+
+
+def _buffers(value):
+    """Return a static copy of one input (a tensor, or a list of tensors)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    return [item.clone() for item in value]
+
+
+def _pairs(buffer, value):
+    """Yield (static buffer, new value) tensor pairs of one input."""
+    if isinstance(buffer, torch.Tensor):
+        yield buffer, value
+        return
+    if len(value) != len(buffer):
+        raise ValueError(f'expected {len(buffer)} tensors in a list input, got {len(value)}')
+    yield from zip(buffer, value)
+
+
+def input_shapes(inputs: Sequence) -> tuple:
+    """Return the shapes of sample_actions' inputs (what one set of graphs is captured for)."""
+    return tuple(tuple(value.shape) if isinstance(value, torch.Tensor)
+                 else tuple(tuple(item.shape) for item in value) for value in inputs)
 
 
 class StaticChunkSampler:
     """Sample chunks for one fixed input shape through static buffers (CUDA graphs on GPU)."""
 
-    def __init__(self, model: Pi05Model, images: List[torch.Tensor],
-                 image_masks: List[torch.Tensor], tokens: torch.Tensor,
-                 token_masks: torch.Tensor, noise: torch.Tensor,
-                 num_steps: Optional[int] = None, capture: Optional[bool] = None,
-                 warmup: int = 2):
+    def __init__(self, model: ChunkModel, inputs: Sequence, num_steps: Optional[int] = None,
+                 capture: Optional[bool] = None, warmup: int = 2):
+        """
+        Copy sample_actions' inputs (the noise last) into static buffers; capture on CUDA.
+
+        capture: None captures where the noise is on a CUDA device.
+        """
         self.model = model
         self.num_steps = num_steps or model.config.num_steps
+        noise = inputs[-1]
         device = noise.device
         self.capture = device.type == 'cuda' if capture is None else capture
         if self.capture and device.type != 'cuda':
             raise ValueError('CUDA graph capture needs the model and inputs on a CUDA device')
-        self.images = [image.clone() for image in images]
-        self.image_masks = [mask.clone() for mask in image_masks]
-        self.tokens = tokens.clone()
-        self.token_masks = token_masks.clone()
-        self.noise = noise.clone()
+        self.inputs = [_buffers(value) for value in inputs]
         model.prepare_steps(self.num_steps, batch_size=noise.shape[0])
         self.prefix_graph = self.denoise_graph = None
-        self.cache = self.prefix_pad = self.actions = None
+        self.context = self.actions = None
         if self.capture:
             self._capture(warmup)
 
     def _prefix(self):
-        self.cache, self.prefix_pad = self.model.prefix_cache(
-            self.images, self.image_masks, self.tokens, self.token_masks)
+        self.context = self.model.prefix_context(*self.inputs[:self.model.PREFIX_INPUTS])
 
     def _denoise(self):
-        self.actions = self.model.denoise(self.cache, self.prefix_pad, self.noise,
+        self.actions = self.model.denoise(*self.context, *self.inputs[self.model.PREFIX_INPUTS:],
                                           self.num_steps)
 
     def _capture(self, warmup: int):
@@ -72,17 +95,16 @@ class StaticChunkSampler:
                 self._denoise()
         torch.cuda.synchronize()
 
-    def load(self, images, image_masks, tokens, token_masks, noise):
-        """Copy one observation into the static buffers (shapes must match the capture)."""
-        if len(images) != len(self.images):
-            raise ValueError(f'expected {len(self.images)} images, got {len(images)}')
-        pairs = list(zip(self.images, images)) + list(zip(self.image_masks, image_masks)) + [
-            (self.tokens, tokens), (self.token_masks, token_masks), (self.noise, noise)]
-        for buffer, value in pairs:
-            if tuple(value.shape) != tuple(buffer.shape):
-                raise ValueError(f'static input of shape {tuple(buffer.shape)} got '
-                                 f'{tuple(value.shape)}')
-            buffer.copy_(value, non_blocking=True)
+    def load(self, inputs: Sequence):
+        """Copy one observation's inputs into the static buffers (shapes must match)."""
+        if len(inputs) != len(self.inputs):
+            raise ValueError(f'expected {len(self.inputs)} inputs, got {len(inputs)}')
+        for buffer, value in zip(self.inputs, inputs):
+            for static, new in _pairs(buffer, value):
+                if tuple(new.shape) != tuple(static.shape):
+                    raise ValueError(f'static input of shape {tuple(static.shape)} got '
+                                     f'{tuple(new.shape)}')
+                static.copy_(new, non_blocking=True)
 
     def run_prefix(self):
         """Run (replay) the prefix pass on the loaded buffers."""
@@ -101,8 +123,8 @@ class StaticChunkSampler:
                 self._denoise()
         return self.actions
 
-    def __call__(self, images, image_masks, tokens, token_masks, noise) -> torch.Tensor:
-        """Sample one chunk [B, horizon, 32] (a copy, safe to keep across calls)."""
-        self.load(images, image_masks, tokens, token_masks, noise)
+    def __call__(self, inputs: Sequence) -> torch.Tensor:
+        """Sample one chunk [B, horizon, action width] (a copy, safe to keep across calls)."""
+        self.load(inputs)
         self.run_prefix()
         return self.run_denoise().clone()

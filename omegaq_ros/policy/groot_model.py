@@ -435,6 +435,8 @@ class GrootModel(ChunkModel):
     # q/k/v, gate/up, and the cross-attention's keys and values read one input.
     SIBLING_LINEARS = (('q_proj', 'k_proj', 'v_proj'), ('gate_proj', 'up_proj'),
                        ('to_k', 'to_v'))
+    # pixel_values, input_ids, token_masks: the VL features; then the state and the noise.
+    PREFIX_INPUTS = 3
 
     def __init__(self, config: GrootConfig):
         super().__init__()
@@ -470,10 +472,17 @@ class GrootModel(ChunkModel):
         embeds = language.embed_tokens(input_ids)
         image_tokens = self.image_features(pixel_values).reshape(-1, embeds.shape[-1])
         selected = input_ids == self.config.image_token_index
-        if int(selected.sum()) != image_tokens.shape[0]:
+        # The count check reads the GPU; a CUDA graph cannot (the runtime checked the prompt).
+        capturing = selected.is_cuda and torch.cuda.is_current_stream_capturing()
+        if not capturing and int(selected.sum()) != image_tokens.shape[0]:
             raise ValueError(f'the prompt has {int(selected.sum())} image-context tokens, the '
                              f'images give {image_tokens.shape[0]}')
-        embeds = embeds.masked_scatter(selected[..., None], image_tokens.to(embeds.dtype))
+        # masked_scatter without its host sync: the k-th selected position (in flattened
+        # order) takes image token k, found by a running count of the selected positions.
+        flat = selected.reshape(-1)
+        order = (torch.cumsum(flat, 0) - 1).clamp(min=0)
+        placed = image_tokens.to(embeds.dtype)[order].reshape(embeds.shape)
+        embeds = torch.where(selected[..., None], placed, embeds)
         features = language(embeds, token_masks)
         head = self.action_head
         if self.config.use_vlln:
@@ -507,6 +516,10 @@ class GrootModel(ChunkModel):
                        a.to(self.compute_dtype)), dim=1)
         out = head.model(x, cross_kv, modulations)
         return head.action_decoder(out.float(), c.embodiment_id)[:, -actions.shape[1]:]
+
+    def prefix_context(self, pixel_values, input_ids, token_masks) -> tuple:
+        """Return (VL features,): what the DiT attends to at every step."""
+        return (self.vl_features(pixel_values, input_ids, token_masks),)
 
     def denoise(self, vl: torch.Tensor, state: torch.Tensor, noise: torch.Tensor,
                 num_steps: Optional[int] = None) -> torch.Tensor:

@@ -36,10 +36,9 @@ class GrootPolicy(ChunkPolicy):
                  processor: Optional[EagleProcessor] = None, device: str = 'cpu',
                  source: str = '', dtype: str = 'float32', backend: str = 'reference',
                  cuda_graph: bool = False, fused_pointwise: bool = False):
-        # CUDA graphs and compiled pointwise kernels are pi0.5-only so far: GR00T runs eagerly
-        # (cuda_graph and fused_pointwise are accepted so one set of options serves both).
-        super().__init__(model, normalizers, device, source, dtype, backend)
-        self.cuda_graph = False
+        # The compiled pointwise kernels are pi0.5's (fused_pointwise is accepted so that one
+        # set of options serves both families); CUDA graphs serve both.
+        super().__init__(model, normalizers, device, source, dtype, backend, cuda_graph)
         self.config: GrootConfig = model.config
         self.processor = processor
 

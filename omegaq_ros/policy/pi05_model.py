@@ -263,6 +263,8 @@ class Pi05Model(ChunkModel):
     FP32_MODULES = ('action_in_proj', 'action_out_proj', 'time_mlp_in', 'time_mlp_out', 'dense')
     # Every attention and MLP: q/k/v and gate/up read one input.
     SIBLING_LINEARS = (('q_proj', 'k_proj', 'v_proj'), ('gate_proj', 'up_proj'))
+    # images, image_masks, tokens, token_masks: the prefix's K/V cache; then the noise.
+    PREFIX_INPUTS = 4
 
     def use_fused_pointwise(self, enabled: bool = True) -> 'Pi05Model':
         """
@@ -312,7 +314,7 @@ class Pi05Model(ChunkModel):
         pads.append(token_masks)
         return torch.cat(embeddings, dim=1), torch.cat(pads, dim=1)
 
-    def prefix_cache(self, images, image_masks, tokens, token_masks):
+    def prefix_context(self, images, image_masks, tokens, token_masks):
         """Run the prefix through the language model once; return (K/V per layer, pad mask)."""
         x, pad = self.embed_prefix(images, image_masks, tokens, token_masks)
         positions = torch.cumsum(pad.long(), dim=1) - 1
@@ -397,7 +399,7 @@ class Pi05Model(ChunkModel):
         Each step runs inside denoising_step(k, K), so per-step quantization tables select
         their row; shapes are fixed and the loop has no data-dependent control flow.
         """
-        cache, prefix_pad = self.prefix_cache(images, image_masks, tokens, token_masks)
+        cache, prefix_pad = self.prefix_context(images, image_masks, tokens, token_masks)
         return self.denoise(cache, prefix_pad, noise, num_steps)
 
     def denoise(self, cache, prefix_pad, noise: torch.Tensor,
@@ -425,7 +427,7 @@ class Pi05Model(ChunkModel):
         x_t = t * noise + (1 - t) * actions (openpi pi0.py compute_loss); actions and noise
         [B, horizon, 32], t [B] in (0, 1].
         """
-        cache, prefix_pad = self.prefix_cache(images, image_masks, tokens, token_masks)
+        cache, prefix_pad = self.prefix_context(images, image_masks, tokens, token_masks)
         t_ = t[:, None, None]
         x_t = t_ * noise + (1 - t_) * actions
         v_t = self.velocity(x_t, self.modulations(t), cache, prefix_pad)

@@ -15,7 +15,6 @@ from typing import Optional, Sequence
 import numpy as np
 from omegaq_ros.policy.checkpoint import (ACTION_KEY, load_lerobot_checkpoint, STATE_KEY,
                                           TOKENIZER_FILE)
-from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.pi05_model import Pi05Model
 from omegaq_ros.policy.pi05_processing import (fit_prompt, Normalizer, prepare_images,
@@ -56,12 +55,8 @@ class Pi05Policy(ChunkPolicy):
                  device: str = 'cpu', source: str = '', dtype: str = 'float32',
                  backend: str = 'reference', cuda_graph: bool = False,
                  fused_pointwise: bool = False):
-        if cuda_graph and torch.device(device).type != 'cuda':
-            raise ValueError(f'cuda_graph needs a CUDA device, got {device}')
-        super().__init__(model, normalizers, device, source, dtype, backend)
+        super().__init__(model, normalizers, device, source, dtype, backend, cuda_graph)
         self.model.use_fused_pointwise(fused_pointwise)
-        self.cuda_graph = cuda_graph
-        self._samplers = {}
         self.config: Pi05Config = model.config
         self.tokenizer = (PromptTokenizer(tokenizer_path, self.config.tokenizer_max_length)
                           if tokenizer_path else None)
@@ -155,12 +150,3 @@ class Pi05Policy(ChunkPolicy):
                 'tokens': torch.from_numpy(tokens)[None].to(device),
                 'token_masks': torch.from_numpy(token_mask)[None].to(device),
                 'noise': torch.from_numpy(noise)[None].to(device)}
-
-    def sample(self, inputs: tuple) -> torch.Tensor:
-        """Run the sampler: replayed as CUDA graphs (one set per prompt length) or eagerly."""
-        if not self.cuda_graph:
-            return super().sample(inputs)
-        key = tuple(inputs[2].shape)
-        if key not in self._samplers:
-            self._samplers[key] = StaticChunkSampler(self.model, *inputs, self.config.num_steps)
-        return self._samplers[key](*inputs)

@@ -14,6 +14,7 @@ import os
 from typing import Dict, Optional, Sequence
 
 import numpy as np
+from omegaq_ros.policy.graphed import input_shapes, StaticChunkSampler
 from omegaq_ros.quant import (ArtifactError, is_artifact, load_artifact, QuantLinear,
                               read_manifest)
 import torch
@@ -61,15 +62,17 @@ def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict
 
 
 def policy_options(device: str = 'auto', dtype: str = 'auto', backend: str = 'auto',
-                   cuda_graph: bool = True, fused_pointwise: bool = True) -> dict:
+                   cuda_graph: bool = True, fused_pointwise: bool = True,
+                   family: str = 'pi05') -> dict:
     """
-    Resolve the device choices of a command or node into Pi05Policy.load's options.
+    Resolve the device choices of a command or node into ChunkPolicy.load's options.
 
     'auto' device is CUDA where it is available; 'auto' dtype is bfloat16 on CUDA and float32
     on the CPU; 'auto' backend is triton on CUDA (where triton imports) and reference on the
-    CPU. cuda_graph and fused_pointwise apply on CUDA only (the CPU runs eagerly). So the fast
-    path is the default wherever a GPU is. Returns the options with 'device' and a one-line
-    'text' that says what runs, for start-up logs.
+    CPU. cuda_graph and fused_pointwise apply on CUDA only (the CPU runs eagerly), and the
+    compiled pointwise kernels to pi0.5 only (family). So the fast path is the default
+    wherever a GPU is. Returns the options with 'device' and a one-line 'text' that says what
+    runs, for start-up logs.
     """
     from omegaq_ros.kernels import triton_available
     if device == 'auto':
@@ -81,7 +84,7 @@ def policy_options(device: str = 'auto', dtype: str = 'auto', backend: str = 'au
         backend = 'triton' if cuda and triton_available() else 'reference'
     options = {'device': device, 'dtype': dtype, 'backend': backend,
                'cuda_graph': bool(cuda_graph) and cuda,
-               'fused_pointwise': bool(fused_pointwise) and cuda}
+               'fused_pointwise': bool(fused_pointwise) and cuda and family == 'pi05'}
     extras = [name for name, on in (('CUDA graphs', options['cuda_graph']),
                                     ('fused pointwise kernels', options['fused_pointwise']))
               if on]
@@ -135,7 +138,10 @@ class ChunkPolicy:
     action_key = 'action'
 
     def __init__(self, model: torch.nn.Module, normalizers: Dict, device: str = 'cpu',
-                 source: str = '', dtype: str = 'float32', backend: str = 'reference'):
+                 source: str = '', dtype: str = 'float32', backend: str = 'reference',
+                 cuda_graph: bool = False):
+        if cuda_graph and torch.device(device).type != 'cuda':
+            raise ValueError(f'cuda_graph needs a CUDA device, got {device}')
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {'|'.join(DTYPES)}, got '{dtype}'")
         if backend == 'triton' and torch.device(device).type != 'cuda' and \
@@ -151,6 +157,8 @@ class ChunkPolicy:
         self.source = source
         self.quantized = self.backend_summary['quantized_layers'] > 0
         self.model.prepare_steps(self.config.num_steps)
+        self.cuda_graph = cuda_graph
+        self._samplers = {}
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -160,8 +168,9 @@ class ChunkPolicy:
         Load a checkpoint directory of this family or an omegaq artifact directory.
 
         options: dtype ('float32' | 'bfloat16' | 'float16' for the towers), backend of the
-        QuantLinear layers ('reference' | 'triton'), and the family's own (pi0.5: cuda_graph,
-        fused_pointwise; GR00T: embodiment). policy_options() resolves 'auto'.
+        QuantLinear layers ('reference' | 'triton'), cuda_graph (replay each chunk as CUDA
+        graphs), and the family's own (pi0.5: fused_pointwise; GR00T: embodiment).
+        policy_options() resolves 'auto'.
         """
         if is_artifact(path):
             return cls._load_artifact(path, device, **options)
@@ -345,9 +354,19 @@ class ChunkPolicy:
         raise NotImplementedError
 
     def sample(self, inputs: tuple) -> torch.Tensor:
-        """Run the sampler on model_call's inputs: actions [1, horizon, max_action_dim]."""
-        with torch.no_grad():
-            return self.model.sample_actions(*inputs)
+        """
+        Run the sampler on model_call's inputs: actions [1, horizon, max_action_dim].
+
+        With cuda_graph, the prefix and the denoising steps replay as CUDA graphs, one set per
+        input shape (prompt length), captured on its first chunk; otherwise eagerly.
+        """
+        if not self.cuda_graph:
+            with torch.no_grad():
+                return self.model.sample_actions(*inputs)
+        key = input_shapes(inputs)
+        if key not in self._samplers:
+            self._samplers[key] = StaticChunkSampler(self.model, inputs, self.config.num_steps)
+        return self._samplers[key](inputs)
 
     def predict(self, images: Sequence[np.ndarray], state=None, instruction: Optional[str] = None,
                 tokens: Optional[np.ndarray] = None, token_mask: Optional[np.ndarray] = None,
