@@ -4,7 +4,8 @@
 #
 # The GPU checks of the W4A4 backend, in stages that each fit one lent-device call:
 #   scripts/gpu_check.sh tests  OUT   CUDA kernel suite (every pi0.5 shape, fused q/k/v and
-#                                     gate/up, CUDA-graph capture, bundled-policy chunks)
+#                                     gate/up, CUDA-graph capture, bundled-policy chunks,
+#                                     GR00T on the Triton backend and in CUDA graphs)
 #   scripts/gpu_check.sh gemm   OUT   per-GEMM table: W4A4 kernels vs bf16 at pi0.5 shapes
 #                                     (dynamic_group; the prefix at 816 rows; tuned tiles)
 #   scripts/gpu_check.sh policy OUT   whole-policy table: BF16 eager / graph / fused vs W4A4
@@ -51,7 +52,7 @@ EOF
 
 run_tests() {
   limited "$python" -m pytest -q -p no:cacheprovider -s test/test_kernels_triton.py \
-    test/test_pi05_static.py 2>&1 | tee "$out/tests.log" || status=1
+    test/test_pi05_static.py test/test_groot_quantize.py 2>&1 | tee "$out/tests.log" || status=1
 }
 
 run_gemm() {
