@@ -6,6 +6,7 @@
 #   .cache/wheels312/  MuJoCo, rosbags, sentencepiece, safetensors, tqdm, PyYAML wheels (cp312)
 #   .cache/glvnd/      glvnd's libEGL/libOpenGL + an NVIDIA EGL vendor file, for images that
 #                      ship NVIDIA's EGL driver without the glvnd dispatcher
+# PYTHON names the interpreter whose pip downloads them (default: .venv/bin/python).
 # On the GPU machine: python -m pip install --no-index --no-deps .cache/wheels312/*.whl and
 # OMEGAQ_GLVND=$PWD/.cache/glvnd scripts/train_bundled_policy.sh OUT (or set LD_LIBRARY_PATH
 # and __EGL_VENDOR_LIBRARY_FILENAMES the same way for omegaq-eval).
@@ -14,7 +15,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 wheels="$repo/.cache/wheels312"
 glvnd="$repo/.cache/glvnd"
 mkdir -p "$wheels" "$glvnd"
-"$repo/.venv/bin/python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+"${PYTHON:-$repo/.venv/bin/python}" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 -d "$wheels" \
   mujoco==4.0.0 mujoco-core==4.0.0 glfw pyopengl rosbags apsw \

@@ -178,6 +178,15 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
 
 
 @triton.jit
+def _tile(M, N, BM: tl.constexpr, BN: tl.constexpr):
+    # This program's token rows and weight rows with their bounds masks (grid: N-tiles,
+    # M-tiles, K-splits).
+    offs_n = tl.program_id(0) * BN + tl.arange(0, BN)
+    offs_m = tl.program_id(1) * BM + tl.arange(0, BM)
+    return offs_m, offs_n, offs_m < M, offs_n < N
+
+
+@triton.jit
 def _member(pid_n, BN: tl.constexpr, member_end1, member_end2):
     # The member (0, 1 or 2) of concatenated weights whose columns N-tile pid_n lies in
     # (member p's columns end at member_end{p+1}; tiles never straddle an end).
@@ -205,9 +214,10 @@ def _int_dot(x, w, SWAP: tl.constexpr):
 
 
 @triton.jit
-def _rescaled(p, xsv, wsv, SWAP: tl.constexpr):
+def _rescaled(p, xsv, ws_ptrs, n_mask, SWAP: tl.constexpr):
     # One K-group's int32 product times the activation scale (per token) and the weight
-    # scale (per output row), in fp32.
+    # scale (per output row, loaded from ws_ptrs), in fp32.
+    wsv = tl.load(ws_ptrs, mask=n_mask, other=0.0).to(tl.float32)
     if SWAP:
         r = p.to(tl.float32) * xsv[None, :] * wsv[:, None]
     else:
@@ -291,17 +301,12 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
     (codes_ptr + member * M * K) and scales (xs_ptr + member * s_member_xs).
     N_ALIGN: read only by the autotuner (tiles must divide it).
     """
-    pid_n = tl.program_id(0)
-    pid_m = tl.program_id(1)
     K = G * 64
     if MEMBERS:
-        member = _member(pid_n, BN, member_end1, member_end2)
+        member = _member(tl.program_id(0), BN, member_end1, member_end2)
         xs_ptr += member * s_member_xs
         codes_ptr += member * M * K
-    offs_n = pid_n * BN + tl.arange(0, BN)
-    offs_m = pid_m * BM + tl.arange(0, BM)
-    m_mask = offs_m < M
-    n_mask = offs_n < N
+    offs_m, offs_n, m_mask, n_mask = _tile(M, N, BM, BN)
     g0 = tl.program_id(2) * GPS
     acc = _accumulator(BM, BN, SWAP, tl.float32)
     x_ptrs = codes_ptr + offs_m[:, None] * K + tl.arange(0, 64)[None, :]
@@ -312,9 +317,7 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
         p = _int_dot(x, _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
         xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask,
                       other=0.0).to(tl.float32)
-        wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask,
-                      other=0.0).to(tl.float32)
-        acc += _rescaled(p, xsv, wsv, SWAP)
+        acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
     _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
                 arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
 
@@ -341,19 +344,14 @@ def quantizing_gemm_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rsca
     smooth and rotation scales member * s_member_k elements in, its rotation codes
     member * 64 * s_member_k) and table row (srow_ptr + member * s_member_srow).
     """
-    pid_n = tl.program_id(0)
-    pid_m = tl.program_id(1)
     if MEMBERS:
-        member = _member(pid_n, BN, member_end1, member_end2)
+        member = _member(tl.program_id(0), BN, member_end1, member_end2)
         srow_ptr += member * s_member_srow
         perm_ptr += member * s_member_k
         smooth_ptr += member * s_member_k
         rscale_ptr += member * s_member_k
         rot_ptr += member * s_member_k * 64
-    offs_n = pid_n * BN + tl.arange(0, BN)
-    offs_m = pid_m * BM + tl.arange(0, BM)
-    m_mask = offs_m < M
-    n_mask = offs_n < N
+    offs_m, offs_n, m_mask, n_mask = _tile(M, N, BM, BN)
     K = G * 64
     g0 = tl.program_id(2) * GPS
     acc = _accumulator(BM, BN, SWAP, tl.float32)
@@ -366,9 +364,7 @@ def quantizing_gemm_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rsca
         x = _gemm_order(_round_clamp(tl.math.div_rn(xr, xsv[:, None] + tl.zeros_like(xr)))
                         .to(tl.int8), BM)
         p = _int_dot(x, _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
-        wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask,
-                      other=0.0).to(tl.float32)
-        acc += _rescaled(p, xsv, wsv, SWAP)
+        acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
     _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
                 arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
 
@@ -383,12 +379,7 @@ def int_gemm_kernel(codes_ptr, wp_ptr, out_ptr, s_out_split, M, N, G, GPS,
     Writes split k's partial sum to out_ptr + k * s_out_split ([splits, M, N] int32): what
     gemm_kernel computes before any scale, for checking the integer path on its own.
     """
-    pid_n = tl.program_id(0)
-    pid_m = tl.program_id(1)
-    offs_n = pid_n * BN + tl.arange(0, BN)
-    offs_m = pid_m * BM + tl.arange(0, BM)
-    m_mask = offs_m < M
-    n_mask = offs_n < N
+    offs_m, offs_n, m_mask, n_mask = _tile(M, N, BM, BN)
     K = G * 64
     g0 = tl.program_id(2) * GPS
     acc = _accumulator(BM, BN, SWAP, tl.int32)
