@@ -14,6 +14,9 @@
 #                                     the bundled policy in the sim, omega-dynamic on the
 #                                     reference and the Triton backend, paired episodes
 #   scripts/gpu_check.sh compile OUT  BF16 rows with whole-model torch.compile (minutes)
+#   scripts/gpu_check.sh groot  OUT   full-size GR00T N1.5 (random weights): BF16 eager and
+#                                     CUDA graph vs W4A4 omega-dynamic Triton + CUDA graph,
+#                                     the quantized scope's memory, parameter counts
 #   scripts/gpu_check.sh all    OUT   gemm, policy and tests in turn (the quickest and most
 #                                     telling first), each under a time limit (STAGE_SECONDS,
 #                                     else 100 / 240 / 240 s) so one 10-minute device call
@@ -82,14 +85,19 @@ run_policy() {
     --json "$out/pi05.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/pi05.log" || status=1
 }
 
+run_groot() {
+  limited "$python" benchmarks/bench_groot.py --config n1_5 --repeats 20 \
+    --json "$out/groot.json" 2>&1 | tee "$out/groot.log" || status=1
+}
+
 run_compile() {
   limited "$python" benchmarks/bench_pi05_gpu.py --repeats 30 --methods '' --compile \
     --json "$out/pi05_compile.json" 2>&1 | tee "$out/pi05_compile.log" || status=1
 }
 
 case "$stage" in
-  tests|gemm|policy|compile|closedloop|all) versions ;;
-  *) echo "gpu_check.sh: stage must be tests, gemm, policy, compile, closedloop or all," \
+  tests|gemm|policy|compile|groot|closedloop|all) versions ;;
+  *) echo "gpu_check.sh: stage must be tests, gemm, policy, compile, groot, closedloop or all," \
        "got '$stage'" >&2
      exit 2 ;;
 esac
@@ -98,6 +106,7 @@ case "$stage" in
   gemm) run_gemm ;;
   policy) run_policy ;;
   compile) run_compile ;;
+  groot) run_groot ;;
   closedloop) run_closedloop "${3:-20}" ;;
   all) limit=${STAGE_SECONDS:-100}; run_gemm
        limit=${STAGE_SECONDS:-240}; run_policy; run_tests ;;
