@@ -22,8 +22,9 @@
 #                                     else 100 / 240 / 240 s) so one 10-minute device call
 #                                     returns every log
 # Needs torch with CUDA, triton, numpy, safetensors, sentencepiece, PyYAML and pytest (the lent
-# machine's image has them all); runs from the checkout without installing it. closedloop
-# also needs MuJoCo and the sim's wheels for Python 3.12 (scripts/prepare_device_carry.sh puts
+# machine's image has them all); runs from the checkout without installing it. closedloop and
+# one GR00T test of the tests stage (omegaq-quantize from bags) also need rosbags, MuJoCo and
+# the sim's wheels for Python 3.12 (scripts/prepare_device_carry.sh puts
 # them in .cache/wheels312, with glvnd's EGL in .cache/glvnd). Logs and JSON go to OUT
 # (default $OUT, else ./gpu-check).
 set -uo pipefail
@@ -53,7 +54,17 @@ print(f'{gpu} · driver {driver} · torch {torch.__version__} · CUDA {torch.ver
 EOF
 }
 
+# The sim's wheels for Python 3.12 (rosbags, MuJoCo: what the image lacks), where carried.
+install_carried_wheels() {
+  if [ -d .cache/wheels312 ]; then
+    "$python" -m pip install -q --no-index --no-deps --no-compile --target /tmp/omegaq-site \
+      .cache/wheels312/*.whl || return 1
+    export PYTHONPATH="$PYTHONPATH:/tmp/omegaq-site"
+  fi
+}
+
 run_tests() {
+  install_carried_wheels || status=1
   limited "$python" -m pytest -q -p no:cacheprovider -s test/test_kernels_triton.py \
     test/test_pi05_static.py test/test_groot_quantize.py 2>&1 | tee "$out/tests.log" || status=1
 }
@@ -65,11 +76,7 @@ run_gemm() {
 
 run_closedloop() {
   local episodes=${1:-20}
-  if [ -d .cache/wheels312 ]; then
-    "$python" -m pip install -q --no-index --no-deps --no-compile --target /tmp/omegaq-site \
-      .cache/wheels312/*.whl || { status=1; return; }
-    export PYTHONPATH="$PYTHONPATH:/tmp/omegaq-site"
-  fi
+  install_carried_wheels || { status=1; return; }
   if [ -d .cache/glvnd ]; then
     export LD_LIBRARY_PATH="$repo/.cache/glvnd${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export __EGL_VENDOR_LIBRARY_FILENAMES="$repo/.cache/glvnd/10_nvidia.json"
