@@ -28,8 +28,8 @@ def test_the_cli_defaults_find_the_bundled_checkpoint_and_artifact():
     from omegaq_ros.policy.bundled import bundled_model
     assert bundled_model('checkpoint') == CHECKPOINT
     assert bundled_model('artifact') == ARTIFACT
-    with pytest.raises(FileNotFoundError, match='no bundled groot artifact'):
-        bundled_model('artifact', 'groot')      # none bundled yet, and never a pi05 one
+    with pytest.raises(FileNotFoundError, match='no bundled missing artifact'):
+        bundled_model('artifact', 'missing')    # never another family's model
 
 
 def test_bundled_files_are_small_enough_to_commit():
