@@ -142,3 +142,26 @@ def test_relative_action_checkpoints_are_refused_with_the_reason(tmp_path):
     (checkpoint / 'config.json').write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=r'use_relative_actions=true.*\[\'left_gripper'):
         Pi05Policy.load(str(checkpoint))
+
+
+@pytest.mark.parametrize('name', ['pi05_small_w4a4', 'groot_small_w4a4'])
+def test_folding_the_down_projections_permutations_changes_no_action(name):
+    """The fast backend's contiguous-input rewrite is exact: the chunk is bit-identical."""
+    from omegaq_ros.policy.registry import load_policy
+    from omegaq_ros.quant.linear import fold_input_permutations
+    path = os.path.join(ROOT, 'models', name)
+    plain, folded = load_policy(path), load_policy(path)
+    chains = folded.model.ELEMENTWISE_CHAINS
+    consumers = [m for m in folded.model.modules()
+                 if isinstance(m, QuantLinear) and m.name.endswith(('down_proj', 'net.2'))]
+    assert consumers and all(m.perm_in is not None for m in consumers)
+    assert fold_input_permutations(folded.model, chains) == len(consumers)
+    assert all(m.perm_in is None for m in consumers)
+    assert fold_input_permutations(folded.model, chains) == 0          # idempotent
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in plain.config.cameras]
+    state = rng.uniform(-0.3, 0.3, 14).astype(np.float32)
+    noise = rng.standard_normal((plain.config.horizon, 32)).astype(np.float32)
+    chunks = [p.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
+              for p in (plain, folded)]
+    assert np.array_equal(chunks[0], chunks[1])

@@ -23,6 +23,10 @@ class ChunkModel(nn.Module):
     # Linears that read one input wherever they sit together under one parent: a fast
     # backend runs each set as one quantize + one GEMM.
     SIBLING_LINEARS: Tuple[Tuple[str, ...], ...] = ()
+    # (producers, consumer) under one parent where the consumer reads an elementwise function
+    # of the producers' outputs: a fast backend moves the consumer's input permutation into
+    # the producers' output rows (quant.linear.fold_input_permutations).
+    ELEMENTWISE_CHAINS: Tuple[Tuple[Tuple[str, ...], str], ...] = ()
     # How many of sample_actions' leading inputs the once-per-chunk prefix reads; the rest
     # (and the noise, always last) go to denoise with the prefix's context.
     PREFIX_INPUTS = 0

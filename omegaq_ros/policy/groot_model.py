@@ -435,6 +435,9 @@ class GrootModel(ChunkModel):
     # q/k/v, gate/up, and the cross-attention's keys and values read one input.
     SIBLING_LINEARS = (('q_proj', 'k_proj', 'v_proj'), ('gate_proj', 'up_proj'),
                        ('to_k', 'to_v'))
+    # Qwen3's down_proj reads silu(gate_proj) * up_proj; the DiT's and the VL self-attention's
+    # FeedForward net.2 reads gelu_tanh(net.0.proj).
+    ELEMENTWISE_CHAINS = ((('gate_proj', 'up_proj'), 'down_proj'), (('net.0.proj',), 'net.2'))
     # pixel_values, input_ids, token_masks: the VL features; then the state and the noise.
     PREFIX_INPUTS = 3
 

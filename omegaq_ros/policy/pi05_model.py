@@ -263,6 +263,8 @@ class Pi05Model(ChunkModel):
     FP32_MODULES = ('action_in_proj', 'action_out_proj', 'time_mlp_in', 'time_mlp_out', 'dense')
     # Every attention and MLP: q/k/v and gate/up read one input.
     SIBLING_LINEARS = (('q_proj', 'k_proj', 'v_proj'), ('gate_proj', 'up_proj'))
+    # down_proj reads gelu_tanh(gate_proj) * up_proj.
+    ELEMENTWISE_CHAINS = ((('gate_proj', 'up_proj'), 'down_proj'),)
     # images, image_masks, tokens, token_masks: the prefix's K/V cache; then the noise.
     PREFIX_INPUTS = 4
 

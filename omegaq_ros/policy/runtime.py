@@ -17,6 +17,7 @@ import numpy as np
 from omegaq_ros.policy.graphed import input_shapes, StaticChunkSampler
 from omegaq_ros.quant import (ArtifactError, is_artifact, load_artifact, QuantLinear,
                               read_manifest)
+from omegaq_ros.quant.linear import fold_input_permutations
 import torch
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -28,7 +29,9 @@ def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict
     Select the QuantLinear backend of every quantized layer ('reference' or 'triton').
 
     With triton and fuse, the model's SIBLING_LINEARS (q/k/v, gate/up) run as one quantize
-    and one GEMM launch per set (kernels.FusedLinears); the arithmetic per layer is the same.
+    and one GEMM launch per set (kernels.FusedLinears), and the input permutations of its
+    ELEMENTWISE_CHAINS' consumers (down_proj) move into their producers' output rows, so the
+    quantize kernel reads that input contiguously; the arithmetic per layer is the same.
     Returns what runs where: quantized layers, those on integer kernels, those the backend
     runs with the reference arithmetic (activation modes without an integer GEMM), fused sets.
     """
@@ -39,6 +42,7 @@ def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict
     groups, skipped = [], []
     if backend == 'triton':
         kernels.register()
+        fold_input_permutations(model, getattr(model, 'ELEMENTWISE_CHAINS', ()))
         if fuse:
             groups, skipped = kernels.fuse_siblings(model, getattr(model, 'SIBLING_LINEARS', ()))
     layers = [m for m in model.modules() if isinstance(m, QuantLinear)]

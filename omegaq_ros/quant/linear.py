@@ -318,3 +318,47 @@ def reference_forward(layer: QuantLinear, x: torch.Tensor) -> torch.Tensor:
 
 
 BACKENDS = {'reference': reference_forward}
+
+
+def fold_input_permutations(model: nn.Module, chains) -> int:
+    """
+    Move each chain's consumer input permutation into its producers' output rows (exact).
+
+    chains: ((producer names, consumer name), ...) relative to one parent module (dotted paths
+    allowed), where the consumer reads an elementwise function of the producers' outputs
+    (down_proj of GeGLU/SwiGLU(gate_proj, up_proj); a GELU MLP's second linear). Producers
+    whose output rows are permuted by the consumer's permutation p give its input already in
+    p's order, so the consumer reads it in place: on the GPU a contiguous load instead of one
+    gathered element per column. The consumer's smoothing vector follows its channels. A chain
+    is left as it is where the consumer has no permutation, shares its input transform, or a
+    producer is not quantized or rotates its output. Returns how many chains were folded.
+    """
+    shared = {m.input_from for m in model.modules()
+              if isinstance(m, QuantLinear) and m.input_from is not None}
+    folded = 0
+    for parent in model.modules():
+        for producer_names, consumer_name in chains:
+            try:
+                consumer = parent.get_submodule(consumer_name)
+                producers = [parent.get_submodule(name) for name in producer_names]
+            except AttributeError:
+                continue
+            if not (isinstance(consumer, QuantLinear) and consumer.perm_in is not None
+                    and consumer.input_from is None and consumer.name not in shared
+                    and all(isinstance(p, QuantLinear) and p.rot_out is None
+                            and p.out_features == consumer.in_features for p in producers)):
+                continue
+            order = consumer.perm_in.long()
+            with torch.no_grad():
+                for producer in producers:
+                    for name in ('weight_packed', 'weight_scale', 'bias'):
+                        rows = getattr(producer, name)
+                        if rows is not None:
+                            setattr(producer, name, rows.index_select(0, order).contiguous())
+                    producer.clear_caches()
+                if consumer.smooth is not None:
+                    consumer.smooth = consumer.smooth.index_select(0, order).contiguous()
+                consumer.perm_in = None
+                consumer.clear_caches()
+            folded += 1
+    return folded
