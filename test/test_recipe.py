@@ -62,3 +62,16 @@ def test_a_recipe_file_gets_the_pi05_scope_unless_it_names_one(tmp_path):
     path.write_text('- a list\n')
     with pytest.raises(RecipeError, match='a recipe file must hold a mapping of Recipe fields'):
         load_recipe(str(path))
+
+
+def test_a_scope_pattern_given_as_one_string_is_one_pattern():
+    from omegaq_ros.policy.recipes import method_recipe
+    recipe = method_recipe('omega-dynamic+exclude=transformer_blocks', 'groot')
+    assert recipe.exclude == ('transformer_blocks',)
+    assert not recipe.selects('action_head.model.transformer_blocks.0.attn1.to_q')
+    assert recipe.selects('backbone.eagle_model.language_model.model.layers.0.mlp.down_proj')
+    listed = method_recipe('omega-dynamic+exclude=[transformer_blocks, vl_self_attention]',
+                           'groot')
+    assert listed.exclude == ('transformer_blocks', 'vl_self_attention')
+    with pytest.raises(ValueError, match='not a regular expression'):
+        Recipe(exclude=('layers.(',))

@@ -56,8 +56,18 @@ class Recipe:
             if value not in allowed:
                 raise ValueError(f"recipe field '{key}' must be one of {'|'.join(allowed)}, "
                                  f"got '{value}'")
-        object.__setattr__(self, 'include', tuple(self.include))
-        object.__setattr__(self, 'exclude', tuple(self.exclude))
+        for key in ('include', 'exclude'):
+            patterns = getattr(self, key)
+            # One regex given as a string (exclude=DiT on a command line) is one pattern, not
+            # one pattern per character.
+            patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns or ())
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except (re.error, TypeError) as error:
+                    raise ValueError(f"recipe field '{key}': {pattern!r} is not a regular "
+                                     f'expression ({error})') from None
+            object.__setattr__(self, key, patterns)
 
     @staticmethod
     def preset(name: str, **overrides) -> 'Recipe':
