@@ -54,17 +54,23 @@ print(f'{gpu} · driver {driver} · torch {torch.__version__} · CUDA {torch.ver
 EOF
 }
 
-# The sim's wheels for Python 3.12 (rosbags, MuJoCo: what the image lacks), where carried.
-install_carried_wheels() {
+# The sim on the device: its wheels for Python 3.12 (rosbags, MuJoCo: what the image lacks)
+# and glvnd's EGL dispatcher (the image has NVIDIA's EGL vendor library only), where carried.
+use_carried_sim() {
   if [ -d .cache/wheels312 ]; then
     "$python" -m pip install -q --no-index --no-deps --no-compile --target /tmp/omegaq-site \
       .cache/wheels312/*.whl || return 1
     export PYTHONPATH="$PYTHONPATH:/tmp/omegaq-site"
   fi
+  if [ -d .cache/glvnd ]; then
+    export LD_LIBRARY_PATH="$repo/.cache/glvnd${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export __EGL_VENDOR_LIBRARY_FILENAMES="$repo/.cache/glvnd/10_nvidia.json"
+  fi
+  export MUJOCO_GL=${MUJOCO_GL:-egl}
 }
 
 run_tests() {
-  install_carried_wheels || status=1
+  use_carried_sim || status=1
   limited "$python" -m pytest -q -p no:cacheprovider -s test/test_kernels_triton.py \
     test/test_pi05_static.py test/test_groot_quantize.py 2>&1 | tee "$out/tests.log" || status=1
 }
@@ -76,12 +82,8 @@ run_gemm() {
 
 run_closedloop() {
   local episodes=${1:-20}
-  install_carried_wheels || { status=1; return; }
-  if [ -d .cache/glvnd ]; then
-    export LD_LIBRARY_PATH="$repo/.cache/glvnd${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    export __EGL_VENDOR_LIBRARY_FILENAMES="$repo/.cache/glvnd/10_nvidia.json"
-  fi
-  MUJOCO_GL=${MUJOCO_GL:-egl} "$python" -m omegaq_ros.sim.method_eval \
+  use_carried_sim || { status=1; return; }
+  "$python" -m omegaq_ros.sim.method_eval \
     --policy models/pi05_small/checkpoint --methods omega-dynamic,omega-dynamic@triton \
     --device cuda --episodes "$episodes" --tasks all --workers 8 --out "$out/closedloop" \
     2>&1 | tee "$out/closedloop.log" || status=1

@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     print(f'{len(episodes)} episodes, {sum(len(e.state) for e in episodes)} frames',
           flush=True)
     processing = family.processing(args.out, args.init, episodes)
-    config = family.config(processing)
+    config = family.config(processing, args)
     data = family.dataset(episodes, config, processing, args.device)
     model = initial_model(family, config, args.device, args.init)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -250,7 +250,7 @@ class Pi05Training:
         return tokenizer_path
 
     @staticmethod
-    def config(tokenizer_path: str) -> Pi05Config:
+    def config(tokenizer_path: str, args) -> Pi05Config:
         vocab = PromptTokenizer(tokenizer_path, Pi05Config.small().tokenizer_max_length)
         return Pi05Config.small(vocab_size=vocab.vocab_size)
 
@@ -302,9 +302,17 @@ class GrootTraining:
         return EagleProcessor(folder)
 
     @staticmethod
-    def config(processor):
+    def config(processor, args):
+        from dataclasses import replace
         from omegaq_ros.policy.groot_config import GrootConfig
-        return GrootConfig.small()
+        if not args.dit_width:
+            return GrootConfig.small()
+        # Heads of 32 as the small default has; the action encoder and decoder follow the
+        # DiT's width so every DiT linear is args.dit_width (or 4x that) wide.
+        width = args.dit_width
+        dit = replace(GrootConfig.small().dit, num_heads=width // 32, head_dim=32,
+                      output_dim=width)
+        return GrootConfig.small(dit=dit, hidden_size=width, input_embedding_dim=width)
 
     @staticmethod
     def dataset(episodes, config, processor, device) -> GrootDemos:
@@ -374,7 +382,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--resume', action='store_true')
     parser.add_argument('--init', default=None,
                         help='start from this checkpoint (its tokenizer; fresh optimizer)')
-    return parser.parse_args(argv)
+    parser.add_argument('--dit-width', type=int, default=0,
+                        help='groot: the DiT\'s width, a multiple of 64 (default: the small '
+                             'size\'s 128)')
+    args = parser.parse_args(argv)
+    if args.dit_width and (args.family != 'groot' or args.dit_width % 64):
+        parser.error('--dit-width takes a multiple of 64, with --family groot')
+    return args
 
 
 def load_demonstrations(args, tasks, transform, started: float) -> list:
