@@ -9,11 +9,12 @@ Full-size pi0.5 (or the small config) with random weights, 3 cameras, 10 denoisi
 batch 1. Rows: BF16 eager; BF16 + CUDA graph; BF16 + torch.compile of the whole prefix and
 denoising loop + CUDA graph (--compile: what a user gets without this package); BF16 with
 our fused pipeline (the norms, RoPE, residuals and GeGLU compiled per function, SDPA,
-cuBLAS GEMMs, CUDA graph: isolates what 4-bit buys); then per kernel-compatible Omega preset
+cuBLAS GEMMs, CUDA graph: isolates what 4-bit buys); then per kernel-compatible method
 in --methods (omega-dynamic: per-token x 64-group scales, the default; omega-group: per-step
-static 64-group tables): W4A4 Triton + CUDA graph with eager pointwise work, and W4A4 fast
-(the same fused pipeline with the W4A4 kernels; q/k/v and gate/up one launch per set;
-prefix GEMM tiles autotuned), and the same with the expert's GEMMs quantizing their own input
+static 64-group tables; omega-dynamic+act_mode=dynamic_token: one scale per token): W4A4
+Triton + CUDA graph with eager pointwise work, and W4A4 fast (the same fused pipeline with
+the W4A4 kernels; q/k/v and gate/up one launch per set; prefix GEMM tiles autotuned), and
+with --in-gemm the same with the expert's GEMMs quantizing their own input
 (set_prologue_in_gemm: no quantize launches in a step). --reference adds the W4A4 reference
 backend (fake-quant arithmetic in torch, eager). The W4A4 models are quantized here on the
 GPU from two random calibration observations with MSE-RTN weights (same bytes and kernels as
@@ -199,6 +200,9 @@ def main():
     parser.add_argument('--methods', default='omega-dynamic',
                         help='kernel-compatible presets, comma separated (omega-dynamic, '
                         'omega-group)')
+    parser.add_argument('--in-gemm', action='store_true',
+                        help='add the rows with the expert\'s GEMMs quantizing their own input '
+                             '(2.5x slower per step on an H100, RESULTS 7d)')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -257,12 +261,13 @@ def main():
             rows.append(run_row(f'W4A4 {method} fast (fused pipeline + CUDA graph)',
                                 quantized, inputs, device, args.repeats, graph=True,
                                 profile=args.profile))
-            # Few-row GEMMs rotating (on tensor cores) and quantizing their own input: no
-            # quantize launch in the denoising step; each N-tile redoes its K-groups' rotation.
-            set_prologue_in_gemm(True)
-            rows.append(run_row(f'W4A4 {method} fast, quantize in GEMM', quantized, inputs,
-                                device, args.repeats, graph=True))
-            set_prologue_in_gemm(False)
+            if args.in_gemm:
+                # Few-row GEMMs rotating (on tensor cores) and quantizing their own input: no
+                # quantize launch in a step; each N-tile redoes its K-groups' rotation.
+                set_prologue_in_gemm(True)
+                rows.append(run_row(f'W4A4 {method} fast, quantize in GEMM', quantized,
+                                    inputs, device, args.repeats, graph=True))
+                set_prologue_in_gemm(False)
         rows[-1]['quantize_s'] = quantize_s
         del quantized
 

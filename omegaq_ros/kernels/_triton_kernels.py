@@ -121,6 +121,29 @@ def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
 
 
 @triton.jit
+def amax_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, amax_ptr, M,
+                s_member_k, s_member_amax, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
+                HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr):
+    """
+    The absmax of every (token, 64-group) of the transformed input: amax_ptr [G, M].
+
+    DYNAMIC_TOKEN's first pass (quant_kernel takes each token's maximum over its groups), so
+    that both passes run one program per (M-tile, group) however wide the input is. Grid and
+    members as quant_kernel's; member p's maxima start p * s_member_amax elements in.
+    """
+    pid_m = tl.program_id(0)
+    g = tl.program_id(1)
+    p = tl.program_id(2)
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    m_mask = offs_m < M
+    xr = _load_rotated(x_ptr, stride_xm, perm_ptr + p * s_member_k, smooth_ptr + p * s_member_k,
+                       rot_ptr + p * s_member_k * 64, rscale_ptr + p * s_member_k, offs_m,
+                       m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
+    tl.store(amax_ptr + p * s_member_amax + g * M + offs_m, tl.max(tl.abs(xr), axis=1),
+             mask=m_mask)
+
+
+@triton.jit
 def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr,
                  codes_ptr, xs_ptr, M, G, s_member_k, s_member_srow, s_member_xs,
                  MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
@@ -130,13 +153,15 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
 
     MODE STATIC_GROUP: scales from the table row srow_ptr (one per 64-group); DYNAMIC_GROUP:
     each (token, group) absmax / 7, stored group-major at xs_ptr [G, M]; DYNAMIC_TOKEN: each
-    token's absmax / 7 at xs_ptr [M] (two passes over the groups). Grid (M-tiles, groups or 1,
-    members): axis 2 runs the input transforms of linears that read the same x (one launch
-    for q/k/v or gate/up): member p's perm, smooth and rotation scales start p * s_member_k
-    elements in (its rotation codes p * 64 * s_member_k), its codes p * M * K, its table row
-    p * s_member_srow, its dynamic scales p * s_member_xs.
+    token's absmax / 7 from amax_kernel's group maxima at srow_ptr [G, M], stored at xs_ptr
+    [M]. Grid (M-tiles, groups, members): axis 2 runs the input transforms of linears that
+    read the same x (one launch for q/k/v or gate/up): member p's perm, smooth and rotation
+    scales start p * s_member_k elements in (its rotation codes p * 64 * s_member_k), its
+    codes p * M * K, its table row or group maxima p * s_member_srow, its dynamic scales
+    p * s_member_xs.
     """
     pid_m = tl.program_id(0)
+    g = tl.program_id(1)
     p = tl.program_id(2)
     perm_ptr += p * s_member_k
     smooth_ptr += p * s_member_k
@@ -149,32 +174,24 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
     m_mask = offs_m < M
     K = G * 64
     codes_ptr += p * M * K
+    xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                       offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
     if MODE == DYNAMIC_TOKEN:
-        # pass 1 finds the token absmax, pass 2 recomputes and quantizes.
         amax = tl.zeros([BM], dtype=tl.float32)
-        for g in range(0, G):
-            xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
-            amax = tl.maximum(amax, tl.max(tl.abs(xr), axis=1))
-        scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), DYNAMIC_MIN_SCALE)
-        tl.store(xs_ptr + offs_m, scale, mask=m_mask)
-        for g in range(0, G):
-            xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                               offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
-            q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
-            tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
-                     _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
+        for j in range(0, G):
+            amax = tl.maximum(amax, tl.load(srow_ptr + j * M + offs_m, mask=m_mask, other=0.0))
+        scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)),
+                           DYNAMIC_MIN_SCALE)
+        if g == 0:
+            tl.store(xs_ptr + offs_m, scale, mask=m_mask)
     else:
-        g = tl.program_id(1)
-        xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                           offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
         scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
         if MODE == DYNAMIC_GROUP:
             # Group-major [G, M]: the GEMM reads one group's scales for consecutive tokens.
             tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
-        q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
-        tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
-                 _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
+    q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
+    tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
+             _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
 
 
 @triton.jit
@@ -214,6 +231,16 @@ def _int_dot(x, w, SWAP: tl.constexpr):
 
 
 @triton.jit
+def _int_dot_into(p, x, w, SWAP: tl.constexpr):
+    # p + _int_dot(x, w, SWAP), accumulated by the tensor cores (no wait between the dots).
+    if SWAP:
+        p = tl.dot(w, tl.trans(x), p, out_dtype=tl.int32)
+    else:
+        p = tl.dot(x, tl.trans(w), p, out_dtype=tl.int32)
+    return p
+
+
+@triton.jit
 def _rescaled(p, xsv, ws_ptrs, n_mask, SWAP: tl.constexpr):
     # One K-group's int32 product times the activation scale (per token) and the weight
     # scale (per output row, loaded from ws_ptrs), in fp32.
@@ -222,6 +249,17 @@ def _rescaled(p, xsv, ws_ptrs, n_mask, SWAP: tl.constexpr):
         r = p.to(tl.float32) * xsv[None, :] * wsv[:, None]
     else:
         r = p.to(tl.float32) * xsv[:, None] * wsv[None, :]
+    return r
+
+
+@triton.jit
+def _weight_scaled(p, ws_ptrs, n_mask, SWAP: tl.constexpr):
+    # A weight group's int32 product times the weight scale (per output row), in fp32.
+    wsv = tl.load(ws_ptrs, mask=n_mask, other=0.0).to(tl.float32)
+    if SWAP:
+        r = p.to(tl.float32) * wsv[:, None]
+    else:
+        r = p.to(tl.float32) * wsv[None, :]
     return r
 
 
@@ -286,7 +324,7 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
                 WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                 SWAP: tl.constexpr, FINAL: tl.constexpr, REDUCE: tl.constexpr,
                 HAS_BIAS: tl.constexpr, MEMBERS: tl.constexpr, ASM_UNPACK: tl.constexpr,
-                N_ALIGN=0):
+                TOKEN_SCALES: tl.constexpr = False, N_ALIGN=0):
     """
     Scaled W4A4 GEMM of activation codes from quant_kernel: y = sum_g (x_g . w_g) * xs * ws.
 
@@ -299,6 +337,8 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
     the split-K sum as in _write_tile. MEMBERS: the concatenated weights of up to three
     linears with their own input transform; an N-tile's member reads its own codes
     (codes_ptr + member * M * K) and scales (xs_ptr + member * s_member_xs).
+    TOKEN_SCALES: the activation scale is per token (s_xs_g == 0, DYNAMIC_TOKEN) and GPS a
+    multiple of WG_RATIO, so the loop rescales once per weight group, not per 64-group.
     N_ALIGN: read only by the autotuner (tiles must divide it).
     """
     K = G * 64
@@ -311,13 +351,32 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
     acc = _accumulator(BM, BN, SWAP, tl.float32)
     x_ptrs = codes_ptr + offs_m[:, None] * K + tl.arange(0, 64)[None, :]
     w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + tl.arange(0, 32)[None, :]
-    for i in range(0, GPS):
-        g = g0 + i
-        x = tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0)
-        p = _int_dot(x, _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
-        xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask,
-                      other=0.0).to(tl.float32)
-        acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
+    if TOKEN_SCALES:
+        # One scale per token: the int32 products of a whole weight group add up on the
+        # tensor cores and are rescaled once by the weight scale; the token's scale comes last.
+        for i in range(0, GPS, WG_RATIO):
+            g = g0 + i
+            p = _int_dot(tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0),
+                         _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
+            for j in tl.static_range(1, WG_RATIO):
+                p = _int_dot_into(p, tl.load(x_ptrs + (g + j) * 64, mask=m_mask[:, None],
+                                             other=0),
+                                  _weight_group(w_ptrs + (g + j) * 32, n_mask, ASM_UNPACK, BN),
+                                  SWAP)
+            acc += _weight_scaled(p, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
+        xsv = tl.load(xs_ptr + offs_m * s_xs_m, mask=m_mask, other=0.0).to(tl.float32)
+        if SWAP:
+            acc = acc * xsv[None, :]
+        else:
+            acc = acc * xsv[:, None]
+    else:
+        for i in range(0, GPS):
+            g = g0 + i
+            x = tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0)
+            p = _int_dot(x, _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
+            xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask,
+                          other=0.0).to(tl.float32)
+            acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
     _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
                 arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
 

@@ -8,11 +8,16 @@ Per call (act modes static_group, dynamic_group, dynamic_token; act_modes.py):
      scale: three bf16 tensor-core dots on a GPU, a fp32 dot under the interpreter) -> int4
      codes held in int8 in GEMM order (gemm_order: per 64-group the even columns, then the
      odd ones), plus the per-(token, 64-group) scale where the mode computes one (group-major,
-     [groups, tokens]). Run once per input tensor for a group of layers that share their input.
+     [groups, tokens]). dynamic_token runs amax_kernel first (every group's absmax), so
+     both launches spread over (token tiles x groups) however wide the input. Run once per
+     input tensor for a group of layers that share their input.
   2. gemm_kernel: per 64-wide K-group one exact int32 tl.dot(int8, int8) against the packed
      int4 weights, unpacked in registers four bytes per instruction into [low nibbles | high
      nibbles] (= the even | odd order of the codes, so nothing is interleaved), scaled in fp32
-     by act scale x weight scale (weight groups are weight_group/64 act groups). Tokens <= 64
+     by act scale x weight scale (weight groups are weight_group/64 act groups; with one
+     scale per token, dynamic_token, the products of a weight group add up on the tensor
+     cores and are rescaled once, the token's scale last: a third of the CUDA-core work of
+     the per-64-group rescale, which costs more than the int8 MMA it follows). Tokens <= 64
      swap operands (the weight fills the 64-row MMA side) and split K over the SMs (plan);
      from TUNED_MIN_ROWS tokens the tiles are autotuned per shape (_tuned_gemm over
      TUNED_CONFIGS).
@@ -230,15 +235,26 @@ def _quantize(x2, layer, owners, codes_out=None):
         s_m, s_g, s_member_srow, s_member_xs = 1, m, 0, m * groups
     else:
         xs = torch.empty(count, m, dtype=torch.float32, device=dev)
-        s_m, s_g, s_member_srow, s_member_xs = 1, 0, 0, m
+        s_m, s_g, s_member_srow, s_member_xs = 1, 0, m * groups, m
     transform, flags = _transform_args(owners[0], codes)
     # Rows per program: the 64x64 rotation block loaded and converted per program is shared
     # by more rows (per element about half the instructions at 64 rows as at 32).
     bm = 16 if m <= 16 else 32 if m <= 64 else 64
+    grid = (triton.cdiv(m, bm), groups, count)
+    if mode == act_modes.STATIC_GROUP:
+        srow = xs
+    elif mode == act_modes.DYNAMIC_TOKEN:
+        # Every group's absmax first: the token's scale needs all of them.
+        srow = torch.empty(count, groups, m, dtype=torch.float32, device=dev)
+        _kernels().amax_kernel[grid](
+            x_ptr=x2, stride_xm=x2.stride(0), **transform, amax_ptr=srow, M=m,
+            s_member_k=k, s_member_amax=s_member_srow, **flags, BM=bm, num_warps=4)
+        LAUNCHES['quantize'] += 1
+    else:
+        srow = codes
     static = mode == act_modes.STATIC_GROUP
-    grid = (triton.cdiv(m, bm), 1 if mode == act_modes.DYNAMIC_TOKEN else groups, count)
     _kernels().quant_kernel[grid](
-        x_ptr=x2, stride_xm=x2.stride(0), **transform, srow_ptr=xs if static else codes,
+        x_ptr=x2, stride_xm=x2.stride(0), **transform, srow_ptr=srow,
         codes_ptr=codes, xs_ptr=codes if static else xs, M=m, G=groups, s_member_k=k,
         s_member_srow=s_member_srow, s_member_xs=s_member_xs, MODE=mode, **flags, BM=bm,
         num_warps=4)
@@ -362,6 +378,7 @@ def _gemm(kernel, layer, weights, inputs, member_ends, out_dtype, out, p, m, k, 
     y = out if out is not None else torch.empty(m, n, dtype=out_dtype, device=dev)
     part = y if final else torch.empty(p['split'], m, n, dtype=torch.float32, device=dev)
     ws = weights.weight_scale
+    wg_ratio = layer.weight_group // ACT_BLOCK
     ends = member_ends if member_ends is not None else (n, n)
     arrivals = _arrival_counts(dev)
     if reduce and triton.cdiv(n, p['bn']) * triton.cdiv(m, p['bm']) > ARRIVAL_SLOTS:
@@ -370,9 +387,11 @@ def _gemm(kernel, layer, weights, inputs, member_ends, out_dtype, out, p, m, k, 
                 bias_ptr=bias if bias is not None else ws, out_ptr=part, s_out_split=m * n,
                 y_ptr=y, arrivals_ptr=arrivals, M=m, N=n, G=k // ACT_BLOCK, GPS=p['gps'],
                 member_end1=ends[0], member_end2=ends[1],
-                WG_RATIO=layer.weight_group // ACT_BLOCK, FINAL=final, REDUCE=reduce,
+                WG_RATIO=wg_ratio, FINAL=final, REDUCE=reduce,
                 HAS_BIAS=bias is not None, MEMBERS=member_ends is not None,
                 ASM_UNPACK=_asm_unpack())
+    if kernel is _kernels().gemm_kernel:
+        args['TOKEN_SCALES'] = inputs['s_xs_g'] == 0 and p['gps'] % wg_ratio == 0
     if tuned:
         # Only gemm_kernel is tuned: the quantizing GEMM runs on the few-row swap-AB plan.
         # Tiles, orientation, warps and stages chosen per (M, N, K, member alignment) by
