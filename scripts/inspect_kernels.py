@@ -43,7 +43,8 @@ PARAMETER_TYPES = {
     'arrivals_ptr': '*i32', 'M': 'i32', 'N': 'i32', 'G': 'i32', 'GPS': 'i32',
     'member_end1': 'i32', 'member_end2': 'i32', 'x_ptr': '*bf16', 'stride_xm': 'i32',
     'perm_ptr': '*i32', 'smooth_ptr': '*fp32', 'rot_ptr': '*i8', 'rscale_ptr': '*fp16',
-    's_member_k': 'i32', 'srow_ptr': '*fp16', 's_member_srow': 'i32'}
+    's_member_k': 'i32', 'srow_ptr': '*fp16', 's_member_srow': 'i32', 'amax_ptr': '*fp32',
+    's_member_amax': 'i32'}
 MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
                    's_out_split', 'x_ptr', 'perm_ptr', 'smooth_ptr', 'rot_ptr', 'rscale_ptr',
                    's_member_k'}
@@ -61,7 +62,9 @@ def signature_of(kernel, constants: dict) -> dict:
 
 
 def compile_for(kernel, constants: dict, warps: int, stages: int, arch: int = 90):
-    """Compile a @triton.jit kernel for sm_<arch> with these constexprs; return the kernel."""
+    """Compile a @triton.jit kernel for sm_<arch> with these constexprs (else their defaults)."""
+    constants = dict({p.name: p.default for p in kernel.params
+                      if p.is_constexpr and p.has_default}, **constants)
     signature = signature_of(kernel, constants)
     names = list(signature)
     attrs = {(names.index(n),): [['tt.divisibility', 16]] for n in names
@@ -150,6 +153,14 @@ def path_variants() -> list:
                kernels.quantizing_gemm_kernel,
                dict(expert, BM=16, QMODE=act_modes.STATIC_GROUP, HAS_PERM=True,
                     HAS_SMOOTH=True, HAS_ROT=True, TC_ROT=True), 4, 4)]
+    # One scale per token: WG_RATIO dots per weight group, one rescale.
+    found += [('gemm token scales expert swapAB 16x64 w4 s4 split-K', kernels.gemm_kernel,
+               dict(expert, BM=16, TOKEN_SCALES=True), 4, 4),
+              ('gemm token scales prefix swapAB 128x64 w4 s3', kernels.gemm_kernel,
+               dict(GEMM_PATH, SWAP=True, BM=128, BN=64, TOKEN_SCALES=True), 4, 3),
+              ('quant amax (dynamic_token first pass) rot on tensor cores BM64',
+               kernels.amax_kernel, {k: QUANT_PATH[k] for k in QUANT_PATH if k != 'MODE'},
+               4, 3)]
     found += [(f'quant mode {name} rot on tensor cores BM{bm}', kernels.quant_kernel,
                dict(QUANT_PATH, MODE=act_modes.IDS[name], BM=bm), 4, 3)
               for name, bm in (('static_group', 64), ('dynamic_group', 16),

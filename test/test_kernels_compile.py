@@ -34,7 +34,9 @@ def test_every_kernel_path_compiles_onto_tensor_cores(arch):
         info = inspect.lowering(inspect.compile_for(kernel, constants, warps, stages, arch))
         assert info['mma_instructions'] > 0, f'{label} on sm_{arch}: no tensor-core MMA'
         if arch == 90 and label.startswith('gemm'):
-            assert info['wgmma'] == 1, f'{label}: the integer dot is not one wgmma per K-group'
+            # Per 64-group one dot; with token scales WG_RATIO of them per weight group.
+            dots = constants['WG_RATIO'] if constants.get('TOKEN_SCALES') else 1
+            assert info['wgmma'] == dots, f'{label}: not one wgmma per K-group'
         assert info['spill_bytes'] == 0, f'{label} on sm_{arch}: spills registers'
 
 

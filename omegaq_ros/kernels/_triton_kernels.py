@@ -125,11 +125,12 @@ def amax_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, ama
                 s_member_k, s_member_amax, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
                 HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr):
     """
-    The absmax of every (token, 64-group) of the transformed input: amax_ptr [G, M].
+    Each token's absmax over the transformed input, into amax_ptr [M] (zeros before).
 
-    DYNAMIC_TOKEN's first pass (quant_kernel takes each token's maximum over its groups), so
-    that both passes run one program per (M-tile, group) however wide the input is. Grid and
-    members as quant_kernel's; member p's maxima start p * s_member_amax elements in.
+    DYNAMIC_TOKEN's first pass: one program per (M-tile, group) takes its group's maxima into
+    the token's by atomic max (non-negative floats), so both passes spread over the whole
+    GPU however wide the input. Grid and members as quant_kernel's; member p's maxima start
+    p * s_member_amax elements in.
     """
     pid_m = tl.program_id(0)
     g = tl.program_id(1)
@@ -139,8 +140,8 @@ def amax_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, ama
     xr = _load_rotated(x_ptr, stride_xm, perm_ptr + p * s_member_k, smooth_ptr + p * s_member_k,
                        rot_ptr + p * s_member_k * 64, rscale_ptr + p * s_member_k, offs_m,
                        m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
-    tl.store(amax_ptr + p * s_member_amax + g * M + offs_m, tl.max(tl.abs(xr), axis=1),
-             mask=m_mask)
+    tl.atomic_max(amax_ptr + p * s_member_amax + offs_m, tl.max(tl.abs(xr), axis=1),
+                  mask=m_mask, sem='relaxed')
 
 
 @triton.jit
@@ -153,11 +154,11 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
 
     MODE STATIC_GROUP: scales from the table row srow_ptr (one per 64-group); DYNAMIC_GROUP:
     each (token, group) absmax / 7, stored group-major at xs_ptr [G, M]; DYNAMIC_TOKEN: each
-    token's absmax / 7 from amax_kernel's group maxima at srow_ptr [G, M], stored at xs_ptr
-    [M]. Grid (M-tiles, groups, members): axis 2 runs the input transforms of linears that
-    read the same x (one launch for q/k/v or gate/up): member p's perm, smooth and rotation
-    scales start p * s_member_k elements in (its rotation codes p * 64 * s_member_k), its
-    codes p * M * K, its table row or group maxima p * s_member_srow, its dynamic scales
+    token's absmax (amax_kernel's, at srow_ptr [M]) / 7, stored at xs_ptr [M]. Grid
+    (M-tiles, groups, members): axis 2 runs the input transforms of linears that read the
+    same x (one launch for q/k/v or gate/up): member p's perm, smooth and rotation scales
+    start p * s_member_k elements in (its rotation codes p * 64 * s_member_k), its codes
+    p * M * K, its table row or token maxima p * s_member_srow, its dynamic scales
     p * s_member_xs.
     """
     pid_m = tl.program_id(0)
@@ -177,9 +178,7 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
     xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
                        offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
     if MODE == DYNAMIC_TOKEN:
-        amax = tl.zeros([BM], dtype=tl.float32)
-        for j in range(0, G):
-            amax = tl.maximum(amax, tl.load(srow_ptr + j * M + offs_m, mask=m_mask, other=0.0))
+        amax = tl.load(srow_ptr + offs_m, mask=m_mask, other=0.0).to(tl.float32)
         scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)),
                            DYNAMIC_MIN_SCALE)
         if g == 0:

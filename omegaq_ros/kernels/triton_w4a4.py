@@ -8,7 +8,7 @@ Per call (act modes static_group, dynamic_group, dynamic_token; act_modes.py):
      scale: three bf16 tensor-core dots on a GPU, a fp32 dot under the interpreter) -> int4
      codes held in int8 in GEMM order (gemm_order: per 64-group the even columns, then the
      odd ones), plus the per-(token, 64-group) scale where the mode computes one (group-major,
-     [groups, tokens]). dynamic_token runs amax_kernel first (every group's absmax), so
+     [groups, tokens]). dynamic_token runs amax_kernel first (each token's absmax), so
      both launches spread over (token tiles x groups) however wide the input. Run once per
      input tensor for a group of layers that share their input.
   2. gemm_kernel: per 64-wide K-group one exact int32 tl.dot(int8, int8) against the packed
@@ -235,7 +235,7 @@ def _quantize(x2, layer, owners, codes_out=None):
         s_m, s_g, s_member_srow, s_member_xs = 1, m, 0, m * groups
     else:
         xs = torch.empty(count, m, dtype=torch.float32, device=dev)
-        s_m, s_g, s_member_srow, s_member_xs = 1, 0, m * groups, m
+        s_m, s_g, s_member_srow, s_member_xs = 1, 0, m, m
     transform, flags = _transform_args(owners[0], codes)
     # Rows per program: the 64x64 rotation block loaded and converted per program is shared
     # by more rows (per element about half the instructions at 64 rows as at 32).
@@ -244,8 +244,8 @@ def _quantize(x2, layer, owners, codes_out=None):
     if mode == act_modes.STATIC_GROUP:
         srow = xs
     elif mode == act_modes.DYNAMIC_TOKEN:
-        # Every group's absmax first: the token's scale needs all of them.
-        srow = torch.empty(count, groups, m, dtype=torch.float32, device=dev)
+        # Every token's absmax first: its scale needs all of its groups.
+        srow = torch.zeros(count, m, dtype=torch.float32, device=dev)
         _kernels().amax_kernel[grid](
             x_ptr=x2, stride_xm=x2.stride(0), **transform, amax_ptr=srow, M=m,
             s_member_k=k, s_member_amax=s_member_srow, **flags, BM=bm, num_warps=4)
