@@ -17,6 +17,11 @@
 #   scripts/gpu_check.sh groot  OUT   full-size GR00T N1.5 (random weights): BF16 eager and
 #                                     CUDA graph vs W4A4 omega-dynamic Triton + CUDA graph,
 #                                     the quantized scope's memory, parameter counts
+#   scripts/gpu_check.sh groot-width OUT [WIDTH]
+#                                     trains the small GR00T with a WIDTH-wide DiT (384) on
+#                                     the sim's expert demonstrations, then its closed loop,
+#                                     FP vs omega-dynamic, 50 paired episodes per task (is
+#                                     the small DiT's W4A4 loss its width's? RESULTS 9d)
 #   scripts/gpu_check.sh all    OUT   gemm, policy and tests in turn (the quickest and most
 #                                     telling first), each under a time limit (STAGE_SECONDS,
 #                                     else 100 / 240 / 240 s) so one 10-minute device call
@@ -100,14 +105,27 @@ run_groot() {
     --json "$out/groot.json" 2>&1 | tee "$out/groot.log" || status=1
 }
 
+run_groot_width() {
+  local width=${1:-384}
+  use_carried_sim || { status=1; return; }
+  "$python" -m omegaq_ros.policy.train --family groot --dit-width "$width" --steps 4500 \
+    --batch 128 --lr 3e-4 --episodes-per-task 100 --workers 15 --out "/tmp/groot_w$width" \
+    2>&1 | tee "$out/groot_width_train.log" || { status=1; return; }
+  cp "/tmp/groot_w$width/training.json" "$out/groot_width_training.json"
+  "$python" -m omegaq_ros.sim.method_eval --policy "/tmp/groot_w$width/checkpoint" \
+    --methods fp,omega-dynamic --device cuda --episodes 50 --tasks all --workers 14 \
+    --out "$out/groot_width" 2>&1 | grep -v 'it/s' | tee "$out/groot_width.log" || status=1
+}
+
 run_compile() {
   limited "$python" benchmarks/bench_pi05_gpu.py --repeats 30 --methods '' --compile \
     --json "$out/pi05_compile.json" 2>&1 | tee "$out/pi05_compile.log" || status=1
 }
 
 case "$stage" in
-  tests|gemm|policy|compile|groot|closedloop|all) versions ;;
-  *) echo "gpu_check.sh: stage must be tests, gemm, policy, compile, groot, closedloop or all," \
+  tests|gemm|policy|compile|groot|groot-width|closedloop|all) versions ;;
+  *) echo "gpu_check.sh: stage must be tests, gemm, policy, compile, groot, groot-width," \
+       "closedloop or all," \
        "got '$stage'" >&2
      exit 2 ;;
 esac
@@ -117,6 +135,7 @@ case "$stage" in
   policy) run_policy ;;
   compile) run_compile ;;
   groot) run_groot ;;
+  groot-width) run_groot_width "${3:-384}" ;;
   closedloop) run_closedloop "${3:-20}" ;;
   all) limit=${STAGE_SECONDS:-100}; run_gemm
        limit=${STAGE_SECONDS:-240}; run_policy; run_tests ;;

@@ -66,3 +66,20 @@ def test_groot_training_lowers_the_loss_and_resumes(tmp_path):
     np.testing.assert_array_equal(
         policy.predict(images, observation.state, observation.instruction, noise=noise),
         initialized.predict(images, observation.state, observation.instruction, noise=noise))
+
+
+def test_dit_width_trains_a_wider_small_groot(tmp_path):
+    """--dit-width widens every DiT linear; the checkpoint's config carries it to the runtime."""
+    out = str(tmp_path / 'wide')
+    assert train.main(['--out', out, '--family', 'groot', '--dit-width', '192', '--tasks',
+                       'lift', '--episodes-per-task', '1', '--steps', '2', '--batch', '4',
+                       '--device', 'cpu', '--workers', '1']) == 0
+    policy = load_policy(os.path.join(out, 'checkpoint'))
+    assert policy.config.dit.width == 192 and policy.config.input_embedding_dim == 192
+    blocks = policy.model.action_head.model.transformer_blocks
+    assert blocks[0].attn1.to_q.weight.shape == (192, 192)
+    assert blocks[0].ff.net[2].weight.shape == (192, 4 * 192)
+    for bad in (['--family', 'pi05', '--dit-width', '192'],
+                ['--family', 'groot', '--dit-width', '100']):
+        with pytest.raises(SystemExit):
+            train.parse_args(['--out', out] + bad)
