@@ -202,11 +202,14 @@ def markdown(rows, tasks) -> str:
         cells = []
         for task in list(tasks) + ['average']:
             r = next(x for x in rows if x['method'] == method and x['task'] == task)
+            # --episodes 0 measures the open-loop error alone: no success rate to show.
             cells.append(f"{100 * r['success']:.0f}% [{100 * r['ci_low']:.0f}, "
-                         f"{100 * r['ci_high']:.0f}] (n={r['episodes']})")
+                         f"{100 * r['ci_high']:.0f}] (n={r['episodes']})" if r['episodes']
+                         else '–')
         average = next(x for x in rows if x['method'] == method and x['task'] == 'average')
+        inference = f"{average['inference_ms']:.0f}" if average['episodes'] else '–'
         lines.append(f'| {method} | ' + ' | '.join(cells) +
-                     f" | {average['open_loop_error']:.4f} | {average['inference_ms']:.0f} |")
+                     f" | {average['open_loop_error']:.4f} | {inference} |")
     return '\n'.join(lines) + '\n'
 
 
@@ -273,7 +276,8 @@ def parse_args(argv=None):
     parser.add_argument('--policy', required=True,
                         help='FP checkpoint directory (pi0.5 or GR00T N1.5)')
     parser.add_argument('--methods', default=','.join(PRESETS))
-    parser.add_argument('--episodes', type=int, default=50, help='per task')
+    parser.add_argument('--episodes', type=int, default=50,
+                        help='per task (0: the open-loop error alone, no closed loop)')
     parser.add_argument('--tasks', default='all')
     parser.add_argument('--seeds', default=None, help=f'A:B (default {EVAL_SEEDS[0]}:...)')
     parser.add_argument('--calibration-seeds', default='%d:%d' % CALIBRATION_SEEDS)
