@@ -121,49 +121,57 @@ def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
 
 
 @triton.jit
-def amax_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, amax_ptr, M,
-                s_member_k, s_member_amax, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
-                HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr):
+def amax_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, amax_ptr,
+                rotated_ptr, M, G, s_member_k, s_member_amax, HAS_PERM: tl.constexpr,
+                HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
+                BM: tl.constexpr):
     """
-    Each token's absmax over the transformed input, into amax_ptr [M] (zeros before).
+    Transform x once for DYNAMIC_TOKEN: the values into rotated_ptr, each token's absmax.
 
-    DYNAMIC_TOKEN's first pass: one program per (M-tile, group) takes its group's maxima into
-    the token's by atomic max (non-negative floats), so both passes spread over the whole
-    GPU however wide the input. Grid and members as quant_kernel's; member p's maxima start
-    p * s_member_amax elements in.
+    One program per (M-tile, group) stores its group's transformed values (fp32, natural
+    column order, [members, M, G * 64]) and takes their maxima into the token's at amax_ptr
+    [M] (zeros before) by atomic max (non-negative floats), so the pass spreads over the
+    whole GPU however wide the input. quant_kernel then quantizes rotated_ptr with the
+    token's scale (no second rotation). Grid and members as quant_kernel's; member p's maxima
+    start p * s_member_amax elements in, its values p * M * G * 64.
     """
     pid_m = tl.program_id(0)
     g = tl.program_id(1)
     p = tl.program_id(2)
     offs_m = pid_m * BM + tl.arange(0, BM)
     m_mask = offs_m < M
+    K = G * 64
     xr = _load_rotated(x_ptr, stride_xm, perm_ptr + p * s_member_k, smooth_ptr + p * s_member_k,
                        rot_ptr + p * s_member_k * 64, rscale_ptr + p * s_member_k, offs_m,
                        m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
+    tl.store(rotated_ptr + p * M * K + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
+             xr, mask=m_mask[:, None])
     tl.atomic_max(amax_ptr + p * s_member_amax + offs_m, tl.max(tl.abs(xr), axis=1),
                   mask=m_mask, sem='relaxed')
 
 
 @triton.jit
 def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr,
-                 codes_ptr, xs_ptr, M, G, s_member_k, s_member_srow, s_member_xs,
-                 MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
+                 codes_ptr, xs_ptr, M, G, s_member_x, s_member_k, s_member_srow,
+                 s_member_xs, MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
                  HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr):
     """
     Smooth, permute, rotate and quantize x [M, G * 64] into int4 codes (int8, GEMM order).
 
     MODE STATIC_GROUP: scales from the table row srow_ptr (one per 64-group); DYNAMIC_GROUP:
     each (token, group) absmax / 7, stored group-major at xs_ptr [G, M]; DYNAMIC_TOKEN: each
-    token's absmax (amax_kernel's, at srow_ptr [M]) / 7, stored at xs_ptr [M]. Grid
-    (M-tiles, groups, members): axis 2 runs the input transforms of linears that read the
-    same x (one launch for q/k/v or gate/up): member p's perm, smooth and rotation scales
-    start p * s_member_k elements in (its rotation codes p * 64 * s_member_k), its codes
-    p * M * K, its table row or token maxima p * s_member_srow, its dynamic scales
-    p * s_member_xs.
+    token's absmax (amax_kernel's, at srow_ptr [M]) / 7, stored at xs_ptr [M]; x is then
+    amax_kernel's transformed values and the HAS_* transforms are off. Grid (M-tiles, groups,
+    members): axis 2 runs the input transforms of linears that read the same x (one launch
+    for q/k/v or gate/up): member p's input starts p * s_member_x elements in (0: one x for
+    all), its perm, smooth and rotation scales p * s_member_k (its rotation codes
+    p * 64 * s_member_k), its codes p * M * K, its table row or token maxima
+    p * s_member_srow, its dynamic scales p * s_member_xs.
     """
     pid_m = tl.program_id(0)
     g = tl.program_id(1)
     p = tl.program_id(2)
+    x_ptr += p * s_member_x
     perm_ptr += p * s_member_k
     smooth_ptr += p * s_member_k
     rscale_ptr += p * s_member_k

@@ -8,8 +8,9 @@ Per call (act modes static_group, dynamic_group, dynamic_token; act_modes.py):
      scale: three bf16 tensor-core dots on a GPU, a fp32 dot under the interpreter) -> int4
      codes held in int8 in GEMM order (gemm_order: per 64-group the even columns, then the
      odd ones), plus the per-(token, 64-group) scale where the mode computes one (group-major,
-     [groups, tokens]). dynamic_token runs amax_kernel first (each token's absmax), so
-     both launches spread over (token tiles x groups) however wide the input. Run once per
+     [groups, tokens]). dynamic_token runs amax_kernel first (the transformed values and each
+     token's absmax), then quantizes those values: both launches spread over (token tiles x
+     groups) however wide the input. Run once per
      input tensor for a group of layers that share their input.
   2. gemm_kernel: per 64-wide K-group one exact int32 tl.dot(int8, int8) against the packed
      int4 weights, unpacked in registers four bytes per instruction into [low nibbles | high
@@ -241,23 +242,28 @@ def _quantize(x2, layer, owners, codes_out=None):
     # by more rows (per element about half the instructions at 64 rows as at 32).
     bm = 16 if m <= 16 else 32 if m <= 64 else 64
     grid = (triton.cdiv(m, bm), groups, count)
+    source = dict(x_ptr=x2, stride_xm=x2.stride(0), s_member_x=0, **transform, **flags)
     if mode == act_modes.STATIC_GROUP:
         srow = xs
     elif mode == act_modes.DYNAMIC_TOKEN:
-        # Every token's absmax first: its scale needs all of its groups.
+        # The token's scale needs all of its groups: transform once, keeping the values,
+        # then quantize those (no second rotation).
         srow = torch.zeros(count, m, dtype=torch.float32, device=dev)
+        rotated = torch.empty(count, m, k, dtype=torch.float32, device=dev)
         _kernels().amax_kernel[grid](
-            x_ptr=x2, stride_xm=x2.stride(0), **transform, amax_ptr=srow, M=m,
-            s_member_k=k, s_member_amax=s_member_srow, **flags, BM=bm, num_warps=4)
+            x_ptr=x2, stride_xm=x2.stride(0), **transform, amax_ptr=srow, rotated_ptr=rotated,
+            M=m, G=groups, s_member_k=k, s_member_amax=s_member_srow, **flags, BM=bm,
+            num_warps=4)
         LAUNCHES['quantize'] += 1
+        source = dict(x_ptr=rotated, stride_xm=k, s_member_x=m * k, **transform,
+                      **dict.fromkeys(flags, False))
     else:
         srow = codes
     static = mode == act_modes.STATIC_GROUP
     _kernels().quant_kernel[grid](
-        x_ptr=x2, stride_xm=x2.stride(0), **transform, srow_ptr=srow,
-        codes_ptr=codes, xs_ptr=codes if static else xs, M=m, G=groups, s_member_k=k,
-        s_member_srow=s_member_srow, s_member_xs=s_member_xs, MODE=mode, **flags, BM=bm,
-        num_warps=4)
+        **source, srow_ptr=srow, codes_ptr=codes, xs_ptr=codes if static else xs, M=m,
+        G=groups, s_member_k=k, s_member_srow=s_member_srow, s_member_xs=s_member_xs,
+        MODE=mode, BM=bm, num_warps=4)
     LAUNCHES['quantize'] += 1
     return codes, xs, s_m, s_g, s_member_xs
 
