@@ -215,3 +215,25 @@ def test_memory_accounting_counts_stored_bytes_once(shared):
     assert parts['rotations'] == sum(m.rot_in.numel() + 2 * m.rot_in_scale.numel()
                                      for m in owners)
     assert sum(parts.values()) == model_bytes(q)
+
+
+def test_act_modes_by_scope_choose_each_linears_mode(shared):
+    """act_mode_by_scope: the first matching regex picks the mode; one input, one mode."""
+    model, batches, held, reference = shared
+    recipe = Recipe.preset('omega-dynamic', share_input_rotation=True,
+                           act_mode_by_scope={'^(gate|up|down)_proj$': 'dynamic_token',
+                                              'proj': 'static_group'})
+    q = quantize(copy.deepcopy(model), batches, recipe)
+    modes = {name: q.get_submodule(name).act_mode for name in
+             ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')}
+    assert modes == {'q_proj': 'static_group', 'k_proj': 'static_group',
+                     'v_proj': 'static_group', 'o_proj': 'static_group',
+                     'gate_proj': 'dynamic_token', 'up_proj': 'dynamic_token',
+                     'down_proj': 'dynamic_token'}
+    assert q.get_submodule('q_proj').act_scale is not None       # its static table
+    with torch.no_grad():
+        assert min(cosine(q(*b), r) for b, r in zip(held, reference)) > 0.97
+    split = Recipe.preset('omega-dynamic', share_input_rotation=True,
+                          act_mode_by_scope={'^k_proj$': 'dynamic_token'})
+    with pytest.raises(ValueError, match='linears that read one input different act modes'):
+        quantize(copy.deepcopy(model), batches, split)

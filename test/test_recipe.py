@@ -75,3 +75,20 @@ def test_a_scope_pattern_given_as_one_string_is_one_pattern():
     assert listed.exclude == ('transformer_blocks', 'vl_self_attention')
     with pytest.raises(ValueError, match='not a regular expression'):
         Recipe(exclude=('layers.(',))
+
+
+def test_act_modes_by_scope_from_a_method_string_and_yaml(tmp_path):
+    from omegaq_ros.policy.recipes import method_recipe
+    recipe = method_recipe('omega-dynamic+act_mode_by_scope={language_model: dynamic_token}')
+    assert recipe.act_mode_by_scope == (('language_model', 'dynamic_token'),)
+    language = 'paligemma_with_expert.paligemma.model.language_model.layers.0.mlp.down_proj'
+    expert = 'paligemma_with_expert.gemma_expert.model.layers.0.mlp.down_proj'
+    assert recipe.for_layer(language).act_mode == 'dynamic_token'
+    assert recipe.for_layer(expert) is recipe and recipe.act_mode == 'dynamic_group'
+    path = tmp_path / 'recipe.yaml'
+    path.write_text(yaml.safe_dump(recipe.to_dict()))
+    assert Recipe.from_yaml(str(path)) == recipe
+    with pytest.raises(ValueError, match="'act_mode_by_scope'.*not one of"):
+        Recipe(act_mode_by_scope={'expert': 'per_tensor'})
+    with pytest.raises(ValueError, match="'act_mode_by_scope'.*not a regular expression"):
+        Recipe(act_mode_by_scope={'layers.(': 'dynamic_token'})

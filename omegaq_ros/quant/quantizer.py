@@ -124,7 +124,7 @@ def _named_targets(model: nn.Module, recipe: Recipe):
         if module.in_features % recipe.weight_group:
             reasons.append(f'in_features {module.in_features} is not a multiple of the '
                            f'weight group {recipe.weight_group}')
-        if (recipe.rotation != 'none' or recipe.act_mode != 'none') and \
+        if (recipe.rotation != 'none' or recipe.for_layer(name).act_mode != 'none') and \
                 module.in_features % BLOCK:
             reasons.append(f'in_features {module.in_features} is not a multiple of {BLOCK}')
         if recipe.output_rotation and module.out_features % BLOCK:
@@ -375,6 +375,15 @@ def quantize(model: nn.Module, calibration_batches: Iterable, recipe: Recipe,
     return model
 
 
+def group_recipe(recipe: Recipe, group) -> Recipe:
+    """The recipe of an input group's linears (one act mode: they share the quantized input)."""
+    chosen = {name: recipe.for_layer(name).act_mode for name, _ in group}
+    if len(set(chosen.values())) > 1:
+        raise ValueError(f'act_mode_by_scope gives linears that read one input different act '
+                         f'modes: {chosen}')
+    return recipe.for_layer(group[0][0])
+
+
 def _attach_recorders(pass_groups, recipe: Recipe, smooth: dict, want_hessian: bool,
                       generator: torch.Generator) -> dict:
     """
@@ -396,7 +405,8 @@ def _attach_recorders(pass_groups, recipe: Recipe, smooth: dict, want_hessian: b
         rotation = BlockRotation(
             None if rotation.perm is None else rotation.perm.to(device),
             None if rotation.blocks is None else rotation.blocks.to(device))
-        recorder = _LayerRecorder(name, linear, rotation, recipe, want_hessian, generator)
+        recorder = _LayerRecorder(name, linear, rotation, group_recipe(recipe, group),
+                                  want_hessian, generator)
         recorder.smooth = smooth.get(name)
         recorders[name] = (recorder, linear.register_forward_pre_hook(recorder))
     return recorders
@@ -409,6 +419,7 @@ def _quantize_group(group, recorder, recipe: Recipe, smooth, layer_stats: dict, 
     The first member owns the rotation, smoothing and activation table; the others point at it.
     """
     replacements, owner = [], None
+    recipe = group_recipe(recipe, group)
     for name, linear in group:
         layer, w_rot = _build_quant_linear(name, linear, recorder, recipe, smooth, owner)
         layer = layer.to(linear.weight.device)

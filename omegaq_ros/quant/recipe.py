@@ -34,6 +34,9 @@ class Recipe:
     gptq_block: int = 128
     gptq_act_order: bool = False
     act_mode: str = 'static_channel'         # see activations.ACT_MODES
+    # {regex: mode}: the linears a regex matches (the first that does) take that mode instead
+    # (per-token scales for the prefix's language layers, 64-group scales in the expert).
+    act_mode_by_scope: tuple = ()
     act_percentile: float = 99.9
     act_clip: str = 'percentile'             # percentile | mse (static tables)
     per_step: bool = True                    # one table row per denoising step where seen
@@ -56,6 +59,19 @@ class Recipe:
             if value not in allowed:
                 raise ValueError(f"recipe field '{key}' must be one of {'|'.join(allowed)}, "
                                  f"got '{value}'")
+        scoped = self.act_mode_by_scope
+        scoped = tuple((scoped or {}).items()) if isinstance(scoped, dict) else tuple(
+            tuple(pair) for pair in scoped)
+        for pattern, mode in scoped:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as error:
+                raise ValueError(f"recipe field 'act_mode_by_scope': {pattern!r} is not a "
+                                 f'regular expression ({error})') from None
+            if mode not in ACT_MODES:
+                raise ValueError(f"recipe field 'act_mode_by_scope': {pattern!r} maps to "
+                                 f"'{mode}', not one of {'|'.join(ACT_MODES)}")
+        object.__setattr__(self, 'act_mode_by_scope', scoped)
         for key in ('include', 'exclude'):
             patterns = getattr(self, key)
             # One regex given as a string (exclude=DiT on a command line) is one pattern, not
@@ -110,7 +126,15 @@ class Recipe:
         data = asdict(self)
         data['include'] = list(self.include)
         data['exclude'] = list(self.exclude)
+        data['act_mode_by_scope'] = dict(self.act_mode_by_scope)
         return data
+
+    def for_layer(self, module_name: str) -> 'Recipe':
+        """This recipe with the act_mode of the linear called module_name."""
+        for pattern, mode in self.act_mode_by_scope:
+            if re.search(pattern, module_name):
+                return replace(self, act_mode=mode) if mode != self.act_mode else self
+        return self
 
     def selects(self, module_name: str) -> bool:
         """Whether the linear called module_name is in the quantized scope."""
