@@ -96,8 +96,11 @@ run_closedloop() {
 }
 
 run_policy() {
+  # BENCH_METHODS: the W4A4 methods, one argument (a method may hold spaces:
+  # 'omega-dynamic+act_mode_by_scope={language_model: dynamic_token}').
   limited "$python" benchmarks/bench_pi05_gpu.py --repeats 30 --profile "$out/profile" \
-    --json "$out/pi05.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/pi05.log" || status=1
+    --json "$out/pi05.json" ${BENCH_METHODS:+--methods "$BENCH_METHODS"} ${BENCH_ARGS:-} \
+    2>&1 | tee "$out/pi05.log" || status=1
 }
 
 run_groot() {
