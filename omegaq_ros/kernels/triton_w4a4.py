@@ -10,8 +10,8 @@ Per call (act modes static_group, dynamic_group, dynamic_token; act_modes.py):
      odd ones), plus the per-(token, 64-group) scale where the mode computes one (group-major,
      [groups, tokens]). dynamic_token runs amax_kernel first (the transformed values and each
      token's absmax), then quantizes those values: both launches spread over (token tiles x
-     groups) however wide the input. Run once per
-     input tensor for a group of layers that share their input.
+     groups) however wide the input. Run once per input tensor for a group of layers that
+     share their input.
   2. gemm_kernel: per 64-wide K-group one exact int32 tl.dot(int8, int8) against the packed
      int4 weights, unpacked in registers four bytes per instruction into [low nibbles | high
      nibbles] (= the even | odd order of the codes, so nothing is interleaved), scaled in fp32

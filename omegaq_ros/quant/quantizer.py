@@ -375,7 +375,7 @@ def quantize(model: nn.Module, calibration_batches: Iterable, recipe: Recipe,
     return model
 
 
-def group_recipe(recipe: Recipe, group) -> Recipe:
+def _group_recipe(recipe: Recipe, group) -> Recipe:
     """The recipe of an input group's linears (one act mode: they share the quantized input)."""
     chosen = {name: recipe.for_layer(name).act_mode for name, _ in group}
     if len(set(chosen.values())) > 1:
@@ -405,7 +405,7 @@ def _attach_recorders(pass_groups, recipe: Recipe, smooth: dict, want_hessian: b
         rotation = BlockRotation(
             None if rotation.perm is None else rotation.perm.to(device),
             None if rotation.blocks is None else rotation.blocks.to(device))
-        recorder = _LayerRecorder(name, linear, rotation, group_recipe(recipe, group),
+        recorder = _LayerRecorder(name, linear, rotation, _group_recipe(recipe, group),
                                   want_hessian, generator)
         recorder.smooth = smooth.get(name)
         recorders[name] = (recorder, linear.register_forward_pre_hook(recorder))
@@ -419,7 +419,7 @@ def _quantize_group(group, recorder, recipe: Recipe, smooth, layer_stats: dict, 
     The first member owns the rotation, smoothing and activation table; the others point at it.
     """
     replacements, owner = [], None
-    recipe = group_recipe(recipe, group)
+    recipe = _group_recipe(recipe, group)
     for name, linear in group:
         layer, w_rot = _build_quant_linear(name, linear, recorder, recipe, smooth, owner)
         layer = layer.to(linear.weight.device)
