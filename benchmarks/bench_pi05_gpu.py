@@ -201,7 +201,7 @@ def main():
                         help='kernel-compatible presets, comma separated (omega-dynamic, '
                         'omega-group)')
     parser.add_argument('--in-gemm', action='store_true',
-                        help='add the rows with the expert\'s GEMMs quantizing their own input '
+                        help="add the rows with the expert's GEMMs quantizing their own input "
                              '(2.5x slower per step on an H100, RESULTS 7d)')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')

@@ -383,8 +383,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--init', default=None,
                         help='start from this checkpoint (its tokenizer; fresh optimizer)')
     parser.add_argument('--dit-width', type=int, default=0,
-                        help='groot: the DiT\'s width, a multiple of 64 (default: the small '
-                             'size\'s 128)')
+                        help="groot: the DiT's width, a multiple of 64 (default: the small "
+                             "size's 128)")
     args = parser.parse_args(argv)
     if args.dit_width and (args.family != 'groot' or args.dit_width % 64):
         parser.error('--dit-width takes a multiple of 64, with --family groot')

@@ -376,7 +376,7 @@ def quantize(model: nn.Module, calibration_batches: Iterable, recipe: Recipe,
 
 
 def _group_recipe(recipe: Recipe, group) -> Recipe:
-    """The recipe of an input group's linears (one act mode: they share the quantized input)."""
+    """Return the recipe of an input group's linears (one act mode: one quantized input)."""
     chosen = {name: recipe.for_layer(name).act_mode for name, _ in group}
     if len(set(chosen.values())) > 1:
         raise ValueError(f'act_mode_by_scope gives linears that read one input different act '

@@ -130,7 +130,7 @@ class Recipe:
         return data
 
     def for_layer(self, module_name: str) -> 'Recipe':
-        """This recipe with the act_mode of the linear called module_name."""
+        """Return this recipe with the act_mode of the linear called module_name."""
         for pattern, mode in self.act_mode_by_scope:
             if re.search(pattern, module_name):
                 return replace(self, act_mode=mode) if mode != self.act_mode else self
