@@ -68,3 +68,18 @@ def test_the_bundled_w4a4_policy_moves_the_arms_in_the_sim(policies, task):
             for k in range(8):
                 observation = env.step(chunk[k], render=k == 7)
         assert np.abs(observation.state - start).max() > 0.01      # the arms moved
+
+
+def test_fused_pointwise_gives_the_eager_chunk(policies):
+    """GR00T's norms, RoPE, gated MLPs and residuals compiled: the same chunk as eager."""
+    fp, w4a4 = policies
+    fused = load_policy(CHECKPOINT, fused_pointwise=True)
+    assert fused.model.fused_pointwise and not fp.model.fused_pointwise
+    with BimanualEnv('bin') as env:
+        observation = env.reset(100001, render=True)
+    images = [observation.images[name] for name in fp.config.cameras]
+    noise = np.random.default_rng(3).standard_normal(
+        (fp.config.horizon, fp.config.max_action_dim)).astype(np.float32)
+    eager = fp.predict(images, observation.state, observation.instruction, noise=noise)
+    compiled = fused.predict(images, observation.state, observation.instruction, noise=noise)
+    assert np.abs(compiled - eager).max() < 1e-4

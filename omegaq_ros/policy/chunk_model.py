@@ -56,6 +56,28 @@ class ChunkModel(nn.Module):
         self._modulation_cache = None
         return self
 
+    def use_fused_pointwise(self, enabled: bool = True) -> 'ChunkModel':
+        """
+        Run the norms, RoPE, residuals and gated MLPs between the GEMMs through torch.compile.
+
+        Every module with an `ops` namespace (policy/pointwise.py) gets the compiled one: each
+        function compiles once per shape on first use (seconds on a GPU) and then runs as one
+        or two fused kernels instead of up to nine; the GEMMs are untouched. For CUDA-graph
+        chunks on a GPU (the product path); eager (the default) elsewhere.
+        """
+        from omegaq_ros.policy import pointwise
+        ops = pointwise.compiled() if enabled else pointwise.EAGER
+        for module in self.modules():
+            if hasattr(module, 'ops'):
+                module.ops = ops
+        return self
+
+    @property
+    def fused_pointwise(self) -> bool:
+        """Return True while the pointwise work runs compiled (use_fused_pointwise)."""
+        return any(getattr(module, 'ops', None) is not None and module.ops.fused
+                   for module in self.modules())
+
     def train(self, mode: bool = True):
         """Drop the modulation table whenever the weights may change."""
         self._modulation_cache = None

@@ -23,6 +23,7 @@ cross-attention keys and values depend only on the VL features, so once per chun
 import math
 from typing import List, Optional
 
+from omegaq_ros.policy import pointwise
 from omegaq_ros.policy.chunk_model import ChunkModel
 from omegaq_ros.policy.groot_config import DiTSize, GrootConfig, Qwen3Size
 from omegaq_ros.policy.pi05_model import Container, SiglipVision
@@ -41,18 +42,11 @@ class Qwen3RMSNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps
+        self.ops = pointwise.EAGER
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalize the last dimension."""
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight.to(x.dtype) * h.to(x.dtype)
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """Rotate the two halves of the last dimension (the HF RoPE convention)."""
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return self.ops.scaled_rms_norm(x, self.weight, self.eps)
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype):
@@ -76,16 +70,17 @@ class Qwen3Attention(nn.Module):
         self.o_proj = nn.Linear(size.num_heads * size.head_dim, size.width, bias=False)
         self.q_norm = Qwen3RMSNorm(size.head_dim, size.rms_norm_eps)
         self.k_norm = Qwen3RMSNorm(size.head_dim, size.rms_norm_eps)
+        self.ops = pointwise.EAGER
 
     def forward(self, x, cos, sin, mask):
         """Attend under `mask` (bool [B, 1, L, L], True = visible)."""
         b, n, _ = x.shape
         s = self.size
-        q = self.q_norm(self.q_proj(x).view(b, n, s.num_heads, s.head_dim)).transpose(1, 2)
-        k = self.k_norm(self.k_proj(x).view(b, n, s.num_kv_heads, s.head_dim)).transpose(1, 2)
+        q = self.q_proj(x).view(b, n, s.num_heads, s.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, n, s.num_kv_heads, s.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, n, s.num_kv_heads, s.head_dim).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        q, k = self.ops.norm_rope_qk(q, k, self.q_norm.weight, self.k_norm.weight,
+                                     self.q_norm.eps, cos, sin)
         groups = s.num_heads // s.num_kv_heads
         k = k.repeat_interleave(groups, dim=1)
         v = v.repeat_interleave(groups, dim=1)
@@ -104,12 +99,15 @@ class Qwen3Layer(nn.Module):
         self.mlp = Container(gate_proj=nn.Linear(size.width, size.mlp_dim, bias=False),
                              up_proj=nn.Linear(size.width, size.mlp_dim, bias=False),
                              down_proj=nn.Linear(size.mlp_dim, size.width, bias=False))
+        self.ops = pointwise.EAGER
 
     def forward(self, x, cos, sin, mask):
         """Apply one layer."""
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
+        x = self.ops.add(x, self.self_attn(self.input_layernorm(x), cos, sin, mask))
         h = self.post_attention_layernorm(x)
-        return x + self.mlp.down_proj(F.silu(self.mlp.gate_proj(h)) * self.mlp.up_proj(h))
+        mlp = self.mlp
+        return self.ops.add(x, mlp.down_proj(self.ops.silu_gate(mlp.gate_proj(h),
+                                                                mlp.up_proj(h))))
 
 
 class Qwen3Model(nn.Module):
@@ -252,10 +250,11 @@ class FeedForward(nn.Module):
         # checkpoint's indices (ff.net.0.proj, ff.net.2).
         self.net = nn.ModuleList([Container(proj=nn.Linear(width, mult * width)),
                                   nn.Identity(), nn.Linear(mult * width, width)])
+        self.ops = pointwise.EAGER
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the MLP."""
-        return self.net[2](F.gelu(self.net[0].proj(x), approximate='tanh'))
+        return self.net[2](self.ops.gelu(self.net[0].proj(x)))
 
 
 class AdaLayerNorm(nn.Module):
@@ -265,6 +264,7 @@ class AdaLayerNorm(nn.Module):
         super().__init__()
         self.linear = nn.Linear(width, 2 * width)
         self.eps = eps
+        self.ops = pointwise.EAGER
 
     def modulation(self, temb: torch.Tensor):
         """Return (scale, shift) [B, 1, width] for the timestep embedding temb [B, width]."""
@@ -274,7 +274,7 @@ class AdaLayerNorm(nn.Module):
     def forward(self, x: torch.Tensor, modulation) -> torch.Tensor:
         """Normalize x and apply a modulation from modulation()."""
         scale, shift = (m.to(x.dtype) for m in modulation)
-        return F.layer_norm(x, x.shape[-1:], eps=self.eps) * (1 + scale) + shift
+        return self.ops.ada_layer_norm(x, scale, shift, self.eps)
 
 
 class SinusoidalPositions(nn.Module):
@@ -316,14 +316,20 @@ class TransformerBlock(nn.Module):
         self.attn1 = Attention(width, size.num_heads, size.head_dim, cross_dim)
         self.norm3 = nn.LayerNorm(width, eps=1e-5, elementwise_affine=not ada)
         self.ff = FeedForward(width)
+        self.ops = pointwise.EAGER
 
     def forward(self, x, kv=None, modulation=None):
         """Attention (to a context's kv when given, else self) then MLP, with residuals."""
-        h = self.norm1(x, modulation) if self.ada else self.norm1(x)
+        ops = self.ops
+        if self.ada:
+            h = self.norm1(x, modulation)
+        else:
+            h = ops.layer_norm(x, self.norm1.weight, self.norm1.bias, self.norm1.eps)
         if self.pos_embed is not None:
             h = self.pos_embed(h)
-        x = x + self.attn1(h, kv)
-        return x + self.ff(self.norm3(x))
+        x = ops.add(x, self.attn1(h, kv))
+        norm3 = self.norm3
+        return ops.add(x, self.ff(ops.layer_norm(x, norm3.weight, norm3.bias, norm3.eps)))
 
 
 class TimestepEncoder(nn.Module):
@@ -355,6 +361,7 @@ class DiT(nn.Module):
             for i in range(size.depth))
         self.proj_out_1 = nn.Linear(width, 2 * width)
         self.proj_out_2 = nn.Linear(width, size.output_dim)
+        self.ops = pointwise.EAGER
 
     def modulations(self, bucket: torch.Tensor):
         """Every AdaLayerNorm modulation for timestep buckets [B]: per block, and the output's."""
@@ -378,8 +385,7 @@ class DiT(nn.Module):
         blocks, (scale, shift) = modulations
         for block, kv, modulation in zip(self.transformer_blocks, cross_kv, blocks):
             x = block(x, None if kv is None else tuple(t.to(x.dtype) for t in kv), modulation)
-        scale, shift = scale.to(x.dtype), shift.to(x.dtype)
-        x = F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + scale) + shift
+        x = self.ops.ada_layer_norm(x, scale.to(x.dtype), shift.to(x.dtype), 1e-6)
         return self.proj_out_2(x)
 
 

@@ -36,9 +36,8 @@ class GrootPolicy(ChunkPolicy):
                  processor: Optional[EagleProcessor] = None, device: str = 'cpu',
                  source: str = '', dtype: str = 'float32', backend: str = 'reference',
                  cuda_graph: bool = False, fused_pointwise: bool = False):
-        # The compiled pointwise kernels are pi0.5's (fused_pointwise is accepted so that one
-        # set of options serves both families); CUDA graphs serve both.
         super().__init__(model, normalizers, device, source, dtype, backend, cuda_graph)
+        self.model.use_fused_pointwise(fused_pointwise)
         self.config: GrootConfig = model.config
         self.processor = processor
 

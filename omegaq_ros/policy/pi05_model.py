@@ -268,25 +268,6 @@ class Pi05Model(ChunkModel):
     # images, image_masks, tokens, token_masks: the prefix's K/V cache; then the noise.
     PREFIX_INPUTS = 4
 
-    def use_fused_pointwise(self, enabled: bool = True) -> 'Pi05Model':
-        """
-        Run the norms, RoPE, residuals and GeGLU between the GEMMs through torch.compile.
-
-        Each is compiled once per shape on first use (seconds on a GPU) and then runs as one
-        or two fused kernels instead of up to nine; the GEMMs are untouched. For CUDA-graph
-        chunks on a GPU (the product path); eager (the default) elsewhere.
-        """
-        ops = pointwise.compiled() if enabled else pointwise.EAGER
-        for module in self.modules():
-            if hasattr(module, 'ops'):
-                module.ops = ops
-        return self
-
-    @property
-    def fused_pointwise(self) -> bool:
-        """Return True while the pointwise work runs compiled (use_fused_pointwise)."""
-        return self.expert.norm.ops.fused
-
     @property
     def vlm(self):
         """Return the PaliGemma part (vision tower, projector, language model)."""

@@ -3,8 +3,9 @@
 """
 The elementwise and row-wise work between a transformer layer's GEMMs, as plain functions.
 
-At batch 1 a pi0.5 chunk is mostly small kernels: Gemma's RMSNorm in eager PyTorch is nine
-launches, RoPE five per tensor, the gated residual two. Written as functions of tensors only
+Both families' layers call them (pi0.5's Gemma and SigLIP; GR00T's Qwen3, VL self-attention
+and DiT). At batch 1 a chunk is mostly small kernels: Gemma's RMSNorm in eager PyTorch is
+nine launches, RoPE five per tensor, the gated residual two. Written as functions of tensors only
 (no modules, no Python state), each of them can be compiled once by torch.compile (Inductor)
 into one or two fused kernels that every layer of the same shape reuses, while the GEMMs
 between them (cuBLAS, or the W4A4 Triton kernels) stay as they are.
@@ -127,8 +128,36 @@ def add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return x + y
 
 
+def scaled_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Qwen3 RMSNorm: weight * (x * rsqrt(mean x^2 + eps)), statistics in fp32, x's dtype."""
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight.to(x.dtype) * h.to(x.dtype)
+
+
+def norm_rope_qk(q: torch.Tensor, k: torch.Tensor, q_weight: torch.Tensor,
+                 k_weight: torch.Tensor, eps: float, cos: torch.Tensor, sin: torch.Tensor):
+    """Qwen3's per-head RMSNorm, then RoPE, on q and k [B, heads, L, d] (cos/sin [B, 1, L, d])."""
+    q, k = scaled_rms_norm(q, q_weight, eps), scaled_rms_norm(k, k_weight, eps)
+    half = q.shape[-1] // 2
+    return (q * cos + torch.cat((-q[..., half:], q[..., :half]), dim=-1) * sin,
+            k * cos + torch.cat((-k[..., half:], k[..., :half]), dim=-1) * sin)
+
+
+def silu_gate(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """SwiGLU: silu(gate) * up."""
+    return F.silu(gate) * up
+
+
+def ada_layer_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                   eps: float) -> torch.Tensor:
+    """Normalize without affine, then x * (1 + scale) + shift (GR00T's AdaLayerNorm)."""
+    return F.layer_norm(x, x.shape[-1:], eps=eps) * (1 + scale) + shift
+
+
 _FUNCTIONS = ('rms_norm', 'ada_rms_norm', 'gated_residual', 'rope_qk', 'gelu_gate',
-              'layer_norm', 'gelu', 'add')
+              'layer_norm', 'gelu', 'add', 'scaled_rms_norm', 'norm_rope_qk', 'silu_gate',
+              'ada_layer_norm')
 EAGER = SimpleNamespace(**{name: globals()[name] for name in _FUNCTIONS},
                         attention=sdpa_attention, fused=False)
 
