@@ -11,7 +11,8 @@ in BF16 on a GPU (FP32 on the CPU), eager; then per method in --methods the mode
 with the GR00T scope (groot_recipe.yaml) from two random observations with MSE-RTN weights
 (same bytes and kernels as GPTQ), on the Triton backend on a GPU (the reference backend on
 the CPU). On a GPU the BF16 towers also run replayed as CUDA graphs (policy.graphed, the
-prefix and the 4 steps), and so do the W4A4 rows: the fast path a GPU user gets.
+prefix and the 4 steps), and so do the W4A4 rows; then both again with the norms, RoPE,
+gated MLPs and residuals compiled (use_fused_pointwise): the fast path a GPU user gets.
 Per row: p50 / p90 ms per chunk and the VL-prefix / per-step split, static weight memory of
 the whole model and of the quantized scope (against its FP16 size: the paper quotes 1.99 GB ->
 0.586 GB for its scope), and the parameter counts of models.md 1.3.
@@ -198,6 +199,10 @@ def main():
         rows.append(run_row('BF16 + CUDA graph', base, call, args.repeats, cuda, graph=True))
     with torch.no_grad():
         reference = base(**call)
+    if cuda:
+        base.use_fused_pointwise(True)
+        rows.append(run_row('BF16, fused pipeline + CUDA graph', base, call, args.repeats, cuda,
+                            graph=True))
     del base
     calibration = [random_call(config, device, seed=s) for s in (2, 3)]
     methods = [m for m in args.methods.split(',') if m]
@@ -232,6 +237,10 @@ def main():
             got = quantized(**call)
         row['action_error'] = float((got - reference).abs().mean() / reference.abs().mean())
         rows.append(row)
+        if cuda:
+            quantized.use_fused_pointwise(True)
+            rows.append(run_row(f'W4A4 {method} fast (fused pipeline + CUDA graph)', quantized,
+                                call, args.repeats, cuda, graph=True))
         del quantized
     name = torch.cuda.get_device_name() if cuda else platform.processor() or 'cpu'
     print(f'# {name} · torch {torch.__version__} · config {args.config} · '
