@@ -168,8 +168,9 @@ def test_the_fast_gpu_path_stays_close_to_the_float32_reference():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='the CPU path compiles nothing')
-def test_compiled_pointwise_kernels_are_offered_on_cuda():
+def test_compiled_pointwise_kernels_are_offered_to_pi05_only():
     from omegaq_ros.policy.runtime import policy_options
-    options = policy_options('cuda')
-    assert options['fused_pointwise'] is True and options['cuda_graph'] is True
-    assert 'fused pointwise' in options['text'] and 'CUDA graphs' in options['text']
+    assert policy_options('cuda')['fused_pointwise'] is True
+    groot = policy_options('cuda', family='groot')
+    assert groot['fused_pointwise'] is False and groot['cuda_graph'] is True
+    assert 'fused pointwise' not in groot['text'] and 'CUDA graphs' in groot['text']

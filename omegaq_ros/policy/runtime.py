@@ -66,15 +66,19 @@ def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict
 
 
 def policy_options(device: str = 'auto', dtype: str = 'auto', backend: str = 'auto',
-                   cuda_graph: bool = True, fused_pointwise: bool = True) -> dict:
+                   cuda_graph: bool = True, fused_pointwise: bool = True,
+                   family: str = 'pi05') -> dict:
     """
     Resolve the device choices of a command or node into ChunkPolicy.load's options.
 
     'auto' device is CUDA where it is available; 'auto' dtype is bfloat16 on CUDA and float32
     on the CPU; 'auto' backend is triton on CUDA (where triton imports) and reference on the
-    CPU. cuda_graph and fused_pointwise apply on CUDA only (the CPU runs eagerly), so the
-    fast path is the default wherever a GPU is, for both policy families. Returns the options
-    with 'device' and a one-line 'text' that says what runs, for start-up logs.
+    CPU. cuda_graph and fused_pointwise apply on CUDA only (the CPU runs eagerly), and the
+    compiled pointwise kernels by default to pi0.5 only (family): GR00T's compile (the same
+    chunk as eager on the CPU) has not yet run on a GPU, so GR00T takes it only when asked
+    (GrootPolicy.load(..., fused_pointwise=True)). So the fast path is the default
+    wherever a GPU is. Returns the options with 'device' and a one-line 'text' that says what
+    runs, for start-up logs.
     """
     from omegaq_ros.kernels import triton_available
     if device == 'auto':
@@ -86,7 +90,7 @@ def policy_options(device: str = 'auto', dtype: str = 'auto', backend: str = 'au
         backend = 'triton' if cuda and triton_available() else 'reference'
     options = {'device': device, 'dtype': dtype, 'backend': backend,
                'cuda_graph': bool(cuda_graph) and cuda,
-               'fused_pointwise': bool(fused_pointwise) and cuda}
+               'fused_pointwise': bool(fused_pointwise) and cuda and family == 'pi05'}
     extras = [name for name, on in (('CUDA graphs', options['cuda_graph']),
                                     ('fused pointwise kernels', options['fused_pointwise']))
               if on]
