@@ -5,7 +5,10 @@
 # The GPU checks of the W4A4 backend, in stages that each fit one lent-device call:
 #   scripts/gpu_check.sh tests  OUT   CUDA kernel suite (every pi0.5 shape, fused q/k/v and
 #                                     gate/up, CUDA-graph capture, bundled-policy chunks,
-#                                     GR00T on the Triton backend and in CUDA graphs)
+#                                     GR00T on the Triton backend and in CUDA graphs); on an
+#                                     H100 about 290 s for test_kernels_triton.py and 150 s
+#                                     for the rest, so give it a call of its own (TESTS=
+#                                     picks files when a limit cut a run)
 #   scripts/gpu_check.sh gemm   OUT   per-GEMM table: W4A4 kernels vs bf16 at pi0.5 shapes
 #                                     (dynamic_group; the prefix at 816 rows; tuned tiles)
 #   scripts/gpu_check.sh policy OUT   whole-policy table: BF16 eager / graph / fused vs W4A4
@@ -25,7 +28,7 @@
 #   scripts/gpu_check.sh all    OUT   gemm, policy and tests in turn (the quickest and most
 #                                     telling first), each under a time limit (STAGE_SECONDS,
 #                                     else 100 / 240 / 240 s) so one 10-minute device call
-#                                     returns every log
+#                                     returns every log (the tests stage then stops part-way)
 # Needs torch with CUDA, triton, numpy, safetensors, sentencepiece, PyYAML and pytest (the lent
 # machine's image has them all); runs from the checkout without installing it. closedloop and
 # one GR00T test of the tests stage (omegaq-quantize from bags) also need rosbags, MuJoCo and
