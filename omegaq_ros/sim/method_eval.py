@@ -155,10 +155,15 @@ def _episode_job(job):
     return run_episode(_WORKER_POLICIES[label], label, task, seed, execute)
 
 
-def open_loop_errors(paths, held_out_episodes, frames: int = 6, load_options=None):
-    """Mean |a_method - a_fp| over held-out frames, in normalized action units."""
+def open_loop_errors(paths, held_out_episodes, checkpoint: str, frames: int = 6,
+                     load_options=None):
+    """
+    Return mean |a_method - a_fp| over held-out frames, in normalized action units.
+
+    The FP reference is the checkpoint, whether or not 'fp' is among the methods.
+    """
     policies = {m: load_method(m, p, load_options or {}) for m, p in paths.items()}
-    reference = policies.get('fp') or next(iter(policies.values()))
+    reference = policies.get('fp') or load_method('fp', checkpoint, load_options or {})
     config = reference.config
     errors = {m: [] for m in policies}
     for index, episode in enumerate(held_out_episodes):
@@ -256,7 +261,7 @@ def main(argv=None) -> int:
                           artifacts)
     paths = {label: built[split_method(label)[0]] for label in labels}
     print(f'built {len(built)} methods in {time.time() - started:.0f} s', flush=True)
-    errors = open_loop_errors(paths, held_out, load_options=load_options)
+    errors = open_loop_errors(paths, held_out, args.policy, load_options=load_options)
     jobs = [(m, paths[m], task, seed, args.execute, load_options) for m in labels
             for task in tasks for seed in seeds]
     results = run_episodes(jobs, args.workers)
