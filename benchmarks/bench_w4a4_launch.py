@@ -1,0 +1,183 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+Where a few-row W4A4 launch's time goes (CUDA only): the quantize and GEMM kernels taken apart.
+
+At the expert's 10-50 rows a quantize launch takes ~10 us inside a CUDA graph whatever its
+width (RESULTS 7e), twice a split-K GEMM's. Per shape, side by side in one run and each timed
+as back-to-back launches inside one CUDA graph (us per launch): an empty Triton kernel and a
+one-row torch add (the launch floor); quant_kernel as the backend runs it, then with one input
+transform left out at a time (no rotation, the rotation on CUDA cores instead of tensor cores,
+no permutation, nothing but the quantize), other rows per program and warps; gemm_kernel on
+the backend's plan and with every K split.
+
+    PYTHONPATH=. python benchmarks/bench_w4a4_launch.py [--json out.json]
+"""
+
+import argparse
+import json
+import statistics
+
+from omegaq_ros.kernels import act_modes
+from omegaq_ros.kernels import triton_w4a4 as tw
+from omegaq_ros.quant.linear import QuantLinear
+from omegaq_ros.quant.packing import pack_int4
+from omegaq_ros.quant.rotation import store_blocks
+import torch
+
+# (label, rows, in_features, out_features): the expert's layers at 10 and 50 tokens, one
+# prefix-sized case for contrast.
+SHAPES = [('ex_q', 10, 1024, 2048), ('ex_q', 50, 1024, 2048), ('ex_o', 50, 2048, 1024),
+          ('ex_down', 50, 4096, 1024), ('lm_q', 816, 2048, 2048)]
+
+
+def _layer(k, n):
+    """Build a dynamic_group QuantLinear with every input transform and random weights, on CUDA."""
+    layer = QuantLinear(k, n, name='bench', act_mode='dynamic_group', per_step=False,
+                        has_bias=False, has_smooth=True, has_perm=True, has_rot_in=True,
+                        has_rot_out=False).to('cuda')
+    layer.smooth.copy_(torch.rand(k, device='cuda') + 0.5)
+    layer.perm_in.copy_(torch.randperm(k, device='cuda'))
+    codes, scale = store_blocks(torch.linalg.qr(torch.randn(k // 64, 64, 64, device='cuda'))[0])
+    layer.rot_in.copy_(codes)
+    layer.rot_in_scale.copy_(scale)
+    layer.weight_packed.copy_(pack_int4(torch.randint(-8, 8, (n, k), dtype=torch.int8,
+                                                      device='cuda')))
+    layer.weight_scale.copy_(torch.rand(n, k // 128, device='cuda') * 0.02 + 1e-3)
+    layer.backend = 'triton'
+    return layer
+
+
+def _graph_us(fn, launches=50, reps=30):
+    """Capture `launches` calls of fn in one CUDA graph; median replay time per call (us)."""
+    fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(launches):
+            fn()
+    for _ in range(3):
+        graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        graph.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) * 1e3 / launches)
+    return statistics.median(times)
+
+
+def _quant_launcher(layer, x, codes, xs, bm=None, warps=4, **flag_overrides):
+    """Return a call running quant_kernel once on x with the backend's arguments, some changed."""
+    kern = tw._kernels()
+    m, k = x.shape
+    groups = k // 64
+    transform, flags = tw._transform_args(layer, codes)
+    flags.update(flag_overrides)
+    bm = bm or (16 if m <= 16 else 32 if m <= 64 else 64)
+    grid = (-(-m // bm), groups, 1)
+
+    def run():
+        kern.quant_kernel[grid](
+            x_ptr=x, stride_xm=k, s_member_x=0, **transform, **flags, srow_ptr=codes,
+            codes_ptr=codes, xs_ptr=xs, M=m, G=groups, s_member_k=k, s_member_srow=0,
+            s_member_xs=m * groups, MODE=act_modes.DYNAMIC_GROUP, BM=bm, num_warps=warps)
+    return run
+
+
+def _empty_kernel():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def empty_kernel(out_ptr):
+        tl.store(out_ptr + tl.program_id(0), 1)
+    return empty_kernel
+
+
+def bench_shape(label, m, k, n):
+    """Time every variant at one shape; returns a dict of microseconds per launch."""
+    layer = _layer(k, n)
+    x = torch.randn(m, k, device='cuda', dtype=torch.bfloat16)
+    codes = torch.empty(m, k, dtype=torch.int8, device='cuda')
+    xs = torch.empty(k // 64, m, dtype=torch.float32, device='cuda')
+    # The backend's own quantize must equal the launcher's "as run" variant.
+    ref_codes, ref_xs, s_m, s_g = tw.quantize_input(layer, x)
+    _quant_launcher(layer, x, codes, xs)()
+    torch.cuda.synchronize()
+    if not (torch.equal(codes, ref_codes) and torch.equal(xs.t(), ref_xs)):
+        raise AssertionError(f'{label}: the bench launcher does not quantize like the backend')
+    flag = torch.zeros(1024, dtype=torch.int32, device='cuda')
+    empty = _empty_kernel()
+    row1 = torch.randn(1, k, device='cuda', dtype=torch.bfloat16)
+    quant = {
+        'empty triton kernel': lambda: empty[(k // 64,)](flag),
+        'torch add, 1 row': lambda: row1.add_(1.0),
+        'quant as run': _quant_launcher(layer, x, codes, xs),
+        'quant, fp32 rotation on CUDA cores': _quant_launcher(layer, x, codes, xs, TC_ROT=False),
+        'quant, no rotation': _quant_launcher(layer, x, codes, xs, HAS_ROT=False),
+        'quant, no permutation': _quant_launcher(layer, x, codes, xs, HAS_PERM=False),
+        'quant, no smooth': _quant_launcher(layer, x, codes, xs, HAS_SMOOTH=False),
+        'quant only (no transform)': _quant_launcher(layer, x, codes, xs, HAS_ROT=False,
+                                                     HAS_PERM=False, HAS_SMOOTH=False),
+        'quant, 16 rows per program': _quant_launcher(layer, x, codes, xs, bm=16),
+        'quant, 64 rows per program': _quant_launcher(layer, x, codes, xs, bm=64),
+        'quant, 1 warp': _quant_launcher(layer, x, codes, xs, warps=1),
+        'quant, 2 warps': _quant_launcher(layer, x, codes, xs, warps=2),
+    }
+    row = {'shape': label, 'M': m, 'K': k, 'N': n}
+    for name, fn in quant.items():
+        row[name] = _graph_us(fn)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    plan = tw.plan(m, n, k, sms, tuned=False)
+    row['gemm plan'] = f"{'swapAB' if plan['swap'] else 'tiled'} {plan['bm']}x{plan['bn']} " \
+                       f"split{plan['split']}"
+    row['gemm as run'] = _graph_us(lambda: tw.scaled_matmul(layer, ref_codes, ref_xs, s_m, s_g,
+                                                            torch.bfloat16))
+    groups = k // 64
+    for split in (1, 2, 4, 8, 16, 32):
+        if groups % split or split > groups:
+            continue
+        p = dict(plan, split=split, gps=groups // split)
+        row[f'gemm split {split}'] = _graph_us(
+            lambda p=p: tw.scaled_matmul(layer, ref_codes, ref_xs, s_m, s_g, torch.bfloat16,
+                                         plan_override=p))
+    w = torch.randn(n, k, device='cuda', dtype=torch.bfloat16)
+    row['cuBLAS bf16'] = _graph_us(lambda: torch.matmul(x, w.t()))
+    return row
+
+
+def main(argv=None):
+    """Run the table; print it as markdown."""
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+    ap.add_argument('--json', default=None)
+    args = ap.parse_args(argv)
+    from omegaq_ros import kernels
+    kernels.register()
+    torch.manual_seed(0)
+    import triton
+    props = torch.cuda.get_device_properties(0)
+    print(f'# {props.name}, torch {torch.__version__}, triton {triton.__version__}; '
+          'us per launch, 50 launches back to back in one CUDA graph, median of 30 replays')
+    rows = [bench_shape(*shape) for shape in SHAPES]
+    names = [key for key in rows[0] if key not in ('shape', 'M', 'K', 'N')]
+    for r in rows[1:]:
+        names += [key for key in r if key not in names and key not in ('shape', 'M', 'K', 'N')]
+    heads = [f"{r['shape']} M{r['M']} K{r['K']} N{r['N']}" for r in rows]
+    print('| variant | ' + ' | '.join(heads) + ' |')
+    print('|---|' + '---|' * len(rows))
+    for name in names:
+        cells = [r.get(name, '') for r in rows]
+        text = [f'{c:.1f}' if isinstance(c, float) else str(c) for c in cells]
+        print(f'| {name} | ' + ' | '.join(text) + ' |')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'device': props.name, 'torch': torch.__version__,
+                       'triton': triton.__version__, 'rows': rows}, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
