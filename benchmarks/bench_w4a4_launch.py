@@ -9,7 +9,9 @@ as back-to-back launches inside one CUDA graph (us per launch): an empty Triton 
 one-row torch add (the launch floor); quant_kernel as the backend runs it, then with one input
 transform left out at a time (no rotation, the rotation on CUDA cores instead of tensor cores,
 no permutation, nothing but the quantize), other rows per program and warps; gemm_kernel on
-the backend's plan and with every K split.
+the backend's plan, with every K split, and with other tiles, warps and stages. Then the
+expert's attention over the prefix cache and the prefix's own: written out (compiled, the
+cache concatenated) against kernels/attention.py with several tilings and key splits.
 
     PYTHONPATH=. python benchmarks/bench_w4a4_launch.py [--json out.json]
 """
@@ -77,12 +79,12 @@ def _quant_launcher(layer, x, codes, xs, bm=None, warps=4, **flag_overrides):
     groups = k // 64
     transform, flags = tw._transform_args(layer, codes)
     flags.update(flag_overrides)
-    bm = bm or (16 if m <= 16 else 32 if m <= 64 else 64)
+    bm = bm or 16
     grid = (-(-m // bm), groups, 1)
 
     def run():
         kern.quant_kernel[grid](
-            x_ptr=x, stride_xm=k, s_member_x=0, **transform, **flags, srow_ptr=codes,
+            x_ptr=x, up_ptr=x, stride_xm=k, s_member_x=0, **transform, **flags, srow_ptr=codes,
             codes_ptr=codes, xs_ptr=xs, M=m, G=groups, s_member_k=k, s_member_srow=0,
             s_member_xs=m * groups, MODE=act_modes.DYNAMIC_GROUP, BM=bm, num_warps=warps)
     return run
@@ -124,6 +126,7 @@ def bench_shape(label, m, k, n):
         'quant only (no transform)': _quant_launcher(layer, x, codes, xs, HAS_ROT=False,
                                                      HAS_PERM=False, HAS_SMOOTH=False),
         'quant, 16 rows per program': _quant_launcher(layer, x, codes, xs, bm=16),
+        'quant, 32 rows per program': _quant_launcher(layer, x, codes, xs, bm=32),
         'quant, 64 rows per program': _quant_launcher(layer, x, codes, xs, bm=64),
         'quant, 1 warp': _quant_launcher(layer, x, codes, xs, warps=1),
         'quant, 2 warps': _quant_launcher(layer, x, codes, xs, warps=2),
@@ -145,8 +148,55 @@ def bench_shape(label, m, k, n):
         row[f'gemm split {split}'] = _graph_us(
             lambda p=p: tw.scaled_matmul(layer, ref_codes, ref_xs, s_m, s_g, torch.bfloat16,
                                          plan_override=p))
+    # The main loop's shape on the plan's split: weight rows per tile, warps, stages.
+    for bn, warps, stages in ((32, 4, 4), (128, 4, 4), (64, 2, 4), (64, 8, 4), (64, 4, 2),
+                              (64, 4, 3)):
+        if plan['swap'] and not n % bn:
+            p = dict(plan, bn=bn, num_warps=warps, num_stages=stages)
+            row[f'gemm BN{bn} w{warps} s{stages}'] = _graph_us(
+                lambda p=p: tw.scaled_matmul(layer, ref_codes, ref_xs, s_m, s_g,
+                                             torch.bfloat16, plan_override=p))
     w = torch.randn(n, k, device='cuda', dtype=torch.bfloat16)
     row['cuBLAS bf16'] = _graph_us(lambda: torch.matmul(x, w.t()))
+    return row
+
+
+# (label, batch, tokens, query heads, K/V heads, head dim, cached keys): pi0.5's expert over
+# the prefix cache (a denoising step's attention) and the prefix's own.
+ATTENTION_SHAPES = [('expert over the cache', 1, 50, 8, 1, 256, 816),
+                    ('prefix', 1, 816, 8, 1, 256, 0)]
+ATTENTION_PLANS = [None, {'splits': 1}, {'splits': 3}, {'splits': 8}, {'bn': 16},
+                   {'bn': 16, 'num_warps': 4}, {'bm': 32, 'num_warps': 8}]
+
+
+def bench_attention(label, b, lq, heads, kv_heads, d, cached):
+    """Time the written-out attention (compiled, with the cache concatenated) and the kernel."""
+    from omegaq_ros.kernels.attention import attention_plan, fused_attention
+    from omegaq_ros.policy import pointwise
+    from omegaq_ros.policy.pi05_model import attention_mask
+    dev, dtype = 'cuda', torch.bfloat16
+    q = torch.randn(b, lq, heads, d, device=dev, dtype=dtype)
+    k, v = (torch.randn(b, lq, kv_heads, d, device=dev, dtype=dtype) for _ in range(2))
+    past = tuple(torch.randn(b, cached, kv_heads, d, device=dev, dtype=dtype)
+                 for _ in range(2)) if cached else None
+    visible = torch.rand(b, 1, cached + lq, device=dev).expand(b, lq, cached + lq) > 0.1
+    mask = attention_mask(visible, heads, kv_heads, dtype)
+    written_out = torch.compile(pointwise.math_attention, fullgraph=True,
+                                options={'pattern_matcher': False})
+    row = {'shape': f'{label} ({lq} tokens x {heads} heads, {cached} + {lq} keys)',
+           'written out (compiled, concatenated)':
+               _graph_us(lambda: written_out(q, k, v, mask, past), launches=20)}
+    ref = written_out(q, k, v, mask, past).float()
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    for plan in ATTENTION_PLANS:
+        chosen = attention_plan(lq * heads // kv_heads, (cached, lq) if cached else (lq, 0),
+                                b * kv_heads, sms, d, **(plan or {}))
+        name = f'kernel, {plan or "default plan"}'
+        err = (fused_attention(q, k, v, mask, past, plan).float() - ref).abs().max().item()
+        us = _graph_us(lambda plan=plan: fused_attention(q, k, v, mask, past, plan),
+                       launches=20)
+        row[name] = (f"{us:.1f} ({chosen['bm']}x{chosen['bn']} w{chosen['num_warps']} "
+                     f"split {chosen['splits']}; max err {err:.1e})")
     return row
 
 
@@ -173,10 +223,17 @@ def main(argv=None):
         cells = [r.get(name, '') for r in rows]
         text = [f'{c:.1f}' if isinstance(c, float) else str(c) for c in cells]
         print(f'| {name} | ' + ' | '.join(text) + ' |')
+    attention = [bench_attention(*shape) for shape in ATTENTION_SHAPES]
+    print('\n| attention, us per launch | ' + ' | '.join(r['shape'] for r in attention) + ' |')
+    print('|---|' + '---|' * len(attention))
+    for name in [key for key in attention[0] if key != 'shape']:
+        cells = [f'{r[name]:.1f}' if isinstance(r[name], float) else r[name] for r in attention]
+        print(f'| {name} | ' + ' | '.join(cells) + ' |')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump({'device': props.name, 'torch': torch.__version__,
-                       'triton': triton.__version__, 'rows': rows}, f, indent=1)
+                       'triton': triton.__version__, 'rows': rows, 'attention': attention},
+                      f, indent=1)
 
 
 if __name__ == '__main__':

@@ -44,14 +44,24 @@ PARAMETER_TYPES = {
     'member_end1': 'i32', 'member_end2': 'i32', 'x_ptr': '*bf16', 'stride_xm': 'i32',
     'perm_ptr': '*i32', 'smooth_ptr': '*fp32', 'rot_ptr': '*i8', 'rscale_ptr': '*fp16',
     's_member_k': 'i32', 'srow_ptr': '*fp16', 's_member_srow': 'i32', 'amax_ptr': '*fp32',
-    'rotated_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32'}
+    'rotated_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32', 'up_ptr': '*bf16'}
 MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
                    's_out_split', 'x_ptr', 'perm_ptr', 'smooth_ptr', 'rot_ptr', 'rscale_ptr',
-                   's_member_k'}
+                   's_member_k', 'up_ptr'}
 
 
-# Where a kernel's parameter differs from PARAMETER_TYPES.
-KERNEL_TYPES = {'int_gemm_kernel': {'out_ptr': '*i32'}}
+# Where a kernel's parameter differs from PARAMETER_TYPES (the attention kernel's own).
+KERNEL_TYPES = {'int_gemm_kernel': {'out_ptr': '*i32'},
+                'attention_kernel': dict(
+                    dict.fromkeys(('q_ptr', 'k1_ptr', 'v1_ptr', 'k2_ptr', 'v2_ptr', 'mask_ptr'),
+                                  '*bf16'),
+                    **dict.fromkeys(('part_ptr', 'stat_ptr'), '*fp32'),
+                    **dict.fromkeys(('s_qb', 's_ql', 's_qh', 's_k1b', 's_k1s', 's_k1h', 'S1',
+                                     's_k2b', 's_k2s', 's_k2h', 'S2', 's_mb', 's_ml', 's_mh',
+                                     's_v1b', 's_v1s', 's_v1h', 's_v2b', 's_v2s', 's_v2h',
+                                     's_ob', 's_ol', 's_oh', 'L', 'KV', 'GROUP',
+                                     'BLOCKS_PER_SPLIT'), 'i32'),
+                    scale='fp32')}
 
 
 def signature_of(kernel, constants: dict) -> dict:
@@ -166,6 +176,14 @@ def path_variants() -> list:
               for name, bm in (('static_group', 64), ('dynamic_group', 16),
                                ('dynamic_group', 32), ('dynamic_group', 64),
                                ('dynamic_token', 32))]
+    # Attention over the prefix cache: the expert's (key splits), the prefix's.
+    from omegaq_ros.kernels import _attention_kernel
+    found += [(f'attention head dim 256, 16x32 tiles, {label}', _attention_kernel.attention_kernel,
+               {'HAS_MASK': True, 'SPLIT': split, 'D': 256, 'BM': 16, 'BN': 32}, 8, 2)
+              for label, split in (('key splits', True), ('one pass', False))]
+    # A gated MLP's down projection: the quantize computes gelu_tanh(gate) * up first.
+    found += [('quant dynamic_group GeGLU input BM16', kernels.quant_kernel,
+               dict(QUANT_PATH, BM=16, HAS_PERM=False, GATE=act_modes.GELU_TANH_GATE), 4, 3)]
     return found
 
 

@@ -20,6 +20,10 @@ STATIC_GROUP = tl.constexpr(act_modes.STATIC_GROUP)
 DYNAMIC_GROUP = tl.constexpr(act_modes.DYNAMIC_GROUP)
 DYNAMIC_TOKEN = tl.constexpr(act_modes.DYNAMIC_TOKEN)
 DYNAMIC_MIN_SCALE = tl.constexpr(_DYNAMIC_MIN_SCALE)
+# The gating a quantize may apply to its input first (GATE): none, GeGLU or SwiGLU.
+NO_GATE = tl.constexpr(act_modes.NO_GATE)
+GELU_TANH_GATE = tl.constexpr(act_modes.GELU_TANH_GATE)
+SILU_GATE = tl.constexpr(act_modes.SILU_GATE)
 
 
 @triton.jit
@@ -32,17 +36,36 @@ def _round_clamp(v):
 
 
 @triton.jit
+def _gated(gate, up, GATE: tl.constexpr):
+    # act(gate) * up in fp32: gelu with the tanh approximation, 0.5 g (1 + tanh z) =
+    # g sigmoid(2 z), or silu.
+    if GATE == GELU_TANH_GATE:
+        inner = 0.7978845608028654 * (gate + 0.044715 * gate * gate * gate)
+        act = gate * tl.sigmoid(2.0 * inner)
+    else:
+        act = gate * tl.sigmoid(gate)
+    return act * up
+
+
+@triton.jit
 def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, offs_m,
                   m_mask, g, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
-                  HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr):
+                  HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, up_ptr=None,
+                  GATE: tl.constexpr = NO_GATE):
+    # GATE: x_ptr holds a gated MLP's gate and up_ptr its up projection (same strides); the
+    # input is act(gate) * up, rounded to x's dtype as the unfused model stores it.
     offs_k = tl.arange(0, 64)
     cols = g * 64 + offs_k
     if HAS_PERM:
         src = tl.load(perm_ptr + cols)
     else:
         src = cols
-    x = tl.load(x_ptr + offs_m[:, None] * stride_xm + src[None, :],
-                mask=m_mask[:, None], other=0.0).to(tl.float32)
+    offsets = offs_m[:, None] * stride_xm + src[None, :]
+    x = tl.load(x_ptr + offsets, mask=m_mask[:, None], other=0.0)
+    if GATE != NO_GATE:
+        up = tl.load(up_ptr + offsets, mask=m_mask[:, None], other=0.0).to(tl.float32)
+        x = _gated(x.to(tl.float32), up, GATE).to(x_ptr.dtype.element_ty)
+    x = x.to(tl.float32)
     if HAS_SMOOTH:
         x = x * tl.load(smooth_ptr + src)[None, :]
     if HAS_ROT:
@@ -74,7 +97,8 @@ def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, o
 @triton.jit
 def _gemm_order(q, BM: tl.constexpr):
     # A [BM, 64] group of codes in the order the GEMM reads: the even columns first, then the
-    # odd ones, matching the low and high nibbles of the packed weight bytes.
+    # odd ones, matching the low and high nibbles of the packed weight bytes. (Loading the
+    # rotation's columns in that order instead was slower on an H100, RESULTS 7f.)
     even, odd = tl.split(tl.reshape(q, (BM, 32, 2)))
     return tl.reshape(tl.permute(tl.join(even, odd), (0, 2, 1)), (BM, 64))
 
@@ -121,10 +145,10 @@ def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
 
 
 @triton.jit
-def amax_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, amax_ptr,
+def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, amax_ptr,
                 rotated_ptr, M, G, s_member_k, s_member_amax, HAS_PERM: tl.constexpr,
                 HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
-                BM: tl.constexpr):
+                BM: tl.constexpr, GATE: tl.constexpr = NO_GATE):
     """
     Transform x once for DYNAMIC_TOKEN: the values into rotated_ptr, each token's absmax.
 
@@ -132,7 +156,8 @@ def amax_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, ama
     column order, [members, M, G * 64]) and takes their maxima into the token's at amax_ptr
     [M] (zeros before) by atomic max (non-negative floats), so the pass spreads over the
     whole GPU however wide the input. quant_kernel then quantizes rotated_ptr with the
-    token's scale (no second rotation). Grid and members as quant_kernel's; member p's maxima
+    token's scale (no second rotation). GATE: as quant_kernel's. Grid and members as
+    quant_kernel's; member p's maxima
     start p * s_member_amax elements in, its values p * M * G * 64.
     """
     pid_m = tl.program_id(0)
@@ -143,7 +168,7 @@ def amax_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, ama
     K = G * 64
     xr = _load_rotated(x_ptr, stride_xm, perm_ptr + p * s_member_k, smooth_ptr + p * s_member_k,
                        rot_ptr + p * s_member_k * 64, rscale_ptr + p * s_member_k, offs_m,
-                       m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
+                       m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
     tl.store(rotated_ptr + p * M * K + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
              xr, mask=m_mask[:, None])
     tl.atomic_max(amax_ptr + p * s_member_amax + offs_m, tl.max(tl.abs(xr), axis=1),
@@ -151,10 +176,11 @@ def amax_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, ama
 
 
 @triton.jit
-def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr,
+def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr,
                  codes_ptr, xs_ptr, M, G, s_member_x, s_member_k, s_member_srow,
                  s_member_xs, MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
-                 HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr):
+                 HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr,
+                 GATE: tl.constexpr = NO_GATE):
     """
     Smooth, permute, rotate and quantize x [M, G * 64] into int4 codes (int8, GEMM order).
 
@@ -166,7 +192,9 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
     for q/k/v or gate/up): member p's input starts p * s_member_x elements in (0: one x for
     all), its perm, smooth and rotation scales p * s_member_k (its rotation codes
     p * 64 * s_member_k), its codes p * M * K, its table row or token maxima
-    p * s_member_srow, its dynamic scales p * s_member_xs.
+    p * s_member_srow, its dynamic scales p * s_member_xs. GATE (GELU_TANH_GATE, SILU_GATE):
+    x is a gated MLP's gate projection and up_ptr its up projection, and the input to
+    quantize is act(gate) * up, so no launch of its own computes it (one member).
     """
     pid_m = tl.program_id(0)
     g = tl.program_id(1)
@@ -184,7 +212,7 @@ def quant_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, sr
     K = G * 64
     codes_ptr += p * M * K
     xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                       offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
+                       offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
     if MODE == DYNAMIC_TOKEN:
         amax = tl.load(srow_ptr + offs_m, mask=m_mask, other=0.0).to(tl.float32)
         scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)),

@@ -6,3 +6,7 @@ STATIC_GROUP, DYNAMIC_GROUP, DYNAMIC_TOKEN = 0, 1, 2
 # QuantLinear.act_mode -> kernel mode id; other modes have no integer GEMM.
 IDS = {'static_group': STATIC_GROUP, 'dynamic_group': DYNAMIC_GROUP,
        'dynamic_token': DYNAMIC_TOKEN}
+# The gating a quantize kernel may compute from two inputs first (GATE): act(gate) * up.
+NO_GATE, GELU_TANH_GATE, SILU_GATE = 0, 1, 2
+# The model's gating function (pointwise.py's name) -> kernel gate id.
+GATES = {'gelu_gate': GELU_TANH_GATE, 'silu_gate': SILU_GATE}

@@ -107,7 +107,11 @@ def plan(m: int, n: int, k: int, sms: int = 132, n_align: int = 0, tuned: bool =
     split = 1
     target = 2 * sms
     if tiles < sms:
-        want = max(1, min(groups // 2, target // tiles))
+        # Each split adds a partial store and the last arrival's sum; each K-group a
+        # dependent MMA and rescale. At the expert's shapes a program running about 8
+        # K-groups (4 at <= 16 rows) was fastest (bench_w4a4_launch.py, RESULTS 7f).
+        per_split = 4 if bm <= 16 else 8
+        want = max(1, min(groups // per_split, target // tiles))
         # The largest divisor of the group count not above `want`: equal runs of K-groups.
         split = max(d for d in range(1, want + 1) if groups % d == 0)
     gps = groups // split
@@ -173,9 +177,12 @@ def natural_order(codes: torch.Tensor) -> torch.Tensor:
     return halves.transpose(-1, -2).reshape(codes.shape)
 
 
-def quantize_input(layer, x2: torch.Tensor, codes_out=None):
+def quantize_input(layer, x2: torch.Tensor, codes_out=None, up=None, gate=act_modes.NO_GATE):
     """
     Run the fused prologue on x2 [M, in]: int8 codes [M, in] and the scale tensor the GEMM reads.
+
+    gate (act_modes.GELU_TANH_GATE, SILU_GATE): x2 is a gated MLP's gate projection and up
+    [M, in] its up projection (same strides); the quantized input is act(x2) * up.
 
     Returns (codes, xs, s_xs_m, s_xs_g): codes in GEMM order (natural_order undoes it); the
     act scale of (row m, group g) is xs[m * s_xs_m + g * s_xs_g] of xs's storage (for
@@ -183,7 +190,7 @@ def quantize_input(layer, x2: torch.Tensor, codes_out=None):
     dynamic_group a [M, groups] view of group-major storage). codes_out: optional int8
     [M, in] buffer for the codes.
     """
-    codes, xs, s_m, s_g, _ = _quantize(x2, layer, [layer.input_owner], codes_out)
+    codes, xs, s_m, s_g, _ = _quantize(x2, layer, [layer.input_owner], codes_out, up, gate)
     if layer.act_mode == 'static_group':
         return codes[0], xs, s_m, s_g
     if layer.act_mode == 'dynamic_group':
@@ -211,9 +218,11 @@ def _transform_args(owner, dummy):
     return {name: t if t is not None else dummy for name, t in tensors.items()}, flags
 
 
-def _quantize(x2, layer, owners, codes_out=None):
+def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE):
     """
     Rotate and quantize x2 once per input transform in `owners` (one launch for all).
+
+    gate, up: as quantize_input's (one owner).
 
     Returns codes [T, M, K] int8, xs, s_xs_m, s_xs_g and s_xs_member (the member stride of xs).
     With several owners their buffers must be rows of one stacked tensor (FusedLinears).
@@ -224,6 +233,8 @@ def _quantize(x2, layer, owners, codes_out=None):
     groups = k // ACT_BLOCK
     dev = x2.device
     count = len(owners)
+    if gate != act_modes.NO_GATE and (up.stride() != x2.stride() or x2.stride(-1) != 1):
+        x2, up = x2.contiguous(), up.contiguous()
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     codes = (codes_out.view(1, m, k) if codes_out is not None else
@@ -238,11 +249,16 @@ def _quantize(x2, layer, owners, codes_out=None):
         xs = torch.empty(count, m, dtype=torch.float32, device=dev)
         s_m, s_g, s_member_srow, s_member_xs = 1, 0, m, m
     transform, flags = _transform_args(owners[0], codes)
-    # Rows per program: the 64x64 rotation block loaded and converted per program is shared
-    # by more rows (per element about half the instructions at 64 rows as at 32).
-    bm = 16 if m <= 16 else 32 if m <= 64 else 64
+    # Rows per program: 16 (more programs in flight) unless that makes over 4096 programs;
+    # measured fastest at 50 and 816 rows, where 64 rows won only for the 16384-wide down
+    # projection input (RESULTS 7f).
+    bm = 16
+    while triton.cdiv(m, bm) * groups * count > 4096 and bm < 64:
+        bm *= 2
     grid = (triton.cdiv(m, bm), groups, count)
-    source = dict(x_ptr=x2, stride_xm=x2.stride(0), s_member_x=0, **transform, **flags)
+    gating = {'up_ptr': up if up is not None else x2, 'GATE': gate}
+    source = dict(x_ptr=x2, stride_xm=x2.stride(0), s_member_x=0, **transform, **flags,
+                  **gating)
     if mode == act_modes.STATIC_GROUP:
         srow = xs
     elif mode == act_modes.DYNAMIC_TOKEN:
@@ -252,11 +268,11 @@ def _quantize(x2, layer, owners, codes_out=None):
         rotated = torch.empty(count, m, k, dtype=torch.float32, device=dev)
         _kernels().amax_kernel[grid](
             x_ptr=x2, stride_xm=x2.stride(0), **transform, amax_ptr=srow, rotated_ptr=rotated,
-            M=m, G=groups, s_member_k=k, s_member_amax=s_member_srow, **flags, BM=bm,
+            M=m, G=groups, s_member_k=k, s_member_amax=s_member_srow, **flags, **gating, BM=bm,
             num_warps=4)
         LAUNCHES['quantize'] += 1
-        source = dict(x_ptr=rotated, stride_xm=k, s_member_x=m * k, **transform,
-                      **dict.fromkeys(flags, False))
+        source = dict(x_ptr=rotated, up_ptr=rotated, stride_xm=k, s_member_x=m * k,
+                      **transform, **dict.fromkeys(flags, False), GATE=act_modes.NO_GATE)
     else:
         srow = codes
     static = mode == act_modes.STATIC_GROUP
@@ -441,6 +457,27 @@ def triton_forward(layer, x: torch.Tensor) -> torch.Tensor:
         codes, xs, s_m, s_g = layer.shared_input(x, lambda _: quantize_input(layer, x2))
         y = scaled_matmul(layer, codes, xs, s_m, s_g, _out_dtype(x), plan_override=p)
     return y.reshape(*shape[:-1], layer.out_features).to(x.dtype)
+
+
+def gated_projection(down, gate: torch.Tensor, up: torch.Tensor, gating: str, ops):
+    """
+    Return down(ops.<gating>(gate, up)): a gated MLP's last projection ('gelu_gate', 'silu_gate').
+
+    Where down runs on the Triton kernels in an integer mode, act(gate) * up is computed by
+    its quantize launch from the gate and up projections (views of one fused output, or any
+    two tensors of one shape): the gated input never goes through memory, and the launch
+    that made it is saved. Elsewhere (reference backend, FP layers) it runs as written.
+    """
+    if not (isinstance(down, QuantLinear) and down.backend == 'triton'
+            and down.act_mode in _MODE_IDS and down._fused is None):
+        return down(getattr(ops, gating)(gate, up))
+    _check_layer(down)
+    shape = gate.shape
+    codes, xs, s_m, s_g = quantize_input(down, gate.reshape(-1, shape[-1]),
+                                         up=up.reshape(-1, shape[-1]),
+                                         gate=act_modes.GATES[gating])
+    y = scaled_matmul(down, codes, xs, s_m, s_g, _out_dtype(gate))
+    return y.reshape(*shape[:-1], down.out_features).to(gate.dtype)
 
 
 def _check_layer(layer):

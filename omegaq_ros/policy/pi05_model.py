@@ -18,6 +18,7 @@ The expert's adaRMS modulation depends only on t, so it is computed once per ste
 import math
 from typing import List, Optional, Tuple
 
+from omegaq_ros.kernels import gated_projection
 from omegaq_ros.policy import pointwise
 from omegaq_ros.policy.chunk_model import ChunkModel
 from omegaq_ros.policy.model_config import VisionSize
@@ -171,8 +172,9 @@ class GemmaLayer(nn.Module):
 
     def mlp_forward(self, h: torch.Tensor) -> torch.Tensor:
         """Apply the GeGLU MLP."""
-        return self.mlp.down_proj(self.ops.gelu_gate(self.mlp.gate_proj(h),
-                                                     self.mlp.up_proj(h)))
+        mlp = self.mlp
+        return gated_projection(mlp.down_proj, mlp.gate_proj(h), mlp.up_proj(h), 'gelu_gate',
+                                self.ops)
 
     def forward(self, x, cos, sin, mask, past: Optional[Tuple] = None, modulation=(None, None)):
         """
@@ -183,9 +185,7 @@ class GemmaLayer(nn.Module):
         """
         h, gate = self.input_layernorm(x, modulation[0])
         q, k, v = self.qkv(h, cos, sin)
-        keys = k if past is None else torch.cat((past[0], k), dim=1)
-        values = v if past is None else torch.cat((past[1], v), dim=1)
-        attended = self.ops.attention(q, keys, values, mask)
+        attended = self.ops.attention(q, k, v, mask, past)
         x = self.ops.gated_residual(x, self.self_attn.o_proj(attended), gate)
         h, gate = self.post_attention_layernorm(x, modulation[1])
         return self.ops.gated_residual(x, self.mlp_forward(h), gate), (k, v)

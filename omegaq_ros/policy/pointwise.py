@@ -58,15 +58,24 @@ def gelu_gate(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return F.gelu(gate, approximate='tanh') * up
 
 
+def _with_past(k: torch.Tensor, v: torch.Tensor, past):
+    # The keys and values of earlier tokens (a prefix cache), then these tokens'.
+    if past is None:
+        return k, v
+    return torch.cat((past[0], k), dim=1), torch.cat((past[1], v), dim=1)
+
+
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                   mask: torch.Tensor) -> torch.Tensor:
+                   mask: torch.Tensor, past=None) -> torch.Tensor:
     """
-    Attention of q [B, Lq, H, d] over k, v [B, S, KV, d] (MQA/GQA); additive mask.
+    Attention of q [B, Lq, H, d] over past's then k, v [B, S, KV, d] (MQA/GQA); additive mask.
 
     One fused kernel (scaled_dot_product_attention). With one K/V head the H query heads
     become H rows per token of a single-head attention (mask from pi05_model.attention_mask),
-    so no K/V head is repeated. Returns [B, Lq, H * d].
+    so no K/V head is repeated. past: (keys, values) of earlier tokens or None. Returns
+    [B, Lq, H * d].
     """
+    k, v = _with_past(k, v, past)
     b, lq, heads, d = q.shape
     kv_heads = k.shape[2]
     with sdpa_kernel(_MASKED_SDPA if q.is_cuda else _CPU_SDPA):
@@ -88,14 +97,15 @@ _CPU_SDPA = [SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]
 
 
 def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                   mask: torch.Tensor) -> torch.Tensor:
+                   mask: torch.Tensor, past=None) -> torch.Tensor:
     """
     Compute the same attention written out: softmax(q k^T / sqrt(d) + mask) in fp32, times v.
 
-    Compiled, this is two GEMMs and one fused scale-mask-softmax kernel. With a mask, the
-    fused attention kernels ran the pi0.5 expert's 400 x 866 attention in 54-80 us on an H200
-    (13 thread blocks for 132 SMs); this is a few GEMM-sized launches.
+    Compiled, this is two GEMMs and one fused scale-mask-softmax kernel (plus the past's
+    concatenation). With a mask, the SDPA kernels ran the pi0.5 expert's 400 x 866 attention
+    in 54-80 us on an H200 (13 thread blocks for 132 SMs); this is a few GEMM-sized launches.
     """
+    k, v = _with_past(k, v, past)
     b, lq, heads, d = q.shape
     kv_heads = k.shape[2]
     keys, values = k.transpose(1, 2), v.transpose(1, 2)
@@ -172,10 +182,21 @@ def compiled() -> SimpleNamespace:
     with dynamic shapes, so a new instruction length costs no further compilation.
     """
     import torch._dynamo
+    from omegaq_ros.kernels.attention import attention_available, fused_attention
     # One entry per shape and dtype seen (vision, prefix, expert, calibration batches).
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 32)
     # Inductor would turn the written-out attention back into the fused kernel it matches.
-    attention = torch.compile(math_attention, fullgraph=True,
-                              options={'pattern_matcher': False})
+    written_out = torch.compile(math_attention, fullgraph=True,
+                                options={'pattern_matcher': False})
+
+    def attention(q, k, v, mask, past=None):
+        # Over a cached prefix (the denoising steps), one Triton launch on a GPU
+        # (kernels/attention.py: the cache read in place, the query heads of a K/V head in one
+        # tile); else, and for the prefix itself (thousands of query rows, where the GEMMs'
+        # large tiles pay), the written-out attention.
+        if past is not None and attention_available(q):
+            return fused_attention(q, k, v, mask, past)
+        return written_out(q, k, v, mask, past)
+
     return SimpleNamespace(**{name: torch.compile(globals()[name], fullgraph=True)
                               for name in _FUNCTIONS}, attention=attention, fused=True)

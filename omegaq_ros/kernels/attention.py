@@ -1,0 +1,140 @@
+# Copyright 2026 The omegaq_ros Authors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""
+Masked attention over a cached prefix in one Triton launch (the CUDA fast path's attention).
+
+A denoising step's attention in the pi0.5 expert is 50 tokens x 8 query heads over the
+prefix's ~816 cached keys and its own 50: written out (policy/pointwise.math_attention) it
+took five launches per layer on an H100 (the two key/value concatenations, two GEMMs, one
+softmax; 22.6 us, RESULTS 7e). Here one launch reads the cache and this call's keys where
+they lie, folds the query heads that share a K/V head into one tile (every key is loaded
+once per tile), and splits the keys over programs when the query tiles alone would leave
+most of the GPU idle (the last split of a tile to finish combines the partial results).
+The arithmetic is math_attention's: scores q k^T / sqrt(d) plus the additive mask, softmax
+in fp32, probabilities rounded to v's dtype for the product, output in q's dtype.
+"""
+
+import functools
+import math
+import os
+
+import torch
+
+# Arrival counters of split tiles (more than any launch has; the kernel resets them).
+ARRIVAL_SLOTS = 4096
+
+
+def attention_available(q: torch.Tensor) -> bool:
+    """Return True where the kernel runs for q: CUDA (or Triton's interpreter), d a power of 2."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    d = q.shape[-1]
+    interpreting = os.environ.get('TRITON_INTERPRET', '0') == '1'
+    return (q.is_cuda or interpreting) and 16 <= d <= 256 and d & (d - 1) == 0
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel():
+    from omegaq_ros.kernels import _attention_kernel
+    return _attention_kernel.attention_kernel
+
+
+@functools.lru_cache(maxsize=None)
+def _arrivals(device: torch.device) -> torch.Tensor:
+    return torch.zeros(ARRIVAL_SLOTS, dtype=torch.int32, device=device)
+
+
+@functools.lru_cache(maxsize=None)
+def _sm_count(device: torch.device) -> int:
+    if device.type != 'cuda':
+        return 132
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def attention_plan(rows: int, segments, tiles_per_row_block: int, sms: int, head_dim: int,
+                   bm=None, bn=None, splits=None, num_warps=None) -> dict:
+    """
+    Choose the query tile (bm rows), key block (bn) and key splits for one launch.
+
+    rows: query rows per K/V head (tokens x query heads per K/V head); segments: the key
+    counts of the two segments; tiles_per_row_block: batch x K/V heads. Unless given, the
+    keys are split until about one program per SM runs, each over at least two key blocks.
+    """
+    # 16 query rows x 32 keys over 8 warps: with head dim 256, larger tiles or 4 warps spill
+    # registers on sm_90 or sm_87 (the K and V tiles pass through them;
+    # test_kernels_compile.py).
+    bm = bm or 16
+    bn = bn or 32
+    row_tiles = -(-rows // bm) * tiles_per_row_block
+    blocks = sum(-(-length // bn) for length in segments)
+    if splits is None:
+        splits = 1
+        if row_tiles < sms // 2:
+            splits = max(1, min(blocks // 2, sms // row_tiles))
+    per_split = -(-blocks // splits)
+    return {'bm': bm, 'bn': bn, 'splits': -(-blocks // per_split), 'blocks_per_split': per_split,
+            'num_warps': num_warps or 8, 'num_stages': 2}
+
+
+def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                    past=None, plan=None) -> torch.Tensor:
+    """
+    Attention of q [B, Lq, H, d] over past's keys (if any) then k, v [B, Lk, KV, d]; [B, Lq, H*d].
+
+    past: (keys, values) [B, P, KV, d] of earlier tokens (the prefix cache) or None. mask:
+    the additive mask over the P + Lk keys as pi05_model.attention_mask builds it ([B or 1,
+    1, Lq * H, P + Lk] with one K/V head, the query heads folded into rows; else [B or 1, 1,
+    Lq, P + Lk]) or None. plan: attention_plan's fields, to override (benchmarks).
+    """
+    b, lq, heads, d = q.shape
+    kv_heads = k.shape[2]
+    group = heads // kv_heads
+    if past is None:
+        first_k, first_v, second_k, second_v = k, v, k, v
+        s1, s2 = k.shape[1], 0
+    else:
+        first_k, first_v, second_k, second_v = past[0], past[1], k, v
+        s1, s2 = past[0].shape[1], k.shape[1]
+    q, first_k, first_v, second_k, second_v = (
+        t if t.stride(-1) == 1 else t.contiguous()
+        for t in (q, first_k, first_v, second_k, second_v))
+    out = torch.empty(b, lq, heads, d, dtype=q.dtype, device=q.device)
+    has_mask = mask is not None
+    if has_mask:
+        if mask.stride(-1) != 1:
+            mask = mask.contiguous()
+        s_mb = mask.stride(0) if mask.shape[0] > 1 else 0
+        if kv_heads == 1:
+            s_ml, s_mh = heads * mask.stride(2), mask.stride(2)
+        else:
+            s_ml, s_mh = mask.stride(2), 0
+    else:
+        mask, s_mb, s_ml, s_mh = q, 0, 0, 0
+    p = attention_plan(lq * group, (s1, s2), b * kv_heads, _sm_count(q.device), d,
+                       **(plan or {}))
+    row_tiles = -(-(lq * group) // p['bm'])
+    split = p['splits'] > 1
+    if split:
+        padded = row_tiles * p['bm']
+        part = torch.empty(p['splits'], b * kv_heads, padded, d, dtype=torch.float32,
+                           device=q.device)
+        stat = torch.empty(p['splits'], b * kv_heads, padded, 2, dtype=torch.float32,
+                           device=q.device)
+        if row_tiles * b * kv_heads > ARRIVAL_SLOTS:
+            raise ValueError(f'attention: {row_tiles * b * kv_heads} split tiles exceed '
+                             f'{ARRIVAL_SLOTS}')
+    else:
+        part = stat = out
+    _kernel()[(row_tiles, b * kv_heads, p['splits'])](
+        q, q.stride(0), q.stride(1), q.stride(2),
+        first_k, *first_k.stride()[:3], first_v, *first_v.stride()[:3], s1,
+        second_k, *second_k.stride()[:3], second_v, *second_v.stride()[:3], s2,
+        mask, s_mb, s_ml, s_mh,
+        out, out.stride(0), out.stride(1), out.stride(2),
+        part, stat, _arrivals(q.device),
+        lq, kv_heads, group, p['blocks_per_split'], 1.0 / math.sqrt(d),
+        HAS_MASK=has_mask, SPLIT=split, D=d, BM=p['bm'], BN=p['bn'],
+        num_warps=p['num_warps'], num_stages=p['num_stages'])
+    return out.reshape(b, lq, heads * d)
