@@ -672,8 +672,9 @@ def test_fused_attention_matches_the_written_out_attention(b, lq, heads, kv_head
     """
     One launch over the prefix cache and this call's keys equals concatenate-then-attend.
 
-    Values read in place from wider rows, padded keys masked out, one query token that sees no key at all (softmax then averages
-    every key, as the written-out attention does), key splits combined by the last to finish.
+    Values read in place from wider rows, padded keys masked out, one query token that sees
+    no key at all (softmax then averages every key, as the written-out attention does), key
+    splits combined by the last to finish.
     """
     from omegaq_ros.kernels.attention import fused_attention
     from omegaq_ros.policy import pointwise
