@@ -11,6 +11,9 @@
 #                                     picks files when a limit cut a run)
 #   scripts/gpu_check.sh gemm   OUT   per-GEMM table: W4A4 kernels vs bf16 at pi0.5 shapes
 #                                     (dynamic_group; the prefix at 816 rows; tuned tiles)
+#   scripts/gpu_check.sh launch OUT   the few-row launches taken apart (bench_w4a4_launch.py:
+#                                     launch floor, quantize without each transform, K splits,
+#                                     tiles, attention over the prefix cache; about 40 s)
 #   scripts/gpu_check.sh policy OUT   whole-policy table: BF16 eager / graph / fused vs W4A4
 #                                     graph / fast, kernel tables in OUT/profile
 #   scripts/gpu_check.sh closedloop OUT [EPISODES]
@@ -89,6 +92,11 @@ run_gemm() {
     --no-reference --reps 100 --json "$out/gemm.json" 2>&1 | tee "$out/gemm.log" || status=1
 }
 
+run_launch() {
+  limited "$python" benchmarks/bench_w4a4_launch.py --json "$out/launch.json" 2>&1 \
+    | tee "$out/launch.log" || status=1
+}
+
 run_closedloop() {
   local episodes=${1:-20}
   use_carried_sim || { status=1; return; }
@@ -129,15 +137,16 @@ run_compile() {
 }
 
 case "$stage" in
-  tests|gemm|policy|compile|groot|groot-width|closedloop|all) versions ;;
-  *) echo "gpu_check.sh: stage must be tests, gemm, policy, compile, groot, groot-width," \
-       "closedloop or all," \
+  tests|gemm|launch|policy|compile|groot|groot-width|closedloop|all) versions ;;
+  *) echo "gpu_check.sh: stage must be tests, gemm, launch, policy, compile, groot," \
+       "groot-width, closedloop or all," \
        "got '$stage'" >&2
      exit 2 ;;
 esac
 case "$stage" in
   tests) run_tests ;;
   gemm) run_gemm ;;
+  launch) run_launch ;;
   policy) run_policy ;;
   compile) run_compile ;;
   groot) run_groot ;;
