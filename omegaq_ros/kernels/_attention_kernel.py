@@ -66,7 +66,8 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
     s * BLOCKS_PER_SPLIT onwards (segment 1's blocks, then segment 2's). With SPLIT, each
     writes its running max, sum and unnormalized output to stat_ptr / part_ptr [splits,
     B * KV, row tiles * BM, (2 | D)] and the last of a tile's splits to arrive (counter
-    arrivals_ptr[tile], reset after) combines them into the output.
+    arrivals_ptr[tile], reset after: the split-K GEMM's counters) combines them into the
+    output.
     """
     pid_r = tl.program_id(0)
     pid_bh = tl.program_id(1)

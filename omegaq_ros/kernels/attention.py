@@ -16,41 +16,23 @@ in fp32, probabilities rounded to v's dtype for the product, output in q's dtype
 
 import functools
 import math
-import os
 
+from omegaq_ros.kernels.triton_w4a4 import (_arrival_counts, _interpreting, _sms,
+                                            ARRIVAL_SLOTS, triton_available)
 import torch
-
-# Arrival counters of split tiles (more than any launch has; the kernel resets them).
-ARRIVAL_SLOTS = 4096
 
 
 def attention_available(q: torch.Tensor) -> bool:
     """Return True where the kernel runs for q: CUDA (or Triton's interpreter), d a power of 2."""
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
     d = q.shape[-1]
-    interpreting = os.environ.get('TRITON_INTERPRET', '0') == '1'
-    return (q.is_cuda or interpreting) and 16 <= d <= 256 and d & (d - 1) == 0
+    return (triton_available() and (q.is_cuda or _interpreting())
+            and 16 <= d <= 256 and d & (d - 1) == 0)
 
 
 @functools.lru_cache(maxsize=None)
 def _kernel():
     from omegaq_ros.kernels import _attention_kernel
     return _attention_kernel.attention_kernel
-
-
-@functools.lru_cache(maxsize=None)
-def _arrivals(device: torch.device) -> torch.Tensor:
-    return torch.zeros(ARRIVAL_SLOTS, dtype=torch.int32, device=device)
-
-
-@functools.lru_cache(maxsize=None)
-def _sm_count(device: torch.device) -> int:
-    if device.type != 'cuda':
-        return 132
-    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def attention_plan(rows: int, segments, tiles_per_row_block: int, sms: int, head_dim: int,
@@ -112,7 +94,7 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
             s_ml, s_mh = mask.stride(2), 0
     else:
         mask, s_mb, s_ml, s_mh = q, 0, 0, 0
-    p = attention_plan(lq * group, (s1, s2), b * kv_heads, _sm_count(q.device), d,
+    p = attention_plan(lq * group, (s1, s2), b * kv_heads, _sms(q), d,
                        **(plan or {}))
     row_tiles = -(-(lq * group) // p['bm'])
     split = p['splits'] > 1
@@ -133,7 +115,7 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
         second_k, *second_k.stride()[:3], second_v, *second_v.stride()[:3], s2,
         mask, s_mb, s_ml, s_mh,
         out, out.stride(0), out.stride(1), out.stride(2),
-        part, stat, _arrivals(q.device),
+        part, stat, _arrival_counts(q.device),
         lq, kv_heads, group, p['blocks_per_split'], 1.0 / math.sqrt(d),
         HAS_MASK=has_mask, SPLIT=split, D=d, BM=p['bm'], BN=p['bn'],
         num_warps=p['num_warps'], num_stages=p['num_stages'])

@@ -41,11 +41,15 @@ def gated_residual(x: torch.Tensor, out: torch.Tensor, gate) -> torch.Tensor:
     return x + out if gate is None else x + out * gate.to(x.dtype)
 
 
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    # (-second half, first half) of the last dimension: RoPE's pairs (i, i + d/2).
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate pairs (i, i + d/2) of x [B, L, heads, d] by the angles cos/sin [B, L, d]."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos[:, :, None] + rotated * sin[:, :, None]
+    return x * cos[:, :, None] + _rotate_half(x) * sin[:, :, None]
 
 
 def rope_qk(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
@@ -149,9 +153,7 @@ def norm_rope_qk(q: torch.Tensor, k: torch.Tensor, q_weight: torch.Tensor,
                  k_weight: torch.Tensor, eps: float, cos: torch.Tensor, sin: torch.Tensor):
     """Qwen3's per-head RMSNorm, then RoPE, on q and k [B, heads, L, d] (cos/sin [B, 1, L, d])."""
     q, k = scaled_rms_norm(q, q_weight, eps), scaled_rms_norm(k, k_weight, eps)
-    half = q.shape[-1] // 2
-    return (q * cos + torch.cat((-q[..., half:], q[..., :half]), dim=-1) * sin,
-            k * cos + torch.cat((-k[..., half:], k[..., :half]), dim=-1) * sin)
+    return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
 
 
 def silu_gate(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:

@@ -74,11 +74,11 @@ def policy_options(device: str = 'auto', dtype: str = 'auto', backend: str = 'au
     'auto' device is CUDA where it is available; 'auto' dtype is bfloat16 on CUDA and float32
     on the CPU; 'auto' backend is triton on CUDA (where triton imports) and reference on the
     CPU. cuda_graph and fused_pointwise apply on CUDA only (the CPU runs eagerly), and the
-    compiled pointwise kernels by default to pi0.5 only (family): GR00T's compile (the same
-    chunk as eager on the CPU) has not yet run on a GPU, so GR00T takes it only when asked
-    (GrootPolicy.load(..., fused_pointwise=True)). So the fast path is the default
-    wherever a GPU is. Returns the options with 'device' and a one-line 'text' that says what
-    runs, for start-up logs.
+    compiled pointwise kernels by default to pi0.5 only (family): GR00T's compiled chunk
+    equals eager on the CPU and on an H100, but has not yet been timed against it, so GR00T
+    takes it only when asked (GrootPolicy.load(..., fused_pointwise=True)). So the fast path
+    is the default wherever a GPU is. Returns the options with 'device' and a one-line 'text'
+    that says what runs, for start-up logs.
     """
     from omegaq_ros.kernels import triton_available
     if device == 'auto':
