@@ -87,6 +87,60 @@ def test_cuda_graph_replay_matches_eager_on_new_observations(path, backend):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
 
 
+def _tensors(value):
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [t for item in value for t in _tensors(item)]
+
+
+def test_samplers_hold_the_step_modulations_their_graphs_read():
+    """Samplers of two prompt lengths share one table; a table the model drops stays theirs."""
+    policy = Pi05Policy.load(CHECKPOINT)
+    model = policy.model
+    first = StaticChunkSampler(model, observation(policy, 0), capture=False)
+    images, masks, tokens, mask, noise = observation(policy, 1)
+    longer = (images, masks, torch.cat([tokens, tokens], 1), torch.cat([mask, mask], 1), noise)
+    second = StaticChunkSampler(model, longer, capture=False)
+    assert second.modulations is first.modulations, 'the same steps made a second table'
+    kept = [t.data_ptr() for t in _tensors(first.modulations)]
+    model.eval()                          # drops the model's table (weights may have changed)
+    third = StaticChunkSampler(model, observation(policy, 2), capture=False)
+    assert third.modulations is not first.modulations
+    assert [t.data_ptr() for t in _tensors(first.modulations)] == kept
+    for a, b in zip(_tensors(first.modulations), _tensors(third.modulations)):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA graph capture needs CUDA')
+@pytest.mark.parametrize('backend', ['reference', 'triton'])
+def test_cuda_graphs_of_two_prompt_lengths_take_turns(backend):
+    """
+    Going back to an earlier prompt length's graphs gives the eager chunk.
+
+    They once read a step-modulation table that the next length's capture had freed: the
+    closed loop on the GPU got NaN actions (the prompt holds the state, so its length moves).
+    """
+    eager = Pi05Policy.load(ARTIFACT, 'cuda', backend=backend)
+    graphed = Pi05Policy.load(ARTIFACT, 'cuda', backend=backend, cuda_graph=True)
+    rng = np.random.default_rng(6)
+    state = rng.uniform(-0.3, 0.3, 14).astype(np.float32)
+    images = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(3)]
+    noise = rng.standard_normal((20, 32)).astype(np.float32)
+    for _ in range(2):
+        for instruction in ('lift', 'hand the green block from the left arm to the right arm '
+                            'and then put it back down on the table where it was before'):
+            expected = eager.predict(images, state, instruction, noise=noise, normalized=True)
+            # Memory freed behind a graph's back is handed out again: fill it with NaN.
+            junk = [torch.full((n,), float('nan'), device='cuda')
+                     for n in range(128, 65536, 96)]
+            del junk
+            chunk = graphed.predict(images, state, instruction, noise=noise, normalized=True)
+            np.testing.assert_allclose(chunk, expected, rtol=0, atol=1e-5)
+    assert len(graphed._samplers) == 2
+
+
 def test_trailing_prompt_padding_is_cut_and_the_chunk_stays_the_same():
     from omegaq_ros.policy.pi05_runtime import PROMPT_BUCKET, trim_padding
     policy = Pi05Policy.load(CHECKPOINT)

@@ -110,13 +110,23 @@ class ChunkModel(nn.Module):
         """Return every modulation of the action head for one step's condition."""
         raise NotImplementedError
 
-    def prepare_steps(self, num_steps: int, batch_size: int = 1):
-        """Precompute the modulations of every step (inference; reused every chunk)."""
+    def prepare_steps(self, num_steps: int, batch_size: int = 1) -> list:
+        """
+        Precompute the modulations of every step (inference; reused every chunk); return them.
+
+        A table made earlier for the same steps, batch size and device is returned as it is,
+        not made again: CUDA graphs read its tensors in place, and a table replaced while a
+        graph captured with it lives on would leave that graph reading freed memory.
+        """
         device = next(self.parameters()).device
+        key = (num_steps, batch_size, device)
+        if self._modulation_cache is not None and self._modulation_cache[:3] == key:
+            return self._modulation_cache[3]
         with torch.no_grad():
             table = [self.modulations(condition)
                      for condition in self.step_conditions(num_steps, batch_size, device)]
-        self._modulation_cache = (num_steps, batch_size, device, table)
+        self._modulation_cache = key + (table,)
+        return table
 
     def step_modulations(self, step: int, num_steps: int, condition: torch.Tensor):
         """Return step's modulations: from the table when it fits, else computed now."""

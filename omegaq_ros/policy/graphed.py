@@ -63,7 +63,9 @@ class StaticChunkSampler:
         if self.capture and device.type != 'cuda':
             raise ValueError('CUDA graph capture needs the model and inputs on a CUDA device')
         self.inputs = [_buffers(value) for value in inputs]
-        model.prepare_steps(self.num_steps, batch_size=noise.shape[0])
+        # The graphs read the step modulations in place: held here as long as they live, even
+        # if the model's table is dropped (train(), set_compute_dtype) or made anew.
+        self.modulations = model.prepare_steps(self.num_steps, batch_size=noise.shape[0])
         self.prefix_graph = self.denoise_graph = None
         self.context = self.actions = None
         if self.capture:
