@@ -276,42 +276,25 @@ def _int_dot_into(p, x, w, SWAP: tl.constexpr):
 
 
 @triton.jit
-def _scaled(p, ws, ON_GPU: tl.constexpr):
-    # The int32 product p times a weight scale ws (fp16 values: at most 11 significant bits),
-    # rounded once to fp32, without an int -> float conversion: that instruction (I2FP) runs
-    # at a fraction of the FP32 rate on Hopper and, one per accumulator per K-group, bounded
-    # the GEMM's main loop. p plus the bits of C = 1.5 * 2^23 is the float b = C + p (exact
-    # for |p| < 2^22; a weight group's product is at most 128 * 8 * 8), and C * ws is exact,
-    # so fma(b, ws, -C * ws) is round(p * ws): one integer add and one FFMA. The
-    # interpreter's fma rounds twice, so off the GPU b - C is taken first (the same value).
-    b = (p + 0x4B400000).to(tl.float32, bitcast=True)
-    if ON_GPU:
-        r = tl.fma(b, ws, ws * -12582912.0)
-    else:
-        r = (b - 12582912.0) * ws
-    return r
-
-
-@triton.jit
-def _rescaled(p, xsv, ws_ptrs, n_mask, SWAP: tl.constexpr, ON_GPU: tl.constexpr):
-    # One K-group's int32 product times the weight scale (per output row, loaded from
-    # ws_ptrs) and the activation scale (per token), in fp32.
+def _rescaled(p, xsv, ws_ptrs, n_mask, SWAP: tl.constexpr):
+    # One K-group's int32 product times the activation scale (per token) and the weight
+    # scale (per output row, loaded from ws_ptrs), in fp32.
     wsv = tl.load(ws_ptrs, mask=n_mask, other=0.0).to(tl.float32)
     if SWAP:
-        r = _scaled(p, wsv[:, None], ON_GPU) * xsv[None, :]
+        r = p.to(tl.float32) * xsv[None, :] * wsv[:, None]
     else:
-        r = _scaled(p, wsv[None, :], ON_GPU) * xsv[:, None]
+        r = p.to(tl.float32) * xsv[:, None] * wsv[None, :]
     return r
 
 
 @triton.jit
-def _weight_scaled(p, ws_ptrs, n_mask, SWAP: tl.constexpr, ON_GPU: tl.constexpr):
+def _weight_scaled(p, ws_ptrs, n_mask, SWAP: tl.constexpr):
     # A weight group's int32 product times the weight scale (per output row), in fp32.
     wsv = tl.load(ws_ptrs, mask=n_mask, other=0.0).to(tl.float32)
     if SWAP:
-        r = _scaled(p, wsv[:, None], ON_GPU)
+        r = p.to(tl.float32) * wsv[:, None]
     else:
-        r = _scaled(p, wsv[None, :], ON_GPU)
+        r = p.to(tl.float32) * wsv[None, :]
     return r
 
 
@@ -415,8 +398,7 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
                                              other=0),
                                   _weight_group(w_ptrs + (g + j) * 32, n_mask, ASM_UNPACK, BN),
                                   SWAP)
-            acc += _weight_scaled(p, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP,
-                                  ASM_UNPACK)
+            acc += _weight_scaled(p, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
         xsv = tl.load(xs_ptr + offs_m * s_xs_m, mask=m_mask, other=0.0).to(tl.float32)
         if SWAP:
             acc = acc * xsv[None, :]
@@ -429,8 +411,7 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
             p = _int_dot(x, _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
             xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask,
                           other=0.0).to(tl.float32)
-            acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP,
-                              ASM_UNPACK)
+            acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
     _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
                 arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
 
@@ -477,8 +458,7 @@ def quantizing_gemm_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rsca
         x = _gemm_order(_round_clamp(tl.math.div_rn(xr, xsv[:, None] + tl.zeros_like(xr)))
                         .to(tl.int8), BM)
         p = _int_dot(x, _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
-        acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP,
-                              ASM_UNPACK)
+        acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
     _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
                 arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
 
