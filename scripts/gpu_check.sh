@@ -14,11 +14,14 @@
 #   scripts/gpu_check.sh launch OUT   the few-row launches taken apart (bench_w4a4_launch.py:
 #                                     launch floor, quantize without each transform, K splits,
 #                                     tiles, attention over the prefix cache; about 40 s)
+#   scripts/gpu_check.sh ncu    OUT   Nsight Compute sections of the prefix's down and gate/up
+#                                     GEMMs (benchmarks/ncu_w4a4_gemm.py; about 20 s)
 #   scripts/gpu_check.sh policy OUT   whole-policy table: BF16 eager / graph / fused vs W4A4
 #                                     graph / fast, kernel tables in OUT/profile
 #   scripts/gpu_check.sh closedloop OUT [EPISODES]
 #                                     the bundled policy in the sim, omega-dynamic on the
 #                                     reference and the Triton backend, paired episodes
+#                                     (CLOSEDLOOP_METHODS: other methods, one argument)
 #   scripts/gpu_check.sh compile OUT  BF16 rows with whole-model torch.compile (minutes)
 #   scripts/gpu_check.sh groot  OUT   full-size GR00T N1.5 (random weights): BF16 eager and
 #                                     CUDA graph vs W4A4 omega-dynamic Triton + CUDA graph,
@@ -97,11 +100,19 @@ run_launch() {
     | tee "$out/launch.log" || status=1
 }
 
+run_ncu() {
+  limited ncu --profile-from-start off -k regex:gemm_kernel --section SpeedOfLight \
+    --section Occupancy --section LaunchStats --section WarpStateStats \
+    --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+    "$python" benchmarks/ncu_w4a4_gemm.py 2>&1 | tee "$out/ncu.txt" || status=1
+}
+
 run_closedloop() {
   local episodes=${1:-20}
   use_carried_sim || { status=1; return; }
   "$python" -m omegaq_ros.sim.method_eval \
-    --policy models/pi05_small/checkpoint --methods omega-dynamic,omega-dynamic@triton \
+    --policy models/pi05_small/checkpoint \
+    --methods "${CLOSEDLOOP_METHODS:-omega-dynamic,omega-dynamic@triton}" \
     --device cuda --episodes "$episodes" --tasks all --workers 8 --out "$out/closedloop" \
     2>&1 | tee "$out/closedloop.log" || status=1
 }
@@ -137,8 +148,8 @@ run_compile() {
 }
 
 case "$stage" in
-  tests|gemm|launch|policy|compile|groot|groot-width|closedloop|all) versions ;;
-  *) echo "gpu_check.sh: stage must be tests, gemm, launch, policy, compile, groot," \
+  tests|gemm|launch|ncu|policy|compile|groot|groot-width|closedloop|all) versions ;;
+  *) echo "gpu_check.sh: stage must be tests, gemm, launch, ncu, policy, compile, groot," \
        "groot-width, closedloop or all," \
        "got '$stage'" >&2
      exit 2 ;;
@@ -147,6 +158,7 @@ case "$stage" in
   tests) run_tests ;;
   gemm) run_gemm ;;
   launch) run_launch ;;
+  ncu) run_ncu ;;
   policy) run_policy ;;
   compile) run_compile ;;
   groot) run_groot ;;
