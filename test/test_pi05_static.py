@@ -134,7 +134,7 @@ def test_cuda_graphs_of_two_prompt_lengths_take_turns(backend):
             expected = eager.predict(images, state, instruction, noise=noise, normalized=True)
             # Memory freed behind a graph's back is handed out again: fill it with NaN.
             junk = [torch.full((n,), float('nan'), device='cuda')
-                     for n in range(128, 65536, 96)]
+                    for n in range(128, 65536, 96)]
             del junk
             chunk = graphed.predict(images, state, instruction, noise=noise, normalized=True)
             np.testing.assert_allclose(chunk, expected, rtol=0, atol=1e-5)
@@ -222,9 +222,10 @@ def test_the_fast_gpu_path_stays_close_to_the_float32_reference():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='the CPU path compiles nothing')
-def test_compiled_pointwise_kernels_are_offered_to_pi05_only():
+def test_compiled_pointwise_kernels_are_the_cuda_default_and_can_be_turned_off():
     from omegaq_ros.policy.runtime import policy_options
-    assert policy_options('cuda')['fused_pointwise'] is True
-    groot = policy_options('cuda', family='groot')
-    assert groot['fused_pointwise'] is False and groot['cuda_graph'] is True
-    assert 'fused pointwise' not in groot['text'] and 'CUDA graphs' in groot['text']
+    fast = policy_options('cuda')
+    assert fast['fused_pointwise'] is True and 'fused pointwise' in fast['text']
+    plain = policy_options('cuda', fused_pointwise=False)
+    assert plain['fused_pointwise'] is False and plain['cuda_graph'] is True
+    assert 'fused pointwise' not in plain['text'] and 'CUDA graphs' in plain['text']

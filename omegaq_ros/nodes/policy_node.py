@@ -258,14 +258,13 @@ class PolicyNode(Node):
 
     def _load_policy(self) -> None:
         from omegaq_ros.policy.bundled import bundled_model
-        from omegaq_ros.policy.registry import load_policy, policy_family
+        from omegaq_ros.policy.registry import load_policy
         from omegaq_ros.policy.runtime import policy_options
         path = self.params['artifact']
         try:
             path = path or bundled_model('artifact')
             options = policy_options(*(self.params[name] for name in (
-                'device', 'dtype', 'backend', 'cuda_graph', 'fused_pointwise')),
-                family=policy_family(path))
+                'device', 'dtype', 'backend', 'cuda_graph', 'fused_pointwise')))
             self.get_logger().info(f"loading {path}; {options.pop('text')}")
             embodiment = self.params['embodiment'] or None
             policy = load_policy(path, embodiment=embodiment, **options)  # path's type picks

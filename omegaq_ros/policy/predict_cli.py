@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from omegaq_ros.policy.registry import load_policy, policy_family
+from omegaq_ros.policy.registry import load_policy
 from omegaq_ros.policy.runtime import BACKENDS, DTYPES, ObservationError, policy_options
 
 KEYS = ('images', 'state', 'tokens', 'token_mask', 'instruction', 'noise')
@@ -108,8 +108,7 @@ def main(argv=None) -> int:
         return 2
     try:
         options = policy_options(args.device, args.dtype, args.backend,
-                                 cuda_graph=not args.eager, fused_pointwise=not args.eager,
-                                 family=policy_family(args.policy))
+                                 cuda_graph=not args.eager, fused_pointwise=not args.eager)
         print(f"omegaq-predict: {options.pop('text')}", file=sys.stderr)
         policy = load_policy(args.policy, embodiment=args.embodiment, **options)
     except (ValueError, OSError, RuntimeError) as error:     # incl. checkpoint/artifact errors

@@ -317,7 +317,7 @@ def parse_args(argv=None):
     if (any(split_method(m)[1] == 'triton' for m in labels) and args.device == 'cpu'
             and os.environ.get('TRITON_INTERPRET') != '1'):
         parser.error('the triton backend needs --device cuda (or TRITON_INTERPRET=1)')
-    resolved = policy_options(args.device, args.dtype, family=family)
+    resolved = policy_options(args.device, args.dtype)
     load_options = {name: resolved[name]
                     for name in ('device', 'dtype', 'cuda_graph', 'fused_pointwise')}
     print(f"omegaq-eval: {family} policy, on {args.device}, {resolved['dtype']} towers"
