@@ -123,6 +123,10 @@ def run_row(label, model, inputs, device, repeats, graph, compiled=False, profil
             # for the GEMMs (max-autotune of every GEMM shape did not finish in 10 minutes).
             model.prefix_context = torch.compile(model.prefix_context)
             model.denoise = torch.compile(model.denoise)
+            # denoise_step compiles once per step index (each reads its step's modulations):
+            # under the default limit of 8 recompilations the last of 10 steps ran eagerly.
+            dynamo = torch._dynamo.config
+            dynamo.recompile_limit = max(dynamo.recompile_limit, 2 * model.config.num_steps)
         sampler = StaticChunkSampler(model, inputs, capture=graph)
     except Exception as error:                   # report, keep the other rows
         row['error'] = f'{type(error).__name__}: {str(error)[:160]}'
