@@ -91,6 +91,23 @@ def test_paired_closed_loop_table(tmp_path):
     assert {e[1] for e in episodes['fp']} == {100000}
 
 
+def test_an_episode_ends_failed_on_nan_actions_and_the_table_says_so():
+    """A policy that puts out NaN ends its episode at once, counted as a failure."""
+    import torch
+    from omegaq_ros.policy.registry import load_policy
+    from omegaq_ros.sim.method_eval import run_episode
+    policy = load_policy(CHECKPOINT)
+    with torch.no_grad():
+        policy.model.action_out_proj.bias.fill_(float('nan'))     # a fault inside the model
+    result = run_episode(policy, 'fp', 'lift', 100000, 10)
+    assert result.nonfinite and not result.success and result.steps == 0
+    healthy = EpisodeResult('fp', 'lift', 100001, True, 40, 1.0)
+    rows = summarize([result, healthy], {}, ['fp'], ['lift'])
+    assert next(r for r in rows if r['task'] == 'average')['nonfinite'] == 1
+    table = markdown(rows, ['lift'])
+    assert '1 of 2 episodes of fp ended on a chunk with NaN/inf actions' in table
+
+
 def test_zero_episodes_measure_the_open_loop_error_alone(tmp_path):
     """--episodes 0: no closed loop; the table shows the open-loop error and no success rate."""
     out = tmp_path / 'open_loop'

@@ -51,6 +51,9 @@ class EpisodeResult:
     success: bool
     steps: int
     inference_ms: float
+    # The policy returned NaN/inf actions: the episode ends there, failed (a robot's bridge
+    # refuses such a chunk), and the table says how many.
+    nonfinite: bool = False
 
 
 def wilson_interval(successes: int, total: int, z: float = 1.96):
@@ -121,6 +124,9 @@ def run_episode(policy, method: str, task: str, seed: int, execute: int) -> Epis
             chunk = policy.predict(images, observation.state, observation.instruction,
                                    noise=noise)
             times.append((time.perf_counter() - started) * 1000)
+            if not np.isfinite(chunk).all():
+                return EpisodeResult(method, task, seed, False, env.step_count,
+                                     float(np.mean(times)), nonfinite=True)
             for k in range(min(execute, len(chunk))):
                 last = k == execute - 1 or env.step_count + 1 >= env.max_steps
                 observation = env.step(chunk[k], render=last)
@@ -192,6 +198,7 @@ def summarize(results, errors, methods, tasks):
             rows.append({'method': method, 'task': task, 'episodes': len(chosen),
                          'success': wins / max(1, len(chosen)), 'ci_low': low, 'ci_high': high,
                          'open_loop_error': errors.get(method, float('nan')),
+                         'nonfinite': sum(r.nonfinite for r in chosen),
                          'inference_ms': float(np.mean([r.inference_ms for r in chosen]))
                          if chosen else float('nan')})
     return rows
@@ -215,6 +222,10 @@ def markdown(rows, tasks) -> str:
         inference = f"{average['inference_ms']:.0f}" if average['episodes'] else '–'
         lines.append(f'| {method} | ' + ' | '.join(cells) +
                      f" | {average['open_loop_error']:.4f} | {inference} |")
+    for r in rows:
+        if r['task'] == 'average' and r.get('nonfinite'):
+            lines.append(f"\n{r['nonfinite']} of {r['episodes']} episodes of {r['method']} "
+                         'ended on a chunk with NaN/inf actions (counted as failures).')
     return '\n'.join(lines) + '\n'
 
 
