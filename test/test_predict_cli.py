@@ -116,6 +116,22 @@ def test_nan_noise_and_empty_tokens_exit_2_end_to_end(capsys, tmp_path):
         assert not (tmp_path / 'out.npz').exists()
 
 
+def test_a_checkpoint_that_puts_out_nan_exits_3_and_writes_nothing(capsys, tmp_path):
+    """A NaN inside the weights: the observation is fine, the chunk is not; no file."""
+    import shutil
+    from safetensors.torch import load_file, save_file
+    broken = tmp_path / 'checkpoint'
+    shutil.copytree(CHECKPOINT, broken)
+    tensors = load_file(str(broken / 'model.safetensors'))
+    tensors['model.action_out_proj.bias'][3] = float('nan')
+    save_file(tensors, str(broken / 'model.safetensors'))
+    path = tmp_path / 'obs.npz'
+    np.savez(path, **valid())
+    code, err = run(capsys, str(broken), path, tmp_path / 'out.npz')
+    assert code == 3 and 'returned NaN/inf actions' in err[-1], err
+    assert not (tmp_path / 'out.npz').exists()
+
+
 def test_manifest_that_is_a_json_list_exits_2(capsys, tmp_path):
     artifact = tmp_path / 'artifact'
     artifact.mkdir()

@@ -130,6 +130,10 @@ def main(argv=None) -> int:
         print(f'omegaq-predict: {one_line(error)}', file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - started
+    if not np.isfinite(actions).all():
+        print('omegaq-predict: the policy returned NaN/inf actions (a broken checkpoint or '
+              'artifact, or a device fault); nothing written', file=sys.stderr)
+        return 3
     try:
         np.savez(args.out, actions=actions, normalized=normalized)
     except OSError as error:
