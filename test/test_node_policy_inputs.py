@@ -267,3 +267,26 @@ def test_corrupt_artifact_keeps_node_up_without_chunks_until_repaired(artifact, 
         robot.close()
         code = stop(process)
     assert code == 0
+
+
+def test_a_policy_that_puts_out_nan_is_refused_at_start_up(tmp_path):
+    """The warm-up chunk at load is NaN: the node stays up, publishes nothing, and says why."""
+    from safetensors.torch import load_file, save_file
+    broken = tmp_path / 'checkpoint'
+    shutil.copytree(os.path.join(ROOT, 'models', 'pi05_small', 'checkpoint'), broken)
+    tensors = load_file(str(broken / 'model.safetensors'))
+    tensors['model.action_out_proj.bias'][0] = float('nan')
+    save_file(tensors, str(broken / 'model.safetensors'))
+    env = ros_env()
+    process = start_policy_node(str(broken), env, str(tmp_path / 'policy_node.log'))
+    robot = Robot(int(env['ROS_DOMAIN_ID']))
+    try:
+        robot.drive('good', WAIT_S, until=lambda: len(robot.refusals('NaN/inf actions')) >= 3)
+        assert robot.chunks == []
+        assert any('policy failed to load' in m for m in robot.refusals('NaN/inf actions')), \
+            robot.messages()[-3:]
+        assert process.poll() is None
+    finally:
+        robot.close()
+        code = stop(process)
+    assert code == 0

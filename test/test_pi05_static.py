@@ -59,6 +59,15 @@ def test_bfloat16_towers_stay_close_to_float32():
     assert float((reduced - reference).abs().max()) < 0.05
 
 
+def test_warm_up_runs_one_chunk_and_refuses_a_policy_that_puts_out_nan():
+    policy = Pi05Policy.load(CHECKPOINT)
+    assert policy.warm_up('lift the red cube') > 0.0
+    with torch.no_grad():
+        policy.model.action_out_proj.bias[2] = float('nan')     # a fault inside the model
+    with pytest.raises(ValueError, match='NaN/inf actions on a synthetic observation'):
+        policy.warm_up()
+
+
 def test_wrong_options_are_refused():
     with pytest.raises(ValueError, match='dtype must be one of'):
         Pi05Policy.load(CHECKPOINT, dtype='int8')

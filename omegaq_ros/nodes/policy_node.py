@@ -274,6 +274,10 @@ class PolicyNode(Node):
                                  f'camera_names has {self.camera_names}')
             if policy.tokenizer is None:
                 raise ValueError('the policy has no tokenizer (its tokenizer files are missing)')
+            # Compiles and captures the GPU path now rather than on the first observation,
+            # and refuses a policy whose chunk is not finite before it can drive anything.
+            warm = policy.warm_up(self.params['default_instruction'] or 'warm up')
+            self.get_logger().info(f'warm-up chunk in {warm:.1f} s')
         except Exception as error:             # any load failure keeps the node up, refusing
             self.load_error = f'policy failed to load from {path!r}: {error}'
             self.get_logger().error(self.load_error)

@@ -11,6 +11,7 @@ preprocessing. ROS-free.
 """
 
 import os
+import time
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -372,6 +373,26 @@ class ChunkPolicy:
         if key not in self._samplers:
             self._samplers[key] = StaticChunkSampler(self.model, inputs, self.config.num_steps)
         return self._samplers[key](inputs)
+
+    def warm_up(self, instruction: str = 'warm up') -> float:
+        """
+        Run one chunk on a synthetic observation (grey images, zero state); return seconds.
+
+        On the GPU path the first chunk compiles the pointwise kernels, autotunes the prefix
+        GEMMs and captures the CUDA graphs of its prompt length (tens of seconds at full
+        size): a node runs this before its first real observation instead. Raises
+        ValueError when the chunk is not finite (a broken checkpoint or artifact, or a
+        device fault), so such a policy is refused before it could drive anything.
+        """
+        images = [np.full((224, 224, 3), 128, np.uint8) for _ in self.config.cameras]
+        state = np.zeros(self.config.state_dim, np.float32)
+        noise = np.random.default_rng(0).standard_normal(
+            (self.config.horizon, self.config.max_action_dim)).astype(np.float32)
+        started = time.perf_counter()
+        actions = self.predict(images, state, instruction, noise=noise, normalized=True)
+        if not np.isfinite(actions).all():
+            raise ValueError('the policy returned NaN/inf actions on a synthetic observation')
+        return time.perf_counter() - started
 
     def predict(self, images: Sequence[np.ndarray], state=None, instruction: Optional[str] = None,
                 tokens: Optional[np.ndarray] = None, token_mask: Optional[np.ndarray] = None,
