@@ -186,7 +186,7 @@ def compiled() -> SimpleNamespace:
     import torch._dynamo
     from omegaq_ros.kernels.attention import attention_available, fused_attention
     # One entry per shape and dtype seen (vision, prefix, expert, calibration batches).
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 32)
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
     # Inductor would turn the written-out attention back into the fused kernel it matches.
     written_out = torch.compile(math_attention, fullgraph=True,
                                 options={'pattern_matcher': False})

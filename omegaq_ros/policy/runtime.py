@@ -386,10 +386,8 @@ class ChunkPolicy:
         """
         images = [np.full((224, 224, 3), 128, np.uint8) for _ in self.config.cameras]
         state = np.zeros(self.config.state_dim, np.float32)
-        noise = np.random.default_rng(0).standard_normal(
-            (self.config.horizon, self.config.max_action_dim)).astype(np.float32)
         started = time.perf_counter()
-        actions = self.predict(images, state, instruction, noise=noise, normalized=True)
+        actions = self.predict(images, state, instruction, normalized=True)
         if not np.isfinite(actions).all():
             raise ValueError('the policy returned NaN/inf actions on a synthetic observation')
         return time.perf_counter() - started

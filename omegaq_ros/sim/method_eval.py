@@ -223,7 +223,7 @@ def markdown(rows, tasks) -> str:
         lines.append(f'| {method} | ' + ' | '.join(cells) +
                      f" | {average['open_loop_error']:.4f} | {inference} |")
     for r in rows:
-        if r['task'] == 'average' and r.get('nonfinite'):
+        if r['task'] == 'average' and r['nonfinite']:
             lines.append(f"\n{r['nonfinite']} of {r['episodes']} episodes of {r['method']} "
                          'ended on a chunk with NaN/inf actions (counted as failures).')
     return '\n'.join(lines) + '\n'
