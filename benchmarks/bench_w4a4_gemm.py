@@ -152,7 +152,8 @@ def _plan_text(p, m, n, k):
         if tuple(key[:4]) == (m, n, k // 64, n):
             kw = config.kwargs
             return (f"tuned {'swapAB' if kw['SWAP'] else 'tiled'} {kw['BM']}x{kw['BN']} "
-                    f'w{config.num_warps} s{config.num_stages}')
+                    f'w{config.num_warps} s{config.num_stages}'
+                    f"{' paired' if kw['PAIRS'] else ''}")
     return 'tuned ?'
 
 
@@ -163,19 +164,23 @@ def main(argv=None):
     ap.add_argument('--rot-out', action='store_true', help='layers with an output rotation')
     ap.add_argument('--reps', type=int, default=200)
     ap.add_argument('--json', default=None, help='also write the rows here')
+    ap.add_argument('--no-pairs', action='store_true',
+                    help='rescale one 64-group at a time (set_paired_rescale(False))')
     ap.add_argument('--prefix-rows', default='968',
                     help='comma-separated M of the language-model shapes (prefix tokens)')
     ap.add_argument('--no-reference', action='store_true',
                     help='skip the (slow) eager reference-backend column')
     args = ap.parse_args(argv)
     kernels.register()
+    tw.set_paired_rescale(not args.no_pairs)
     torch.manual_seed(0)
     props = torch.cuda.get_device_properties(0)
     bw = copy_bandwidth()
     import triton
     print(f'# {props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}, '
           f'triton {triton.__version__}, CUDA {torch.version.cuda}')
-    print(f'# act_mode={args.mode}, perm+smooth+rot_in, rot_out={args.rot_out}, no bias; '
+    print(f'# act_mode={args.mode}, perm+smooth+rot_in, rot_out={args.rot_out}, no bias, '
+          f'paired rescale {not args.no_pairs}; '
           f'copy bandwidth {bw / 1e12:.2f} TB/s; times in us (median)')
     rows = []
     prefix_rows = [int(v) for v in args.prefix_rows.split(',') if v]

@@ -9,7 +9,10 @@ as back-to-back launches inside one CUDA graph (us per launch): an empty Triton 
 one-row torch add (the launch floor); quant_kernel as the backend runs it, then with one input
 transform left out at a time (no rotation, the rotation on CUDA cores instead of tensor cores,
 no permutation, nothing but the quantize), other rows per program and warps; gemm_kernel on
-the backend's plan, with every K split, and with other tiles, warps and stages. Then the
+the backend's plan (its 64-groups rescaled in pairs, then one at a time), with every K split,
+and with other tiles, warps and stages; where the plan is swap-AB (few rows), quantize + GEMM
+against quantizing_gemm_kernel (one launch that quantizes its own input, PROLOGUE_IN_GEMM) at
+the plan's split and 2x, 4x more. Then the
 expert's attention over the prefix cache and the prefix's own: written out (compiled, the
 cache concatenated) against kernels/attention.py with several tilings and key splits.
 
@@ -140,6 +143,9 @@ def bench_shape(label, m, k, n):
                        f"split{plan['split']}"
     row['gemm as run'] = _graph_us(lambda: tw.scaled_matmul(layer, ref_codes, ref_xs, s_m, s_g,
                                                             torch.bfloat16))
+    row['gemm as run, one 64-group rescaled at a time'] = _graph_us(
+        lambda: tw.scaled_matmul(layer, ref_codes, ref_xs, s_m, s_g, torch.bfloat16,
+                                 plan_override=dict(plan, pairs=False)))
     groups = k // 64
     for split in (1, 2, 4, 8, 16, 32):
         if groups % split or split > groups:
@@ -156,9 +162,36 @@ def bench_shape(label, m, k, n):
             row[f'gemm BN{bn} w{warps} s{stages}'] = _graph_us(
                 lambda p=p: tw.scaled_matmul(layer, ref_codes, ref_xs, s_m, s_g,
                                              torch.bfloat16, plan_override=p))
+    if plan['swap']:
+        _bench_prologue(row, layer, x, ref_codes, ref_xs, s_m, s_g, plan, groups)
     w = torch.randn(n, k, device='cuda', dtype=torch.bfloat16)
     row['cuBLAS bf16'] = _graph_us(lambda: torch.matmul(x, w.t()))
     return row
+
+
+def _bench_prologue(row, layer, x, codes, xs, s_m, s_g, plan, groups):
+    """Quantize then GEMM (two launches) against the GEMM quantizing its own input (one)."""
+    quant = _quant_launcher(layer, x, torch.empty_like(codes), torch.empty_like(xs).t())
+
+    def both():
+        quant()
+        tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.bfloat16)
+
+    row['quant + gemm as run'] = _graph_us(both)
+    expected = tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.bfloat16).float()
+    for split in (plan['split'], 2 * plan['split'], 4 * plan['split']):
+        if groups % split:
+            continue
+        p = dict(plan, split=split, gps=groups // split)
+
+        def fused(p=p):
+            return tw._quantizing_matmul(layer, layer, x, [layer.input_owner], None,
+                                         torch.bfloat16, p)
+
+        # The prologue's codes must be the quantize kernel's; only float sums may differ.
+        err = (fused().float() - expected).abs().max().item() / expected.abs().max().item()
+        row[f'quantizing gemm split {split}'] = _graph_us(fused)
+        row[f'quantizing gemm split {split}, max rel. diff'] = f'{err:.1e}'
 
 
 # (label, batch, tokens, query heads, K/V heads, head dim, cached keys): pi0.5's expert over

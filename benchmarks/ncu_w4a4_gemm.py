@@ -1,13 +1,13 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
-One W4A4 GEMM launch per shape inside a profiler range, for Nsight Compute.
+One W4A4 quantize and GEMM launch per shape inside a profiler range, for Nsight Compute.
 
-    ncu --profile-from-start off -k regex:gemm_kernel --section ... \
+    ncu --profile-from-start off -k regex:'quant_kernel|gemm_kernel' --section ... \
         python benchmarks/ncu_w4a4_gemm.py [--mode dynamic_group] [--rows 816]
 
 The shapes (the prefix's down and gate/up projections) autotune and warm up first, outside
-the range, so the profile holds the chosen tiles' launch only.
+the range, so the profile holds the chosen tiles' launches only.
 """
 
 import argparse
@@ -30,14 +30,15 @@ def main(argv=None):
     for name in args.shapes.split(','):
         k, n = SHAPES[name]
         layer = _layers(k, n, args.mode, 1, False)[0]
-        x = torch.randn(args.rows, k, device='cuda')
+        x = torch.randn(args.rows, k, device='cuda', dtype=torch.bfloat16)
         codes, xs, s_m, s_g = tw.quantize_input(layer, x)
         for _ in range(3):
             tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32)
-        runs.append((layer, codes, xs, s_m, s_g))
+        runs.append((layer, x, codes, xs, s_m, s_g))
     torch.cuda.synchronize()
     torch.cuda.cudart().cudaProfilerStart()
-    for layer, codes, xs, s_m, s_g in runs:
+    for layer, x, codes, xs, s_m, s_g in runs:
+        tw.quantize_input(layer, x)
         tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32)
     torch.cuda.synchronize()
     torch.cuda.cudart().cudaProfilerStop()

@@ -15,7 +15,8 @@
 #                                     launch floor, quantize without each transform, K splits,
 #                                     tiles, attention over the prefix cache; about 40 s)
 #   scripts/gpu_check.sh ncu    OUT   Nsight Compute sections of the prefix's down and gate/up
-#                                     GEMMs (benchmarks/ncu_w4a4_gemm.py; about 20 s)
+#                                     quantize and GEMM launches (benchmarks/ncu_w4a4_gemm.py;
+#                                     about 30 s)
 #   scripts/gpu_check.sh policy OUT   whole-policy table: BF16 eager / graph / fused vs W4A4
 #                                     graph / fast, kernel tables in OUT/profile
 #   scripts/gpu_check.sh closedloop OUT [EPISODES]
@@ -101,8 +102,8 @@ run_launch() {
 }
 
 run_ncu() {
-  limited ncu --profile-from-start off -k regex:gemm_kernel --section SpeedOfLight \
-    --section Occupancy --section LaunchStats --section WarpStateStats \
+  limited ncu --profile-from-start off -k 'regex:quant_kernel|gemm_kernel' \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
     --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
     "$python" benchmarks/ncu_w4a4_gemm.py 2>&1 | tee "$out/ncu.txt" || status=1
 }

@@ -140,9 +140,11 @@ QUANT_PATH = {'MODE': act_modes.DYNAMIC_GROUP, 'HAS_PERM': True, 'HAS_SMOOTH': F
 
 def tuned_variants() -> list:
     """(label, kernel, constexprs, warps, stages) of every autotuner candidate."""
-    return [(f'gemm tuned {"swapAB" if swap else "tiled"} {bm}x{bn} w{warps} s{stages}',
-             kernels.gemm_kernel, dict(GEMM_PATH, SWAP=swap, BM=bm, BN=bn), warps, stages)
-            for swap, bm, bn, warps, stages in TUNED_CONFIGS]
+    return [(f'gemm tuned {"swapAB" if swap else "tiled"} {bm}x{bn} w{warps} s{stages}'
+             f'{" paired" if pairs else ""}',
+             kernels.gemm_kernel, dict(GEMM_PATH, SWAP=swap, BM=bm, BN=bn, PAIRS=pairs), warps,
+             stages)
+            for swap, bm, bn, warps, stages, pairs in TUNED_CONFIGS]
 
 
 def path_variants() -> list:
@@ -153,8 +155,9 @@ def path_variants() -> list:
     input, and the quantize kernel in each activation mode.
     """
     expert = dict(GEMM_PATH, SWAP=True, BN=64, FINAL=False, REDUCE=True)
-    found = [(f'gemm expert swapAB {bm}x64 w4 s4 split-K', kernels.gemm_kernel,
-              dict(expert, BM=bm), 4, 4) for bm in (16, 64)]
+    found = [(f'gemm expert swapAB {bm}x64 w4 s4 split-K{" paired" if pairs else ""}',
+              kernels.gemm_kernel, dict(expert, BM=bm, PAIRS=pairs), 4, 4)
+             for bm in (16, 64) for pairs in (False, True)]
     found += [('gemm fused members, bias', kernels.gemm_kernel,
                dict(expert, BM=64, MEMBERS=True, HAS_BIAS=True), 4, 4),
               ('gemm int32 out', kernels.int_gemm_kernel,
@@ -162,7 +165,12 @@ def path_variants() -> list:
               ('gemm quantizing its input (static_group, rotation, smoothing)',
                kernels.quantizing_gemm_kernel,
                dict(expert, BM=16, QMODE=act_modes.STATIC_GROUP, HAS_PERM=True,
-                    HAS_SMOOTH=True, HAS_ROT=True, TC_ROT=True), 4, 4)]
+                    HAS_SMOOTH=True, HAS_ROT=True, TC_ROT=True), 4, 4),
+              ('gemm quantizing its GeGLU input (dynamic_group, rotation)',
+               kernels.quantizing_gemm_kernel,
+               dict(expert, BM=16, QMODE=act_modes.DYNAMIC_GROUP, HAS_PERM=False,
+                    HAS_SMOOTH=True, HAS_ROT=True, TC_ROT=True, GATE=act_modes.GELU_TANH_GATE),
+               4, 4)]
     # One scale per token: WG_RATIO dots per weight group, one rescale.
     found += [('gemm token scales expert swapAB 16x64 w4 s4 split-K', kernels.gemm_kernel,
                dict(expert, BM=16, TOKEN_SCALES=True), 4, 4),

@@ -288,6 +288,16 @@ def _rescaled(p, xsv, ws_ptrs, n_mask, SWAP: tl.constexpr):
 
 
 @triton.jit
+def _token_scaled(p, xsv, SWAP: tl.constexpr):
+    # A K-group's int32 product times the activation scale (per token), in fp32.
+    if SWAP:
+        r = p.to(tl.float32) * xsv[None, :]
+    else:
+        r = p.to(tl.float32) * xsv[:, None]
+    return r
+
+
+@triton.jit
 def _weight_scaled(p, ws_ptrs, n_mask, SWAP: tl.constexpr):
     # A weight group's int32 product times the weight scale (per output row), in fp32.
     wsv = tl.load(ws_ptrs, mask=n_mask, other=0.0).to(tl.float32)
@@ -359,7 +369,7 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
                 WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                 SWAP: tl.constexpr, FINAL: tl.constexpr, REDUCE: tl.constexpr,
                 HAS_BIAS: tl.constexpr, MEMBERS: tl.constexpr, ASM_UNPACK: tl.constexpr,
-                TOKEN_SCALES: tl.constexpr = False, N_ALIGN=0):
+                TOKEN_SCALES: tl.constexpr = False, PAIRS: tl.constexpr = False, N_ALIGN=0):
     """
     Scaled W4A4 GEMM of activation codes from quant_kernel: y = sum_g (x_g . w_g) * xs * ws.
 
@@ -404,6 +414,25 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
             acc = acc * xsv[None, :]
         else:
             acc = acc * xsv[:, None]
+    elif PAIRS:
+        # Two 64-groups of one weight group: (p0 xs0 + p1 xs1) ws, 5 operations per output
+        # and weight group instead of 6.
+        for i in range(0, GPS, 2):
+            g = g0 + i
+            p = _int_dot(tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0),
+                         _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
+            t = _token_scaled(p, tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask,
+                                         other=0.0).to(tl.float32), SWAP)
+            p = _int_dot(tl.load(x_ptrs + (g + 1) * 64, mask=m_mask[:, None], other=0),
+                         _weight_group(w_ptrs + (g + 1) * 32, n_mask, ASM_UNPACK, BN), SWAP)
+            t += _token_scaled(p, tl.load(xs_ptr + offs_m * s_xs_m + (g + 1) * s_xs_g,
+                                          mask=m_mask, other=0.0).to(tl.float32), SWAP)
+            wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask,
+                          other=0.0).to(tl.float32)
+            if SWAP:
+                acc += t * wsv[:, None]
+            else:
+                acc += t * wsv[None, :]
     else:
         for i in range(0, GPS):
             g = g0 + i
@@ -427,7 +456,8 @@ def quantizing_gemm_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rsca
                            HAS_BIAS: tl.constexpr, MEMBERS: tl.constexpr,
                            QMODE: tl.constexpr, HAS_PERM: tl.constexpr,
                            HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr,
-                           TC_ROT: tl.constexpr, ASM_UNPACK: tl.constexpr):
+                           TC_ROT: tl.constexpr, ASM_UNPACK: tl.constexpr, up_ptr=None,
+                           GATE: tl.constexpr = NO_GATE):
     """
     Rotate, quantize and multiply: gemm_kernel reading the raw input x [M, K], not codes.
 
@@ -436,7 +466,8 @@ def quantizing_gemm_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rsca
     which saves the quantize launch. Every N-tile redoes the rotation, so the wrapper uses it
     for few rows only. MEMBERS: the N-tile's member uses its own input transform (its perm,
     smooth and rotation scales member * s_member_k elements in, its rotation codes
-    member * 64 * s_member_k) and table row (srow_ptr + member * s_member_srow).
+    member * 64 * s_member_k) and table row (srow_ptr + member * s_member_srow). GATE: as
+    quant_kernel's (x the gate projection, up_ptr the up projection; one member).
     """
     if MEMBERS:
         member = _member(tl.program_id(0), BN, member_end1, member_end2)
@@ -453,7 +484,8 @@ def quantizing_gemm_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rsca
     for i in range(0, GPS):
         g = g0 + i
         xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                           offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT)
+                           offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr,
+                           GATE)
         xsv = _group_scale(xr, srow_ptr, g, offs_m, QMODE, BM)
         x = _gemm_order(_round_clamp(tl.math.div_rn(xr, xsv[:, None] + tl.zeros_like(xr)))
                         .to(tl.int8), BM)

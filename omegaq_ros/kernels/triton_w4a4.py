@@ -129,27 +129,53 @@ TUNED_MIN_ROWS = 256
 # has the fewest instructions per element (swap-AB 128x64 with 4 warps, 256x64 with 8) and,
 # with 4 warps and <= 226 registers, two resident blocks per SM, whose MMA waits and
 # rescales can interleave.
-TUNED_CONFIGS = ((True, 128, 64, 4, 3), (True, 128, 64, 4, 4), (True, 128, 64, 4, 2),
-                 (True, 256, 64, 8, 3), (True, 256, 64, 8, 2), (True, 64, 64, 4, 4),
-                 (True, 128, 64, 8, 3), (True, 128, 128, 8, 3), (False, 128, 64, 8, 3))
+# PAIRS: rescale two 64-groups of a weight group at once (gemm_kernel's PAIRS; offered only on
+# tiles where the second product fits the registers: 128x64 with 4 warps spills).
+TUNED_CONFIGS = ((True, 128, 64, 4, 3, False), (True, 128, 64, 4, 4, False),
+                 (True, 128, 64, 4, 2, False), (True, 256, 64, 8, 3, False),
+                 (True, 256, 64, 8, 2, False), (True, 64, 64, 4, 4, False),
+                 (True, 128, 64, 8, 3, False), (True, 128, 128, 8, 3, False),
+                 (False, 128, 64, 8, 3, False), (True, 64, 64, 4, 4, True),
+                 (True, 128, 64, 8, 3, True), (False, 128, 64, 8, 3, True))
+
+
+# Rescale two 64-groups at once where they fit (gemm_kernel's PAIRS); off only to compare.
+PAIRED_RESCALE = {'enabled': True}
+
+
+def set_paired_rescale(enabled: bool):
+    """Choose whether GEMMs may rescale 64-groups in pairs (default) or one at a time."""
+    PAIRED_RESCALE['enabled'] = bool(enabled)
+    _tuned_gemm.cache_clear()
 
 
 @functools.lru_cache(maxsize=None)
 def _tuned_gemm():
     """Return the GEMM kernel under triton.autotune over TUNED_CONFIGS (built on first use)."""
     import triton as _triton
-    configs = [_triton.Config({'SWAP': swap, 'BM': bm, 'BN': bn}, num_warps=warps,
-                              num_stages=stages)
-               for swap, bm, bn, warps, stages in TUNED_CONFIGS]
+    configs = [_triton.Config({'SWAP': swap, 'BM': bm, 'BN': bn, 'PAIRS': pairs},
+                              num_warps=warps, num_stages=stages)
+               for swap, bm, bn, warps, stages, pairs in TUNED_CONFIGS
+               if PAIRED_RESCALE['enabled'] or not pairs]
 
     def fitting(configs, named_args, **kwargs):
-        # Tiles must not straddle the boundary of two concatenated weights.
-        align = kwargs.get('N_ALIGN', named_args.get('N_ALIGN'))
-        return [c for c in configs if align % c.kwargs['BN'] == 0] or configs[:1]
+        def arg(name):
+            return kwargs.get(name, named_args.get(name))
+        # Tiles must not straddle the boundary of two concatenated weights; paired rescales
+        # need whole pairs of 64-groups in one weight group (and no per-token scales).
+        pairs_fit = _pairs_fit(arg('GPS'), arg('WG_RATIO'), arg('TOKEN_SCALES'))
+        return [c for c in configs if arg('N_ALIGN') % c.kwargs['BN'] == 0
+                and (pairs_fit or not c.kwargs['PAIRS'])] or configs[:1]
 
     return _triton.autotune(configs, key=['M', 'N', 'G', 'N_ALIGN'],
                             prune_configs_by={'early_config_prune': fitting})(
                                 _kernels().gemm_kernel)
+
+
+def _pairs_fit(gps: int, wg_ratio: int, token_scales: bool) -> bool:
+    # gemm_kernel's PAIRS loop takes the 64-groups of a split two at a time, both in one
+    # weight group.
+    return gps % 2 == 0 and wg_ratio % 2 == 0 and not token_scales
 
 
 def triton_next_pow2(v: int) -> int:
@@ -350,12 +376,16 @@ def _prologue_fits(layer, p) -> bool:
             and layer.act_mode in ('static_group', 'dynamic_group'))
 
 
-def _quantizing_matmul(layer, weights, x2, owners, member_ends, out_dtype, p):
+def _quantizing_matmul(layer, weights, x2, owners, member_ends, out_dtype, p, up=None,
+                       gate=act_modes.NO_GATE):
     """
     One launch (plus the split-K finish): rotate and quantize x2 [M, K] inside the GEMM.
 
-    owners: the input transforms (one, or one per member stacked as in _quantize).
+    owners: the input transforms (one, or one per member stacked as in _quantize). gate, up:
+    as quantize_input's (one owner).
     """
+    if gate != act_modes.NO_GATE and (up.stride() != x2.stride() or x2.stride(-1) != 1):
+        x2, up = x2.contiguous(), up.contiguous()
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     mode = _MODE_IDS[layer.act_mode]
@@ -365,7 +395,8 @@ def _quantizing_matmul(layer, weights, x2, owners, member_ends, out_dtype, p):
     transform, flags = _transform_args(owners[0], x2)
     inputs = dict(x_ptr=x2, stride_xm=x2.stride(0), **transform,
                   s_member_k=k if len(owners) > 1 else 0, srow_ptr=srow,
-                  s_member_srow=s_member_srow, QMODE=mode, **flags)
+                  s_member_srow=s_member_srow, QMODE=mode, **flags,
+                  up_ptr=up if up is not None else x2, GATE=gate)
     return _gemm(_kernels().quantizing_gemm_kernel, layer, weights, inputs, member_ends,
                  out_dtype, None, p, m, k, x2.device)
 
@@ -414,6 +445,10 @@ def _gemm(kernel, layer, weights, inputs, member_ends, out_dtype, out, p, m, k, 
                 ASM_UNPACK=_asm_unpack())
     if kernel is _kernels().gemm_kernel:
         args['TOKEN_SCALES'] = inputs['s_xs_g'] == 0 and p['gps'] % wg_ratio == 0
+        if not tuned:
+            # A plan may turn the paired rescale off ({'pairs': False}: benches, tests).
+            args['PAIRS'] = (PAIRED_RESCALE['enabled'] and p.get('pairs', True)
+                             and _pairs_fit(p['gps'], wg_ratio, args['TOKEN_SCALES']))
     if tuned:
         # Only gemm_kernel is tuned: the quantizing GEMM runs on the few-row swap-AB plan.
         # Tiles, orientation, warps and stages chosen per (M, N, K, member alignment) by
@@ -464,19 +499,23 @@ def gated_projection(down, gate: torch.Tensor, up: torch.Tensor, gating: str, op
     Return down(ops.<gating>(gate, up)): a gated MLP's last projection ('gelu_gate', 'silu_gate').
 
     Where down runs on the Triton kernels in an integer mode, act(gate) * up is computed by
-    its quantize launch from the gate and up projections (views of one fused output, or any
-    two tensors of one shape): the gated input never goes through memory, and the launch
-    that made it is saved. Elsewhere (reference backend, FP layers) it runs as written.
+    its quantize launch (or, with the quantize in the GEMM, by the GEMM) from the gate and up
+    projections (views of one fused output, or any two tensors of one shape): the gated input
+    never goes through memory, and the launch that made it is saved. Elsewhere (reference backend, FP layers) it runs as written.
     """
     if not (isinstance(down, QuantLinear) and down.backend == 'triton'
             and down.act_mode in _MODE_IDS and down._fused is None):
         return down(getattr(ops, gating)(gate, up))
     _check_layer(down)
     shape = gate.shape
-    codes, xs, s_m, s_g = quantize_input(down, gate.reshape(-1, shape[-1]),
-                                         up=up.reshape(-1, shape[-1]),
-                                         gate=act_modes.GATES[gating])
-    y = scaled_matmul(down, codes, xs, s_m, s_g, _out_dtype(gate))
+    gate2, up2 = gate.reshape(-1, shape[-1]), up.reshape(-1, shape[-1])
+    p = _plan_for(down, *gate2.shape, gate2)
+    if _prologue_fits(down, p):
+        y = _quantizing_matmul(down, down, gate2, [down.input_owner], None, _out_dtype(gate), p,
+                               up=up2, gate=act_modes.GATES[gating])
+    else:
+        codes, xs, s_m, s_g = quantize_input(down, gate2, up=up2, gate=act_modes.GATES[gating])
+        y = scaled_matmul(down, codes, xs, s_m, s_g, _out_dtype(gate), plan_override=p)
     return y.reshape(*shape[:-1], down.out_features).to(gate.dtype)
 
 
