@@ -188,11 +188,12 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     each (token, group) absmax / 7, stored group-major at xs_ptr [G, M]; DYNAMIC_TOKEN: each
     token's absmax (amax_kernel's, at srow_ptr [M]) / 7, stored at xs_ptr [M]; x is then
     amax_kernel's transformed values and the HAS_* transforms are off. Grid (M-tiles,
-    groups / GPP, members): a program quantizes GPP consecutive groups; axis 2 runs the input transforms of linears that read the same x (one launch
-    for q/k/v or gate/up): member p's input starts p * s_member_x elements in (0: one x for
-    all), its perm, smooth and rotation scales p * s_member_k (its rotation codes
-    p * 64 * s_member_k), its codes p * M * K, its table row or token maxima
-    p * s_member_srow, its dynamic scales p * s_member_xs. GATE (GELU_TANH_GATE, SILU_GATE):
+    groups / GPP, members): a program quantizes GPP consecutive groups; axis 2 runs the
+    input transforms of linears that read the same x (one launch for q/k/v or gate/up):
+    member p's input starts p * s_member_x elements in (0: one x for all), its perm, smooth
+    and rotation scales p * s_member_k (its rotation codes p * 64 * s_member_k), its codes
+    p * M * K, its table row or token maxima p * s_member_srow, its dynamic scales
+    p * s_member_xs. GATE (GELU_TANH_GATE, SILU_GATE):
     x is a gated MLP's gate projection and up_ptr its up projection, and the input to
     quantize is act(gate) * up, so no launch of its own computes it (one member).
     """

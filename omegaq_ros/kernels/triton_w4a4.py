@@ -501,7 +501,8 @@ def gated_projection(down, gate: torch.Tensor, up: torch.Tensor, gating: str, op
     Where down runs on the Triton kernels in an integer mode, act(gate) * up is computed by
     its quantize launch (or, with the quantize in the GEMM, by the GEMM) from the gate and up
     projections (views of one fused output, or any two tensors of one shape): the gated input
-    never goes through memory, and the launch that made it is saved. Elsewhere (reference backend, FP layers) it runs as written.
+    never goes through memory, and the launch that made it is saved. Elsewhere (reference
+    backend, FP layers) it runs as written.
     """
     if not (isinstance(down, QuantLinear) and down.backend == 'triton'
             and down.act_mode in _MODE_IDS and down._fused is None):
