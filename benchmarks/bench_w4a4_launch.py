@@ -9,7 +9,7 @@ as back-to-back launches inside one CUDA graph (us per launch): an empty Triton 
 one-row torch add (the launch floor); quant_kernel as the backend runs it, then with one input
 transform left out at a time (no rotation, the rotation on CUDA cores instead of tensor cores,
 no permutation, nothing but the quantize), other rows and groups per program and warps;
-gemm_kernel on the backend's plan (its 64-groups rescaled in pairs, then one at a time), with
+gemm_kernel on the backend's plan (its 64-groups rescaled one at a time, then in pairs), with
 every K split, and with other tiles, warps and stages; where the plan is swap-AB (few rows),
 quantize + GEMM against quantizing_gemm_kernel (one launch that quantizes its own input,
 PROLOGUE_IN_GEMM) at the plan's split and 2x, 4x more. Then the expert's attention over the
@@ -151,9 +151,10 @@ def bench_shape(label, m, k, n):
                        f"split{plan['split']}"
     row['gemm as run'] = _graph_us(lambda: tw.scaled_matmul(layer, ref_codes, ref_xs, s_m, s_g,
                                                             torch.bfloat16))
-    row['gemm as run, one 64-group rescaled at a time'] = _graph_us(
-        lambda: tw.scaled_matmul(layer, ref_codes, ref_xs, s_m, s_g, torch.bfloat16,
-                                 plan_override=dict(plan, pairs=False)))
+    tw.set_paired_rescale(True)     # captured into the graph with the paired loop
+    row['gemm as run, 64-groups rescaled in pairs'] = _graph_us(
+        lambda: tw.scaled_matmul(layer, ref_codes, ref_xs, s_m, s_g, torch.bfloat16))
+    tw.set_paired_rescale(False)
     groups = k // 64
     for split in (1, 2, 4, 8, 16, 32):
         if groups % split or split > groups:

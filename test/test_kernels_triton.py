@@ -634,12 +634,17 @@ def test_paired_rescale_matches_one_group_at_a_time(k, n, m, mode):
     expected = _scaled_reference(layer, tw.natural_order(codes), _expand_scales(layer, xs, m))
     plan = tw.plan(m, n, k, tuned=False)
     groups = k // 64
-    for split in (1, 2, groups):
-        for pairs in (True, False):
-            p = dict(plan, split=split, gps=groups // split, pairs=pairs)
-            _poison_allocator()
-            y = tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32, plan_override=p)
-            _assert_fp32_close(y, expected)
+    tw.set_paired_rescale(True)
+    try:
+        for split in (1, 2, groups):
+            for pairs in (True, False):
+                p = dict(plan, split=split, gps=groups // split, pairs=pairs)
+                _poison_allocator()
+                y = tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32,
+                                     plan_override=p)
+                _assert_fp32_close(y, expected)
+    finally:
+        tw.set_paired_rescale(False)
 
 
 @pytest.mark.skipif(INTERPRETED, reason='the autotuner times its candidates on a GPU')
@@ -654,14 +659,22 @@ def test_every_tuned_gemm_config_matches_the_reference(mode):
     codes, xs, s_m, s_g = tw.quantize_input(layer, x)
     expected = _scaled_reference(layer, tw.natural_order(codes), _expand_scales(layer, xs, m))
     assert tw.plan(m, n, k)['tuned']
-    for swap, bm, bn, warps, stages, pairs in tw.TUNED_CONFIGS:
-        fixed = {'swap': swap, 'bm': bm, 'bn': bn, 'split': 1, 'gps': k // 64,
-                 'num_warps': warps, 'num_stages': stages, 'pairs': pairs}
-        _poison_allocator()
-        y = tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32, plan_override=fixed)
-        _assert_fp32_close(y, expected)
-    _poison_allocator()
-    _assert_fp32_close(tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32), expected)
+    tw.set_paired_rescale(True)
+    try:
+        for swap, bm, bn, warps, stages, pairs in tw.TUNED_CONFIGS:
+            fixed = {'swap': swap, 'bm': bm, 'bn': bn, 'split': 1, 'gps': k // 64,
+                     'num_warps': warps, 'num_stages': stages, 'pairs': pairs}
+            _poison_allocator()
+            y = tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32,
+                                 plan_override=fixed)
+            _assert_fp32_close(y, expected)
+        for paired in (True, False):
+            tw.set_paired_rescale(paired)
+            _poison_allocator()
+            _assert_fp32_close(tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32),
+                               expected)
+    finally:
+        tw.set_paired_rescale(False)
 
 
 def test_mixed_act_modes_run_on_the_integer_kernels():
