@@ -8,7 +8,7 @@ width (RESULTS 7e), twice a split-K GEMM's. Per shape, side by side in one run a
 as back-to-back launches inside one CUDA graph (us per launch): an empty Triton kernel and a
 one-row torch add (the launch floor); quant_kernel as the backend runs it, then with one input
 transform left out at a time (no rotation, the rotation on CUDA cores instead of tensor cores,
-no permutation, nothing but the quantize), other rows and groups per program and warps;
+no permutation, nothing but the quantize), other rows per program and warps;
 gemm_kernel on the backend's plan (its 64-groups rescaled one at a time, then in pairs), with
 every K split, and with other tiles, warps and stages; where the plan is swap-AB (few rows),
 quantize + GEMM against quantizing_gemm_kernel (one launch that quantizes its own input,
@@ -75,7 +75,7 @@ def _graph_us(fn, launches=50, reps=30):
     return statistics.median(times)
 
 
-def _quant_launcher(layer, x, codes, xs, bm=None, warps=4, gpp=1, **flag_overrides):
+def _quant_launcher(layer, x, codes, xs, bm=None, warps=4, **flag_overrides):
     """Return a call running quant_kernel once on x with the backend's arguments, some changed."""
     kern = tw._kernels()
     m, k = x.shape
@@ -83,14 +83,13 @@ def _quant_launcher(layer, x, codes, xs, bm=None, warps=4, gpp=1, **flag_overrid
     transform, flags = tw._transform_args(layer, codes)
     flags.update(flag_overrides)
     bm = bm or 16
-    grid = (-(-m // bm), groups // gpp, 1)
+    grid = (-(-m // bm), groups, 1)
 
     def run():
         kern.quant_kernel[grid](
             x_ptr=x, up_ptr=x, stride_xm=k, s_member_x=0, **transform, **flags, srow_ptr=codes,
             codes_ptr=codes, xs_ptr=xs, M=m, G=groups, s_member_k=k, s_member_srow=0,
-            s_member_xs=m * groups, MODE=act_modes.DYNAMIC_GROUP, BM=bm, GPP=gpp,
-            num_warps=warps)
+            s_member_xs=m * groups, MODE=act_modes.DYNAMIC_GROUP, BM=bm, num_warps=warps)
     return run
 
 
@@ -112,13 +111,10 @@ def bench_shape(label, m, k, n):
     xs = torch.empty(k // 64, m, dtype=torch.float32, device='cuda')
     # The backend's own quantize must equal the launcher's "as run" variant.
     ref_codes, ref_xs, s_m, s_g = tw.quantize_input(layer, x)
-    for gpp in (1, 4):
-        codes.zero_()
-        _quant_launcher(layer, x, codes, xs, gpp=gpp)()
-        torch.cuda.synchronize()
-        if not (torch.equal(codes, ref_codes) and torch.equal(xs.t(), ref_xs)):
-            raise AssertionError(f'{label}: the bench launcher ({gpp} groups per program) '
-                                 'does not quantize like the backend')
+    _quant_launcher(layer, x, codes, xs)()
+    torch.cuda.synchronize()
+    if not (torch.equal(codes, ref_codes) and torch.equal(xs.t(), ref_xs)):
+        raise AssertionError(f'{label}: the bench launcher does not quantize like the backend')
     flag = torch.zeros(1024, dtype=torch.int32, device='cuda')
     empty = _empty_kernel()
     row1 = torch.randn(1, k, device='cuda', dtype=torch.bfloat16)
@@ -137,10 +133,6 @@ def bench_shape(label, m, k, n):
         'quant, 64 rows per program': _quant_launcher(layer, x, codes, xs, bm=64),
         'quant, 1 warp': _quant_launcher(layer, x, codes, xs, warps=1),
         'quant, 2 warps': _quant_launcher(layer, x, codes, xs, warps=2),
-        **{f'quant, {gpp} groups per program': _quant_launcher(layer, x, codes, xs, gpp=gpp)
-           for gpp in (2, 4, 8)},
-        'quant, 4 groups per program, 64 rows': _quant_launcher(layer, x, codes, xs, bm=64,
-                                                                gpp=4),
     }
     row = {'shape': label, 'M': m, 'K': k, 'N': n}
     for name, fn in quant.items():
