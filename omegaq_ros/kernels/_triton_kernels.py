@@ -384,6 +384,8 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
     (codes_ptr + member * M * K) and scales (xs_ptr + member * s_member_xs).
     TOKEN_SCALES: the activation scale is per token (s_xs_g == 0, DYNAMIC_TOKEN) and GPS a
     multiple of WG_RATIO, so the loop rescales once per weight group, not per 64-group.
+    PAIRS (per-64-group scales, WG_RATIO and GPS even): two 64-groups per iteration, their
+    scaled products summed before the shared weight scale multiplies them.
     N_ALIGN: read only by the autotuner (tiles must divide it).
     """
     K = G * 64
