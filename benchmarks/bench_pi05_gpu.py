@@ -15,8 +15,8 @@ static 64-group tables; omega-dynamic+act_mode=dynamic_token: one scale per toke
 Triton + CUDA graph with eager pointwise work, and W4A4 fast (the same fused pipeline with
 the W4A4 kernels; q/k/v and gate/up one launch per set; prefix GEMM tiles autotuned), and
 with --in-gemm the same with the expert's GEMMs quantizing their own input
-(set_prologue_in_gemm: no quantize launches in a step), and with --pairs the same with two
-64-groups of a weight group rescaled at once (set_paired_rescale). --reference adds the W4A4
+(set_prologue_in_gemm: no quantize launches in a step), and with --one-group the same with
+the 64-groups of a weight group rescaled one at a time, not in pairs (set_paired_rescale). --reference adds the W4A4
 reference backend (fake-quant arithmetic in torch, eager). The W4A4 models are quantized here
 on the GPU from two random calibration observations with MSE-RTN weights (same bytes and
 kernels as GPTQ).
@@ -208,8 +208,8 @@ def main():
     parser.add_argument('--in-gemm', action='store_true',
                         help="add the rows with the expert's GEMMs quantizing their own input "
                              '(2.5x slower per step on an H100, RESULTS 7d)')
-    parser.add_argument('--pairs', action='store_true',
-                        help='also W4A4 fast with paired rescales (set_paired_rescale)')
+    parser.add_argument('--one-group', action='store_true',
+                        help='also W4A4 fast with 64-groups rescaled one at a time')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -275,11 +275,11 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, quantize in GEMM', quantized,
                                     inputs, device, args.repeats, graph=True))
                 set_prologue_in_gemm(False)
-            if args.pairs:
-                set_paired_rescale(True)
-                rows.append(run_row(f'W4A4 {method} fast, 64-groups rescaled in pairs',
-                                    quantized, inputs, device, args.repeats, graph=True))
+            if args.one_group:
                 set_paired_rescale(False)
+                rows.append(run_row(f'W4A4 {method} fast, 64-groups rescaled one at a time',
+                                    quantized, inputs, device, args.repeats, graph=True))
+                set_paired_rescale(True)
         rows[-1]['quantize_s'] = quantize_s
         del quantized
 

@@ -164,15 +164,15 @@ def main(argv=None):
     ap.add_argument('--rot-out', action='store_true', help='layers with an output rotation')
     ap.add_argument('--reps', type=int, default=200)
     ap.add_argument('--json', default=None, help='also write the rows here')
-    ap.add_argument('--pairs', action='store_true',
-                    help='rescale 64-groups in pairs where they fit (set_paired_rescale)')
+    ap.add_argument('--one-group', action='store_true',
+                    help='rescale 64-groups one at a time, not in pairs (set_paired_rescale)')
     ap.add_argument('--prefix-rows', default='968',
                     help='comma-separated M of the language-model shapes (prefix tokens)')
     ap.add_argument('--no-reference', action='store_true',
                     help='skip the (slow) eager reference-backend column')
     args = ap.parse_args(argv)
     kernels.register()
-    tw.set_paired_rescale(args.pairs)
+    tw.set_paired_rescale(not args.one_group)
     torch.manual_seed(0)
     props = torch.cuda.get_device_properties(0)
     bw = copy_bandwidth()
@@ -180,7 +180,7 @@ def main(argv=None):
     print(f'# {props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}, '
           f'triton {triton.__version__}, CUDA {torch.version.cuda}')
     print(f'# act_mode={args.mode}, perm+smooth+rot_in, rot_out={args.rot_out}, no bias, '
-          f'paired rescale {args.pairs}; '
+          f'paired rescale {not args.one_group}; '
           f'copy bandwidth {bw / 1e12:.2f} TB/s; times in us (median)')
     rows = []
     prefix_rows = [int(v) for v in args.prefix_rows.split(',') if v]

@@ -11,7 +11,7 @@
 #                                     picks files when a limit cut a run)
 #   scripts/gpu_check.sh gemm   OUT   per-GEMM table: W4A4 kernels vs bf16 at pi0.5 shapes
 #                                     (dynamic_group; the prefix at 816 rows; tuned tiles;
-#                                     GEMM_ARGS=--pairs: with paired rescales)
+#                                     GEMM_ARGS=--one-group: without paired rescales)
 #   scripts/gpu_check.sh launch OUT   the few-row launches taken apart (bench_w4a4_launch.py:
 #                                     launch floor, quantize without each transform, K splits,
 #                                     tiles, paired rescales, quantize + GEMM against the GEMM
@@ -22,7 +22,7 @@
 #                                     about 30 s)
 #   scripts/gpu_check.sh policy OUT   whole-policy table: BF16 eager / graph / fused vs W4A4
 #                                     graph / fast, kernel tables in OUT/profile (BENCH_ARGS=
-#                                     '--in-gemm --pairs': rows with the untimed options on)
+#                                     '--in-gemm --one-group': rows with the other options)
 #   scripts/gpu_check.sh closedloop OUT [EPISODES]
 #                                     the bundled policy in the sim, omega-dynamic on the
 #                                     reference and the Triton backend, paired episodes
@@ -96,7 +96,7 @@ run_tests() {
 }
 
 run_gemm() {
-  # GEMM_ARGS: more bench_w4a4_gemm.py options (--pairs: the paired rescale).
+  # GEMM_ARGS: more bench_w4a4_gemm.py options (--one-group: no paired rescale).
   limited "$python" benchmarks/bench_w4a4_gemm.py --mode dynamic_group --prefix-rows 816 \
     --no-reference --reps 100 --json "$out/gemm.json" ${GEMM_ARGS:-} 2>&1 \
     | tee "$out/gemm.log" || status=1

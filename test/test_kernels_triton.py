@@ -634,6 +634,7 @@ def test_paired_rescale_matches_one_group_at_a_time(k, n, m, mode):
     expected = _scaled_reference(layer, tw.natural_order(codes), _expand_scales(layer, xs, m))
     plan = tw.plan(m, n, k, tuned=False)
     groups = k // 64
+    paired_default = tw.PAIRED_RESCALE['enabled']
     tw.set_paired_rescale(True)
     try:
         for split in (1, 2, groups):
@@ -644,7 +645,7 @@ def test_paired_rescale_matches_one_group_at_a_time(k, n, m, mode):
                                      plan_override=p)
                 _assert_fp32_close(y, expected)
     finally:
-        tw.set_paired_rescale(False)
+        tw.set_paired_rescale(paired_default)
 
 
 @pytest.mark.skipif(INTERPRETED, reason='the autotuner times its candidates on a GPU')
@@ -659,6 +660,7 @@ def test_every_tuned_gemm_config_matches_the_reference(mode):
     codes, xs, s_m, s_g = tw.quantize_input(layer, x)
     expected = _scaled_reference(layer, tw.natural_order(codes), _expand_scales(layer, xs, m))
     assert tw.plan(m, n, k)['tuned']
+    paired_default = tw.PAIRED_RESCALE['enabled']
     tw.set_paired_rescale(True)
     try:
         for swap, bm, bn, warps, stages, pairs in tw.TUNED_CONFIGS:
@@ -674,7 +676,7 @@ def test_every_tuned_gemm_config_matches_the_reference(mode):
             _assert_fp32_close(tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32),
                                expected)
     finally:
-        tw.set_paired_rescale(False)
+        tw.set_paired_rescale(paired_default)
 
 
 def test_mixed_act_modes_run_on_the_integer_kernels():

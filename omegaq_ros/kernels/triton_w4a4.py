@@ -140,13 +140,13 @@ TUNED_CONFIGS = ((True, 128, 64, 4, 3, False), (True, 128, 64, 4, 4, False),
 
 
 # Rescale two 64-groups at once where they fit (gemm_kernel's PAIRS: 20-25% fewer main-loop
-# instructions on sm_90, scripts/inspect_kernels.py). Off until timed and checked on a GPU
-# (RESULTS 7h); the tests and benches turn it on.
-PAIRED_RESCALE = {'enabled': False}
+# instructions on sm_90, scripts/inspect_kernels.py; 3-10% faster per GEMM and 1 ms per
+# pi0.5 chunk on an H100, RESULTS 7i). Benches and tests turn it off to compare.
+PAIRED_RESCALE = {'enabled': True}
 
 
 def set_paired_rescale(enabled: bool):
-    """Choose whether GEMMs may rescale 64-groups in pairs or one at a time (default)."""
+    """Choose whether GEMMs may rescale 64-groups in pairs (default) or one at a time."""
     PAIRED_RESCALE['enabled'] = bool(enabled)
     _tuned_gemm.cache_clear()
 
