@@ -617,6 +617,34 @@ def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
     assert np.isfinite(worst) and np.mean(backends) < np.mean(quantization)
 
 
+@pytest.mark.parametrize('gpp', [2, 4, 8])
+@pytest.mark.parametrize('mode', ['static_group', 'dynamic_group', 'dynamic_token'])
+def test_groups_per_quantize_program_quantize_alike(mode, gpp, monkeypatch):
+    """
+    A quantize program taking several 64-groups of a permuted prefix input in turn.
+
+    The codes and scales equal one group per program's, bit for bit, plain and gated (the
+    row count is the prefix's regime, where the plan gives a program several groups).
+    """
+    from omegaq_ros.kernels import act_modes
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    k, m = 512, tw.TUNED_MIN_ROWS + 5
+    layer = make_layer(k, 64, mode, rot_out=False, seed=41)
+    gen = torch.Generator(device=DEVICE).manual_seed(42)
+    x, up = (torch.randn(m, k, device=DEVICE, generator=gen) for _ in range(2))
+    runs = []
+    for per_program in (1, gpp):
+        monkeypatch.setattr(tw, 'QUANT_GROUPS_PER_PROGRAM', per_program)
+        assert tw._groups_per_quantize(m, k // 64, True) == per_program
+        _poison_allocator()
+        plain = tw.quantize_input(layer, x)
+        gated = tw.quantize_input(layer, x, up=up, gate=act_modes.GELU_TANH_GATE)
+        runs.append([t.clone() for t in plain[:2] + gated[:2]])
+    for one, several in zip(*runs):
+        assert torch.equal(one, several)
+    _check_codes(layer, x, tw.natural_order(runs[1][0]), runs[1][1])
+
+
 @pytest.mark.parametrize('mode', ['static_group', 'dynamic_group'])
 @pytest.mark.parametrize('k,n,m', [(512, 128, 10), (512, 64, 50)])
 def test_paired_rescale_matches_one_group_at_a_time(k, n, m, mode):

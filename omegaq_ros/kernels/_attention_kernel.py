@@ -51,7 +51,7 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
                      out_ptr, s_ob, s_ol, s_oh,
                      part_ptr, stat_ptr, arrivals_ptr,
                      L, KV, GROUP, BLOCKS_PER_SPLIT, scale,
-                     HAS_MASK: tl.constexpr, SPLIT: tl.constexpr, D: tl.constexpr,
+                     HAS_MASK: tl.constexpr, SPLITS: tl.constexpr, D: tl.constexpr,
                      BM: tl.constexpr, BN: tl.constexpr):
     """
     softmax(q k^T * scale + mask) v for one tile of query rows, one K/V head, one key split.
@@ -62,12 +62,12 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
     segment 2 follows segment 1 in the key order (S2 may be 0). A tile's rows are
     (token l, query head h) pairs of the K/V head's GROUP query heads, row r = l * GROUP +
     h % GROUP. mask: additive, element (b, l, h, key) at b * s_mb + l * s_ml + h * s_mh +
-    key (unit key stride). Grid (row tiles, B * KV, splits); split s attends to key blocks
-    s * BLOCKS_PER_SPLIT onwards (segment 1's blocks, then segment 2's). With SPLIT, each
+    key (unit key stride). Grid (row tiles, B * KV, SPLITS); split s attends to key blocks
+    s * BLOCKS_PER_SPLIT onwards (segment 1's blocks, then segment 2's). With SPLITS > 1, each
     writes its running max, sum and unnormalized output to stat_ptr / part_ptr [splits,
     B * KV, row tiles * BM, (2 | D)] and the last of a tile's splits to arrive (counter
     arrivals_ptr[tile], reset after: the split-K GEMM's counters) combines them into the
-    output.
+    output (its loads unrolled over the SPLITS partials, so they are in flight together).
     """
     pid_r = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -100,7 +100,7 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
                                 mask_ptrs, S1, r_mask, scale, HAS_MASK, BN, D)
     out_ptrs = (out_ptr + b * s_ob + token[:, None] * s_ol + head[:, None] * s_oh
                 + offs_d[None, :])
-    if SPLIT:
+    if SPLITS > 1:
         row_tiles = tl.num_programs(0)
         padded = row_tiles * BM
         here = (pid_s * tl.num_programs(1) + pid_bh) * padded + rows
@@ -112,11 +112,11 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
         tl.debug_barrier()
         arrival_ptr = arrivals_ptr + pid_bh * row_tiles + pid_r
         arrived = tl.atomic_add(arrival_ptr, 1, sem='acq_rel', scope='gpu')
-        if arrived == tl.num_programs(2) - 1:
+        if arrived == SPLITS - 1:
             m_all = tl.zeros([BM], dtype=tl.float32) + START
             l_all = tl.zeros([BM], dtype=tl.float32)
             o_all = tl.zeros([BM, D], dtype=tl.float32)
-            for s in range(0, tl.num_programs(2)):
+            for s in tl.static_range(SPLITS):
                 there = (s * tl.num_programs(1) + pid_bh) * padded + rows
                 m_s = tl.load(stat_ptr + there * 2, cache_modifier='.cg')
                 l_s = tl.load(stat_ptr + there * 2 + 1, cache_modifier='.cg')

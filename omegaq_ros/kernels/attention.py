@@ -117,6 +117,6 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
         out, out.stride(0), out.stride(1), out.stride(2),
         part, stat, _arrival_counts(q.device),
         lq, kv_heads, group, p['blocks_per_split'], 1.0 / math.sqrt(d),
-        HAS_MASK=has_mask, SPLIT=split, D=d, BM=p['bm'], BN=p['bn'],
+        HAS_MASK=has_mask, SPLITS=p['splits'], D=d, BM=p['bm'], BN=p['bn'],
         num_warps=p['num_warps'], num_stages=p['num_stages'])
     return out.reshape(b, lq, heads * d)
