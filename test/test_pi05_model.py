@@ -83,3 +83,38 @@ def test_loader_refuses_integer_weights_and_foreign_configs(small_checkpoint):
         load_lerobot_checkpoint(path)
     with pytest.raises(CheckpointError, match='config.json is missing'):
         load_lerobot_checkpoint(os.path.dirname(path))
+
+
+def test_prefix_skips_the_last_layers_unused_outputs_except_in_calibration():
+    """
+    The expert reads only the last prefix layer's keys and values.
+
+    Outside calibration its attention output and MLP are not run (their outputs never reach
+    an action) and the cache is the full layer's; inside calibration() every linear runs.
+    """
+    from omegaq_ros.policy.synthetic import random_inputs, random_model
+    from omegaq_ros.quant.step_context import calibration
+    config = Pi05Config.small()
+    model = random_model(config, seed=3)
+    inputs = random_inputs(config, seed=4, prompt=8)
+    prefix = [inputs[name] for name in ('images', 'image_masks', 'tokens', 'token_masks')]
+    last = model.vlm.language_model.layers[-1]
+    unused = [last.self_attn.o_proj, last.mlp.gate_proj, last.mlp.up_proj, last.mlp.down_proj]
+    calls = []
+    hooks = [linear.register_forward_pre_hook(lambda *_, linear=linear: calls.append(linear))
+             for linear in unused + [last.self_attn.k_proj]]
+    try:
+        with torch.no_grad():
+            cache, pad = model.prefix_context(*prefix)
+            assert calls == [last.self_attn.k_proj]
+            calls.clear()
+            with calibration():
+                full, full_pad = model.prefix_context(*prefix)
+            assert set(map(id, calls)) == set(map(id, unused + [last.self_attn.k_proj]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(cache) == len(full) == config.language.depth
+    assert torch.equal(pad, full_pad)
+    for (k, v), (k_full, v_full) in zip(cache, full):
+        assert torch.equal(k, k_full) and torch.equal(v, v_full)

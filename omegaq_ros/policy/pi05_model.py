@@ -23,7 +23,7 @@ from omegaq_ros.policy import pointwise
 from omegaq_ros.policy.chunk_model import ChunkModel
 from omegaq_ros.policy.model_config import VisionSize
 from omegaq_ros.policy.pi05_config import GemmaSize, Pi05Config
-from omegaq_ros.quant.step_context import denoising_step
+from omegaq_ros.quant.step_context import calibrating, denoising_step
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -170,6 +170,12 @@ class GemmaLayer(nn.Module):
         q, k = self.ops.rope_qk(q, k, cos, sin)
         return q, k, v
 
+    def keys_values(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """Return the (k, v) forward() would return for x (no modulation), and nothing else."""
+        h, _ = self.input_layernorm(x)
+        _, k, v = self.qkv(h, cos, sin)
+        return k, v
+
     def mlp_forward(self, h: torch.Tensor) -> torch.Tensor:
         """Apply the GeGLU MLP."""
         mlp = self.mlp
@@ -306,9 +312,15 @@ class Pi05Model(ChunkModel):
         mask = attention_mask(visible, size.num_heads, size.num_kv_heads, x.dtype)
         cos, sin = rope_tables(positions, size.head_dim, self.config.rope_theta, x.dtype)
         cache = []
-        for layer in self.vlm.language_model.layers:
+        layers = self.vlm.language_model.layers
+        for layer in layers if calibrating() else layers[:-1]:
             x, kv = layer(x, cos, sin, mask)
             cache.append(kv)
+        if len(cache) < len(layers):
+            # The expert reads only the last layer's keys and values: that layer's attention
+            # output and MLP (and the final norm) never reach an action, so only a
+            # calibration pass, which must reach every linear, runs them.
+            cache.append(layers[-1].keys_values(x, cos, sin))
         return cache, pad
 
     # -- expert ------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from omegaq_ros.quant.recipe import Recipe
 from omegaq_ros.quant.rotation import (BLOCK, BlockRotation, build_input_rotation,
                                        build_output_rotation, rotate_rows, stack_weights,
                                        store_blocks)
-from omegaq_ros.quant.step_context import current_step, denoising_step, StepContextError
+from omegaq_ros.quant.step_context import (calibration, current_step, denoising_step,
+                                           StepContextError)
 from omegaq_ros.quant.weights import gptq_quantize, rtn_quantize
 import torch
 from torch import nn
@@ -49,7 +50,7 @@ def call_model(model: nn.Module, batch):
 def run_calibration(model: nn.Module, batches, hooks):
     """Run every batch through the model without gradients, then remove the hooks."""
     try:
-        with torch.no_grad():
+        with torch.no_grad(), calibration():
             for batch in batches:
                 call_model(model, batch)
     finally:

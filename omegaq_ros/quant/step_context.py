@@ -4,7 +4,9 @@
 Which denoising step the model is in, set by the sampler and read by QuantLinear.
 
 Per-step activation tables select their row from here. A context variable (not a module
-attribute) so concurrent inference in threads cannot see each other's step.
+attribute) so concurrent inference in threads cannot see each other's step. Also whether a
+calibration pass is running: models then run layers whose outputs never reach an action (so
+that calibration reaches every linear they hold), and skip them otherwise.
 """
 
 from contextlib import contextmanager
@@ -43,3 +45,21 @@ def denoising_step(index: int, total: int):
 def current_step() -> Optional[DenoisingStep]:
     """Return the step set by the innermost denoising_step(), or None outside any."""
     return _current.get()
+
+
+_calibrating: ContextVar[bool] = ContextVar('omegaq_calibrating', default=False)
+
+
+@contextmanager
+def calibration():
+    """Run the body as a calibration pass (every linear of the model is to be reached)."""
+    token = _calibrating.set(True)
+    try:
+        yield
+    finally:
+        _calibrating.reset(token)
+
+
+def calibrating() -> bool:
+    """Return True inside calibration()."""
+    return _calibrating.get()
