@@ -16,9 +16,8 @@ Triton + CUDA graph with eager pointwise work, and W4A4 fast (the same fused pip
 the W4A4 kernels; q/k/v and gate/up one launch per set; prefix GEMM tiles autotuned), and
 with --in-gemm the same with the expert's GEMMs quantizing their own input
 (set_prologue_in_gemm: no quantize launches in a step), and with --one-group the same with
-the 64-groups of a weight group rescaled one at a time, not in pairs (set_paired_rescale),
-and with --gpp N the same with N 64-groups per quantize program at the prefix. --reference
-adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The W4A4 models are quantized here
+the 64-groups of a weight group rescaled one at a time, not in pairs (set_paired_rescale).
+--reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The W4A4 models are quantized here
 on the GPU from two random calibration observations with MSE-RTN weights (same bytes and
 kernels as GPTQ).
 --profile DIR appends torch.profiler kernel tables of one prefix and one denoising loop of
@@ -39,7 +38,6 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels import triton_w4a4
 from omegaq_ros.kernels.triton_w4a4 import set_paired_rescale, set_prologue_in_gemm
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
@@ -212,9 +210,6 @@ def main():
                              '(2.5x slower per step on an H100, RESULTS 7d)')
     parser.add_argument('--one-group', action='store_true',
                         help='also W4A4 fast with 64-groups rescaled one at a time')
-    parser.add_argument('--gpp', type=int, default=0, metavar='N',
-                        help='also W4A4 fast with N 64-groups per quantize program at the '
-                             'prefix (QUANT_GROUPS_PER_PROGRAM)')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -285,13 +280,6 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, 64-groups rescaled one at a time',
                                     quantized, inputs, device, args.repeats, graph=True))
                 set_paired_rescale(True)
-            if args.gpp:
-                chosen = triton_w4a4.QUANT_GROUPS_PER_PROGRAM
-                triton_w4a4.QUANT_GROUPS_PER_PROGRAM = args.gpp
-                rows.append(run_row(f'W4A4 {method} fast, {args.gpp} groups per quantize '
-                                    'program at the prefix', quantized, inputs, device,
-                                    args.repeats, graph=True))
-                triton_w4a4.QUANT_GROUPS_PER_PROGRAM = chosen
         rows[-1]['quantize_s'] = quantize_s
         del quantized
 

@@ -75,7 +75,7 @@ def _graph_us(fn, launches=50, reps=30):
     return statistics.median(times)
 
 
-def _quant_launcher(layer, x, codes, xs, bm=None, warps=4, gpp=None, **flag_overrides):
+def _quant_launcher(layer, x, codes, xs, bm=None, warps=4, **flag_overrides):
     """Return a call running quant_kernel once on x with the backend's arguments, some changed."""
     kern = tw._kernels()
     m, k = x.shape
@@ -83,15 +83,13 @@ def _quant_launcher(layer, x, codes, xs, bm=None, warps=4, gpp=None, **flag_over
     transform, flags = tw._transform_args(layer, codes)
     flags.update(flag_overrides)
     bm = bm or 16
-    gpp = gpp or tw._groups_per_quantize(m, groups, flags['HAS_PERM'])
-    grid = (-(-m // bm), groups // gpp, 1)
+    grid = (-(-m // bm), groups, 1)
 
     def run():
         kern.quant_kernel[grid](
             x_ptr=x, up_ptr=x, stride_xm=k, s_member_x=0, **transform, **flags, srow_ptr=codes,
             codes_ptr=codes, xs_ptr=xs, M=m, G=groups, s_member_k=k, s_member_srow=0,
-            s_member_xs=m * groups, MODE=act_modes.DYNAMIC_GROUP, BM=bm, GPP=gpp,
-            num_warps=warps)
+            s_member_xs=m * groups, MODE=act_modes.DYNAMIC_GROUP, BM=bm, num_warps=warps)
     return run
 
 
@@ -135,12 +133,6 @@ def bench_shape(label, m, k, n):
         'quant, 64 rows per program': _quant_launcher(layer, x, codes, xs, bm=64),
         'quant, 1 warp': _quant_launcher(layer, x, codes, xs, warps=1),
         'quant, 2 warps': _quant_launcher(layer, x, codes, xs, warps=2),
-        'quant, 1 group per program': _quant_launcher(layer, x, codes, xs, gpp=1),
-        'quant, 2 groups per program': _quant_launcher(layer, x, codes, xs, gpp=2),
-        'quant, 4 groups per program': _quant_launcher(layer, x, codes, xs, gpp=4),
-        'quant, 8 groups per program': _quant_launcher(layer, x, codes, xs, gpp=8),
-        'quant, 4 groups per program, 32 rows': _quant_launcher(layer, x, codes, xs, bm=32,
-                                                                gpp=4),
     }
     row = {'shape': label, 'M': m, 'K': k, 'N': n}
     for name, fn in quant.items():
@@ -210,8 +202,7 @@ ATTENTION_SHAPES = [('expert over the cache', 1, 50, 8, 1, 256, 816),
 # The tiles that compile without spilling on sm_90 and sm_87 (16 rows; 32 or 64 keys; 4 warps
 # only at 32 keys), at several key splits.
 ATTENTION_PLANS = [None, {'splits': 1}, {'splits': 3}, {'splits': 8}, {'splits': 10},
-                   {'splits': 14}, {'bn': 64}, {'bn': 64, 'splits': 7}, {'bn': 64, 'splits': 10},
-                   {'num_warps': 4}, {'num_warps': 4, 'splits': 10}]
+                   {'splits': 14}, {'bn': 64}, {'bn': 64, 'splits': 7}, {'num_warps': 4}]
 
 
 def bench_attention(label, b, lq, heads, kv_heads, d, cached):

@@ -189,9 +189,6 @@ def path_variants() -> list:
     found += [(f'attention head dim 256, 16x32 tiles, {label}', _attention_kernel.attention_kernel,
                {'HAS_MASK': True, 'SPLITS': splits, 'D': 256, 'BM': 16, 'BN': 32}, 8, 2)
               for label, splits in (('5 key splits', 5), ('one pass', 1))]
-    # The prefix's permuted inputs: consecutive 64-groups per program.
-    found += [('quant dynamic_group rot on tensor cores BM16 4 groups per program',
-               kernels.quant_kernel, dict(QUANT_PATH, BM=16, GPP=4), 4, 3)]
     # A gated MLP's down projection: the quantize computes gelu_tanh(gate) * up first.
     found += [('quant dynamic_group GeGLU input BM16', kernels.quant_kernel,
                dict(QUANT_PATH, BM=16, HAS_PERM=False, GATE=act_modes.GELU_TANH_GATE), 4, 3)]

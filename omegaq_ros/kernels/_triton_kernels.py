@@ -180,7 +180,7 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
                  codes_ptr, xs_ptr, M, G, s_member_x, s_member_k, s_member_srow,
                  s_member_xs, MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
                  HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr,
-                 GATE: tl.constexpr = NO_GATE, GPP: tl.constexpr = 1):
+                 GATE: tl.constexpr = NO_GATE):
     """
     Smooth, permute, rotate and quantize x [M, G * 64] into int4 codes (int8, GEMM order).
 
@@ -194,11 +194,10 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     p * 64 * s_member_k), its codes p * M * K, its table row or token maxima
     p * s_member_srow, its dynamic scales p * s_member_xs. GATE (GELU_TANH_GATE, SILU_GATE):
     x is a gated MLP's gate projection and up_ptr its up projection, and the input to
-    quantize is act(gate) * up, so no launch of its own computes it (one member). GPP: a
-    program quantizes GPP consecutive groups (grid axis 1 then has G / GPP programs), so the
-    gathers of a permuted row find its sectors in L1 after the first group.
+    quantize is act(gate) * up, so no launch of its own computes it (one member).
     """
     pid_m = tl.program_id(0)
+    g = tl.program_id(1)
     p = tl.program_id(2)
     x_ptr += p * s_member_x
     perm_ptr += p * s_member_k
@@ -212,24 +211,22 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     m_mask = offs_m < M
     K = G * 64
     codes_ptr += p * M * K
-    for j in tl.static_range(GPP):
-        g = tl.program_id(1) * GPP + j
-        xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                           offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
-        if MODE == DYNAMIC_TOKEN:
-            amax = tl.load(srow_ptr + offs_m, mask=m_mask, other=0.0).to(tl.float32)
-            scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)),
-                               DYNAMIC_MIN_SCALE)
-            if g == 0:
-                tl.store(xs_ptr + offs_m, scale, mask=m_mask)
-        else:
-            scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
-            if MODE == DYNAMIC_GROUP:
-                # Group-major [G, M]: the GEMM reads one group's scales for consecutive tokens.
-                tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
-        q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
-        tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
-                 _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
+    xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                       offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
+    if MODE == DYNAMIC_TOKEN:
+        amax = tl.load(srow_ptr + offs_m, mask=m_mask, other=0.0).to(tl.float32)
+        scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)),
+                           DYNAMIC_MIN_SCALE)
+        if g == 0:
+            tl.store(xs_ptr + offs_m, scale, mask=m_mask)
+    else:
+        scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
+        if MODE == DYNAMIC_GROUP:
+            # Group-major [G, M]: the GEMM reads one group's scales for consecutive tokens.
+            tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
+    q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
+    tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
+             _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
 
 
 @triton.jit

@@ -45,8 +45,8 @@ def attention_plan(rows: int, segments, tiles_per_row_block: int, sms: int, head
     keys are split until about one program per SM runs, each over at least two key blocks.
     """
     # 16 query rows x 32 keys over 8 warps: with head dim 256, larger tiles or 4 warps spill
-    # registers on sm_90 or sm_87 (the K and V tiles pass through them;
-    # test_kernels_compile.py).
+    # registers on sm_90 or sm_87 (the K and V tiles pass through them, and with key splits
+    # the unrolled combination's partials; test_kernels_compile.py).
     bm = bm or 16
     bn = bn or 32
     row_tiles = -(-rows // bm) * tiles_per_row_block

@@ -304,27 +304,12 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     else:
         srow = codes
     static = mode == act_modes.STATIC_GROUP
-    gpp = _groups_per_quantize(m, groups, source['HAS_PERM'])
-    _kernels().quant_kernel[(grid[0], groups // gpp, count)](
+    _kernels().quant_kernel[grid](
         **source, srow_ptr=srow, codes_ptr=codes, xs_ptr=codes if static else xs, M=m,
         G=groups, s_member_k=k, s_member_srow=s_member_srow, s_member_xs=s_member_xs,
-        MODE=mode, BM=bm, GPP=gpp, num_warps=4)
+        MODE=mode, BM=bm, num_warps=4)
     LAUNCHES['quantize'] += 1
     return codes, xs, s_m, s_g, s_member_xs
-
-
-# 64-groups one quantize program takes in turn where the input is permuted and has at least
-# TUNED_MIN_ROWS rows (the prefix): a group's permuted gather touches about 40% of a 2048-wide
-# row's sectors, which the program's next groups then read from L1 (RESULTS 7h, 7i). Few-row
-# inputs keep one group per program: there the launch's latency, not its bytes, counts.
-QUANT_GROUPS_PER_PROGRAM = 1
-
-
-def _groups_per_quantize(m: int, groups: int, permuted: bool) -> int:
-    gpp = QUANT_GROUPS_PER_PROGRAM if permuted and m >= TUNED_MIN_ROWS else 1
-    while groups % gpp:
-        gpp //= 2
-    return gpp
 
 
 def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor:
