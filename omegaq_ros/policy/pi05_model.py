@@ -141,6 +141,23 @@ class GemmaRMSNorm(nn.Module):
         scale, shift, gate = modulation
         return self.ops.ada_rms_norm(x, scale, shift, self.eps), gate
 
+    def after_residual(self, x: torch.Tensor, pending, modulation=None):
+        """
+        Add a residual branch to x, then normalize: return (x, normalized x, gate or None).
+
+        pending: (branch output, its gate or None), or None (nothing to add). Add and norm
+        run as one function (one fused kernel when the pointwise work is compiled).
+        """
+        if pending is None:
+            return (x, *self(x, modulation))
+        out, out_gate = pending
+        if self.dense is None:
+            x, h = self.ops.gated_residual_rms_norm(x, out, out_gate, self.weight, self.eps)
+            return x, h, None
+        scale, shift, gate = modulation
+        x, h = self.ops.gated_residual_ada_rms_norm(x, out, out_gate, scale, shift, self.eps)
+        return x, h, gate
+
 
 class GemmaLayer(nn.Module):
     """Gemma decoder layer: MQA attention with RoPE and a GeGLU MLP (openpi gemma.py Block)."""
@@ -170,9 +187,9 @@ class GemmaLayer(nn.Module):
         q, k = self.ops.rope_qk(q, k, cos, sin)
         return q, k, v
 
-    def keys_values(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
-        """Return the (k, v) forward() would return for x (no modulation), and nothing else."""
-        h, _ = self.input_layernorm(x)
+    def keys_values(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pending=None):
+        """Return the (k, v) forward() would return (no modulation), and nothing else."""
+        _, h, _ = self.input_layernorm.after_residual(x, pending)
         _, k, v = self.qkv(h, cos, sin)
         return k, v
 
@@ -182,19 +199,24 @@ class GemmaLayer(nn.Module):
         return gated_projection(mlp.down_proj, mlp.gate_proj(h), mlp.up_proj(h), 'gelu_gate',
                                 self.ops)
 
-    def forward(self, x, cos, sin, mask, past: Optional[Tuple] = None, modulation=(None, None)):
+    def forward(self, x, cos, sin, mask, past: Optional[Tuple] = None, modulation=(None, None),
+                pending=None):
         """
-        Run the layer; return (output, (k, v) of these tokens).
+        Run the layer; return (x, (k, v) of these tokens, pending).
 
-        past: the (k, v) of earlier tokens (the prefix) that these tokens also attend to;
-        mask: from attention_mask (its layout depends on the head counts).
+        The layer's output is x + its MLP branch, returned apart as pending = (branch, gate
+        or None) so that the next layer adds it with its own input norm in one function
+        (GemmaRMSNorm.after_residual; the tower's final norm likewise). pending (argument):
+        the previous layer's, or None. past: the (k, v) of earlier tokens (the prefix) that
+        these tokens also attend to; mask: from attention_mask (its layout depends on the head
+        counts).
         """
-        h, gate = self.input_layernorm(x, modulation[0])
+        x, h, gate = self.input_layernorm.after_residual(x, pending, modulation[0])
         q, k, v = self.qkv(h, cos, sin)
         attended = self.ops.attention(q, k, v, mask, past)
-        x = self.ops.gated_residual(x, self.self_attn.o_proj(attended), gate)
-        h, gate = self.post_attention_layernorm(x, modulation[1])
-        return self.ops.gated_residual(x, self.mlp_forward(h), gate), (k, v)
+        x, h, mlp_gate = self.post_attention_layernorm.after_residual(
+            x, (self.self_attn.o_proj(attended), gate), modulation[1])
+        return x, (k, v), (self.mlp_forward(h), mlp_gate)
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype):
@@ -311,16 +333,16 @@ class Pi05Model(ChunkModel):
         size = self.config.language
         mask = attention_mask(visible, size.num_heads, size.num_kv_heads, x.dtype)
         cos, sin = rope_tables(positions, size.head_dim, self.config.rope_theta, x.dtype)
-        cache = []
+        cache, pending = [], None
         layers = self.vlm.language_model.layers
         for layer in layers if calibrating() else layers[:-1]:
-            x, kv = layer(x, cos, sin, mask)
+            x, kv, pending = layer(x, cos, sin, mask, pending=pending)
             cache.append(kv)
         if len(cache) < len(layers):
             # The expert reads only the last layer's keys and values: that layer's attention
             # output and MLP (and the final norm) never reach an action, so only a
             # calibration pass, which must reach every linear, runs them.
-            cache.append(layers[-1].keys_values(x, cos, sin))
+            cache.append(layers[-1].keys_values(x, cos, sin, pending))
         return cache, pad
 
     # -- expert ------------------------------------------------------------------------------
@@ -381,9 +403,11 @@ class Pi05Model(ChunkModel):
         if attention is None:
             attention = self.suffix_attention(prefix_pad, x.shape[1], x.dtype)
         mask, cos, sin = attention
+        pending = None
         for layer, past, modulation in zip(self.expert.layers, cache, per_layer):
-            x, _ = layer(x, cos, sin, mask, past=past, modulation=modulation)
-        x, _ = self.expert.norm(x, final)
+            x, _, pending = layer(x, cos, sin, mask, past=past, modulation=modulation,
+                                  pending=pending)
+        _, x, _ = self.expert.norm.after_residual(x, pending, final)
         return self.action_out_proj(x.float())
 
     def sample_actions(self, images, image_masks, tokens, token_masks,

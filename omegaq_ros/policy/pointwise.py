@@ -41,6 +41,20 @@ def gated_residual(x: torch.Tensor, out: torch.Tensor, gate) -> torch.Tensor:
     return x + out if gate is None else x + out * gate.to(x.dtype)
 
 
+def gated_residual_rms_norm(x: torch.Tensor, out: torch.Tensor, gate, weight: torch.Tensor,
+                            eps: float):
+    """Return (x + out [* gate], rms_norm of it): a residual add and the next norm together."""
+    x = gated_residual(x, out, gate)
+    return x, rms_norm(x, weight, eps)
+
+
+def gated_residual_ada_rms_norm(x: torch.Tensor, out: torch.Tensor, gate, scale: torch.Tensor,
+                                shift: torch.Tensor, eps: float):
+    """Return (x + out [* gate], ada_rms_norm of it), as gated_residual_rms_norm."""
+    x = gated_residual(x, out, gate)
+    return x, ada_rms_norm(x, scale, shift, eps)
+
+
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     # (-second half, first half) of the last dimension: RoPE's pairs (i, i + d/2).
     half = x.shape[-1] // 2
@@ -167,7 +181,8 @@ def ada_layer_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
     return F.layer_norm(x, x.shape[-1:], eps=eps) * (1 + scale) + shift
 
 
-_FUNCTIONS = ('rms_norm', 'ada_rms_norm', 'gated_residual', 'rope_qk', 'gelu_gate',
+_FUNCTIONS = ('rms_norm', 'ada_rms_norm', 'gated_residual', 'gated_residual_rms_norm',
+              'gated_residual_ada_rms_norm', 'rope_qk', 'gelu_gate',
               'layer_norm', 'gelu', 'add', 'scaled_rms_norm', 'norm_rope_qk', 'silu_gate',
               'ada_layer_norm')
 EAGER = SimpleNamespace(**{name: globals()[name] for name in _FUNCTIONS},
