@@ -285,6 +285,7 @@ class Pi05Model(ChunkModel):
         self.action_out_proj = nn.Linear(c.expert.width, c.max_action_dim)
         self.time_mlp_in = nn.Linear(c.expert.width, c.expert.width)
         self.time_mlp_out = nn.Linear(c.expert.width, c.expert.width)
+        self.ops = pointwise.EAGER
 
     # Kept in fp32 by set_compute_dtype: the tiny heads and the adaRMS projections (they run
     # once per step value, Pi05Model.prepare_steps); everything else follows compute_dtype.
@@ -399,7 +400,8 @@ class Pi05Model(ChunkModel):
     def velocity(self, x_t, modulations, cache, prefix_pad, attention=None):
         """Run the expert over x_t with the given adaRMS modulations (one expert pass)."""
         per_layer, final = modulations
-        x = self.action_in_proj(x_t.float()).to(self.compute_dtype)
+        x = self.ops.small_linear(x_t.float(), self.action_in_proj.weight,
+                                  self.action_in_proj.bias).to(self.compute_dtype)
         if attention is None:
             attention = self.suffix_attention(prefix_pad, x.shape[1], x.dtype)
         mask, cos, sin = attention
@@ -408,7 +410,8 @@ class Pi05Model(ChunkModel):
             x, _, pending = layer(x, cos, sin, mask, past=past, modulation=modulation,
                                   pending=pending)
         _, x, _ = self.expert.norm.after_residual(x, pending, final)
-        return self.action_out_proj(x.float())
+        return self.ops.small_linear(x.float(), self.action_out_proj.weight,
+                                     self.action_out_proj.bias)
 
     def sample_actions(self, images, image_masks, tokens, token_masks,
                        noise: torch.Tensor, num_steps: Optional[int] = None) -> torch.Tensor:

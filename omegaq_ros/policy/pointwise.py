@@ -55,6 +55,19 @@ def gated_residual_ada_rms_norm(x: torch.Tensor, out: torch.Tensor, gate, scale:
     return x, ada_rms_norm(x, scale, shift, eps)
 
 
+def small_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x @ weight^T + bias for a small fp32 projection (pi0.5's action head in and out)."""
+    return F.linear(x, weight, bias)
+
+
+def _small_linear_reduced(x: torch.Tensor, weight: torch.Tensor,
+                          bias: torch.Tensor) -> torch.Tensor:
+    # small_linear as one broadcast product and sum, which Inductor makes a single reduction
+    # kernel: cuBLAS ran the action head's [50, 1024] x [1024, 32] fp32 product as a split-K
+    # GEMM plus a scaling and a bias kernel, about 18 us per denoising step on an H100.
+    return (x.unsqueeze(-2) * weight).sum(-1) + bias
+
+
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     # (-second half, first half) of the last dimension: RoPE's pairs (i, i + d/2).
     half = x.shape[-1] // 2
@@ -182,7 +195,7 @@ def ada_layer_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
 
 
 _FUNCTIONS = ('rms_norm', 'ada_rms_norm', 'gated_residual', 'gated_residual_rms_norm',
-              'gated_residual_ada_rms_norm', 'rope_qk', 'gelu_gate',
+              'gated_residual_ada_rms_norm', 'small_linear', 'rope_qk', 'gelu_gate',
               'layer_norm', 'gelu', 'add', 'scaled_rms_norm', 'norm_rope_qk', 'silu_gate',
               'ada_layer_norm')
 EAGER = SimpleNamespace(**{name: globals()[name] for name in _FUNCTIONS},
@@ -215,5 +228,6 @@ def compiled() -> SimpleNamespace:
             return fused_attention(q, k, v, mask, past)
         return written_out(q, k, v, mask, past)
 
-    return SimpleNamespace(**{name: torch.compile(globals()[name], fullgraph=True)
+    functions = dict(globals(), small_linear=_small_linear_reduced)
+    return SimpleNamespace(**{name: torch.compile(functions[name], fullgraph=True)
                               for name in _FUNCTIONS}, attention=attention, fused=True)
