@@ -80,8 +80,14 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
 
 
 def rope_qk(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
-    """Apply RoPE to queries and keys [B, L, heads, d] (one call, so one fused kernel)."""
-    return rope(q, cos, sin), rope(k, cos, sin)
+    """
+    Apply RoPE to queries and keys [B, L, heads, d]; return them as views of one tensor.
+
+    Rotating their concatenation over the heads makes one kernel of it when compiled (two
+    for two outputs of different shapes).
+    """
+    qk = rope(torch.cat((q, k), dim=2), cos, sin)
+    return qk[:, :, :q.shape[2]], qk[:, :, q.shape[2]:]
 
 
 def gelu_gate(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
