@@ -17,9 +17,9 @@ the W4A4 kernels; q/k/v and gate/up one launch per set; prefix GEMM tiles autotu
 with --in-gemm the same with the expert's GEMMs quantizing their own input
 (set_prologue_in_gemm: no quantize launches in a step), and with --one-group the same with
 the 64-groups of a weight group rescaled one at a time, not in pairs (set_paired_rescale).
---reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The W4A4 models are quantized here
-on the GPU from two random calibration observations with MSE-RTN weights (same bytes and
-kernels as GPTQ).
+--reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
+W4A4 models are quantized here on the GPU from two random calibration observations with
+MSE-RTN weights (same bytes and kernels as GPTQ).
 --profile DIR appends torch.profiler kernel tables of one prefix and one denoising loop of
 the BF16-graph, BF16-fused and W4A4-fast rows to DIR/profile.txt (eager launches of the
 kernels the graphs replay).

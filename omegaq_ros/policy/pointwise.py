@@ -56,7 +56,7 @@ def gated_residual_ada_rms_norm(x: torch.Tensor, out: torch.Tensor, gate, scale:
 
 
 def small_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """x @ weight^T + bias for a small fp32 projection (pi0.5's action head in and out)."""
+    """Return x @ weight^T + bias for a small fp32 projection (pi0.5's action head in/out)."""
     return F.linear(x, weight, bias)
 
 
