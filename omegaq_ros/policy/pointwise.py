@@ -200,7 +200,7 @@ def ada_layer_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
     return F.layer_norm(x, x.shape[-1:], eps=eps) * (1 + scale) + shift
 
 
-_FUNCTIONS = ('rms_norm', 'ada_rms_norm', 'gated_residual', 'gated_residual_rms_norm',
+_FUNCTIONS = ('rms_norm', 'ada_rms_norm', 'gated_residual_rms_norm',
               'gated_residual_ada_rms_norm', 'small_linear', 'rope_qk', 'gelu_gate',
               'layer_norm', 'gelu', 'add', 'scaled_rms_norm', 'norm_rope_qk', 'silu_gate',
               'ada_layer_norm')
