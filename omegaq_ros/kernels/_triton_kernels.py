@@ -65,7 +65,15 @@ def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, o
     if GATE != NO_GATE:
         up = tl.load(up_ptr + offsets, mask=m_mask[:, None], other=0.0).to(tl.float32)
         x = _gated(x.to(tl.float32), up, GATE).to(x_ptr.dtype.element_ty)
-    x = x.to(tl.float32)
+    return _rotated(x.to(tl.float32), src, g, smooth_ptr, rot_ptr, rscale_ptr, HAS_SMOOTH,
+                    HAS_ROT, TC_ROT)
+
+
+@triton.jit
+def _rotated(x, src, g, smooth_ptr, rot_ptr, rscale_ptr, HAS_SMOOTH: tl.constexpr,
+             HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr):
+    # Smooth and rotate one 64-group of an input (fp32 [rows, 64], its source columns src).
+    offs_k = tl.arange(0, 64)
     if HAS_SMOOTH:
         x = x * tl.load(smooth_ptr + src)[None, :]
     if HAS_ROT:
@@ -224,6 +232,98 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
         if MODE == DYNAMIC_GROUP:
             # Group-major [G, M]: the GEMM reads one group's scales for consecutive tokens.
             tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
+    q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
+    tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
+             _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
+
+
+@triton.jit
+def _residual(x_ptr, out_ptr, gate_ptr, s_gate_b, batch, offs_m, m_mask, cols, stride_xm,
+              HAS_GATE: tl.constexpr):
+    # x + out (* gate) at cols, rounded as the unfused bf16 model rounds it: the gate to x's
+    # dtype, the product, then the sum (pointwise.gated_residual in eager PyTorch). fp32.
+    offsets = offs_m[:, None] * stride_xm + cols[None, :]
+    x = tl.load(x_ptr + offsets, mask=m_mask[:, None], other=0.0)
+    branch = tl.load(out_ptr + offsets, mask=m_mask[:, None], other=0.0).to(tl.float32)
+    if HAS_GATE:
+        gate = tl.load(gate_ptr + batch[:, None] * s_gate_b + cols[None, :],
+                       mask=m_mask[:, None], other=0.0)
+        branch = _rounded(branch * _rounded(gate, x_ptr), x_ptr)
+    return _rounded(x.to(tl.float32) + branch, x_ptr)
+
+
+@triton.jit
+def _rounded(v, like_ptr):
+    # v rounded to like_ptr's element type, back in fp32, as PyTorch rounds each bf16
+    # operation's result (to nearest even on a GPU; Triton's interpreter truncates).
+    return v.to(like_ptr.dtype.element_ty).to(tl.float32)
+
+
+@triton.jit
+def residual_norm_quant_kernel(x_ptr, out_ptr, gate_ptr, s_gate_b, norm_ptr, shift_ptr,
+                               s_mod_b, xnew_ptr, stride_xm, rows_per_batch, eps,
+                               perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr, codes_ptr,
+                               xs_ptr, M, G, s_member_k, s_member_srow, s_member_xs,
+                               MODE: tl.constexpr, HAS_PERM: tl.constexpr,
+                               HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr,
+                               TC_ROT: tl.constexpr, BM: tl.constexpr, HAS_GATE: tl.constexpr,
+                               ADA: tl.constexpr):
+    """
+    A residual add, the RMSNorm after it, and quant_kernel's work on the result, in one launch.
+
+    x_new = x + out (* gate) is stored at xnew_ptr (member 0's programs, each its group's
+    columns); h = x_new * rsqrt(mean x_new^2 + eps) * (1 + norm) (Gemma's RMSNorm, norm_ptr
+    its weight [K]) or, with ADA, * (1 + scale) + shift (the expert's adaRMS; scale at
+    norm_ptr, shift at shift_ptr, both [B, K] by row stride s_mod_b), rounded to x's dtype,
+    is what quant_kernel would quantize (MODE STATIC_GROUP or DYNAMIC_GROUP; same grid,
+    members and outputs). gate: [B, K] by row stride s_gate_b; row m is of batch
+    m // rows_per_batch. Each program takes its rows' statistics over the whole row, so the
+    launch suits few rows (a denoising step's), where it saves the norm's own launch.
+    """
+    pid_m = tl.program_id(0)
+    g = tl.program_id(1)
+    p = tl.program_id(2)
+    perm_ptr += p * s_member_k
+    smooth_ptr += p * s_member_k
+    rscale_ptr += p * s_member_k
+    rot_ptr += p * s_member_k * 64
+    srow_ptr += p * s_member_srow
+    xs_ptr += p * s_member_xs
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    offs_k = tl.arange(0, 64)
+    m_mask = offs_m < M
+    batch = offs_m // rows_per_batch
+    K = G * 64
+    codes_ptr += p * M * K
+    squares = tl.zeros([BM], dtype=tl.float32)
+    for j in range(0, G):
+        xn = _residual(x_ptr, out_ptr, gate_ptr, s_gate_b, batch, offs_m, m_mask,
+                       j * 64 + offs_k, stride_xm, HAS_GATE)
+        squares += tl.sum(xn * xn, axis=1)
+    rstd = 1.0 / tl.sqrt_rn(squares / K + eps)
+    cols = g * 64 + offs_k
+    if HAS_PERM:
+        src = tl.load(perm_ptr + cols)
+    else:
+        src = cols
+    xn = _residual(x_ptr, out_ptr, gate_ptr, s_gate_b, batch, offs_m, m_mask, src, stride_xm,
+                   HAS_GATE)
+    if p == 0:
+        tl.store(xnew_ptr + offs_m[:, None] * stride_xm + src[None, :],
+                 xn.to(xnew_ptr.dtype.element_ty), mask=m_mask[:, None])
+    normed = xn * rstd[:, None]
+    if ADA:
+        mod = batch[:, None] * s_mod_b + src[None, :]
+        scale = tl.load(norm_ptr + mod, mask=m_mask[:, None], other=0.0).to(tl.float32)
+        shift = tl.load(shift_ptr + mod, mask=m_mask[:, None], other=0.0).to(tl.float32)
+        h = normed * (1.0 + scale) + shift
+    else:
+        h = normed * (1.0 + tl.load(norm_ptr + src).to(tl.float32))[None, :]
+    xr = _rotated(_rounded(h, x_ptr), src, g, smooth_ptr, rot_ptr, rscale_ptr, HAS_SMOOTH,
+                  HAS_ROT, TC_ROT)
+    scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
+    if MODE == DYNAMIC_GROUP:
+        tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
     q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
     tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
              _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])

@@ -312,6 +312,51 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     return codes, xs, s_m, s_g, s_member_xs
 
 
+def quantize_residual_norm(layer, x2: torch.Tensor, out2: torch.Tensor, gate, norm, shift,
+                           eps: float, rows_per_batch: int, owners=None):
+    """
+    Add a residual branch, normalize, and quantize the result for `owners`, in one launch.
+
+    x2, out2: [M, K] in x's dtype; gate: [B, K] (rows of batch b: b * rows_per_batch on) or
+    None; norm: RMSNorm's weight [K] (the output is x_new * rstd * (1 + norm)) or, with shift
+    [B, K], adaRMS's scale (* (1 + scale) + shift). owners: the input transforms (default
+    layer's own). Returns (x_new [M, K], codes [T, M, K], xs, s_xs_m, s_xs_g, s_xs_member) as
+    _quantize returns them: the same codes as quantize_input of the normalized x_new, up to
+    ties that the row statistics' summation order moves. static_group and dynamic_group.
+    """
+    _check_device(x2)
+    mode = _MODE_IDS[layer.act_mode]
+    if mode not in (act_modes.STATIC_GROUP, act_modes.DYNAMIC_GROUP):
+        raise ValueError(f'quantize_residual_norm: act mode {layer.act_mode} needs a token '
+                         'absmax pass first; use the norm, then quantize_input')
+    owners = owners or [layer.input_owner]
+    x2, out2 = x2.contiguous(), out2.contiguous()
+    m, k = x2.shape
+    groups = k // ACT_BLOCK
+    count = len(owners)
+    codes = torch.empty(count, m, k, dtype=torch.int8, device=x2.device)
+    if mode == act_modes.STATIC_GROUP:
+        xs, s_member_xs = _static_row(layer, owners)
+        s_m, s_g, s_member_srow, srow = 0, 1, s_member_xs, xs
+    else:
+        xs = torch.empty(count, groups, m, dtype=torch.float32, device=x2.device)
+        s_m, s_g, s_member_srow, s_member_xs, srow = 1, m, 0, m * groups, codes
+    x_new = torch.empty_like(x2)
+    transform, flags = _transform_args(owners[0], codes)
+    ada = shift is not None
+    bm = 16
+    _kernels().residual_norm_quant_kernel[(triton.cdiv(m, bm), groups, count)](
+        x_ptr=x2, out_ptr=out2, gate_ptr=gate if gate is not None else x2,
+        s_gate_b=gate.stride(0) if gate is not None else 0, norm_ptr=norm,
+        shift_ptr=shift if ada else norm, s_mod_b=norm.stride(0) if ada else 0,
+        xnew_ptr=x_new, stride_xm=k, rows_per_batch=rows_per_batch, eps=eps, **transform,
+        srow_ptr=srow, codes_ptr=codes, xs_ptr=codes if mode == act_modes.STATIC_GROUP else xs,
+        M=m, G=groups, s_member_k=k, s_member_srow=s_member_srow, s_member_xs=s_member_xs,
+        MODE=mode, **flags, BM=bm, HAS_GATE=gate is not None, ADA=ada, num_warps=4)
+    LAUNCHES['quantize'] += 1
+    return x_new, codes, xs, s_m, s_g, s_member_xs
+
+
 def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor:
     """
     Exact int32 product codes [M, K] x unpack(weight_packed [N, K/2])^T through the GEMM.
