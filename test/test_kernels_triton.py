@@ -824,3 +824,44 @@ def test_residual_norm_quantize_matches_the_norm_then_the_quantize(mode, ada, ga
     if mode == 'dynamic_group':
         torch.testing.assert_close(xs[0].t(), ref_xs, rtol=1e-5 if dtype == torch.float32
                                    else 2e-2, atol=0)
+
+
+def test_residual_norm_in_the_quantize_gives_the_same_chunk():
+    """
+    A W4A4 pi0.5 with its step's residual adds and norms inside the quantize launches.
+
+    Two batches, fused q/k/v and gate/up: the chunk equals the one with the norms run first
+    (up to rounding ties of the row statistics), and each expert layer-step has two add +
+    norm calls fewer.
+    """
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    from omegaq_ros.policy.pi05_config import Pi05Config
+    from omegaq_ros.policy.recipes import method_recipe
+    from omegaq_ros.policy.runtime import set_backend
+    from omegaq_ros.policy.synthetic import random_inputs, random_model
+    from omegaq_ros.quant import quantize
+    config = Pi05Config.small()
+    model = random_model(config, seed=5)
+    calibration = [random_inputs(config, seed=6 + i, prompt=8) for i in range(2)]
+    model = quantize(model, calibration, method_recipe('omega-dynamic')).to(DEVICE)
+    set_backend(model, 'triton')
+    inputs = random_inputs(config, DEVICE, seed=9, prompt=8)
+    batched = {name: (torch.cat([value, value.flip(-1)]) if torch.is_tensor(value) else
+                      [torch.cat([v, v]) for v in value]) for name, value in inputs.items()}
+    chunks, calls = [], []
+    norms = model.expert.layers[0].input_layernorm.ops
+    for enabled in (False, True):
+        tw.set_residual_norm_in_quantize(enabled)
+        counted = []
+        original = norms.gated_residual_ada_rms_norm
+        norms.gated_residual_ada_rms_norm = lambda *a: counted.append(1) or original(*a)
+        try:
+            with torch.no_grad():
+                chunks.append(model(**batched, num_steps=2))
+        finally:
+            norms.gated_residual_ada_rms_norm = original
+            tw.set_residual_norm_in_quantize(False)
+        calls.append(len(counted))
+    expert_steps = 2 * config.expert.depth
+    assert calls == [2 * expert_steps, 2]   # left: each layer's two; right: the final norm's
+    assert ((chunks[1] - chunks[0]).norm() / chunks[0].norm()).item() < 1e-3

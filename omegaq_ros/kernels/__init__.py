@@ -12,7 +12,8 @@ Importing needs neither triton nor CUDA; triton is imported when a kernel first 
 """
 
 from omegaq_ros.kernels.triton_w4a4 import (fuse_siblings, FusedLinears, gated_projection,
-                                            INTEGER_MODES, LAUNCHES, triton_available,
+                                            INTEGER_MODES, LAUNCHES, residual_norm_fits,
+                                            residual_norm_input, triton_available,
                                             triton_forward, unfuse)
 
 
@@ -23,4 +24,5 @@ def register() -> None:
 
 
 __all__ = ['fuse_siblings', 'FusedLinears', 'gated_projection', 'INTEGER_MODES', 'LAUNCHES',
-           'register', 'triton_available', 'triton_forward', 'unfuse']
+           'register', 'residual_norm_fits', 'residual_norm_input', 'triton_available',
+           'triton_forward', 'unfuse']

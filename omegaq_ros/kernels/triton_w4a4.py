@@ -423,6 +423,54 @@ def _prologue_fits(layer, p) -> bool:
             and layer.act_mode in ('static_group', 'dynamic_group'))
 
 
+# With set_residual_norm_in_quantize(True), a few-row fused group (q/k/v, gate/up: a
+# denoising step's) whose input is a residual add and an RMSNorm gets its codes from one
+# residual_norm_quant_kernel launch instead of the compiled add + norm kernel and the
+# quantize (residual_norm_input). Off until a GPU has timed it (bench_w4a4_launch.py's
+# 'residual + adaRMS + quant, one launch' row against the two launches before it).
+RESIDUAL_NORM_IN_QUANTIZE = {'enabled': False}
+
+
+def set_residual_norm_in_quantize(enabled: bool):
+    """Choose whether few-row fused groups take their residual add and norm in the quantize."""
+    RESIDUAL_NORM_IN_QUANTIZE['enabled'] = bool(enabled)
+
+
+def residual_norm_fits(linear, x: torch.Tensor) -> bool:
+    """Return True where residual_norm_input can feed `linear`'s group for input x."""
+    group = getattr(linear, '_fused', None)
+    return (RESIDUAL_NORM_IN_QUANTIZE['enabled'] and group is not None
+            and linear.backend == 'triton' and (x.is_cuda or _interpreting())
+            and linear.act_mode in ('static_group', 'dynamic_group')
+            and x.reshape(-1, x.shape[-1]).shape[0] <= 64)
+
+
+def residual_norm_input(linear, x: torch.Tensor, out: torch.Tensor, out_gate, norm, shift,
+                        eps: float):
+    """
+    Return (x + out [* out_gate], a stand-in for its RMSNorm) for `linear`'s fused group.
+
+    x, out [B, L, K]; out_gate, and with shift (adaRMS) norm and shift, [B, 1, K]; without
+    shift, norm is RMSNorm's weight [K]. The normalized input is never written: its codes,
+    from one residual_norm_quant_kernel launch, wait in the group for the stand-in tensor,
+    which only the group's members may read (residual_norm_fits first).
+    """
+    group = linear._fused
+    first = group.layers[0]
+    b, k = x.shape[0], x.shape[-1]
+    owners = [first.input_owner] if group.shared_transform else group.layers
+
+    def per_batch(t):
+        return None if t is None else t.reshape(b, k)
+    x_new, *quantized = quantize_residual_norm(
+        first, x.reshape(-1, k), out.reshape(-1, k), per_batch(out_gate),
+        norm if shift is None else per_batch(norm), per_batch(shift), eps,
+        x.numel() // (b * k), owners)
+    stand_in = torch.empty_like(x)
+    group.primed = (stand_in, tuple(quantized))
+    return x_new.view_as(x), stand_in
+
+
 def _quantizing_matmul(layer, weights, x2, owners, member_ends, out_dtype, p, up=None,
                        gate=act_modes.NO_GATE):
     """
@@ -639,6 +687,8 @@ class FusedLinears:
         self.member_ends = tuple(ends[:2]) if len(ends) > 1 else None
         self.index = {id(layer): i for i, layer in enumerate(self.layers)}
         self._outputs = InputMemo()
+        # (stand-in input, its quantize outputs) from residual_norm_input, or None.
+        self.primed = None
         self._join()
 
     def _join(self):
@@ -676,9 +726,13 @@ class FusedLinears:
         owners = [first.input_owner] if self.shared_transform else self.layers
         members = None if self.shared_transform else self.member_ends
         p = _plan_for(self, *x2.shape, x2)
-        if _prologue_fits(first, p):
+        primed, self.primed = self.primed, None
+        if primed is not None and primed[0] is x:
+            codes, xs, s_m, s_g, s_member = primed[1]
+        elif _prologue_fits(first, p):
             return _quantizing_matmul(first, self, x2, owners, members, _out_dtype(x), p)
-        codes, xs, s_m, s_g, s_member = _quantize(x2, first, owners)
+        else:
+            codes, xs, s_m, s_g, s_member = _quantize(x2, first, owners)
         return _matmul(first, self, codes, xs, s_m, s_g, s_member, members, _out_dtype(x),
                        plan_override=p)
 
