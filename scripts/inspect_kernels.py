@@ -193,7 +193,7 @@ def path_variants() -> list:
               for label, splits in (('5 key splits', 5), ('one pass', 1))]
     # A step's residual add and adaRMS before the quantize, in its launch (not yet wired in).
     found += [('residual + adaRMS + quant dynamic_group BM16', kernels.residual_norm_quant_kernel,
-               dict({k: v for k, v in QUANT_PATH.items()}, BM=16, HAS_GATE=True, ADA=True),
+               dict(QUANT_PATH, BM=16, HAS_GATE=True, ADA=True),
                4, 3)]
     # A gated MLP's down projection: the quantize computes gelu_tanh(gate) * up first.
     found += [('quant dynamic_group GeGLU input BM16', kernels.quant_kernel,

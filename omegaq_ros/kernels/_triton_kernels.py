@@ -269,7 +269,7 @@ def residual_norm_quant_kernel(x_ptr, out_ptr, gate_ptr, s_gate_b, norm_ptr, shi
                                TC_ROT: tl.constexpr, BM: tl.constexpr, HAS_GATE: tl.constexpr,
                                ADA: tl.constexpr):
     """
-    A residual add, the RMSNorm after it, and quant_kernel's work on the result, in one launch.
+    Add a residual branch, apply the RMSNorm after it and quantize the result, in one launch.
 
     x_new = x + out (* gate) is stored at xnew_ptr (member 0's programs, each its group's
     columns); h = x_new * rsqrt(mean x_new^2 + eps) * (1 + norm) (Gemma's RMSNorm, norm_ptr
