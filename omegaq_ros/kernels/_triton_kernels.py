@@ -153,6 +153,35 @@ def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
 
 
 @triton.jit
+def _member_inputs(p, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr, xs_ptr, s_member_k,
+                   s_member_srow, s_member_xs):
+    # Member p's input transform, table row or token maxima, and dynamic scales (the strides
+    # of quant_kernel's docstring).
+    return (perm_ptr + p * s_member_k, smooth_ptr + p * s_member_k,
+            rot_ptr + p * s_member_k * 64, rscale_ptr + p * s_member_k,
+            srow_ptr + p * s_member_srow, xs_ptr + p * s_member_xs)
+
+
+@triton.jit
+def _scaled_group(xr, srow_ptr, xs_ptr, g, offs_m, m_mask, M, MODE: tl.constexpr,
+                  BM: tl.constexpr):
+    # The group's scale (_group_scale); DYNAMIC_GROUP stores it group-major [G, M], where the
+    # GEMM reads one group's scales for consecutive tokens.
+    scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
+    if MODE == DYNAMIC_GROUP:
+        tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
+    return scale
+
+
+@triton.jit
+def _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
+    # Round xr / scale to int4 codes; store the group's codes in GEMM order.
+    q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
+    tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
+             _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
+
+
+@triton.jit
 def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, amax_ptr,
                 rotated_ptr, M, G, s_member_k, s_member_amax, HAS_PERM: tl.constexpr,
                 HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
@@ -208,14 +237,10 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     g = tl.program_id(1)
     p = tl.program_id(2)
     x_ptr += p * s_member_x
-    perm_ptr += p * s_member_k
-    smooth_ptr += p * s_member_k
-    rscale_ptr += p * s_member_k
-    rot_ptr += p * s_member_k * 64
-    srow_ptr += p * s_member_srow
-    xs_ptr += p * s_member_xs
+    perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr, xs_ptr = _member_inputs(
+        p, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr, xs_ptr, s_member_k,
+        s_member_srow, s_member_xs)
     offs_m = pid_m * BM + tl.arange(0, BM)
-    offs_k = tl.arange(0, 64)
     m_mask = offs_m < M
     K = G * 64
     codes_ptr += p * M * K
@@ -228,13 +253,8 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
         if g == 0:
             tl.store(xs_ptr + offs_m, scale, mask=m_mask)
     else:
-        scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
-        if MODE == DYNAMIC_GROUP:
-            # Group-major [G, M]: the GEMM reads one group's scales for consecutive tokens.
-            tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
-    q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
-    tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
-             _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
+        scale = _scaled_group(xr, srow_ptr, xs_ptr, g, offs_m, m_mask, M, MODE, BM)
+    _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
 
 
 @triton.jit
@@ -283,12 +303,9 @@ def residual_norm_quant_kernel(x_ptr, out_ptr, gate_ptr, s_gate_b, norm_ptr, shi
     pid_m = tl.program_id(0)
     g = tl.program_id(1)
     p = tl.program_id(2)
-    perm_ptr += p * s_member_k
-    smooth_ptr += p * s_member_k
-    rscale_ptr += p * s_member_k
-    rot_ptr += p * s_member_k * 64
-    srow_ptr += p * s_member_srow
-    xs_ptr += p * s_member_xs
+    perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr, xs_ptr = _member_inputs(
+        p, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr, xs_ptr, s_member_k,
+        s_member_srow, s_member_xs)
     offs_m = pid_m * BM + tl.arange(0, BM)
     offs_k = tl.arange(0, 64)
     m_mask = offs_m < M
@@ -321,12 +338,8 @@ def residual_norm_quant_kernel(x_ptr, out_ptr, gate_ptr, s_gate_b, norm_ptr, shi
         h = normed * (1.0 + tl.load(norm_ptr + src).to(tl.float32))[None, :]
     xr = _rotated(_rounded(h, x_ptr), src, g, smooth_ptr, rot_ptr, rscale_ptr, HAS_SMOOTH,
                   HAS_ROT, TC_ROT)
-    scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
-    if MODE == DYNAMIC_GROUP:
-        tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
-    q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
-    tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + offs_k[None, :],
-             _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
+    scale = _scaled_group(xr, srow_ptr, xs_ptr, g, offs_m, m_mask, M, MODE, BM)
+    _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
 
 
 @triton.jit
