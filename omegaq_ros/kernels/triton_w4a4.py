@@ -237,6 +237,23 @@ def _static_row(layer, owners):
     return tables[layer.table_index()], (tables.numel() if len(owners) > 1 else 0)
 
 
+def _scale_buffers(layer, owners, mode: int, m: int, groups: int, dev):
+    """
+    Return the activation scales a quantize launch reads or writes, and their strides.
+
+    (xs, s_xs_m, s_xs_g, s_member_srow, s_member_xs): static_group the table row of the
+    current step; dynamic_group [T, groups, M] to fill (group-major); dynamic_token [T, M].
+    """
+    count = len(owners)
+    if mode == act_modes.STATIC_GROUP:
+        xs, s_member_xs = _static_row(layer, owners)
+        return xs, 0, 1, s_member_xs, s_member_xs
+    if mode == act_modes.DYNAMIC_GROUP:
+        xs = torch.empty(count, groups, m, dtype=torch.float32, device=dev)
+        return xs, 1, m, 0, m * groups
+    return torch.empty(count, m, dtype=torch.float32, device=dev), 1, 0, m, m
+
+
 def _transform_args(owner, dummy):
     """Return the input transform's kernel pointers by name (dummy where absent), HAS_* flags."""
     tensors = {'perm_ptr': owner.perm_in, 'smooth_ptr': owner.smooth, 'rot_ptr': owner.rot_in,
@@ -267,15 +284,8 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
         x2 = x2.contiguous()
     codes = (codes_out.view(1, m, k) if codes_out is not None else
              torch.empty(count, m, k, dtype=torch.int8, device=dev))
-    if mode == act_modes.STATIC_GROUP:
-        xs, s_member_xs = _static_row(layer, owners)
-        s_m, s_g, s_member_srow = 0, 1, s_member_xs
-    elif mode == act_modes.DYNAMIC_GROUP:
-        xs = torch.empty(count, groups, m, dtype=torch.float32, device=dev)
-        s_m, s_g, s_member_srow, s_member_xs = 1, m, 0, m * groups
-    else:
-        xs = torch.empty(count, m, dtype=torch.float32, device=dev)
-        s_m, s_g, s_member_srow, s_member_xs = 1, 0, m, m
+    xs, s_m, s_g, s_member_srow, s_member_xs = _scale_buffers(layer, owners, mode, m, groups,
+                                                              dev)
     transform, flags = _transform_args(owners[0], codes)
     # Rows per program: 16 (more programs in flight) unless that makes over 4096 programs;
     # measured fastest at 50 and 816 rows, where 64 rows won only for the 16384-wide down
@@ -335,12 +345,9 @@ def quantize_residual_norm(layer, x2: torch.Tensor, out2: torch.Tensor, gate, no
     groups = k // ACT_BLOCK
     count = len(owners)
     codes = torch.empty(count, m, k, dtype=torch.int8, device=x2.device)
-    if mode == act_modes.STATIC_GROUP:
-        xs, s_member_xs = _static_row(layer, owners)
-        s_m, s_g, s_member_srow, srow = 0, 1, s_member_xs, xs
-    else:
-        xs = torch.empty(count, groups, m, dtype=torch.float32, device=x2.device)
-        s_m, s_g, s_member_srow, s_member_xs, srow = 1, m, 0, m * groups, codes
+    xs, s_m, s_g, s_member_srow, s_member_xs = _scale_buffers(layer, owners, mode, m, groups,
+                                                              x2.device)
+    srow = xs if mode == act_modes.STATIC_GROUP else codes
     x_new = torch.empty_like(x2)
     transform, flags = _transform_args(owners[0], codes)
     ada = shift is not None
