@@ -38,8 +38,7 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels.triton_w4a4 import (set_paired_rescale, set_prologue_in_gemm,
-                                            set_residual_norm_in_quantize)
+from omegaq_ros.kernels.triton_w4a4 import set_paired_rescale, set_prologue_in_gemm
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.recipes import method_recipe
@@ -211,9 +210,6 @@ def main():
                              '(2.5x slower per step on an H100, RESULTS 7d)')
     parser.add_argument('--one-group', action='store_true',
                         help='also W4A4 fast with 64-groups rescaled one at a time')
-    parser.add_argument('--norm-in-quant', action='store_true',
-                        help="also W4A4 fast with the step's residual adds and norms inside "
-                             'the quantize launches (set_residual_norm_in_quantize)')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -279,11 +275,6 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, quantize in GEMM', quantized,
                                     inputs, device, args.repeats, graph=True))
                 set_prologue_in_gemm(False)
-            if args.norm_in_quant:
-                set_residual_norm_in_quantize(True)
-                rows.append(run_row(f'W4A4 {method} fast, residual + norm in the quantize',
-                                    quantized, inputs, device, args.repeats, graph=True))
-                set_residual_norm_in_quantize(False)
             if args.one_group:
                 set_paired_rescale(False)
                 rows.append(run_row(f'W4A4 {method} fast, 64-groups rescaled one at a time',

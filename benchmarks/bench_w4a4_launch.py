@@ -165,7 +165,6 @@ def bench_shape(label, m, k, n):
                                              torch.bfloat16, plan_override=p))
     if plan['swap']:
         _bench_prologue(row, layer, x, ref_codes, ref_xs, s_m, s_g, plan, groups)
-        _bench_residual_norm(row, layer, x)
     w = torch.randn(n, k, device='cuda', dtype=torch.bfloat16)
     row['cuBLAS bf16'] = _graph_us(lambda: torch.matmul(x, w.t()))
     return row
@@ -194,24 +193,6 @@ def _bench_prologue(row, layer, x, codes, xs, s_m, s_g, plan, groups):
         err = (fused().float() - expected).abs().max().item() / expected.abs().max().item()
         row[f'quantizing gemm split {split}'] = _graph_us(fused)
         row[f'quantizing gemm split {split}, max rel. diff'] = f'{err:.1e}'
-
-
-def _bench_residual_norm(row, layer, x):
-    # A step's layer input: the previous branch added to the residual with its adaRMS gate,
-    # then adaRMS, then the quantize: the compiled add + norm kernel and the quantize (two
-    # launches, as run) against quantize_residual_norm (one launch).
-    from omegaq_ros.policy import pointwise
-    m, k = x.shape
-    out = torch.randn_like(x)
-    gate, scale, shift = (torch.randn(1, k, device='cuda') * 0.3 for _ in range(3))
-    add_norm = pointwise.compiled().gated_residual_ada_rms_norm
-
-    def two_launches():
-        _, h = add_norm(x, out, gate, scale, shift, 1e-6)
-        tw.quantize_input(layer, h)
-    row['residual + adaRMS, then quant'] = _graph_us(two_launches)
-    row['residual + adaRMS + quant, one launch'] = _graph_us(
-        lambda: tw.quantize_residual_norm(layer, x, out, gate, scale, shift, 1e-6, m))
 
 
 # (label, batch, tokens, query heads, K/V heads, head dim, cached keys): pi0.5's expert over

@@ -44,9 +44,7 @@ PARAMETER_TYPES = {
     'member_end1': 'i32', 'member_end2': 'i32', 'x_ptr': '*bf16', 'stride_xm': 'i32',
     'perm_ptr': '*i32', 'smooth_ptr': '*fp32', 'rot_ptr': '*i8', 'rscale_ptr': '*fp16',
     's_member_k': 'i32', 'srow_ptr': '*fp16', 's_member_srow': 'i32', 'amax_ptr': '*fp32',
-    'rotated_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32', 'up_ptr': '*bf16',
-    'gate_ptr': '*fp32', 's_gate_b': 'i32', 'norm_ptr': '*fp32', 'shift_ptr': '*fp32',
-    's_mod_b': 'i32', 'xnew_ptr': '*bf16', 'rows_per_batch': 'i32', 'eps': 'fp32'}
+    'rotated_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32', 'up_ptr': '*bf16'}
 MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
                    's_out_split', 'x_ptr', 'perm_ptr', 'smooth_ptr', 'rot_ptr', 'rscale_ptr',
                    's_member_k', 'up_ptr'}
@@ -191,10 +189,6 @@ def path_variants() -> list:
     found += [(f'attention head dim 256, 16x32 tiles, {label}', _attention_kernel.attention_kernel,
                {'HAS_MASK': True, 'SPLITS': splits, 'D': 256, 'BM': 16, 'BN': 32}, 8, 2)
               for label, splits in (('5 key splits', 5), ('one pass', 1))]
-    # A step's residual add and adaRMS before the quantize, in its launch (not yet wired in).
-    found += [('residual + adaRMS + quant dynamic_group BM16', kernels.residual_norm_quant_kernel,
-               dict(QUANT_PATH, BM=16, HAS_GATE=True, ADA=True),
-               4, 3)]
     # A gated MLP's down projection: the quantize computes gelu_tanh(gate) * up first.
     found += [('quant dynamic_group GeGLU input BM16', kernels.quant_kernel,
                dict(QUANT_PATH, BM=16, HAS_PERM=False, GATE=act_modes.GELU_TANH_GATE), 4, 3)]

@@ -12,8 +12,7 @@ Importing needs neither triton nor CUDA; triton is imported when a kernel first 
 """
 
 from omegaq_ros.kernels.triton_w4a4 import (fuse_siblings, FusedLinears, gated_projection,
-                                            INTEGER_MODES, LAUNCHES, residual_norm_fits,
-                                            residual_norm_input, triton_available,
+                                            INTEGER_MODES, LAUNCHES, triton_available,
                                             triton_forward, unfuse)
 
 
@@ -24,5 +23,4 @@ def register() -> None:
 
 
 __all__ = ['fuse_siblings', 'FusedLinears', 'gated_projection', 'INTEGER_MODES', 'LAUNCHES',
-           'register', 'residual_norm_fits', 'residual_norm_input', 'triton_available',
-           'triton_forward', 'unfuse']
+           'register', 'triton_available', 'triton_forward', 'unfuse']

@@ -322,48 +322,6 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     return codes, xs, s_m, s_g, s_member_xs
 
 
-def quantize_residual_norm(layer, x2: torch.Tensor, out2: torch.Tensor, gate, norm, shift,
-                           eps: float, rows_per_batch: int, owners=None):
-    """
-    Add a residual branch, normalize, and quantize the result for `owners`, in one launch.
-
-    x2, out2: [M, K] in x's dtype; gate: [B, K] (rows of batch b: b * rows_per_batch on) or
-    None; norm: RMSNorm's weight [K] (the output is x_new * rstd * (1 + norm)) or, with shift
-    [B, K], adaRMS's scale (* (1 + scale) + shift). owners: the input transforms (default
-    layer's own). Returns (x_new [M, K], codes [T, M, K], xs, s_xs_m, s_xs_g, s_xs_member) as
-    _quantize returns them: the same codes as quantize_input of the normalized x_new, up to
-    ties that the row statistics' summation order moves. static_group and dynamic_group.
-    """
-    _check_device(x2)
-    mode = _MODE_IDS[layer.act_mode]
-    if mode not in (act_modes.STATIC_GROUP, act_modes.DYNAMIC_GROUP):
-        raise ValueError(f'quantize_residual_norm: act mode {layer.act_mode} needs a token '
-                         'absmax pass first; use the norm, then quantize_input')
-    owners = owners or [layer.input_owner]
-    x2, out2 = x2.contiguous(), out2.contiguous()
-    m, k = x2.shape
-    groups = k // ACT_BLOCK
-    count = len(owners)
-    codes = torch.empty(count, m, k, dtype=torch.int8, device=x2.device)
-    xs, s_m, s_g, s_member_srow, s_member_xs = _scale_buffers(layer, owners, mode, m, groups,
-                                                              x2.device)
-    srow = xs if mode == act_modes.STATIC_GROUP else codes
-    x_new = torch.empty_like(x2)
-    transform, flags = _transform_args(owners[0], codes)
-    ada = shift is not None
-    bm = 16
-    _kernels().residual_norm_quant_kernel[(triton.cdiv(m, bm), groups, count)](
-        x_ptr=x2, out_ptr=out2, gate_ptr=gate if gate is not None else x2,
-        s_gate_b=gate.stride(0) if gate is not None else 0, norm_ptr=norm,
-        shift_ptr=shift if ada else norm, s_mod_b=norm.stride(0) if ada else 0,
-        xnew_ptr=x_new, stride_xm=k, rows_per_batch=rows_per_batch, eps=eps, **transform,
-        srow_ptr=srow, codes_ptr=codes, xs_ptr=codes if mode == act_modes.STATIC_GROUP else xs,
-        M=m, G=groups, s_member_k=k, s_member_srow=s_member_srow, s_member_xs=s_member_xs,
-        MODE=mode, **flags, BM=bm, HAS_GATE=gate is not None, ADA=ada, num_warps=4)
-    LAUNCHES['quantize'] += 1
-    return x_new, codes, xs, s_m, s_g, s_member_xs
-
-
 def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor:
     """
     Exact int32 product codes [M, K] x unpack(weight_packed [N, K/2])^T through the GEMM.
@@ -428,54 +386,6 @@ def _plan_for(weights, m: int, k: int, t: torch.Tensor) -> dict:
 def _prologue_fits(layer, p) -> bool:
     return (PROLOGUE_IN_GEMM['enabled'] and p['swap']
             and layer.act_mode in ('static_group', 'dynamic_group'))
-
-
-# With set_residual_norm_in_quantize(True), a few-row fused group (q/k/v, gate/up: a
-# denoising step's) whose input is a residual add and an RMSNorm gets its codes from one
-# residual_norm_quant_kernel launch instead of the compiled add + norm kernel and the
-# quantize (residual_norm_input). Off until a GPU has timed it (bench_w4a4_launch.py's
-# 'residual + adaRMS + quant, one launch' row against the two launches before it).
-RESIDUAL_NORM_IN_QUANTIZE = {'enabled': False}
-
-
-def set_residual_norm_in_quantize(enabled: bool):
-    """Choose whether few-row fused groups take their residual add and norm in the quantize."""
-    RESIDUAL_NORM_IN_QUANTIZE['enabled'] = bool(enabled)
-
-
-def residual_norm_fits(linear, x: torch.Tensor) -> bool:
-    """Return True where residual_norm_input can feed `linear`'s group for input x."""
-    group = getattr(linear, '_fused', None)
-    return (RESIDUAL_NORM_IN_QUANTIZE['enabled'] and group is not None
-            and linear.backend == 'triton' and (x.is_cuda or _interpreting())
-            and linear.act_mode in ('static_group', 'dynamic_group')
-            and x.reshape(-1, x.shape[-1]).shape[0] <= 64)
-
-
-def residual_norm_input(linear, x: torch.Tensor, out: torch.Tensor, out_gate, norm, shift,
-                        eps: float):
-    """
-    Return (x + out [* out_gate], a stand-in for its RMSNorm) for `linear`'s fused group.
-
-    x, out [B, L, K]; out_gate, and with shift (adaRMS) norm and shift, [B, 1, K]; without
-    shift, norm is RMSNorm's weight [K]. The normalized input is never written: its codes,
-    from one residual_norm_quant_kernel launch, wait in the group for the stand-in tensor,
-    which only the group's members may read (residual_norm_fits first).
-    """
-    group = linear._fused
-    first = group.layers[0]
-    b, k = x.shape[0], x.shape[-1]
-    owners = [first.input_owner] if group.shared_transform else group.layers
-
-    def per_batch(t):
-        return None if t is None else t.reshape(b, k)
-    x_new, *quantized = quantize_residual_norm(
-        first, x.reshape(-1, k), out.reshape(-1, k), per_batch(out_gate),
-        norm if shift is None else per_batch(norm), per_batch(shift), eps,
-        x.numel() // (b * k), owners)
-    stand_in = torch.empty_like(x)
-    group.primed = (stand_in, tuple(quantized))
-    return x_new.view_as(x), stand_in
 
 
 def _quantizing_matmul(layer, weights, x2, owners, member_ends, out_dtype, p, up=None,
@@ -694,8 +604,6 @@ class FusedLinears:
         self.member_ends = tuple(ends[:2]) if len(ends) > 1 else None
         self.index = {id(layer): i for i, layer in enumerate(self.layers)}
         self._outputs = InputMemo()
-        # (stand-in input, its quantize outputs) from residual_norm_input, or None.
-        self.primed = None
         self._join()
 
     def _join(self):
@@ -733,10 +641,7 @@ class FusedLinears:
         owners = [first.input_owner] if self.shared_transform else self.layers
         members = None if self.shared_transform else self.member_ends
         p = _plan_for(self, *x2.shape, x2)
-        primed, self.primed = self.primed, None
-        if primed is not None and primed[0] is x:
-            codes, xs, s_m, s_g, s_member = primed[1]
-        elif _prologue_fits(first, p):
+        if _prologue_fits(first, p):
             return _quantizing_matmul(first, self, x2, owners, members, _out_dtype(x), p)
         else:
             codes, xs, s_m, s_g, s_member = _quantize(x2, first, owners)

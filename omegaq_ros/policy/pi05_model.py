@@ -18,7 +18,7 @@ The expert's adaRMS modulation depends only on t, so it is computed once per ste
 import math
 from typing import List, Optional, Tuple
 
-from omegaq_ros.kernels import gated_projection, residual_norm_fits, residual_norm_input
+from omegaq_ros.kernels import gated_projection
 from omegaq_ros.policy import pointwise
 from omegaq_ros.policy.chunk_model import ChunkModel
 from omegaq_ros.policy.model_config import VisionSize
@@ -141,26 +141,16 @@ class GemmaRMSNorm(nn.Module):
         scale, shift, gate = modulation
         return self.ops.ada_rms_norm(x, scale, shift, self.eps), gate
 
-    def after_residual(self, x: torch.Tensor, pending, modulation=None, consumer=None):
+    def after_residual(self, x: torch.Tensor, pending, modulation=None):
         """
         Add a residual branch to x, then normalize: return (x, normalized x, gate or None).
 
         pending: (branch output, its gate or None), or None (nothing to add). Add and norm
-        run as one function (one fused kernel when the pointwise work is compiled). consumer:
-        the first linear of the group that alone reads the normalized x; where the W4A4
-        backend can (kernels.residual_norm_fits), its quantize launch does the add and the
-        norm, and the normalized x returned is a stand-in only that group may read.
+        run as one function (one fused kernel when the pointwise work is compiled).
         """
         if pending is None:
             return (x, *self(x, modulation))
         out, out_gate = pending
-        if consumer is not None and residual_norm_fits(consumer, x):
-            if self.dense is None:
-                return (*residual_norm_input(consumer, x, out, out_gate, self.weight, None,
-                                             self.eps), None)
-            scale, shift, gate = modulation
-            return (*residual_norm_input(consumer, x, out, out_gate, scale, shift, self.eps),
-                    gate)
         if self.dense is None:
             x, h = self.ops.gated_residual_rms_norm(x, out, out_gate, self.weight, self.eps)
             return x, h, None
@@ -221,12 +211,11 @@ class GemmaLayer(nn.Module):
         these tokens also attend to; mask: from attention_mask (its layout depends on the head
         counts).
         """
-        x, h, gate = self.input_layernorm.after_residual(x, pending, modulation[0],
-                                                         self.self_attn.q_proj)
+        x, h, gate = self.input_layernorm.after_residual(x, pending, modulation[0])
         q, k, v = self.qkv(h, cos, sin)
         attended = self.ops.attention(q, k, v, mask, past)
         x, h, mlp_gate = self.post_attention_layernorm.after_residual(
-            x, (self.self_attn.o_proj(attended), gate), modulation[1], self.mlp.gate_proj)
+            x, (self.self_attn.o_proj(attended), gate), modulation[1])
         return x, (k, v), (self.mlp_forward(h), mlp_gate)
 
 
