@@ -167,7 +167,21 @@ def bench_shape(label, m, k, n):
         _bench_prologue(row, layer, x, ref_codes, ref_xs, s_m, s_g, plan, groups)
     w = torch.randn(n, k, device='cuda', dtype=torch.bfloat16)
     row['cuBLAS bf16'] = _graph_us(lambda: torch.matmul(x, w.t()))
+    _bench_programmatic(row, layer, x)
     return row
+
+
+def _bench_programmatic(row, layer, x):
+    # The backend's quantize then GEMM, captured with programmatic dependent launches (each
+    # kernel may start while the one before runs, its weights prefetched) and without.
+    def quantize_then_gemm():
+        codes, xs, s_m, s_g = tw.quantize_input(layer, x)
+        tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.bfloat16)
+    for enabled, label in ((False, 'quant + gemm, plain launches'),
+                           (True, 'quant + gemm, programmatic launches (PDL)')):
+        tw.set_programmatic_launch(enabled)
+        row[label] = _graph_us(quantize_then_gemm)
+    tw.set_programmatic_launch(False)
 
 
 def _bench_prologue(row, layer, x, codes, xs, s_m, s_g, plan, groups):
@@ -243,6 +257,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from omegaq_ros import kernels
     kernels.register()
+    # Each launch is timed on its own (programmatic launches would overlap it with the one
+    # before); the 'programmatic launches' rows turn them on.
+    tw.set_programmatic_launch(False)
     torch.manual_seed(0)
     import triton
     props = torch.cuda.get_device_properties(0)

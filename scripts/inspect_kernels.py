@@ -195,6 +195,22 @@ def path_variants() -> list:
     return found
 
 
+def pdl_variants() -> list:
+    """
+    Return the same for the paths a step runs, launched as programmatic dependents (sm_90+).
+
+    The expert's GEMM (split-K, fused members, paired rescales), an autotuned prefix tile, the
+    quantize, the GeGLU input's quantize and the attention over the prefix cache, each PDL.
+    """
+    chosen = ('gemm expert swapAB 16x64 w4 s4 split-K paired', 'gemm fused members, bias',
+              'quant mode dynamic_group rot on tensor cores BM16',
+              'quant dynamic_group GeGLU input BM16',
+              'attention head dim 256, 16x32 tiles, 5 key splits')
+    variants = [v for v in path_variants() if v[0] in chosen] + tuned_variants()[-1:]
+    return [(f'{label}, PDL', kernel, dict(constants, PDL=True), warps, stages)
+            for label, kernel, constants, warps, stages in variants]
+
+
 def main():
     """Compile every variant and print one line each."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
@@ -202,7 +218,8 @@ def main():
                         help='compute capability x10: 90 (H100/H200), 87 (Orin), 80 (A100)')
     parser.add_argument('--out', default=None, help='write TTGIR, PTX and SASS here')
     args = parser.parse_args()
-    for label, kernel, constants, warps, stages in tuned_variants() + path_variants():
+    variants = tuned_variants() + path_variants() + (pdl_variants() if args.arch >= 90 else [])
+    for label, kernel, constants, warps, stages in variants:
         compiled = compile_for(kernel, constants, warps, stages, args.arch)
         info = lowering(compiled)
         print(f"{label}: MMA instructions {info['mma_instructions']}, wgmma {info['wgmma']}, "

@@ -42,6 +42,27 @@ def test_every_kernel_path_compiles_onto_tensor_cores(arch):
         assert info['spill_bytes'] == 0, f'{label} on sm_{arch}: spills registers'
 
 
+def test_programmatic_dependent_launches_wait_for_the_kernel_before_on_sm_90():
+    inspect = _inspect()
+    variants = inspect.pdl_variants()
+    assert len(variants) == 6
+    for label, kernel, constants, warps, stages in variants:
+        compiled = inspect.compile_for(kernel, constants, warps, stages, 90)
+        ptx = compiled.asm['ptx']
+        wait, launch = ptx.find('griddepcontrol.wait'), ptx.find('griddepcontrol.launch_dep')
+        assert 0 <= wait < launch, f'{label}: no wait before letting the next kernel start'
+        if label.startswith('gemm'):
+            # The weight lines come into L2 before the wait; everything else after it.
+            prefetch = ptx.find('prefetch.global.L2')
+            assert 0 <= prefetch < wait, f'{label}: no weight prefetch before the wait'
+        assert 'ld.global' not in ptx[:wait] and 'cp.async' not in ptx[:wait], label
+        info = inspect.lowering(compiled)
+        assert info['mma_instructions'] > 0 and info['spill_bytes'] == 0, label
+    _, kernel, constants, warps, stages = variants[0]
+    plain = inspect.compile_for(kernel, dict(constants, PDL=False), warps, stages, 90)
+    assert 'griddepcontrol' not in plain.asm['ptx'] and 'prefetch' not in plain.asm['ptx']
+
+
 def test_every_autotuner_candidate_fits_the_registers_of_sm_90():
     inspect = _inspect()
     for label, kernel, constants, warps, stages in inspect.tuned_variants():

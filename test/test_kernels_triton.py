@@ -781,3 +781,37 @@ def test_fused_attention_with_key_splits_replays_in_a_cuda_graph():
                                        torch.zeros((), device='cuda'),
                                        (past[0].float(), past[1].float()))
         torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='programmatic launches need CUDA')
+def test_programmatic_launches_give_the_same_chunks_in_cuda_graphs():
+    """
+    With PDL, each kernel waits for the one before: the graphed chunk stays bit-equal.
+
+    The bundled W4A4 policy on the fast path (bfloat16, fused pointwise work, split-K GEMMs
+    whose last split reduces, attention over the prefix cache), graphs captured with and
+    without programmatic launches, three new observations each.
+    """
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    from omegaq_ros.policy.pi05_runtime import Pi05Policy
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, 'models', 'pi05_small_w4a4')
+    state = np.random.default_rng(5).uniform(-0.3, 0.3, 14).astype(np.float32)
+    chunks = {}
+    try:
+        for enabled in (False, True):
+            tw.set_programmatic_launch(enabled)
+            policy = Pi05Policy.load(path, 'cuda', dtype='bfloat16', backend='triton',
+                                     cuda_graph=True, fused_pointwise=True)
+            chunks[enabled] = []
+            for seed in range(3):
+                rng = np.random.default_rng(seed)
+                images = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(3)]
+                noise = rng.standard_normal((20, 32)).astype(np.float32)
+                chunks[enabled].append(policy.predict(images, state, 'lift the red cube',
+                                                      noise=noise, normalized=True))
+    finally:
+        tw.set_programmatic_launch(True)
+    for plain, programmatic in zip(chunks[False], chunks[True]):
+        np.testing.assert_array_equal(programmatic, plain)
+    assert not np.array_equal(chunks[True][0], chunks[True][1])

@@ -9,6 +9,7 @@ share a K/V head folded into one tile's rows, and the keys optionally split over
 whose partial results the last to finish combines (no second launch).
 """
 
+from omegaq_ros.kernels._triton_kernels import after_predecessor
 import triton
 import triton.language as tl
 
@@ -52,7 +53,7 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
                      part_ptr, stat_ptr, arrivals_ptr,
                      L, KV, GROUP, BLOCKS_PER_SPLIT, scale,
                      HAS_MASK: tl.constexpr, SPLITS: tl.constexpr, D: tl.constexpr,
-                     BM: tl.constexpr, BN: tl.constexpr):
+                     BM: tl.constexpr, BN: tl.constexpr, PDL: tl.constexpr = False):
     """
     softmax(q k^T * scale + mask) v for one tile of query rows, one K/V head, one key split.
 
@@ -68,7 +69,9 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
     B * KV, row tiles * BM, (2 | D)] and the last of a tile's splits to arrive (counter
     arrivals_ptr[tile], reset after: the split-K GEMM's counters) combines them into the
     output (its loads unrolled over the SPLITS partials, so they are in flight together).
+    PDL: launched as a programmatic dependent launch (after_predecessor).
     """
+    after_predecessor(PDL)
     pid_r = tl.program_id(0)
     pid_bh = tl.program_id(1)
     pid_s = tl.program_id(2)

@@ -14,6 +14,7 @@ from omegaq_ros.kernels import act_modes
 from omegaq_ros.quant.activations import DYNAMIC_MIN_SCALE as _DYNAMIC_MIN_SCALE
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 # The activation-scale modes the kernels take as MODE / QMODE (ids shared with the wrapper).
 STATIC_GROUP = tl.constexpr(act_modes.STATIC_GROUP)
@@ -24,6 +25,27 @@ DYNAMIC_MIN_SCALE = tl.constexpr(_DYNAMIC_MIN_SCALE)
 NO_GATE = tl.constexpr(act_modes.NO_GATE)
 GELU_TANH_GATE = tl.constexpr(act_modes.GELU_TANH_GATE)
 SILU_GATE = tl.constexpr(act_modes.SILU_GATE)
+# 128-byte lines of each weight row a PDL GEMM program prefetches (16 64-groups).
+PREFETCH_LINES = tl.constexpr(4)
+
+
+@triton.jit
+def after_predecessor(PDL: tl.constexpr):
+    """Wait for the kernel before to finish, then let the next start (PDL launches, sm_90+)."""
+    # Launched with programmatic dependent launch, a grid may start while the kernel before
+    # it still runs: nothing that kernel writes is read before the wait (which returns once
+    # it has completed and its writes are visible). Every program waits, so completion is
+    # transitive along the chain; the next grid may then start its own independent work.
+    if PDL:
+        gdc_wait()
+        gdc_launch_dependents()
+
+
+@triton.jit
+def _prefetch_l2(ptrs):
+    # A hint: the lines at ptrs (int64 addresses) start coming into L2; nothing is returned.
+    tl.inline_asm_elementwise('prefetch.global.L2 [$1]; // dummy $0', '=r,l', [ptrs],
+                              dtype=tl.int32, is_pure=False, pack=1)
 
 
 @triton.jit
@@ -185,7 +207,7 @@ def _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
 def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, amax_ptr,
                 rotated_ptr, M, G, s_member_k, s_member_amax, HAS_PERM: tl.constexpr,
                 HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
-                BM: tl.constexpr, GATE: tl.constexpr = NO_GATE):
+                BM: tl.constexpr, GATE: tl.constexpr = NO_GATE, PDL: tl.constexpr = False):
     """
     Transform x once for DYNAMIC_TOKEN: the values into rotated_ptr, each token's absmax.
 
@@ -194,9 +216,10 @@ def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_
     [M] (zeros before) by atomic max (non-negative floats), so the pass spreads over the
     whole GPU however wide the input. quant_kernel then quantizes rotated_ptr with the
     token's scale (no second rotation). GATE: as quant_kernel's. Grid and members as
-    quant_kernel's; member p's maxima
-    start p * s_member_amax elements in, its values p * M * G * 64.
+    quant_kernel's; member p's maxima start p * s_member_amax elements in, its values
+    p * M * G * 64. PDL: as quant_kernel's.
     """
+    after_predecessor(PDL)
     pid_m = tl.program_id(0)
     g = tl.program_id(1)
     p = tl.program_id(2)
@@ -217,7 +240,7 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
                  codes_ptr, xs_ptr, M, G, s_member_x, s_member_k, s_member_srow,
                  s_member_xs, MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
                  HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr,
-                 GATE: tl.constexpr = NO_GATE):
+                 GATE: tl.constexpr = NO_GATE, PDL: tl.constexpr = False):
     """
     Smooth, permute, rotate and quantize x [M, G * 64] into int4 codes (int8, GEMM order).
 
@@ -231,8 +254,10 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     p * 64 * s_member_k), its codes p * M * K, its table row or token maxima
     p * s_member_srow, its dynamic scales p * s_member_xs. GATE (GELU_TANH_GATE, SILU_GATE):
     x is a gated MLP's gate projection and up_ptr its up projection, and the input to
-    quantize is act(gate) * up, so no launch of its own computes it (one member).
+    quantize is act(gate) * up, so no launch of its own computes it (one member). PDL: launched
+    as a programmatic dependent launch (after_predecessor).
     """
+    after_predecessor(PDL)
     pid_m = tl.program_id(0)
     g = tl.program_id(1)
     p = tl.program_id(2)
@@ -397,7 +422,8 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
                 WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                 SWAP: tl.constexpr, FINAL: tl.constexpr, REDUCE: tl.constexpr,
                 HAS_BIAS: tl.constexpr, MEMBERS: tl.constexpr, ASM_UNPACK: tl.constexpr,
-                TOKEN_SCALES: tl.constexpr = False, PAIRS: tl.constexpr = False, N_ALIGN=0):
+                TOKEN_SCALES: tl.constexpr = False, PAIRS: tl.constexpr = False,
+                PDL: tl.constexpr = False, N_ALIGN=0):
     """
     Scaled W4A4 GEMM of activation codes from quant_kernel: y = sum_g (x_g . w_g) * xs * ws.
 
@@ -414,15 +440,22 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
     multiple of WG_RATIO, so the loop rescales once per weight group, not per 64-group.
     PAIRS (per-64-group scales, WG_RATIO and GPS even): two 64-groups per iteration, their
     scaled products summed before the shared weight scale multiplies them.
+    PDL: launched as a programmatic dependent launch; the first weight lines of the tile are
+    prefetched into L2 while the kernel before still runs (weights depend on no kernel).
     N_ALIGN: read only by the autotuner (tiles must divide it).
     """
     K = G * 64
+    offs_m, offs_n, m_mask, n_mask = _tile(M, N, BM, BN)
+    g0 = tl.program_id(2) * GPS
+    if PDL:
+        lines = tl.minimum(tl.arange(0, PREFETCH_LINES) * 128, GPS * 32 - 1)
+        rows = tl.where(n_mask, offs_n, 0).to(tl.int64) * (K // 2)
+        _prefetch_l2((wp_ptr + rows[:, None] + g0 * 32 + lines[None, :]).to(tl.int64))
+    after_predecessor(PDL)
     if MEMBERS:
         member = _member(tl.program_id(0), BN, member_end1, member_end2)
         xs_ptr += member * s_member_xs
         codes_ptr += member * M * K
-    offs_m, offs_n, m_mask, n_mask = _tile(M, N, BM, BN)
-    g0 = tl.program_id(2) * GPS
     acc = _accumulator(BM, BN, SWAP, tl.float32)
     x_ptrs = codes_ptr + offs_m[:, None] * K + tl.arange(0, 64)[None, :]
     w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + tl.arange(0, 32)[None, :]
@@ -551,13 +584,15 @@ def int_gemm_kernel(codes_ptr, wp_ptr, out_ptr, s_out_split, M, N, G, GPS,
 
 @triton.jit
 def finish_kernel(part_ptr, s_split, SPLIT, rot_ptr, rscale_ptr, bias_ptr, out_ptr, M, N,
-                  HAS_ROT: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr):
+                  HAS_ROT: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr,
+                  PDL: tl.constexpr = False):
     """
     Finish a split-K GEMM whose layer rotates its output.
 
     y = (sum of the SPLIT partials [SPLIT, M, N]) @ blockdiag(R_b)^T + bias, one 64-column
-    block b per program.
+    block b per program. PDL: as quant_kernel's.
     """
+    after_predecessor(PDL)
     pid_m = tl.program_id(0)
     b = tl.program_id(1)
     offs_m = pid_m * BM + tl.arange(0, BM)

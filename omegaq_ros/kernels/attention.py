@@ -18,7 +18,7 @@ import functools
 import math
 
 from omegaq_ros.kernels.triton_w4a4 import (_arrival_counts, _interpreting, _sms,
-                                            ARRIVAL_SLOTS, triton_available)
+                                            ARRIVAL_SLOTS, launch_options, triton_available)
 import torch
 
 
@@ -118,5 +118,5 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
         part, stat, _arrival_counts(q.device),
         lq, kv_heads, group, p['blocks_per_split'], 1.0 / math.sqrt(d),
         HAS_MASK=has_mask, SPLITS=p['splits'], D=d, BM=p['bm'], BN=p['bn'],
-        num_warps=p['num_warps'], num_stages=p['num_stages'])
+        num_warps=p['num_warps'], num_stages=p['num_stages'], **launch_options(q))
     return out.reshape(b, lq, heads * d)

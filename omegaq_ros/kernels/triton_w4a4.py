@@ -185,6 +185,30 @@ def triton_next_pow2(v: int) -> int:
     return 1 << max(0, (int(v) - 1).bit_length())
 
 
+# Programmatic dependent launch on sm_90 and later (the kernels' PDL, after_predecessor): a
+# kernel's launch and its weight prefetch overlap the kernel before it. Benches and tests
+# turn it off to compare; sm_87 (Orin) has no such launch.
+PROGRAMMATIC_LAUNCH = {'enabled': True}
+
+
+def set_programmatic_launch(enabled: bool):
+    """Choose whether kernels launch as programmatic dependents where the GPU can (default)."""
+    PROGRAMMATIC_LAUNCH['enabled'] = bool(enabled)
+
+
+@functools.lru_cache(maxsize=None)
+def _capability(device_index: int):
+    return torch.cuda.get_device_capability(device_index)
+
+
+def launch_options(t: torch.Tensor) -> dict:
+    """Return the kernel arguments that launch a kernel on t's device (PDL where it can)."""
+    if (PROGRAMMATIC_LAUNCH['enabled'] and t.is_cuda and not _interpreting()
+            and _capability(t.device.index or 0)[0] >= 9):
+        return {'PDL': True, 'launch_pdl': True}
+    return {}
+
+
 def _check_device(t: torch.Tensor):
     if not (t.is_cuda or _interpreting()):
         raise RuntimeError('the triton QuantLinear backend needs CUDA tensors '
@@ -307,7 +331,7 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
         _kernels().amax_kernel[grid](
             x_ptr=x2, stride_xm=x2.stride(0), **transform, amax_ptr=srow, rotated_ptr=rotated,
             M=m, G=groups, s_member_k=k, s_member_amax=s_member_srow, **flags, **gating, BM=bm,
-            num_warps=4)
+            num_warps=4, **launch_options(x2))
         LAUNCHES['quantize'] += 1
         source = dict(x_ptr=rotated, up_ptr=rotated, stride_xm=k, s_member_x=m * k,
                       **transform, **dict.fromkeys(flags, False), GATE=act_modes.NO_GATE)
@@ -317,7 +341,7 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     _kernels().quant_kernel[grid](
         **source, srow_ptr=srow, codes_ptr=codes, xs_ptr=codes if static else xs, M=m,
         G=groups, s_member_k=k, s_member_srow=s_member_srow, s_member_xs=s_member_xs,
-        MODE=mode, BM=bm, num_warps=4)
+        MODE=mode, BM=bm, num_warps=4, **launch_options(x2))
     LAUNCHES['quantize'] += 1
     return codes, xs, s_m, s_g, s_member_xs
 
@@ -461,6 +485,7 @@ def _gemm(kernel, layer, weights, inputs, member_ends, out_dtype, out, p, m, k, 
             # A plan may turn the paired rescale off ({'pairs': False}: benches, tests).
             args['PAIRS'] = (PAIRED_RESCALE['enabled'] and p.get('pairs', True)
                              and _pairs_fit(p['gps'], wg_ratio, args['TOKEN_SCALES']))
+        args.update(launch_options(y))
     if tuned:
         # Only gemm_kernel is tuned: the quantizing GEMM runs on the few-row swap-AB plan.
         # Tiles, orientation, warps and stages chosen per (M, N, K, member alignment) by
@@ -478,7 +503,7 @@ def _gemm(kernel, layer, weights, inputs, member_ends, out_dtype, out, p, m, k, 
         _kernels().finish_kernel[(triton.cdiv(m, bm), n // ACT_BLOCK)](
             part_ptr=part, s_split=m * n, SPLIT=p['split'], rot_ptr=rot, rscale_ptr=rscale,
             bias_ptr=bias if bias is not None else part, out_ptr=y, M=m, N=n, HAS_ROT=True,
-            HAS_BIAS=bias is not None, BM=bm, num_warps=4)
+            HAS_BIAS=bias is not None, BM=bm, num_warps=4, **launch_options(y))
         LAUNCHES['finish'] += 1
     return y
 
