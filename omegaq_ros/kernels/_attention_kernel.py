@@ -9,7 +9,7 @@ share a K/V head folded into one tile's rows, and the keys optionally split over
 whose partial results the last to finish combines (no second launch).
 """
 
-from omegaq_ros.kernels._triton_kernels import after_predecessor
+from omegaq_ros.kernels._triton_kernels import after_predecessor, before_successor
 import triton
 import triton.language as tl
 
@@ -69,7 +69,7 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
     B * KV, row tiles * BM, (2 | D)] and the last of a tile's splits to arrive (counter
     arrivals_ptr[tile], reset after: the split-K GEMM's counters) combines them into the
     output (its loads unrolled over the SPLITS partials, so they are in flight together).
-    PDL: launched as a programmatic dependent launch (after_predecessor).
+    PDL: launched as a programmatic dependent launch (after_predecessor, before_successor).
     """
     after_predecessor(PDL)
     pid_r = tl.program_id(0)
@@ -103,6 +103,7 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
                                 mask_ptrs, S1, r_mask, scale, HAS_MASK, BN, D)
     out_ptrs = (out_ptr + b * s_ob + token[:, None] * s_ol + head[:, None] * s_oh
                 + offs_d[None, :])
+    before_successor(PDL)
     if SPLITS > 1:
         row_tiles = tl.num_programs(0)
         padded = row_tiles * BM

@@ -31,13 +31,21 @@ PREFETCH_LINES = tl.constexpr(4)
 
 @triton.jit
 def after_predecessor(PDL: tl.constexpr):
-    """Wait for the kernel before to finish, then let the next start (PDL launches, sm_90+)."""
+    """Wait for the kernel before to finish (programmatic dependent launches, sm_90+)."""
     # Launched with programmatic dependent launch, a grid may start while the kernel before
-    # it still runs: nothing that kernel writes is read before the wait (which returns once
-    # it has completed and its writes are visible). Every program waits, so completion is
-    # transitive along the chain; the next grid may then start its own independent work.
+    # it still runs: nothing that kernel writes is read before this wait, which returns once
+    # it has completed and its writes are visible. Every program waits, so completion is
+    # transitive along a chain of such launches.
     if PDL:
         gdc_wait()
+
+
+@triton.jit
+def before_successor(PDL: tl.constexpr):
+    """Let the next kernel start (its programs then wait in after_predecessor)."""
+    # Once the main work is done, not earlier: waiting programs of the next grid would share
+    # the SMs with this one's for longer.
+    if PDL:
         gdc_launch_dependents()
 
 
@@ -229,6 +237,7 @@ def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_
     xr = _load_rotated(x_ptr, stride_xm, perm_ptr + p * s_member_k, smooth_ptr + p * s_member_k,
                        rot_ptr + p * s_member_k * 64, rscale_ptr + p * s_member_k, offs_m,
                        m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
+    before_successor(PDL)
     tl.store(rotated_ptr + p * M * K + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
              xr, mask=m_mask[:, None])
     tl.atomic_max(amax_ptr + p * s_member_amax + offs_m, tl.max(tl.abs(xr), axis=1),
@@ -255,7 +264,7 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     p * s_member_srow, its dynamic scales p * s_member_xs. GATE (GELU_TANH_GATE, SILU_GATE):
     x is a gated MLP's gate projection and up_ptr its up projection, and the input to
     quantize is act(gate) * up, so no launch of its own computes it (one member). PDL: launched
-    as a programmatic dependent launch (after_predecessor).
+    as a programmatic dependent launch (after_predecessor, before_successor).
     """
     after_predecessor(PDL)
     pid_m = tl.program_id(0)
@@ -279,6 +288,7 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
             tl.store(xs_ptr + offs_m, scale, mask=m_mask)
     else:
         scale = _scaled_group(xr, srow_ptr, xs_ptr, g, offs_m, m_mask, M, MODE, BM)
+    before_successor(PDL)
     _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
 
 
@@ -504,6 +514,7 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
             xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask,
                           other=0.0).to(tl.float32)
             acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
+    before_successor(PDL)
     _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
                 arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
 
@@ -612,5 +623,6 @@ def finish_kernel(part_ptr, s_split, SPLIT, rot_ptr, rscale_ptr, bias_ptr, out_p
         acc = tl.dot(acc, rt, input_precision='ieee')
     if HAS_BIAS:
         acc = acc + tl.load(bias_ptr + cols)[None, :]
+    before_successor(PDL)
     tl.store(out_ptr + offs_m[:, None] * N + cols[None, :],
              acc.to(out_ptr.dtype.element_ty), mask=m_mask[:, None])
