@@ -14,11 +14,9 @@ in --methods (omega-dynamic: per-token x 64-group scales, the default; omega-gro
 static 64-group tables; omega-dynamic+act_mode=dynamic_token: one scale per token): W4A4
 Triton + CUDA graph with eager pointwise work, and W4A4 fast (the same fused pipeline with
 the W4A4 kernels; q/k/v and gate/up one launch per set; prefix GEMM tiles autotuned), and
-with --in-gemm the same with the expert's GEMMs quantizing their own input
-(set_prologue_in_gemm: no quantize launches in a step), and with --one-group the same with
-the 64-groups of a weight group rescaled one at a time, not in pairs (set_paired_rescale),
-and with --plain-launches the same without programmatic dependent launches (the kernels'
-PDL, set_programmatic_launch).
+with --one-group the same with the 64-groups of a weight group rescaled one at a time, not in
+pairs (set_paired_rescale), and with --plain-launches the same without programmatic
+dependent launches (the kernels' PDL, set_programmatic_launch).
 --reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
 W4A4 models are quantized here on the GPU from two random calibration observations with
 MSE-RTN weights (same bytes and kernels as GPTQ).
@@ -40,8 +38,7 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels.triton_w4a4 import (set_paired_rescale, set_programmatic_launch,
-                                            set_prologue_in_gemm)
+from omegaq_ros.kernels.triton_w4a4 import set_paired_rescale, set_programmatic_launch
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.recipes import method_recipe
@@ -208,9 +205,6 @@ def main():
     parser.add_argument('--methods', default='omega-dynamic',
                         help='kernel-compatible presets, comma separated (omega-dynamic, '
                         'omega-group)')
-    parser.add_argument('--in-gemm', action='store_true',
-                        help="add the rows with the expert's GEMMs quantizing their own input "
-                             '(2.5x slower per step on an H100, RESULTS 7d)')
     parser.add_argument('--one-group', action='store_true',
                         help='also W4A4 fast with 64-groups rescaled one at a time')
     parser.add_argument('--plain-launches', action='store_true',
@@ -274,13 +268,6 @@ def main():
             rows.append(run_row(f'W4A4 {method} fast (fused pipeline + CUDA graph)',
                                 quantized, inputs, device, args.repeats, graph=True,
                                 profile=args.profile))
-            if args.in_gemm:
-                # Few-row GEMMs rotating (on tensor cores) and quantizing their own input: no
-                # quantize launch in a step; each N-tile redoes its K-groups' rotation.
-                set_prologue_in_gemm(True)
-                rows.append(run_row(f'W4A4 {method} fast, quantize in GEMM', quantized,
-                                    inputs, device, args.repeats, graph=True))
-                set_prologue_in_gemm(False)
             if args.plain_launches:
                 set_programmatic_launch(False)
                 rows.append(run_row(f'W4A4 {method} fast, plain launches (no PDL)', quantized,

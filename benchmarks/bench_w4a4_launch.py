@@ -10,10 +10,9 @@ one-row torch add (the launch floor); quant_kernel as the backend runs it, then 
 transform left out at a time (no rotation, the rotation on CUDA cores instead of tensor cores,
 no permutation, nothing but the quantize), other rows per program and warps;
 gemm_kernel on the backend's plan (its 64-groups rescaled one at a time, then in pairs), with
-every K split, and with other tiles, warps and stages; where the plan is swap-AB (few rows),
-quantize + GEMM against quantizing_gemm_kernel (one launch that quantizes its own input,
-PROLOGUE_IN_GEMM) at the plan's split and 2x, 4x more. Then the expert's attention over the
-prefix cache and the prefix's own: written out (compiled, the cache concatenated) against
+every K split, and with other tiles, warps and stages; the backend's quantize + GEMM with
+plain launches and with programmatic dependent launches (PDL). Then the expert's attention
+over the prefix cache and the prefix's own: written out (compiled, the cache concatenated) against
 kernels/attention.py with several tilings and key splits.
 
     PYTHONPATH=. python benchmarks/bench_w4a4_launch.py [--json out.json]
@@ -163,8 +162,6 @@ def bench_shape(label, m, k, n):
             row[f'gemm BN{bn} w{warps} s{stages}'] = _graph_us(
                 lambda p=p: tw.scaled_matmul(layer, ref_codes, ref_xs, s_m, s_g,
                                              torch.bfloat16, plan_override=p))
-    if plan['swap']:
-        _bench_prologue(row, layer, x, ref_codes, ref_xs, s_m, s_g, plan, groups)
     w = torch.randn(n, k, device='cuda', dtype=torch.bfloat16)
     row['cuBLAS bf16'] = _graph_us(lambda: torch.matmul(x, w.t()))
     _bench_programmatic(row, layer, x)
@@ -182,31 +179,6 @@ def _bench_programmatic(row, layer, x):
         tw.set_programmatic_launch(enabled)
         row[label] = _graph_us(quantize_then_gemm)
     tw.set_programmatic_launch(False)
-
-
-def _bench_prologue(row, layer, x, codes, xs, s_m, s_g, plan, groups):
-    """Quantize then GEMM (two launches) against the GEMM quantizing its own input (one)."""
-    quant = _quant_launcher(layer, x, torch.empty_like(codes), torch.empty_like(xs).t())
-
-    def both():
-        quant()
-        tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.bfloat16)
-
-    row['quant + gemm as run'] = _graph_us(both)
-    expected = tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.bfloat16).float()
-    for split in (plan['split'], 2 * plan['split'], 4 * plan['split']):
-        if groups % split:
-            continue
-        p = dict(plan, split=split, gps=groups // split)
-
-        def fused(p=p):
-            return tw._quantizing_matmul(layer, layer, x, [layer.input_owner], None,
-                                         torch.bfloat16, p)
-
-        # The prologue's codes must be the quantize kernel's; only float sums may differ.
-        err = (fused().float() - expected).abs().max().item() / expected.abs().max().item()
-        row[f'quantizing gemm split {split}'] = _graph_us(fused)
-        row[f'quantizing gemm split {split}, max rel. diff'] = f'{err:.1e}'
 
 
 # (label, batch, tokens, query heads, K/V heads, head dim, cached keys): pi0.5's expert over

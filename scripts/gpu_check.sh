@@ -14,14 +14,15 @@
 #                                     GEMM_ARGS=--one-group: without paired rescales)
 #   scripts/gpu_check.sh launch OUT   the few-row launches taken apart (bench_w4a4_launch.py:
 #                                     launch floor, quantize without each transform, K splits,
-#                                     tiles, paired rescales, quantize + GEMM against the GEMM
-#                                     quantizing its input, attention over the prefix cache; about 60 s)
+#                                     tiles, paired rescales, quantize + GEMM with and without
+#                                     programmatic launches, attention over the prefix cache;
+#                                     about 60 s)
 #   scripts/gpu_check.sh ncu    OUT   Nsight Compute sections of the prefix's down and gate/up
 #                                     quantize and GEMM launches (benchmarks/ncu_w4a4_gemm.py;
 #                                     about 30 s)
 #   scripts/gpu_check.sh policy OUT   whole-policy table: BF16 eager / graph / fused vs W4A4
 #                                     graph / fast, kernel tables in OUT/profile (BENCH_ARGS=
-#                                     '--one-group': rows with other options)
+#                                     '--plain-launches --one-group': rows with other options)
 #   scripts/gpu_check.sh closedloop OUT [EPISODES]
 #                                     the bundled policy in the sim, omega-dynamic on the
 #                                     reference and the Triton backend, paired episodes

@@ -151,8 +151,8 @@ def path_variants() -> list:
     """
     Return the same for each other kernel path.
 
-    Expert split-K plans, fused members with bias, int32 out, the GEMM that quantizes its
-    input, and the quantize kernel in each activation mode.
+    Expert split-K plans, fused members with bias, int32 out, and the quantize kernel in each
+    activation mode.
     """
     expert = dict(GEMM_PATH, SWAP=True, BN=64, FINAL=False, REDUCE=True)
     found = [(f'gemm expert swapAB {bm}x64 w4 s4 split-K{" paired" if pairs else ""}',
@@ -161,16 +161,7 @@ def path_variants() -> list:
     found += [('gemm fused members, bias', kernels.gemm_kernel,
                dict(expert, BM=64, MEMBERS=True, HAS_BIAS=True), 4, 4),
               ('gemm int32 out', kernels.int_gemm_kernel,
-               {'SWAP': True, 'BM': 16, 'BN': 64, 'ASM_UNPACK': True}, 4, 4),
-              ('gemm quantizing its input (static_group, rotation, smoothing)',
-               kernels.quantizing_gemm_kernel,
-               dict(expert, BM=16, QMODE=act_modes.STATIC_GROUP, HAS_PERM=True,
-                    HAS_SMOOTH=True, HAS_ROT=True, TC_ROT=True), 4, 4),
-              ('gemm quantizing its GeGLU input (dynamic_group, rotation)',
-               kernels.quantizing_gemm_kernel,
-               dict(expert, BM=16, QMODE=act_modes.DYNAMIC_GROUP, HAS_PERM=False,
-                    HAS_SMOOTH=True, HAS_ROT=True, TC_ROT=True, GATE=act_modes.GELU_TANH_GATE),
-               4, 4)]
+               {'SWAP': True, 'BM': 16, 'BN': 64, 'ASM_UNPACK': True}, 4, 4)]
     # One scale per token: WG_RATIO dots per weight group, one rescale.
     found += [('gemm token scales expert swapAB 16x64 w4 s4 split-K', kernels.gemm_kernel,
                dict(expert, BM=16, TOKEN_SCALES=True), 4, 4),

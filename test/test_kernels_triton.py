@@ -216,20 +216,6 @@ def _run_case(k, n, m, mode, seed, **features):
     assert bool(torch.isfinite(y_full).all())
     # Same kernels on the same input: bit-identical to the checked step-by-step result.
     assert torch.equal(y_full, y)
-    if m <= 64 and mode != 'dynamic_token':
-        # The GEMM that rotates and quantizes its input itself (no codes tensor, no quantize
-        # launch): quant_kernel's arithmetic.
-        tw.set_prologue_in_gemm(True)
-        try:
-            _poison_allocator()
-            tw.LAUNCHES.clear()
-            y_in_gemm = layer(x)
-            assert tw.LAUNCHES['quantize'] == 0 and tw.LAUNCHES['gemm'] == 1
-        finally:
-            tw.set_prologue_in_gemm(False)
-        # The rotation's fp32 dot runs on other tile shapes there, so its rounding (and with
-        # it a dynamic scale's last bit) may differ by the machine's summation order.
-        _assert_fp32_close(y_in_gemm[~flipped_rows], y[~flipped_rows])
     # Against the reference: fp32 rounding on every row whose codes all equal the reference's.
     # A row holding one of the rare tie flips checked above differs by one quantization step
     # of one activation (about 1/sqrt(in * E[code^2]) of the row's norm), so it is excluded.
@@ -359,7 +345,6 @@ def test_fused_siblings_match_each_layer(k, outs, m, mode):
     the GEMM's split (planned for the concatenated N) changes fp32 summation order.
     """
     from omegaq_ros import kernels
-    from omegaq_ros.kernels import triton_w4a4 as tw
     from omegaq_ros.quant.linear import reference_forward
     layers = [make_layer(k, n, mode, per_step=True, table_rows=3, seed=31 + i)
               for i, n in enumerate(outs)]
@@ -383,28 +368,18 @@ def test_fused_siblings_match_each_layer(k, outs, m, mode):
         for layer in layers:
             assert layer.weight_packed.untyped_storage().data_ptr() == \
                 group.weight_packed.untyped_storage().data_ptr()
-        outputs = {}
-        try:
-            for in_gemm in (False, True):
-                tw.set_prologue_in_gemm(in_gemm)
-                _poison_allocator()
-                kernels.LAUNCHES.clear()
-                outputs[in_gemm] = [layer(x) for layer in layers]
-                # Few rows (swap-AB): the GEMM quantizes its input itself, no quantize launch.
-                quantizes = (0 if in_gemm and m <= 64 and mode != 'dynamic_token' else
-                             2 if mode == 'dynamic_token' else 1)
-                assert kernels.LAUNCHES['quantize'] == quantizes
-                assert kernels.LAUNCHES['gemm'] == 1
-        finally:
-            tw.set_prologue_in_gemm(False)
-    for fused in outputs.values():
-        for layer, y, y_single, ref in zip(layers, fused, single, reference):
-            assert y.shape == y_single.shape
-            # Rows whose codes sit on a rounding tie (checked in the per-layer tests) may
-            # differ by one activation step; the rest agree within fp32 rounding.
-            for other in (y_single, ref):
-                close = ((y - other).abs() <= 1e-5 * other.abs().max() + 1e-6).all(dim=1)
-                assert int((~close).sum()) <= max(1, m // 10)
+        _poison_allocator()
+        kernels.LAUNCHES.clear()
+        fused = [layer(x) for layer in layers]
+        assert kernels.LAUNCHES['quantize'] == (2 if mode == 'dynamic_token' else 1)
+        assert kernels.LAUNCHES['gemm'] == 1
+    for layer, y, y_single, ref in zip(layers, fused, single, reference):
+        assert y.shape == y_single.shape
+        # Rows whose codes sit on a rounding tie (checked in the per-layer tests) may differ
+        # by one activation step; the rest agree within fp32 rounding.
+        for other in (y_single, ref):
+            close = ((y - other).abs() <= 1e-5 * other.abs().max() + 1e-6).all(dim=1)
+            assert int((~close).sum()) <= max(1, m // 10)
 
 
 def test_fused_siblings_follow_the_input_and_replaced_weights():
@@ -458,21 +433,15 @@ def test_fused_siblings_with_a_shared_input_transform():
         layer.backend = 'triton'
     (group,), _ = kernels.fuse_siblings(qmodel, (('q_proj', 'k_proj', 'v_proj'),))
     assert group.shared_transform
-    from omegaq_ros.kernels import triton_w4a4 as tw
-    tw.set_prologue_in_gemm(True)
-    try:
-        for tokens in (15, 40):     # 30 rows: quantized inside the GEMM; 80: one quantize
-            x = torch.randn(2, tokens, 128, device=DEVICE)
-            kernels.LAUNCHES.clear()
-            outputs = qmodel(x)
-            assert kernels.LAUNCHES['quantize'] == (0 if tokens == 15 else 1)
-            assert kernels.LAUNCHES['gemm'] == 1
-            for layer, y in zip((qmodel.q_proj, qmodel.k_proj, qmodel.v_proj), outputs):
-                ref = reference_forward(layer, x)
-                assert y.shape == ref.shape
-                assert ((y - ref).norm() / ref.norm()).item() < 1e-4
-    finally:
-        tw.set_prologue_in_gemm(False)
+    for tokens in (15, 40):     # 30 rows (the few-row plan) and 80
+        x = torch.randn(2, tokens, 128, device=DEVICE)
+        kernels.LAUNCHES.clear()
+        outputs = qmodel(x)
+        assert kernels.LAUNCHES['quantize'] == 1 and kernels.LAUNCHES['gemm'] == 1
+        for layer, y in zip((qmodel.q_proj, qmodel.k_proj, qmodel.v_proj), outputs):
+            ref = reference_forward(layer, x)
+            assert y.shape == ref.shape
+            assert ((y - ref).norm() / ref.norm()).item() < 1e-4
 
 
 GATED_SHAPES = ([(256, 128, 10), (128, 64, 80)] if INTERPRETED else
@@ -526,17 +495,6 @@ def test_gated_projection_gates_inside_the_quantize(k, n, m, gating, mode):
         diff = (natural.float() - ref_codes).abs()
         assert diff.max().item() <= 1 and (diff > 0).float().mean().item() < 1e-4
         assert ((y.float() - ref).norm() / ref.norm()).item() < 1e-2
-    if m <= 64 and mode != 'dynamic_token':
-        # With the quantize in the GEMM (few rows), the GEMM gates its own input: one launch.
-        tw.set_prologue_in_gemm(True)
-        try:
-            tw.LAUNCHES.clear()
-            y_in_gemm = tw.gated_projection(layer, gate, up, gating, pointwise.EAGER)
-            assert tw.LAUNCHES['quantize'] == 0 and tw.LAUNCHES['gemm'] == 1
-        finally:
-            tw.set_prologue_in_gemm(False)
-        # The same arithmetic on other tile shapes: a dynamic scale's last bit may differ.
-        assert ((y_in_gemm.float() - y.float()).norm() / y.float().norm()).item() < 1e-3
 
     layer.backend = 'reference'
     expected = layer(getattr(pointwise.EAGER, gating)(gate, up))
@@ -590,30 +548,21 @@ def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
         quantization.append(float(np.abs(chunks[1] - chunks[0]).mean()))
         backends.append(float(np.abs(chunks[2] - chunks[1]).mean()))
         worst = max(worst, float(np.abs(chunks[2] - chunks[1]).max()))
-    # q/k/v and gate/up fused: 4 quantize and 4 GEMM launches per Gemma layer instead of 7;
-    # with the quantization inside few-row GEMMs, the quantize launches go as well.
+    # q/k/v and gate/up fused: 4 quantize and 4 GEMM launches per Gemma layer instead of 7.
     from omegaq_ros import kernels
-    from omegaq_ros.kernels import triton_w4a4 as tw
     from omegaq_ros.policy.runtime import set_backend
     launches = {}
-    try:
-        for in_gemm in (False, True):
-            tw.set_prologue_in_gemm(in_gemm)
-            for fuse in (False, True):
-                set_backend(fast.model, 'triton', fuse=fuse)
-                kernels.LAUNCHES.clear()
-                fast.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
-                launches[fuse, in_gemm] = dict(kernels.LAUNCHES)
-    finally:
-        tw.set_prologue_in_gemm(False)
-    two_kernels, fused = launches[False, False], launches[True, False]
+    for fuse in (False, True):
+        set_backend(fast.model, 'triton', fuse=fuse)
+        kernels.LAUNCHES.clear()
+        fast.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
+        launches[fuse] = dict(kernels.LAUNCHES)
+    two_kernels, fused = launches[False], launches[True]
     # Per layer run in full 7 -> 4; the prefix's last layer runs only q/k/v: 3 -> 1.
     config = fast.model.config
     full = config.language.depth - 1 + config.num_steps * config.expert.depth
     for kind in ('quantize', 'gemm'):
         assert (two_kernels[kind], fused[kind]) == (7 * full + 3, 4 * full + 1)
-    assert launches[True, True]['gemm'] == fused['gemm']
-    assert launches[True, True].get('quantize', 0) < fused['quantize']
     print(f'launches per chunk: {launches}')
     print(f'mean |triton - reference| = {np.mean(backends):.2e}, max {worst:.2e}; '
           f'mean |reference - fp| = {np.mean(quantization):.2e} (normalized action units)')

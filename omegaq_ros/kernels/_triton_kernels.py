@@ -4,10 +4,9 @@
 Triton kernels of the W4A4 QuantLinear backend (imported only when a kernel first runs).
 
 quant_kernel (rotate + quantize the input), gemm_kernel (the scaled W4A4 GEMM of its codes),
-quantizing_gemm_kernel (both in one launch, for few rows), int_gemm_kernel (the bare int32
-product) and finish_kernel (split-K sum + output rotation). The @triton.jit helpers below
-them are shared, so the paths cannot drift apart. See omegaq_ros/kernels/triton_w4a4.py for
-the data flow and the launch wrappers.
+int_gemm_kernel (the bare int32 product) and finish_kernel (split-K sum + output rotation).
+The @triton.jit helpers below them are shared, so the paths cannot drift apart. See
+omegaq_ros/kernels/triton_w4a4.py for the data flow and the launch wrappers.
 """
 
 from omegaq_ros.kernels import act_modes
@@ -515,56 +514,6 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
                           other=0.0).to(tl.float32)
             acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
     before_successor(PDL)
-    _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
-                arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
-
-
-@triton.jit
-def quantizing_gemm_kernel(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                           s_member_k, srow_ptr, s_member_srow,
-                           wp_ptr, ws_ptr, s_ws_n, bias_ptr,
-                           out_ptr, s_out_split, y_ptr, arrivals_ptr,
-                           M, N, G, GPS, member_end1, member_end2,
-                           WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                           SWAP: tl.constexpr, FINAL: tl.constexpr, REDUCE: tl.constexpr,
-                           HAS_BIAS: tl.constexpr, MEMBERS: tl.constexpr,
-                           QMODE: tl.constexpr, HAS_PERM: tl.constexpr,
-                           HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr,
-                           TC_ROT: tl.constexpr, ASM_UNPACK: tl.constexpr, up_ptr=None,
-                           GATE: tl.constexpr = NO_GATE):
-    """
-    Rotate, quantize and multiply: gemm_kernel reading the raw input x [M, K], not codes.
-
-    Each K-group of x is rotated and quantized here with quant_kernel's arithmetic (QMODE
-    STATIC_GROUP: scales from the table row srow_ptr; DYNAMIC_GROUP: from the group's absmax),
-    which saves the quantize launch. Every N-tile redoes the rotation, so the wrapper uses it
-    for few rows only. MEMBERS: the N-tile's member uses its own input transform (its perm,
-    smooth and rotation scales member * s_member_k elements in, its rotation codes
-    member * 64 * s_member_k) and table row (srow_ptr + member * s_member_srow). GATE: as
-    quant_kernel's (x the gate projection, up_ptr the up projection; one member).
-    """
-    if MEMBERS:
-        member = _member(tl.program_id(0), BN, member_end1, member_end2)
-        srow_ptr += member * s_member_srow
-        perm_ptr += member * s_member_k
-        smooth_ptr += member * s_member_k
-        rscale_ptr += member * s_member_k
-        rot_ptr += member * s_member_k * 64
-    offs_m, offs_n, m_mask, n_mask = _tile(M, N, BM, BN)
-    K = G * 64
-    g0 = tl.program_id(2) * GPS
-    acc = _accumulator(BM, BN, SWAP, tl.float32)
-    w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + tl.arange(0, 32)[None, :]
-    for i in range(0, GPS):
-        g = g0 + i
-        xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                           offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr,
-                           GATE)
-        xsv = _group_scale(xr, srow_ptr, g, offs_m, QMODE, BM)
-        x = _gemm_order(_round_clamp(tl.math.div_rn(xr, xsv[:, None] + tl.zeros_like(xr)))
-                        .to(tl.int8), BM)
-        p = _int_dot(x, _weight_group(w_ptrs + g * 32, n_mask, ASM_UNPACK, BN), SWAP)
-        acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
     _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
                 arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
 

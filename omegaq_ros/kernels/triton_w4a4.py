@@ -29,11 +29,9 @@ Linears that read one input (q/k/v, gate/up: the model's SIBLING_LINEARS) run as
 FusedLinears: step 1 once for all members (grid axis 2 over their stacked transforms), step 2
 once over their concatenated weights (each N-tile reads its member's codes), so an attention
 + MLP block takes 4 quantize and 4 GEMM launches instead of 7 each.
-With set_prologue_in_gemm(True), GEMMs on the swap-AB plan (few rows: the expert's) skip
-step 1 (quantizing_gemm_kernel): each K-group of the raw input is rotated and quantized inside
-the GEMM with the same arithmetic (static or dynamic 64-group scales), so those layers take
-one launch (plus the split-K finish). Off by default until a GPU run shows the redone
-rotation is cheaper than the launch it saves.
+On sm_90 and later every launch is a programmatic dependent launch (launch_options): it may
+start while the kernel before still runs, waits for it before reading its output, and the
+GEMM prefetches its first weight lines into L2 meanwhile.
 static_channel and none cannot use the integer GEMM (per-channel scales do not factor out of
 an integer dot product); they run the reference backend (torch fp32).
 Triton is imported lazily so this module imports on machines without triton or CUDA.
@@ -390,51 +388,10 @@ def scaled_matmul(layer, codes, xs, s_xs_m, s_xs_g, out_dtype, out=None, plan_ov
                    plan_override)
 
 
-# Quantize inside the GEMM (no quantize launch) where the swap-AB plan holds few rows. Off
-# until measured on a GPU: every N-tile redoes the fp32 rotation of its K-groups on CUDA
-# cores, which may cost more than the launch it saves on wide layers (gate/up).
-PROLOGUE_IN_GEMM = {'enabled': False}
-
-
-def set_prologue_in_gemm(enabled: bool):
-    """Choose whether few-row GEMMs quantize their input themselves or read codes (default)."""
-    PROLOGUE_IN_GEMM['enabled'] = bool(enabled)
-
-
 def _plan_for(weights, m: int, k: int, t: torch.Tensor) -> dict:
     """Plan an M x K GEMM against `weights` (a QuantLinear or FusedLinears) on t's device."""
     return plan(m, weights.weight_packed.shape[0], k, _sms(t),
                 n_align=getattr(weights, 'n_align', 0))
-
-
-def _prologue_fits(layer, p) -> bool:
-    return (PROLOGUE_IN_GEMM['enabled'] and p['swap']
-            and layer.act_mode in ('static_group', 'dynamic_group'))
-
-
-def _quantizing_matmul(layer, weights, x2, owners, member_ends, out_dtype, p, up=None,
-                       gate=act_modes.NO_GATE):
-    """
-    One launch (plus the split-K finish): rotate and quantize x2 [M, K] inside the GEMM.
-
-    owners: the input transforms (one, or one per member stacked as in _quantize). gate, up:
-    as quantize_input's (one owner).
-    """
-    if gate != act_modes.NO_GATE and (up.stride() != x2.stride() or x2.stride(-1) != 1):
-        x2, up = x2.contiguous(), up.contiguous()
-    if x2.stride(-1) != 1:
-        x2 = x2.contiguous()
-    mode = _MODE_IDS[layer.act_mode]
-    m, k = x2.shape
-    srow, s_member_srow = (_static_row(layer, owners) if mode == act_modes.STATIC_GROUP
-                           else (x2, 0))
-    transform, flags = _transform_args(owners[0], x2)
-    inputs = dict(x_ptr=x2, stride_xm=x2.stride(0), **transform,
-                  s_member_k=k if len(owners) > 1 else 0, srow_ptr=srow,
-                  s_member_srow=s_member_srow, QMODE=mode, **flags,
-                  up_ptr=up if up is not None else x2, GATE=gate)
-    return _gemm(_kernels().quantizing_gemm_kernel, layer, weights, inputs, member_ends,
-                 out_dtype, None, p, m, k, x2.device)
 
 
 def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends, out_dtype,
@@ -447,18 +404,7 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
     """
     m, k = codes.shape[-2:]
     p = plan_override or _plan_for(weights, m, k, codes)
-    inputs = {'codes_ptr': codes, 'xs_ptr': xs, 's_xs_m': s_xs_m, 's_xs_g': s_xs_g,
-              's_member_xs': s_xs_member}
-    return _gemm(_kernels().gemm_kernel, layer, weights, inputs, member_ends, out_dtype, out,
-                 p, m, k, codes.device)
-
-
-def _gemm(kernel, layer, weights, inputs, member_ends, out_dtype, out, p, m, k, dev):
-    """
-    Launch `kernel` against `weights` on plan p, then finish_kernel where the output rotates.
-
-    kernel: gemm_kernel or quantizing_gemm_kernel; inputs names its input arguments.
-    """
+    dev = codes.device
     n = weights.weight_packed.shape[0]
     tuned = p.get('tuned', False)
     bias, rot, rscale = weights.bias, weights.rot_out, weights.rot_out_scale
@@ -472,22 +418,21 @@ def _gemm(kernel, layer, weights, inputs, member_ends, out_dtype, out, p, m, k, 
     arrivals = _arrival_counts(dev)
     if reduce and triton.cdiv(n, p['bn']) * triton.cdiv(m, p['bm']) > ARRIVAL_SLOTS:
         raise ValueError(f'split-K GEMM {m}x{k}x{n} has more tiles than {ARRIVAL_SLOTS}')
-    args = dict(inputs, wp_ptr=weights.weight_packed, ws_ptr=ws, s_ws_n=ws.stride(0),
-                bias_ptr=bias if bias is not None else ws, out_ptr=part, s_out_split=m * n,
+    args = dict(codes_ptr=codes, xs_ptr=xs, s_xs_m=s_xs_m, s_xs_g=s_xs_g,
+                s_member_xs=s_xs_member, wp_ptr=weights.weight_packed, ws_ptr=ws,
+                s_ws_n=ws.stride(0), bias_ptr=bias if bias is not None else ws,
+                out_ptr=part, s_out_split=m * n,
                 y_ptr=y, arrivals_ptr=arrivals, M=m, N=n, G=k // ACT_BLOCK, GPS=p['gps'],
                 member_end1=ends[0], member_end2=ends[1],
                 WG_RATIO=wg_ratio, FINAL=final, REDUCE=reduce,
                 HAS_BIAS=bias is not None, MEMBERS=member_ends is not None,
-                ASM_UNPACK=_asm_unpack())
-    if kernel is _kernels().gemm_kernel:
-        args['TOKEN_SCALES'] = inputs['s_xs_g'] == 0 and p['gps'] % wg_ratio == 0
-        if not tuned:
-            # A plan may turn the paired rescale off ({'pairs': False}: benches, tests).
-            args['PAIRS'] = (PAIRED_RESCALE['enabled'] and p.get('pairs', True)
-                             and _pairs_fit(p['gps'], wg_ratio, args['TOKEN_SCALES']))
-        args.update(launch_options(y))
+                ASM_UNPACK=_asm_unpack(),
+                TOKEN_SCALES=s_xs_g == 0 and p['gps'] % wg_ratio == 0, **launch_options(y))
+    if not tuned:
+        # A plan may turn the paired rescale off ({'pairs': False}: benches, tests).
+        args['PAIRS'] = (PAIRED_RESCALE['enabled'] and p.get('pairs', True)
+                         and _pairs_fit(p['gps'], wg_ratio, args['TOKEN_SCALES']))
     if tuned:
-        # Only gemm_kernel is tuned: the quantizing GEMM runs on the few-row swap-AB plan.
         # Tiles, orientation, warps and stages chosen per (M, N, K, member alignment) by
         # timing the candidates on first use (before any CUDA-graph capture).
         def grid(meta):
@@ -495,8 +440,8 @@ def _gemm(kernel, layer, weights, inputs, member_ends, out_dtype, out, p, m, k, 
         _tuned_gemm()[grid](**args, N_ALIGN=getattr(weights, 'n_align', 0) or n)
     else:
         grid = (triton.cdiv(n, p['bn']), triton.cdiv(m, p['bm']), p['split'])
-        kernel[grid](**args, BM=p['bm'], BN=p['bn'], SWAP=p['swap'], num_warps=p['num_warps'],
-                     num_stages=p['num_stages'])
+        _kernels().gemm_kernel[grid](**args, BM=p['bm'], BN=p['bn'], SWAP=p['swap'],
+                                     num_warps=p['num_warps'], num_stages=p['num_stages'])
     LAUNCHES['gemm'] += 1
     if rot is not None:
         bm = 16 if m <= 16 else 32
@@ -522,12 +467,8 @@ def triton_forward(layer, x: torch.Tensor) -> torch.Tensor:
     _check_layer(layer)
     shape = x.shape
     x2 = x.reshape(-1, shape[-1])
-    p = _plan_for(layer, *x2.shape, x2)
-    if _prologue_fits(layer, p):
-        y = _quantizing_matmul(layer, layer, x2, [layer.input_owner], None, _out_dtype(x), p)
-    else:
-        codes, xs, s_m, s_g = layer.shared_input(x, lambda _: quantize_input(layer, x2))
-        y = scaled_matmul(layer, codes, xs, s_m, s_g, _out_dtype(x), plan_override=p)
+    codes, xs, s_m, s_g = layer.shared_input(x, lambda _: quantize_input(layer, x2))
+    y = scaled_matmul(layer, codes, xs, s_m, s_g, _out_dtype(x))
     return y.reshape(*shape[:-1], layer.out_features).to(x.dtype)
 
 
@@ -536,9 +477,9 @@ def gated_projection(down, gate: torch.Tensor, up: torch.Tensor, gating: str, op
     Return down(ops.<gating>(gate, up)): a gated MLP's last projection ('gelu_gate', 'silu_gate').
 
     Where down runs on the Triton kernels in an integer mode, act(gate) * up is computed by
-    its quantize launch (or, with the quantize in the GEMM, by the GEMM) from the gate and up
-    projections (views of one fused output, or any two tensors of one shape): the gated input
-    never goes through memory, and the launch that made it is saved. Elsewhere (reference
+    its quantize launch from the gate and up projections (views of one fused output, or any
+    two tensors of one shape): the gated input never goes through memory, and the launch that
+    made it is saved. Elsewhere (reference
     backend, FP layers) it runs as written.
     """
     if not (isinstance(down, QuantLinear) and down.backend == 'triton'
@@ -547,13 +488,8 @@ def gated_projection(down, gate: torch.Tensor, up: torch.Tensor, gating: str, op
     _check_layer(down)
     shape = gate.shape
     gate2, up2 = gate.reshape(-1, shape[-1]), up.reshape(-1, shape[-1])
-    p = _plan_for(down, *gate2.shape, gate2)
-    if _prologue_fits(down, p):
-        y = _quantizing_matmul(down, down, gate2, [down.input_owner], None, _out_dtype(gate), p,
-                               up=up2, gate=act_modes.GATES[gating])
-    else:
-        codes, xs, s_m, s_g = quantize_input(down, gate2, up=up2, gate=act_modes.GATES[gating])
-        y = scaled_matmul(down, codes, xs, s_m, s_g, _out_dtype(gate), plan_override=p)
+    codes, xs, s_m, s_g = quantize_input(down, gate2, up=up2, gate=act_modes.GATES[gating])
+    y = scaled_matmul(down, codes, xs, s_m, s_g, _out_dtype(gate))
     return y.reshape(*shape[:-1], down.out_features).to(gate.dtype)
 
 
@@ -665,13 +601,8 @@ class FusedLinears:
         x2 = x.reshape(-1, x.shape[-1])
         owners = [first.input_owner] if self.shared_transform else self.layers
         members = None if self.shared_transform else self.member_ends
-        p = _plan_for(self, *x2.shape, x2)
-        if _prologue_fits(first, p):
-            return _quantizing_matmul(first, self, x2, owners, members, _out_dtype(x), p)
-        else:
-            codes, xs, s_m, s_g, s_member = _quantize(x2, first, owners)
-        return _matmul(first, self, codes, xs, s_m, s_g, s_member, members, _out_dtype(x),
-                       plan_override=p)
+        codes, xs, s_m, s_g, s_member = _quantize(x2, first, owners)
+        return _matmul(first, self, codes, xs, s_m, s_g, s_member, members, _out_dtype(x))
 
     def output(self, layer, x: torch.Tensor) -> torch.Tensor:
         """Return `layer`'s output for x, computing the whole group's on first use of x."""
