@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
-# The activation-scale modes the kernels take as MODE / QMODE (ids shared with the wrapper).
+# The activation-scale modes the kernels take as MODE (ids shared with the wrapper).
 STATIC_GROUP = tl.constexpr(act_modes.STATIC_GROUP)
 DYNAMIC_GROUP = tl.constexpr(act_modes.DYNAMIC_GROUP)
 DYNAMIC_TOKEN = tl.constexpr(act_modes.DYNAMIC_TOKEN)
