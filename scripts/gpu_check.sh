@@ -8,7 +8,8 @@
 #                                     GR00T on the Triton backend and in CUDA graphs); on an
 #                                     H100 about 290 s for test_kernels_triton.py and 150 s
 #                                     for the rest, so give it a call of its own (TESTS=
-#                                     picks files when a limit cut a run)
+#                                     picks files when a limit cut a run, TESTS_K= a pytest
+#                                     -k expression)
 #   scripts/gpu_check.sh gemm   OUT   per-GEMM table: W4A4 kernels vs bf16 at pi0.5 shapes
 #                                     (dynamic_group; the prefix at 816 rows; tuned tiles;
 #                                     GEMM_ARGS=--one-group: without paired rescales)
@@ -90,9 +91,11 @@ use_carried_sim() {
 
 run_tests() {
   use_carried_sim || status=1
-  # TESTS: a subset of the suite's files (a rerun of those a time limit cut).
-  limited "$python" -m pytest -q -p no:cacheprovider -s ${TESTS:-test/test_kernels_triton.py \
-    test/test_pi05_static.py test/test_groot_quantize.py} 2>&1 | tee "$out/tests.log" || status=1
+  # TESTS: a subset of the suite's files (a rerun of those a time limit cut); TESTS_K: a
+  # pytest -k expression (the tests of the paths a change touched, when time is short).
+  limited "$python" -m pytest -q -p no:cacheprovider -s ${TESTS_K:+-k "$TESTS_K"} \
+    ${TESTS:-test/test_kernels_triton.py test/test_pi05_static.py test/test_groot_quantize.py} \
+    2>&1 | tee "$out/tests.log" || status=1
 }
 
 run_gemm() {
