@@ -11,6 +11,7 @@ omegaq_ros/kernels/triton_w4a4.py for the data flow and the launch wrappers.
 
 from omegaq_ros.kernels import act_modes
 from omegaq_ros.quant.activations import DYNAMIC_MIN_SCALE as _DYNAMIC_MIN_SCALE
+from omegaq_ros.quant.activations import OCTAVES as _OCTAVES
 import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
@@ -19,6 +20,8 @@ from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 STATIC_GROUP = tl.constexpr(act_modes.STATIC_GROUP)
 DYNAMIC_GROUP = tl.constexpr(act_modes.DYNAMIC_GROUP)
 DYNAMIC_TOKEN = tl.constexpr(act_modes.DYNAMIC_TOKEN)
+DYNAMIC_TOKEN_OCTAVES = tl.constexpr(act_modes.DYNAMIC_TOKEN_OCTAVES)
+OCTAVES = tl.constexpr(_OCTAVES)
 DYNAMIC_MIN_SCALE = tl.constexpr(_DYNAMIC_MIN_SCALE)
 # The gating a quantize may apply to its input first (GATE): none, GeGLU or SwiGLU.
 NO_GATE = tl.constexpr(act_modes.NO_GATE)
@@ -203,6 +206,22 @@ def _scaled_group(xr, srow_ptr, xs_ptr, g, offs_m, m_mask, M, MODE: tl.constexpr
 
 
 @triton.jit
+def _store_octave_codes(xr, token_scale, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
+    # DYNAMIC_TOKEN_OCTAVES (activations.octave_scales): the group's scale is the token's
+    # halved h times; its codes are stored times 2^(OCTAVES - h), so that the GEMM's one
+    # scale per token, token_scale * 2^-OCTAVES, gives each code its group's step.
+    wanted = tl.math.div_rn(tl.max(tl.abs(xr), axis=1), tl.full([BM], 7.0, tl.float32))
+    halved = tl.full([BM], 1.0, tl.float32)          # 2^halvings
+    for i in tl.static_range(1, OCTAVES + 1):
+        halved = tl.where(token_scale * (0.5 ** i) >= wanted, halved * 2.0, halved)
+    scale = tl.math.div_rn(token_scale, halved)
+    q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
+    q = q * tl.math.div_rn(tl.full([BM], 2.0 ** OCTAVES, tl.float32), halved)[:, None]
+    tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
+             _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
+
+
+@triton.jit
 def _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
     # Round xr / scale to int4 codes; store the group's codes in GEMM order.
     q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
@@ -254,7 +273,9 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
 
     MODE STATIC_GROUP: scales from the table row srow_ptr (one per 64-group); DYNAMIC_GROUP:
     each (token, group) absmax / 7, stored group-major at xs_ptr [G, M]; DYNAMIC_TOKEN: each
-    token's absmax (amax_kernel's, at srow_ptr [M]) / 7, stored at xs_ptr [M]; x is then
+    token's absmax (amax_kernel's, at srow_ptr [M]) / 7, stored at xs_ptr [M];
+    DYNAMIC_TOKEN_OCTAVES: that scale * 2^-OCTAVES at xs_ptr, and per group its halvings
+    applied to the codes (_store_octave_codes); x is then
     amax_kernel's transformed values and the HAS_* transforms are off. Grid (M-tiles, groups,
     members): axis 2 runs the input transforms of linears that read the same x (one launch
     for q/k/v or gate/up): member p's input starts p * s_member_x elements in (0: one x for
@@ -279,16 +300,24 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     codes_ptr += p * M * K
     xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
                        offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
-    if MODE == DYNAMIC_TOKEN:
+    if MODE == DYNAMIC_TOKEN or MODE == DYNAMIC_TOKEN_OCTAVES:
         amax = tl.load(srow_ptr + offs_m, mask=m_mask, other=0.0).to(tl.float32)
         scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)),
                            DYNAMIC_MIN_SCALE)
-        if g == 0:
-            tl.store(xs_ptr + offs_m, scale, mask=m_mask)
+        if MODE == DYNAMIC_TOKEN:
+            if g == 0:
+                tl.store(xs_ptr + offs_m, scale, mask=m_mask)
+            before_successor(PDL)
+            _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
+        else:
+            if g == 0:
+                tl.store(xs_ptr + offs_m, scale * (0.5 ** OCTAVES), mask=m_mask)
+            before_successor(PDL)
+            _store_octave_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
     else:
         scale = _scaled_group(xr, srow_ptr, xs_ptr, g, offs_m, m_mask, M, MODE, BM)
-    before_successor(PDL)
-    _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
+        before_successor(PDL)
+        _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
 
 
 @triton.jit

@@ -3,22 +3,23 @@
 """
 Triton W4A4 QuantLinear backend: fused rotate+quantize prologue and an int8 tensor-core GEMM.
 
-Per call (act modes static_group, dynamic_group, dynamic_token; act_modes.py):
+Per call (act modes static_group, dynamic_group, dynamic_token, dynamic_token_octaves;
+act_modes.py):
   1. quant_kernel: x -> smooth -> perm -> 64x64 block rotation (int8 codes x fp16 column
      scale: three bf16 tensor-core dots on a GPU, a fp32 dot under the interpreter) -> int4
      codes held in int8 in GEMM order (gemm_order: per 64-group the even columns, then the
      odd ones), plus the per-(token, 64-group) scale where the mode computes one (group-major,
-     [groups, tokens]). dynamic_token runs amax_kernel first (the transformed values and each
-     token's absmax), then quantizes those values: both launches spread over (token tiles x
+     [groups, tokens]). The per-token modes run amax_kernel first (the transformed values
+     and each token's absmax), then quantize those values: both launches spread over (token tiles x
      groups) however wide the input. Run once per input tensor for a group of layers that
      share their input.
   2. gemm_kernel: per 64-wide K-group one exact int32 tl.dot(int8, int8) against the packed
      int4 weights, unpacked in registers four bytes per instruction into [low nibbles | high
      nibbles] (= the even | odd order of the codes, so nothing is interleaved), scaled in fp32
      by act scale x weight scale (weight groups are weight_group/64 act groups; with one
-     scale per token, dynamic_token, the products of a weight group add up on the tensor
-     cores and are rescaled once, the token's scale last: a third of the CUDA-core work of
-     the per-64-group rescale, which costs more than the int8 MMA it follows). Tokens <= 64
+     scale per token, the per-token modes, the products of a weight group add up on the
+     tensor cores and are rescaled once, the token's scale last: a third of the CUDA-core
+     work of the per-64-group rescale, which costs more than the int8 MMA it follows). Tokens <= 64
      swap operands (the weight fills the 64-row MMA side) and split K over the SMs (plan);
      from TUNED_MIN_ROWS tokens the tiles are autotuned per shape (_tuned_gemm over
      TUNED_CONFIGS).
@@ -265,7 +266,8 @@ def _scale_buffers(layer, owners, mode: int, m: int, groups: int, dev):
     Return the activation scales a quantize launch reads or writes, and their strides.
 
     (xs, s_xs_m, s_xs_g, s_member_srow, s_member_xs): static_group the table row of the
-    current step; dynamic_group [T, groups, M] to fill (group-major); dynamic_token [T, M].
+    current step; dynamic_group [T, groups, M] to fill (group-major); dynamic_token and
+    dynamic_token_octaves [T, M].
     """
     count = len(owners)
     if mode == act_modes.STATIC_GROUP:
@@ -322,7 +324,7 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
                   **gating)
     if mode == act_modes.STATIC_GROUP:
         srow = xs
-    elif mode == act_modes.DYNAMIC_TOKEN:
+    elif mode in act_modes.TOKEN_MODES:
         # The token's scale needs all of its groups: transform once, keeping the values,
         # then quantize those (no second rotation).
         srow = torch.zeros(count, m, dtype=torch.float32, device=dev)
