@@ -174,7 +174,7 @@ def path_variants() -> list:
                dict(QUANT_PATH, MODE=act_modes.IDS[name], BM=bm), 4, 3)
               for name, bm in (('static_group', 64), ('dynamic_group', 16),
                                ('dynamic_group', 32), ('dynamic_group', 64),
-                               ('dynamic_token', 32), ('dynamic_token_octaves', 32))]
+                               ('dynamic_token', 32), ('dynamic_two_level', 32))]
     # Attention over the prefix cache: the expert's (key splits), the prefix's.
     from omegaq_ros.kernels import _attention_kernel
     found += [(f'attention head dim 256, 16x32 tiles, {label}', _attention_kernel.attention_kernel,

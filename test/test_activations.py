@@ -1,9 +1,9 @@
 # Copyright 2026 The omegaq_ros Authors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Activation scales: static tables (percentile and least-squared-error clipping), octaves."""
+"""Activation scales: static tables (percentile and least-squared-error clipping), two-level."""
 
 from omegaq_ros.quant import Recipe
-from omegaq_ros.quant.activations import OCTAVES, quantize_activations, scales_from_samples
+from omegaq_ros.quant.activations import quantize_activations, scales_from_samples, SUBSCALES
 import pytest
 import torch
 
@@ -40,27 +40,29 @@ def test_unknown_clip_is_refused():
         Recipe.preset('omega-group', act_clip='max')
 
 
-def test_octave_scales_sit_between_the_group_and_the_token_scales():
+def test_two_level_scales_sit_between_the_group_and_the_token_scales():
     """
-    dynamic_token_octaves: each group's step is its token's halved, and under twice its own.
+    dynamic_two_level: each group's step is m / SUBSCALES of its token's, the least that fits.
 
-    Groups 1, 1/3, 1/9 ... of the token's largest: the largest keeps the token's scale, the
-    others halve it until one more halving would clip them, at most OCTAVES times; the
-    rounding error lies between one scale per 64-group and one per token.
+    Groups 1, 1/2, 1/4 ... of the token's largest: the largest keeps the token's scale, the
+    others the smallest sixteenth of it that holds them; the rounding error lies between one
+    scale per 64-group and one per token, nearer the first.
     """
     torch.manual_seed(1)
-    spread = (3.0 ** -torch.arange(8, dtype=torch.float32)).repeat_interleave(64)
+    spread = (2.0 ** -torch.arange(8, dtype=torch.float32)).repeat_interleave(64)
     x = torch.randn(32, 512) * spread
-    codes, scale = quantize_activations(x, 'dynamic_token_octaves')
+    codes, scale = quantize_activations(x, 'dynamic_two_level')
     _, group = quantize_activations(x, 'dynamic_group')
     _, token = quantize_activations(x, 'dynamic_token')
-    halvings = torch.log2(token / scale)
-    assert torch.equal(halvings, halvings.round()) and int(halvings.min()) == 0
-    assert int(halvings.max()) == OCTAVES
-    assert bool((scale >= group).all()) and bool((scale >= token / 2 ** OCTAVES).all())
-    assert bool((scale < 2 * group)[halvings < OCTAVES].all())
+    m = scale * SUBSCALES / token
+    assert torch.allclose(m, m.round(), rtol=0, atol=1e-5)
+    m = m.round()
+    assert int(m.min()) == 1 and int(m.max()) == SUBSCALES
+    assert bool((scale >= group).all())
+    assert bool((scale < group * m / (m - 1))[m > 1].all())
     assert int(codes.abs().max()) <= 7
     errors = [(c * s.repeat_interleave(64, dim=-1) - x).square().sum().item()
               for c, s in (quantize_activations(x, mode) for mode in
-                           ('dynamic_group', 'dynamic_token_octaves', 'dynamic_token'))]
+                           ('dynamic_group', 'dynamic_two_level', 'dynamic_token'))]
     assert errors[0] < errors[1] < errors[2]
+    assert errors[1] - errors[0] < 0.2 * (errors[2] - errors[0])

@@ -767,32 +767,32 @@ def test_programmatic_launches_give_the_same_chunks_in_cuda_graphs():
 
 
 @pytest.mark.parametrize('m', [10, 80])
-def test_octave_scales_give_the_reference_values_with_one_scale_per_token(m):
+def test_two_level_scales_give_the_reference_values_with_one_scale_per_token(m):
     """
-    dynamic_token_octaves: int8 operands code * 2^(OCTAVES - halvings), one scale per token.
+    dynamic_two_level: int8 operands code * m (m in 1..SUBSCALES), one scale per token.
 
-    Groups a power of two or more below their token's largest take smaller steps; the
-    operand times the token's scale equals the reference code times its group's scale.
+    Groups far below their token's largest take smaller steps; the operand times the
+    token's scale equals the reference code times its group's scale (to the last bit of the
+    group scale's rounding).
     """
     from omegaq_ros.kernels import triton_w4a4 as tw
-    from omegaq_ros.quant.activations import OCTAVES
+    from omegaq_ros.quant.activations import SUBSCALES
     from omegaq_ros.quant.linear import reference_forward
     k, n = 512, 128
-    layer = make_layer(k, n, 'dynamic_token_octaves', perm=False, seed=61)
+    layer = make_layer(k, n, 'dynamic_two_level', perm=False, seed=61)
     g = torch.Generator(device=DEVICE).manual_seed(62)
-    spread = (3.0 ** -torch.arange(k // 64, device=DEVICE, dtype=torch.float32))
+    spread = (2.0 ** -torch.arange(k // 64, device=DEVICE, dtype=torch.float32))
     x = torch.randn(m, k, device=DEVICE, generator=g) * spread.repeat_interleave(64)
     codes, xs, s_m, s_g = tw.quantize_input(layer, x)
     assert s_g == 0 and xs.shape == (m,)
     operands = tw.natural_order(codes).float()
     xr, ref_codes, ref_scale = _reference_codes(layer, x)
-    torch.testing.assert_close(xs, ref_scale.amax(-1) * 0.5 ** OCTAVES, rtol=0, atol=0)
-    halvings = torch.log2(ref_scale.amax(-1, keepdim=True) / ref_scale).round()
-    assert int(halvings.max()) == OCTAVES and int(halvings.min()) == 0, 'groups not spread'
-    assert int(operands.abs().max()) <= 7 * 2 ** OCTAVES
-    values = operands * xs[:, None]
-    expected = ref_codes * ref_scale.repeat_interleave(64, dim=-1)
-    flips = values != expected
+    token = ref_scale.amax(-1)
+    torch.testing.assert_close(xs, token / SUBSCALES, rtol=0, atol=0)
+    subscales = (ref_scale * SUBSCALES / token[:, None]).round()
+    assert int(subscales.max()) == SUBSCALES and int(subscales.min()) == 1, 'groups not spread'
+    assert int(operands.abs().max()) <= 7 * SUBSCALES
+    flips = operands != ref_codes * subscales.repeat_interleave(64, dim=-1)
     # Only a rounding tie may round the other way (fp32 noise in the rotation).
     assert flips.float().mean().item() < 1e-3
     layer.backend = 'triton'

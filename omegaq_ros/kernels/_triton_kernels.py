@@ -11,7 +11,7 @@ omegaq_ros/kernels/triton_w4a4.py for the data flow and the launch wrappers.
 
 from omegaq_ros.kernels import act_modes
 from omegaq_ros.quant.activations import DYNAMIC_MIN_SCALE as _DYNAMIC_MIN_SCALE
-from omegaq_ros.quant.activations import OCTAVES as _OCTAVES
+from omegaq_ros.quant.activations import SUBSCALES as _SUBSCALES
 import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
@@ -20,8 +20,8 @@ from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 STATIC_GROUP = tl.constexpr(act_modes.STATIC_GROUP)
 DYNAMIC_GROUP = tl.constexpr(act_modes.DYNAMIC_GROUP)
 DYNAMIC_TOKEN = tl.constexpr(act_modes.DYNAMIC_TOKEN)
-DYNAMIC_TOKEN_OCTAVES = tl.constexpr(act_modes.DYNAMIC_TOKEN_OCTAVES)
-OCTAVES = tl.constexpr(_OCTAVES)
+DYNAMIC_TWO_LEVEL = tl.constexpr(act_modes.DYNAMIC_TWO_LEVEL)
+SUBSCALES = tl.constexpr(_SUBSCALES)
 DYNAMIC_MIN_SCALE = tl.constexpr(_DYNAMIC_MIN_SCALE)
 # The gating a quantize may apply to its input first (GATE): none, GeGLU or SwiGLU.
 NO_GATE = tl.constexpr(act_modes.NO_GATE)
@@ -206,17 +206,17 @@ def _scaled_group(xr, srow_ptr, xs_ptr, g, offs_m, m_mask, M, MODE: tl.constexpr
 
 
 @triton.jit
-def _store_octave_codes(xr, token_scale, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
-    # DYNAMIC_TOKEN_OCTAVES (activations.octave_scales): the group's scale is the token's
-    # halved h times; its codes are stored times 2^(OCTAVES - h), so that the GEMM's one
-    # scale per token, token_scale * 2^-OCTAVES, gives each code its group's step.
+def _store_two_level_codes(xr, token_scale, codes_ptr, g, offs_m, m_mask, K,
+                           BM: tl.constexpr):
+    # DYNAMIC_TWO_LEVEL (activations.group_subscales): the group's scale is the token's
+    # times m / SUBSCALES; its codes are stored times m, so that the GEMM's one scale per
+    # token, token_scale / SUBSCALES, gives each code its group's step.
     wanted = tl.math.div_rn(tl.max(tl.abs(xr), axis=1), tl.full([BM], 7.0, tl.float32))
-    halved = tl.full([BM], 1.0, tl.float32)          # 2^halvings
-    for i in tl.static_range(1, OCTAVES + 1):
-        halved = tl.where(token_scale * (0.5 ** i) >= wanted, halved * 2.0, halved)
-    scale = tl.math.div_rn(token_scale, halved)
-    q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
-    q = q * tl.math.div_rn(tl.full([BM], 2.0 ** OCTAVES, tl.float32), halved)[:, None]
+    m = tl.full([BM], 1.0, tl.float32)
+    for i in tl.static_range(1, SUBSCALES):
+        m += (token_scale * (i / SUBSCALES) < wanted).to(tl.float32)
+    scale = token_scale * m * (1 / SUBSCALES)
+    q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr))) * m[:, None]
     tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
              _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
 
@@ -274,8 +274,8 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     MODE STATIC_GROUP: scales from the table row srow_ptr (one per 64-group); DYNAMIC_GROUP:
     each (token, group) absmax / 7, stored group-major at xs_ptr [G, M]; DYNAMIC_TOKEN: each
     token's absmax (amax_kernel's, at srow_ptr [M]) / 7, stored at xs_ptr [M];
-    DYNAMIC_TOKEN_OCTAVES: that scale * 2^-OCTAVES at xs_ptr, and per group its halvings
-    applied to the codes (_store_octave_codes); x is then
+    DYNAMIC_TWO_LEVEL: that scale / SUBSCALES at xs_ptr, and per group its integer
+    sub-scale applied to the codes (_store_two_level_codes); x is then
     amax_kernel's transformed values and the HAS_* transforms are off. Grid (M-tiles, groups,
     members): axis 2 runs the input transforms of linears that read the same x (one launch
     for q/k/v or gate/up): member p's input starts p * s_member_x elements in (0: one x for
@@ -300,7 +300,7 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     codes_ptr += p * M * K
     xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
                        offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
-    if MODE == DYNAMIC_TOKEN or MODE == DYNAMIC_TOKEN_OCTAVES:
+    if MODE == DYNAMIC_TOKEN or MODE == DYNAMIC_TWO_LEVEL:
         amax = tl.load(srow_ptr + offs_m, mask=m_mask, other=0.0).to(tl.float32)
         scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)),
                            DYNAMIC_MIN_SCALE)
@@ -311,9 +311,9 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
             _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
         else:
             if g == 0:
-                tl.store(xs_ptr + offs_m, scale * (0.5 ** OCTAVES), mask=m_mask)
+                tl.store(xs_ptr + offs_m, scale * (1 / SUBSCALES), mask=m_mask)
             before_successor(PDL)
-            _store_octave_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
+            _store_two_level_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
     else:
         scale = _scaled_group(xr, srow_ptr, xs_ptr, g, offs_m, m_mask, M, MODE, BM)
         before_successor(PDL)

@@ -3,7 +3,7 @@
 """
 Triton W4A4 QuantLinear backend: fused rotate+quantize prologue and an int8 tensor-core GEMM.
 
-Per call (act modes static_group, dynamic_group, dynamic_token, dynamic_token_octaves;
+Per call (act modes static_group, dynamic_group, dynamic_token, dynamic_two_level;
 act_modes.py):
   1. quant_kernel: x -> smooth -> perm -> 64x64 block rotation (int8 codes x fp16 column
      scale: three bf16 tensor-core dots on a GPU, a fp32 dot under the interpreter) -> int4
@@ -267,7 +267,7 @@ def _scale_buffers(layer, owners, mode: int, m: int, groups: int, dev):
 
     (xs, s_xs_m, s_xs_g, s_member_srow, s_member_xs): static_group the table row of the
     current step; dynamic_group [T, groups, M] to fill (group-major); dynamic_token and
-    dynamic_token_octaves [T, M].
+    dynamic_two_level [T, M].
     """
     count = len(owners)
     if mode == act_modes.STATIC_GROUP:

@@ -10,13 +10,14 @@ Modes (codes in [-8, 7], x_hat = code * scale):
                   compatible (each 64-wide K-group's int32 partial sum is scaled once).
   dynamic_group   no table: scale = max|x| / 7 per (token, 64-channel group) at run time.
   dynamic_token   no table: scale = max|x| / 7 per token (the naive W4A4 baseline).
-  dynamic_token_octaves
-                  no table: per 64-group the token's scale halved up to OCTAVES times, as
-                  often as the group's absmax / 7 stays within it (a power-of-two sub-scale
-                  shared by the group, as in the OCP MX formats). Each group's step is under
-                  twice its own absmax / 7 (the largest group's is exactly that), and the
-                  kernels keep one scale per token: code * 2^(OCTAVES - halvings) fits an
-                  int8 operand, so the GEMM rescales per weight group, not per 64-group.
+  dynamic_two_level
+                  no table: per 64-group the token's scale times m / SUBSCALES, m the
+                  smallest of 1..SUBSCALES that holds the group's absmax / 7 (two-level
+                  scales: a float per token, a 4-bit integer per group). A group's step is
+                  under m / (m - 1) times its own absmax / 7 (the largest group's is
+                  exactly that), and the kernels keep one scale per token, token /
+                  SUBSCALES: code * m fits an int8 operand, so the GEMM rescales per weight
+                  group, not per 64-group.
   none            activations stay in floating point (W4A16).
 T is the number of denoising steps for layers calibrated inside the step context, or 1.
 Static scales are percentile(|x|, 99.9) / 7 over calibration tokens (or, with the recipe's
@@ -28,16 +29,16 @@ from omegaq_ros.quant.packing import FP16_MIN_NORMAL, fp16_scale, INT4_MAX, INT4
 import torch
 
 ACT_MODES = ('none', 'static_channel', 'static_group', 'dynamic_group', 'dynamic_token',
-             'dynamic_token_octaves')
+             'dynamic_two_level')
 # Modes with a calibrated table (one row per denoising step where per_step).
 STATIC_MODES = ('static_channel', 'static_group')
 ACT_GROUP = 64
 # Floor of run-time (dynamic) scales, so an all-zero group quantizes to zeros (the GPU
 # kernels use the same value).
 DYNAMIC_MIN_SCALE = 1e-8
-# dynamic_token_octaves: how many times a group's scale may halve below its token's (7 * 2^4
-# = 112 still fits the int8 operand the kernels multiply).
-OCTAVES = 4
+# dynamic_two_level: a group's scale is m / SUBSCALES of its token's, m in 1..SUBSCALES
+# (7 * 16 = 112 still fits the int8 operand the kernels multiply).
+SUBSCALES = 16
 
 
 def table_width(mode: str, in_features: int) -> int:
@@ -64,10 +65,11 @@ def quantize_activations(x: torch.Tensor, mode: str, table_row=None, group: int 
     elif mode == 'dynamic_token':
         token = (x.abs().amax(-1, keepdim=True) / INT4_MAX).clamp_min(DYNAMIC_MIN_SCALE)
         scale = token.expand(*x.shape[:-1], x.shape[-1] // group)
-    elif mode == 'dynamic_token_octaves':
+    elif mode == 'dynamic_two_level':
         token = (x.abs().amax(-1, keepdim=True) / INT4_MAX).clamp_min(DYNAMIC_MIN_SCALE)
         grouped = x.reshape(*x.shape[:-1], x.shape[-1] // group, group)
-        scale = octave_scales(token, grouped.abs().amax(-1) / INT4_MAX)
+        subscales = group_subscales(token, grouped.abs().amax(-1) / INT4_MAX)
+        scale = token * subscales * (1 / SUBSCALES)
     else:
         raise ValueError(f"activation mode must be one of {'|'.join(ACT_MODES)}, got '{mode}'")
     per_channel = scale if mode == 'static_channel' else scale.repeat_interleave(group, dim=-1)
@@ -75,15 +77,14 @@ def quantize_activations(x: torch.Tensor, mode: str, table_row=None, group: int 
     return codes, scale
 
 
-def octave_scales(token: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+def group_subscales(token: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
     """
-    Return token * 2^-h per group, h <= OCTAVES the most halvings that stay >= wanted.
+    Return m per group (float), the smallest of 1..SUBSCALES with token * m / SUBSCALES >= wanted.
 
-    token [..., 1], wanted [..., G] (each group's absmax / 7): exact powers of two, so the
-    kernels' comparisons and products give the same scales bit for bit.
+    token [..., 1], wanted [..., G] (each group's absmax / 7). Counted by comparisons of
+    rounded products, as the quantize kernel counts them, so both pick the same m.
     """
-    halvings = sum((token * 0.5 ** i >= wanted).int() for i in range(1, OCTAVES + 1))
-    return token / (2 ** halvings).to(token.dtype)
+    return 1 + sum((token * (i / SUBSCALES) < wanted).float() for i in range(1, SUBSCALES))
 
 
 ACT_CLIPS = ('percentile', 'mse')
