@@ -304,19 +304,17 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
         amax = tl.load(srow_ptr + offs_m, mask=m_mask, other=0.0).to(tl.float32)
         scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)),
                            DYNAMIC_MIN_SCALE)
-        if MODE == DYNAMIC_TOKEN:
-            if g == 0:
-                tl.store(xs_ptr + offs_m, scale, mask=m_mask)
-            before_successor(PDL)
-            _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
-        else:
-            if g == 0:
+        if g == 0:
+            if MODE == DYNAMIC_TWO_LEVEL:
                 tl.store(xs_ptr + offs_m, scale * (1 / SUBSCALES), mask=m_mask)
-            before_successor(PDL)
-            _store_two_level_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
+            else:
+                tl.store(xs_ptr + offs_m, scale, mask=m_mask)
     else:
         scale = _scaled_group(xr, srow_ptr, xs_ptr, g, offs_m, m_mask, M, MODE, BM)
-        before_successor(PDL)
+    before_successor(PDL)
+    if MODE == DYNAMIC_TWO_LEVEL:
+        _store_two_level_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
+    else:
         _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
 
 
