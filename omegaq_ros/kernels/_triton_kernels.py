@@ -185,27 +185,6 @@ def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
 
 
 @triton.jit
-def _member_inputs(p, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr, xs_ptr, s_member_k,
-                   s_member_srow, s_member_xs):
-    # Member p's input transform, table row or token maxima, and dynamic scales (the strides
-    # of quant_kernel's docstring).
-    return (perm_ptr + p * s_member_k, smooth_ptr + p * s_member_k,
-            rot_ptr + p * s_member_k * 64, rscale_ptr + p * s_member_k,
-            srow_ptr + p * s_member_srow, xs_ptr + p * s_member_xs)
-
-
-@triton.jit
-def _scaled_group(xr, srow_ptr, xs_ptr, g, offs_m, m_mask, M, MODE: tl.constexpr,
-                  BM: tl.constexpr):
-    # The group's scale (_group_scale); DYNAMIC_GROUP stores it group-major [G, M], where the
-    # GEMM reads one group's scales for consecutive tokens.
-    scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
-    if MODE == DYNAMIC_GROUP:
-        tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
-    return scale
-
-
-@triton.jit
 def _store_two_level_codes(xr, token_scale, codes_ptr, g, offs_m, m_mask, K,
                            BM: tl.constexpr):
     # DYNAMIC_TWO_LEVEL (activations.group_subscales): the group's scale is the token's
@@ -217,14 +196,19 @@ def _store_two_level_codes(xr, token_scale, codes_ptr, g, offs_m, m_mask, K,
         m += (token_scale * (i / SUBSCALES) < wanted).to(tl.float32)
     scale = token_scale * m * (1 / SUBSCALES)
     q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr))) * m[:, None]
-    tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
-             _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
+    _store_group(q, codes_ptr, g, offs_m, m_mask, K, BM)
 
 
 @triton.jit
 def _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
-    # Round xr / scale to int4 codes; store the group's codes in GEMM order.
+    # Round xr / scale to int4 codes; store them (_store_group).
     q = _round_clamp(tl.math.div_rn(xr, scale[:, None] + tl.zeros_like(xr)))
+    _store_group(q, codes_ptr, g, offs_m, m_mask, K, BM)
+
+
+@triton.jit
+def _store_group(q, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
+    # Store one 64-group's integer operands (fp32 [rows, 64]) as int8 in GEMM order.
     tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
              _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
 
@@ -291,9 +275,12 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     g = tl.program_id(1)
     p = tl.program_id(2)
     x_ptr += p * s_member_x
-    perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr, xs_ptr = _member_inputs(
-        p, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr, xs_ptr, s_member_k,
-        s_member_srow, s_member_xs)
+    perm_ptr += p * s_member_k
+    smooth_ptr += p * s_member_k
+    rot_ptr += p * s_member_k * 64
+    rscale_ptr += p * s_member_k
+    srow_ptr += p * s_member_srow
+    xs_ptr += p * s_member_xs
     offs_m = pid_m * BM + tl.arange(0, BM)
     m_mask = offs_m < M
     K = G * 64
@@ -310,7 +297,10 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
             else:
                 tl.store(xs_ptr + offs_m, scale, mask=m_mask)
     else:
-        scale = _scaled_group(xr, srow_ptr, xs_ptr, g, offs_m, m_mask, M, MODE, BM)
+        scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
+        if MODE == DYNAMIC_GROUP:
+            # Group-major [G, M]: the GEMM reads one group's scales for consecutive tokens.
+            tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
     before_successor(PDL)
     if MODE == DYNAMIC_TWO_LEVEL:
         _store_two_level_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
