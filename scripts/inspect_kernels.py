@@ -38,7 +38,7 @@ from triton.compiler import ASTSource
 # kernel); a kernel's signature lists its own parameters in order.
 PARAMETER_TYPES = {
     'codes_ptr': '*i8', 'xs_ptr': '*fp32', 's_xs_m': 'i32', 's_xs_g': 'i32',
-    's_member_xs': 'i32', 'wp_ptr': '*u8', 'ws_ptr': '*fp16', 's_ws_n': 'i32',
+    's_member_xs': 'i32', 'wp_ptr': '*u8', 'ws_ptr': '*fp16', 's_ws_n': 'i32', 'wu_ptr': '*fp16',
     'bias_ptr': '*fp32', 'out_ptr': '*bf16', 's_out_split': 'i32', 'y_ptr': '*bf16',
     'arrivals_ptr': '*i32', 'M': 'i32', 'N': 'i32', 'G': 'i32', 'GPS': 'i32',
     'member_end1': 'i32', 'member_end2': 'i32', 'x_ptr': '*bf16', 'stride_xm': 'i32',
@@ -166,8 +166,19 @@ def path_variants() -> list:
     found += [('gemm token scales expert swapAB 16x64 w4 s4 split-K', kernels.gemm_kernel,
                dict(expert, BM=16, TOKEN_SCALES=True), 4, 4),
               ('gemm token scales prefix swapAB 128x64 w4 s3', kernels.gemm_kernel,
-               dict(GEMM_PATH, SWAP=True, BM=128, BN=64, TOKEN_SCALES=True), 4, 3),
-              ('quant amax (dynamic_token first pass) rot on tensor cores BM64',
+               dict(GEMM_PATH, SWAP=True, BM=128, BN=64, TOKEN_SCALES=True), 4, 3)]
+    # Two-level weight scales with one scale per token: one int32 sum over K, one rescale.
+    found += [(f'gemm scale units {label}', kernels.gemm_kernel,
+               dict(path, TOKEN_SCALES=True, SCALE_UNITS=True), warps, stages)
+              for label, path, warps, stages in (
+                  ('expert swapAB 16x64 w4 s4 split-K', dict(expert, BM=16), 4, 4),
+                  ('prefix swapAB 128x64 w4 s3', dict(GEMM_PATH, SWAP=True, BM=128, BN=64), 4,
+                   3),
+                  ('prefix swapAB 128x128 w8 s3', dict(GEMM_PATH, SWAP=True, BM=128, BN=128),
+                   8, 3),
+                  ('prefix tiled 128x128 w8 s3', dict(GEMM_PATH, SWAP=False, BM=128, BN=128),
+                   8, 3))]
+    found += [('quant amax (dynamic_token first pass) rot on tensor cores BM64',
                kernels.amax_kernel, {k: QUANT_PATH[k] for k in QUANT_PATH if k != 'MODE'},
                4, 3)]
     found += [(f'quant mode {name} rot on tensor cores BM{bm}', kernels.quant_kernel,

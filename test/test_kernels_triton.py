@@ -87,8 +87,12 @@ def _poison_allocator():
 
 
 def make_layer(k, n, mode, *, perm=True, rot_in=True, rot_out=True, bias=True, smooth=True,
-               per_step=False, table_rows=1, seed=0):
-    """Build a QuantLinear on CUDA with random codes, scales, rotations and tables."""
+               per_step=False, table_rows=1, seed=0, scale_unit=False):
+    """
+    Build a QuantLinear on CUDA with random codes, scales, rotations and tables.
+
+    scale_unit: two-level weight scales (random multiples 1..16 of a random row unit).
+    """
     from omegaq_ros.quant.linear import QuantLinear
     from omegaq_ros.quant.packing import pack_int4
     from omegaq_ros.quant.rotation import store_blocks
@@ -96,10 +100,20 @@ def make_layer(k, n, mode, *, perm=True, rot_in=True, rot_out=True, bias=True, s
     dev = DEVICE
     layer = QuantLinear(k, n, name=f'test_{k}x{n}', act_mode=mode, per_step=per_step,
                         has_bias=bias, has_smooth=smooth, has_perm=perm, has_rot_in=rot_in,
-                        has_rot_out=rot_out, table_rows=table_rows).to(dev)
+                        has_rot_out=rot_out, table_rows=table_rows,
+                        has_scale_unit=scale_unit).to(dev)
     codes = torch.randint(-8, 8, (n, k), dtype=torch.int8, device=dev, generator=g)
     layer.weight_packed.copy_(pack_int4(codes))
     layer.weight_scale.copy_(torch.rand(n, k // 128, device=dev, generator=g) * 0.02 + 1e-3)
+    if scale_unit:
+        from omegaq_ros.quant.weights import scale_multiples
+        # At most 7 significant bits, as weights.scale_units makes them: m * unit is exact.
+        unit = (torch.randint(64, 128, (n,), device=dev, generator=g)
+                * 2.0 ** -torch.randint(14, 18, (n,), device=dev, generator=g)).half()
+        layer.weight_scale_unit.copy_(unit)
+        multiples = torch.randint(1, 17, (n, k // 128), device=dev, generator=g)
+        layer.weight_scale.copy_(multiples * unit.float()[:, None])
+        assert torch.equal(scale_multiples(layer.weight_scale, unit).cpu(), multiples.cpu())
     if bias:
         layer.bias.copy_(torch.randn(n, device=dev, generator=g))
     if smooth:
@@ -167,7 +181,7 @@ def _expand_scales(layer, xs, m):
     groups = layer.in_features // 64
     if layer.act_mode == 'static_group':
         return layer.table_row().expand(m, groups)
-    if layer.act_mode == 'dynamic_token':
+    if layer.act_mode in ('dynamic_token', 'dynamic_two_level'):
         return xs[:, None].expand(m, groups)
     return xs
 
@@ -601,12 +615,13 @@ def test_paired_rescale_matches_one_group_at_a_time(k, n, m, mode):
 
 
 @pytest.mark.skipif(INTERPRETED, reason='the autotuner times its candidates on a GPU')
-@pytest.mark.parametrize('mode', ['static_group', 'dynamic_group'])
-def test_every_tuned_gemm_config_matches_the_reference(mode):
+@pytest.mark.parametrize('mode,scale_unit', [('static_group', False), ('dynamic_group', False),
+                                             ('dynamic_two_level', True)])
+def test_every_tuned_gemm_config_matches_the_reference(mode, scale_unit):
     """The autotuner may pick any candidate for a prefix shape: each must be right."""
     from omegaq_ros.kernels import triton_w4a4 as tw
     k, n, m = 1024, 512, 300
-    layer = make_layer(k, n, mode, rot_out=False, seed=23)
+    layer = make_layer(k, n, mode, rot_out=False, seed=23, scale_unit=scale_unit)
     x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
                     .manual_seed(24))
     codes, xs, s_m, s_g = tw.quantize_input(layer, x)
@@ -800,3 +815,35 @@ def test_two_level_scales_give_the_reference_values_with_one_scale_per_token(m):
     rows = ~flips.any(dim=1)
     assert int(rows.sum()) >= m - max(1, m // 10)
     _assert_fp32_close(y[rows], reference_forward(layer, x)[rows])
+
+
+@pytest.mark.parametrize('mode', ['dynamic_token', 'dynamic_two_level', 'dynamic_group'])
+@pytest.mark.parametrize('k,n,m', [(512, 128, 10), (512, 64, 50), (256, 128, 80)])
+def test_two_level_weight_scales_match_the_reference_on_every_split(k, n, m, mode):
+    """
+    Weight scales that are multiples of a row unit: with one scale per token the GEMM sums
+    codes * multiple in int32 over the whole split and scales once (SCALE_UNITS); with
+    64-group scales it rescales per group as usual. Both equal the reference, which reads
+    the group scales, on every K split and on the tiled path, and through the layer.
+    """
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    from omegaq_ros.quant.linear import reference_forward
+    layer = make_layer(k, n, mode, rot_out=False, seed=71, scale_unit=True)
+    x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
+                    .manual_seed(72))
+    codes, xs, s_m, s_g = tw.quantize_input(layer, x)
+    natural = tw.natural_order(codes)
+    expected = _scaled_reference(layer, natural, _expand_scales(layer, xs, m))
+    plan = tw.plan(m, n, k, tuned=False)
+    groups = k // 64
+    for split in (1, 2, groups):
+        _poison_allocator()
+        y = tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.float32,
+                             plan_override=dict(plan, split=split, gps=groups // split))
+        _assert_fp32_close(y, expected)
+    layer.backend = 'triton'
+    y = layer(x)
+    same = (natural.float() == _reference_codes(layer, x)[1]).all(dim=1) \
+        if mode != 'dynamic_two_level' else torch.ones(m, dtype=torch.bool, device=DEVICE)
+    ref = reference_forward(layer, x)
+    torch.testing.assert_close(y[same], ref[same], rtol=1e-4, atol=1e-4 * ref.abs().max().item())

@@ -174,6 +174,42 @@ def _unpack_nibbles(wb, ASM_UNPACK: tl.constexpr):
 
 
 @triton.jit
+def _unpack_nibbles_times(wb, mb, ASM_UNPACK: tl.constexpr):
+    # _unpack_nibbles scaled by the row's weight-scale multiple m (1..16, mb: [BN, 32] bytes
+    # of it): q * m as int8 (|q m| <= 128). With t = q + 8 in [0, 15], t * m <= 240 fits a
+    # byte, so one 32-bit multiply scales four bytes without carries; t m + (128 - 8 m) =
+    # q m + 128 lies in [0, 240], and ^ 0x80 makes it q m as a two's-complement byte.
+    if ASM_UNPACK:
+        lo, hi = tl.inline_asm_elementwise(
+            asm="""
+            {
+            .reg .b32 t, m, c;
+            and.b32 m, $3, 0xFF;
+            shl.b32 c, $3, 3;
+            sub.u32 c, 0x80808080, c;
+            and.b32 t, $2, 0x0F0F0F0F;
+            xor.b32 t, t, 0x08080808;
+            mul.lo.u32 t, t, m;
+            add.u32 t, t, c;
+            xor.b32 $0, t, 0x80808080;
+            shr.u32 t, $2, 4;
+            and.b32 t, t, 0x0F0F0F0F;
+            xor.b32 t, t, 0x08080808;
+            mul.lo.u32 t, t, m;
+            add.u32 t, t, c;
+            xor.b32 $1, t, 0x80808080;
+            }
+            """,
+            constraints='=r,=r,r,r', args=[wb, mb], dtype=(tl.int8, tl.int8), is_pure=True,
+            pack=4)
+    else:
+        m = mb.to(tl.int32)
+        lo = ((((wb & 0x0F) ^ 0x08).to(tl.int32) - 8) * m).to(tl.int8)
+        hi = ((((wb >> 4) ^ 0x08).to(tl.int32) - 8) * m).to(tl.int8)
+    return lo, hi
+
+
+@triton.jit
 def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
     # STATIC_GROUP: the table row's scale of group g; DYNAMIC_GROUP: the group's absmax / 7.
     if MODE == STATIC_GROUP:
@@ -334,6 +370,15 @@ def _weight_group(w_ptrs, n_mask, ASM_UNPACK: tl.constexpr, BN: tl.constexpr):
 
 
 @triton.jit
+def _weight_group_times(w_ptrs, n_mask, mult, ASM_UNPACK: tl.constexpr, BN: tl.constexpr):
+    # _weight_group with each row's codes times its weight-scale multiple mult [BN] (int32).
+    mb = tl.broadcast_to(mult.to(tl.uint8)[:, None], (BN, 32))
+    w_lo, w_hi = _unpack_nibbles_times(tl.load(w_ptrs, mask=n_mask[:, None], other=0), mb,
+                                       ASM_UNPACK)
+    return tl.reshape(tl.permute(tl.join(w_lo, w_hi), (0, 2, 1)), (BN, 64))
+
+
+@triton.jit
 def _int_dot(x, w, SWAP: tl.constexpr):
     # Exact int32 product of codes x [BM, 64] and weights w [BN, 64]: [BN, BM] with SWAP (the
     # weight fills the MMA's 64-row side), else [BM, BN].
@@ -442,14 +487,14 @@ def _reduce_splits(part_ptr, s_split, tile, mask, offs_n, n_mask, bias_ptr, y_pt
 
 @triton.jit
 def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
-                wp_ptr, ws_ptr, s_ws_n, bias_ptr,
+                wp_ptr, ws_ptr, s_ws_n, wu_ptr, bias_ptr,
                 out_ptr, s_out_split, y_ptr, arrivals_ptr,
                 M, N, G, GPS, member_end1, member_end2,
                 WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                 SWAP: tl.constexpr, FINAL: tl.constexpr, REDUCE: tl.constexpr,
                 HAS_BIAS: tl.constexpr, MEMBERS: tl.constexpr, ASM_UNPACK: tl.constexpr,
                 TOKEN_SCALES: tl.constexpr = False, PAIRS: tl.constexpr = False,
-                PDL: tl.constexpr = False, N_ALIGN=0):
+                SCALE_UNITS: tl.constexpr = False, PDL: tl.constexpr = False, N_ALIGN=0):
     """
     Scaled W4A4 GEMM of activation codes from quant_kernel: y = sum_g (x_g . w_g) * xs * ws.
 
@@ -466,6 +511,10 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
     multiple of WG_RATIO, so the loop rescales once per weight group, not per 64-group.
     PAIRS (per-64-group scales, WG_RATIO and GPS even): two 64-groups per iteration, their
     scaled products summed before the shared weight scale multiplies them.
+    SCALE_UNITS (with TOKEN_SCALES; two-level weight scales): weight group scales are integer
+    multiples m of a per-row unit wu_ptr[n]; the codes are multiplied by m as they are
+    unpacked, so the split's whole product adds up in int32 on the tensor cores and is
+    scaled once, by the unit and the token's scale (no per-group work on the CUDA cores).
     PDL: launched as a programmatic dependent launch; the first weight lines of the tile are
     prefetched into L2 while the kernel before still runs (weights depend on no kernel).
     N_ALIGN: read only by the autotuner (tiles must divide it).
@@ -485,7 +534,24 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
     acc = _accumulator(BM, BN, SWAP, tl.float32)
     x_ptrs = codes_ptr + offs_m[:, None] * K + tl.arange(0, 64)[None, :]
     w_ptrs = wp_ptr + offs_n[:, None] * (K // 2) + tl.arange(0, 32)[None, :]
-    if TOKEN_SCALES:
+    if SCALE_UNITS:
+        units = tl.load(wu_ptr + offs_n, mask=n_mask, other=1.0).to(tl.float32)
+        per_unit = 1.0 / units
+        p = _accumulator(BM, BN, SWAP, tl.int32)
+        for i in range(0, GPS):
+            g = g0 + i
+            # ws = m * unit exactly (weights.scale_multiples), so ws / unit rounds to m.
+            wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask, other=0.0)
+            mult = (wsv.to(tl.float32) * per_unit + 0.5).to(tl.int32)
+            p = _int_dot_into(p, tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0),
+                              _weight_group_times(w_ptrs + g * 32, n_mask, mult, ASM_UNPACK,
+                                                  BN), SWAP)
+        xsv = tl.load(xs_ptr + offs_m * s_xs_m, mask=m_mask, other=0.0).to(tl.float32)
+        if SWAP:
+            acc = p.to(tl.float32) * units[:, None] * xsv[None, :]
+        else:
+            acc = p.to(tl.float32) * units[None, :] * xsv[:, None]
+    elif TOKEN_SCALES:
         # One scale per token: the int32 products of a whole weight group add up on the
         # tensor cores and are rescaled once by the weight scale; the token's scale comes last.
         for i in range(0, GPS, WG_RATIO):

@@ -168,7 +168,8 @@ def _tuned_gemm():
         return [c for c in configs if arg('N_ALIGN') % c.kwargs['BN'] == 0
                 and (pairs_fit or not c.kwargs['PAIRS'])] or configs[:1]
 
-    return _triton.autotune(configs, key=['M', 'N', 'G', 'N_ALIGN'],
+    return _triton.autotune(configs, key=['M', 'N', 'G', 'N_ALIGN', 'TOKEN_SCALES',
+                                          'SCALE_UNITS'],
                             prune_configs_by={'early_config_prune': fitting})(
                                 _kernels().gemm_kernel)
 
@@ -415,7 +416,7 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
     reduce = p['split'] > 1 and rot is None
     y = out if out is not None else torch.empty(m, n, dtype=out_dtype, device=dev)
     part = y if final else torch.empty(p['split'], m, n, dtype=torch.float32, device=dev)
-    ws = weights.weight_scale
+    ws, units = weights.weight_scale, weights.weight_scale_unit
     wg_ratio = layer.weight_group // ACT_BLOCK
     ends = member_ends if member_ends is not None else (n, n)
     arrivals = _arrival_counts(dev)
@@ -423,14 +424,16 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
         raise ValueError(f'split-K GEMM {m}x{k}x{n} has more tiles than {ARRIVAL_SLOTS}')
     args = dict(codes_ptr=codes, xs_ptr=xs, s_xs_m=s_xs_m, s_xs_g=s_xs_g,
                 s_member_xs=s_xs_member, wp_ptr=weights.weight_packed, ws_ptr=ws,
-                s_ws_n=ws.stride(0), bias_ptr=bias if bias is not None else ws,
+                s_ws_n=ws.stride(0), wu_ptr=units if units is not None else ws,
+                bias_ptr=bias if bias is not None else ws,
                 out_ptr=part, s_out_split=m * n,
                 y_ptr=y, arrivals_ptr=arrivals, M=m, N=n, G=k // ACT_BLOCK, GPS=p['gps'],
                 member_end1=ends[0], member_end2=ends[1],
                 WG_RATIO=wg_ratio, FINAL=final, REDUCE=reduce,
                 HAS_BIAS=bias is not None, MEMBERS=member_ends is not None,
                 ASM_UNPACK=_asm_unpack(),
-                TOKEN_SCALES=s_xs_g == 0 and p['gps'] % wg_ratio == 0, **launch_options(y))
+                TOKEN_SCALES=s_xs_g == 0 and p['gps'] % wg_ratio == 0,
+                SCALE_UNITS=s_xs_g == 0 and units is not None, **launch_options(y))
     if not tuned:
         # A plan may turn the paired rescale off ({'pairs': False}: benches, tests).
         args['PAIRS'] = (PAIRED_RESCALE['enabled'] and p.get('pairs', True)
@@ -505,7 +508,8 @@ def _check_layer(layer):
         raise ValueError(f"triton backend: layer '{layer.name}' weight_group "
                          f'{layer.weight_group} is not a multiple of {ACT_BLOCK}')
     owner = layer.input_owner
-    stored = {'weight_scale': (layer, torch.float16), 'bias': (layer, torch.float32),
+    stored = {'weight_scale': (layer, torch.float16),
+              'weight_scale_unit': (layer, torch.float16), 'bias': (layer, torch.float32),
               'rot_out': (layer, torch.int8), 'rot_out_scale': (layer, torch.float16),
               'smooth': (owner, torch.float32), 'perm_in': (owner, torch.int32),
               'rot_in': (owner, torch.int8), 'rot_in_scale': (owner, torch.float16),
@@ -518,7 +522,8 @@ def _check_layer(layer):
 
 
 # Stored per output row (concatenated along dim 0) and per input transform (stacked).
-_OUTPUT_SIDE = ('weight_packed', 'weight_scale', 'bias', 'rot_out', 'rot_out_scale')
+_OUTPUT_SIDE = ('weight_packed', 'weight_scale', 'weight_scale_unit', 'bias', 'rot_out',
+                'rot_out_scale')
 _INPUT_SIDE = ('perm_in', 'smooth', 'rot_in', 'rot_in_scale', 'act_scale')
 
 

@@ -7,7 +7,8 @@ The quantized artifact: a directory with omegaq.json and two safetensors files.
                             per-layer layout and statistics, sha256 and size of each file,
                             sha256 / dtype / shape of every tensor
     quantized.safetensors   per quantized linear L: L.weight_packed (uint8 [out, in/2], see
-                            packing.py), L.weight_scale (fp16 [out, in/128]), L.bias (fp32),
+                            packing.py), L.weight_scale (fp16 [out, in/128]), with two-level
+                            scales L.weight_scale_unit (fp16 [out]), L.bias (fp32),
                             L.rot_out (int8 [out/64, 64, 64]) + L.rot_out_scale (fp16
                             [out/64, 64]); and where L owns its input transform: L.smooth
                             (fp32), L.perm_in (int32 [in]), L.rot_in (int8 [in/64, 64, 64])
@@ -33,6 +34,7 @@ import tempfile
 
 from omegaq_ros.quant.linear import link_shared_inputs, QuantLinear
 from omegaq_ros.quant.recipe import Recipe
+from omegaq_ros.quant.weights import scale_multiples
 import safetensors
 from safetensors.torch import load_file, save_file
 import torch
@@ -310,6 +312,12 @@ def _load_checked(path: str, manifest: dict, model_skeleton: nn.Module) -> nn.Mo
                             f'{result.missing_keys[:8]}, unexpected {result.unexpected_keys[:8]}')
     try:
         link_shared_inputs(model_skeleton)
+        for module in model_skeleton.modules():
+            if isinstance(module, QuantLinear) and module.weight_scale_unit is not None:
+                try:
+                    scale_multiples(module.weight_scale, module.weight_scale_unit)
+                except ValueError as error:
+                    raise ValueError(f"layer '{module.name}': {error}") from None
     except ValueError as error:
         raise ArtifactError(f'{path}: {error}') from error
     model_skeleton.omegaq_summary = {

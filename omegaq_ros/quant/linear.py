@@ -8,6 +8,7 @@ The reference backend below is the specification every faster backend must match
     x_r   = rotate_in(x * smooth)                     (smooth, perm and 64x64 blocks, optional)
     cx,sx = quantize_activations(x_r, act_mode, row)  (row = table[step] for static modes)
     cw    = unpack_int4(weight_packed); sw = weight_scale [out, in/128]
+            (with two-level scales each sw[n, :] is a multiple of weight_scale_unit[n])
     y_r   = sum over 64-wide K-groups g of (cx_g . cw_g) * sx_g * sw_{g // 2}
             (each partial sum is an exact integer; static_channel and none dequantize
              both operands and multiply in fp32 instead, since per-channel scales do not
@@ -44,7 +45,7 @@ class QuantLinear(nn.Module):
                  per_step: bool, weight_group: int = 128, has_bias: bool = True,
                  has_smooth: bool = False, has_perm: bool = False, has_rot_in: bool = False,
                  has_rot_out: bool = False, table_rows: int = 1, block: int = 64,
-                 input_from: Optional[str] = None):
+                 input_from: Optional[str] = None, has_scale_unit: bool = False):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -61,6 +62,10 @@ class QuantLinear(nn.Module):
         self.register_buffer('weight_scale', torch.zeros(out_features,
                                                          in_features // weight_group,
                                                          dtype=torch.float16))
+        # Two-level weight scales (weights.scale_units): every group scale of row n is an
+        # integer multiple (1..16) of weight_scale_unit[n]; the reference reads weight_scale.
+        self.register_buffer('weight_scale_unit', torch.ones(out_features, dtype=torch.float16)
+                             if has_scale_unit else None)
         self.register_buffer('bias', torch.zeros(out_features) if has_bias else None)
         self.register_buffer('smooth', torch.ones(in_features)
                              if has_smooth and owns_input else None)
@@ -130,6 +135,7 @@ class QuantLinear(nn.Module):
             'has_rot_in': owner.rot_in is not None, 'has_rot_out': self.rot_out is not None,
             'table_rows': owner.act_scale.shape[0] if owner.act_scale is not None else 1,
             'input_from': self.input_from,
+            'has_scale_unit': self.weight_scale_unit is not None,
         }
 
     def _load_from_state_dict(self, *args, **kwargs):
@@ -351,7 +357,7 @@ def fold_input_permutations(model: nn.Module, chains) -> int:
             order = consumer.perm_in.long()
             with torch.no_grad():
                 for producer in producers:
-                    for name in ('weight_packed', 'weight_scale', 'bias'):
+                    for name in ('weight_packed', 'weight_scale', 'weight_scale_unit', 'bias'):
                         rows = getattr(producer, name)
                         if rows is not None:
                             setattr(producer, name, rows.index_select(0, order).contiguous())

@@ -8,6 +8,7 @@ from torch import nn
 
 # What each QuantLinear buffer is, for the breakdown.
 BUFFER_PARTS = {'weight_packed': 'int4 codes', 'weight_scale': 'weight scales',
+                'weight_scale_unit': 'weight scales',
                 'rot_in': 'rotations', 'rot_in_scale': 'rotations', 'rot_out': 'rotations',
                 'rot_out_scale': 'rotations', 'perm_in': 'permutations',
                 'act_scale': 'act tables', 'smooth': 'act tables', 'bias': 'bias'}

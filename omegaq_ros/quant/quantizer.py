@@ -31,7 +31,7 @@ from omegaq_ros.quant.rotation import (BLOCK, BlockRotation, build_input_rotatio
                                        store_blocks)
 from omegaq_ros.quant.step_context import (calibration, current_step, denoising_step,
                                            StepContextError)
-from omegaq_ros.quant.weights import gptq_quantize, rtn_quantize
+from omegaq_ros.quant.weights import gptq_quantize, rtn_quantize, scale_units
 import torch
 from torch import nn
 
@@ -228,13 +228,15 @@ def _build_quant_linear(name, linear, recorder, recipe, smooth, owner=None):
     if rot_out is not None:
         # Stored as Q^{-1} W_r, so that y_r Q^T == x_r W_r^T for the stored (rounded) Q.
         w_rot = rotate_rows(w_rot, torch.linalg.inv(rot_out).float())
+    unit = (scale_units(w_rot, recipe.weight_group) if recipe.weight_scales == 'two_level'
+            else None)
     if recipe.weight_method == 'gptq':
         hessian = 2.0 * recorder.hessian / max(1, recorder.tokens)
         codes, scales = gptq_quantize(w_rot, hessian, group=recipe.weight_group,
                                       damp=recipe.gptq_damp, block=recipe.gptq_block,
-                                      act_order=recipe.gptq_act_order)
+                                      act_order=recipe.gptq_act_order, unit=unit)
     else:
-        codes, scales = rtn_quantize(w_rot, group=recipe.weight_group)
+        codes, scales = rtn_quantize(w_rot, group=recipe.weight_group, unit=unit)
 
     per_step, rows, groups = (_step_rows(recorder, recipe) if recipe.act_mode in STATIC_MODES
                               else (False, 1, []))
@@ -243,9 +245,12 @@ def _build_quant_linear(name, linear, recorder, recipe, smooth, owner=None):
         per_step=per_step, weight_group=recipe.weight_group, has_bias=linear.bias is not None,
         has_smooth=smooth is not None, has_perm=rotation.perm is not None,
         has_rot_in=rotation.blocks is not None, has_rot_out=rot_out is not None,
-        table_rows=rows, input_from=None if owner is None else owner.name)
+        table_rows=rows, input_from=None if owner is None else owner.name,
+        has_scale_unit=unit is not None)
     layer.weight_packed.copy_(pack_int4(codes))
     layer.weight_scale.copy_(scales)
+    if unit is not None:
+        layer.weight_scale_unit.copy_(unit)
     if linear.bias is not None:
         layer.bias.copy_(linear.bias.detach().float().cpu())
     if rot_out is not None:
@@ -377,11 +382,17 @@ def quantize(model: nn.Module, calibration_batches: Iterable, recipe: Recipe,
 
 
 def _group_recipe(recipe: Recipe, group) -> Recipe:
-    """Return the recipe of an input group's linears (one act mode: one quantized input)."""
-    chosen = {name: recipe.for_layer(name).act_mode for name, _ in group}
-    if len(set(chosen.values())) > 1:
-        raise ValueError(f'act_mode_by_scope gives linears that read one input different act '
-                         f'modes: {chosen}')
+    """
+    Return the recipe of an input group's linears.
+
+    One act mode (one quantized input) and one kind of weight scales (the fast backend runs
+    the group as one GEMM) for all of them.
+    """
+    for key in ('act_mode', 'weight_scales'):
+        chosen = {name: getattr(recipe.for_layer(name), key) for name, _ in group}
+        if len(set(chosen.values())) > 1:
+            raise ValueError(f'{key}_by_scope gives linears that read one input different '
+                             f'{key} values: {chosen}')
     return recipe.for_layer(group[0][0])
 
 

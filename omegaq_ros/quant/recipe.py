@@ -10,6 +10,8 @@ from omegaq_ros.quant.activations import ACT_CLIPS, ACT_MODES
 from omegaq_ros.quant.rotation import ROTATIONS
 import yaml
 
+WEIGHT_SCALES = ('group', 'two_level')
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -33,6 +35,10 @@ class Recipe:
     gptq_damp: float = 0.01
     gptq_block: int = 128
     gptq_act_order: bool = False
+    # group: one fp16 scale per weight group; two_level: each a multiple 1..16 of a per-row unit
+    # (weights.scale_units), so the GPU GEMM of a per-token act mode sums in integers.
+    weight_scales: str = 'group'
+    weight_scales_by_scope: tuple = ()       # {regex: weight_scales}, as act_mode_by_scope
     act_mode: str = 'static_channel'         # see activations.ACT_MODES
     # {regex: mode}: the linears a regex matches (the first that does) take that mode instead
     # (per-token scales for the prefix's language layers, 64-group scales in the expert).
@@ -54,24 +60,27 @@ class Recipe:
             'weight_method': (self.weight_method, ('gptq', 'rtn')),
             'act_mode': (self.act_mode, ACT_MODES),
             'act_clip': (self.act_clip, ACT_CLIPS),
+            'weight_scales': (self.weight_scales, WEIGHT_SCALES),
         }
         for key, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"recipe field '{key}' must be one of {'|'.join(allowed)}, "
                                  f"got '{value}'")
-        scoped = self.act_mode_by_scope
-        scoped = tuple((scoped or {}).items()) if isinstance(scoped, dict) else tuple(
-            tuple(pair) for pair in scoped)
-        for pattern, mode in scoped:
-            try:
-                re.compile(pattern)
-            except (re.error, TypeError) as error:
-                raise ValueError(f"recipe field 'act_mode_by_scope': {pattern!r} is not a "
-                                 f'regular expression ({error})') from None
-            if mode not in ACT_MODES:
-                raise ValueError(f"recipe field 'act_mode_by_scope': {pattern!r} maps to "
-                                 f"'{mode}', not one of {'|'.join(ACT_MODES)}")
-        object.__setattr__(self, 'act_mode_by_scope', scoped)
+        for key, allowed in (('act_mode_by_scope', ACT_MODES),
+                             ('weight_scales_by_scope', WEIGHT_SCALES)):
+            scoped = getattr(self, key)
+            scoped = tuple((scoped or {}).items()) if isinstance(scoped, dict) else tuple(
+                tuple(pair) for pair in scoped)
+            for pattern, choice in scoped:
+                try:
+                    re.compile(pattern)
+                except (re.error, TypeError) as error:
+                    raise ValueError(f"recipe field '{key}': {pattern!r} is not a regular "
+                                     f'expression ({error})') from None
+                if choice not in allowed:
+                    raise ValueError(f"recipe field '{key}': {pattern!r} maps to "
+                                     f"'{choice}', not one of {'|'.join(allowed)}")
+            object.__setattr__(self, key, scoped)
         for key in ('include', 'exclude'):
             patterns = getattr(self, key)
             # One regex given as a string (exclude=DiT on a command line) is one pattern, not
@@ -127,14 +136,20 @@ class Recipe:
         data['include'] = list(self.include)
         data['exclude'] = list(self.exclude)
         data['act_mode_by_scope'] = dict(self.act_mode_by_scope)
+        data['weight_scales_by_scope'] = dict(self.weight_scales_by_scope)
         return data
 
     def for_layer(self, module_name: str) -> 'Recipe':
-        """Return this recipe with the act_mode of the linear called module_name."""
-        for pattern, mode in self.act_mode_by_scope:
-            if re.search(pattern, module_name):
-                return replace(self, act_mode=mode) if mode != self.act_mode else self
-        return self
+        """Return this recipe with the act_mode and weight_scales of the linear module_name."""
+        chosen = {}
+        for key, scoped in (('act_mode', self.act_mode_by_scope),
+                            ('weight_scales', self.weight_scales_by_scope)):
+            for pattern, choice in scoped:
+                if re.search(pattern, module_name):
+                    if choice != getattr(self, key):
+                        chosen[key] = choice
+                    break
+        return replace(self, **chosen) if chosen else self
 
     def selects(self, module_name: str) -> bool:
         """Whether the linear called module_name is in the quantized scope."""
