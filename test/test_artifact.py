@@ -199,3 +199,30 @@ def test_string_format_version_says_what_arrived(saved, tmp_path):
     with pytest.raises(ArtifactError, match='format_version is the JSON string "2", expected '
                        'the integer 2'):
         load_artifact(copy_path, ToyDenoiser())
+
+
+def test_two_level_weight_scales_round_trip_and_bad_multiples_are_refused(tmp_path):
+    recipe = Recipe.preset('omega-dynamic', weight_scales='two_level')
+    model = quantize(ToyDenoiser(), toy_batches(), recipe)
+    path = save_artifact(model, recipe, str(tmp_path / 'art'))
+    loaded = load_artifact(path, ToyDenoiser(seed=5))
+    layer = loaded.head_in
+    assert layer.weight_scale_unit is not None and layer.layout()['has_scale_unit']
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    # Scales that are not multiples of their unit, with every checksum redone: refused.
+    file_path = os.path.join(path, 'quantized.safetensors')
+    tensors = load_file(file_path)
+    tensors['head_in.weight_scale'] = tensors['head_in.weight_scale'] * 1.5
+    save_file(tensors, file_path)
+    manifest_path = os.path.join(path, 'omegaq.json')
+    manifest = json.load(open(manifest_path))
+    listed = manifest['tensors']['quantized.safetensors']
+    from omegaq_ros.quant.artifact import tensor_sha256
+    listed['head_in.weight_scale']['sha256'] = tensor_sha256(tensors['head_in.weight_scale'])
+    manifest['files']['quantized.safetensors']['sha256'] = file_sha256(file_path)
+    manifest['files']['quantized.safetensors']['bytes'] = os.path.getsize(file_path)
+    manifest['manifest_sha256'] = manifest_sha256(manifest)
+    json.dump(manifest, open(manifest_path, 'w'))
+    with pytest.raises(ArtifactError, match="head_in.*not multiples"):
+        load_artifact(path, ToyDenoiser(seed=5))

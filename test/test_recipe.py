@@ -92,3 +92,19 @@ def test_act_modes_by_scope_from_a_method_string_and_yaml(tmp_path):
         Recipe(act_mode_by_scope={'expert': 'per_tensor'})
     with pytest.raises(ValueError, match="'act_mode_by_scope'.*not a regular expression"):
         Recipe(act_mode_by_scope={'layers.(': 'dynamic_token'})
+
+
+def test_weight_scales_by_scope_from_a_method_string():
+    from omegaq_ros.policy.recipes import method_recipe
+    recipe = method_recipe('omega-dynamic+act_mode_by_scope={language_model: dynamic_two_level}'
+                           '+weight_scales_by_scope={language_model: two_level}')
+    language = 'paligemma_with_expert.paligemma.model.language_model.layers.0.mlp.down_proj'
+    expert = 'paligemma_with_expert.gemma_expert.model.layers.0.mlp.down_proj'
+    chosen = recipe.for_layer(language)
+    assert (chosen.act_mode, chosen.weight_scales) == ('dynamic_two_level', 'two_level')
+    assert recipe.for_layer(expert) is recipe and recipe.weight_scales == 'group'
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+    with pytest.raises(ValueError, match="'weight_scales' must be one of"):
+        Recipe(weight_scales='per_row')
+    with pytest.raises(ValueError, match="'weight_scales_by_scope'.*not one of"):
+        Recipe(weight_scales_by_scope={'expert': 'per_row'})

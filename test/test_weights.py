@@ -74,3 +74,38 @@ def test_gptq_act_order_keeps_contiguous_groups_and_handles_dead_columns(minilm_
     err = (held @ dequant(codes, scales).t() - held @ w.t()).pow(2).mean()
     rtn_err = (held @ dequant(*rtn_quantize(w)).t() - held @ w.t()).pow(2).mean()
     assert err < rtn_err
+
+
+def test_two_level_scales_are_exact_multiples_of_a_row_unit_and_cost_little(minilm_bundle):
+    """
+    Every group scale is m * unit (m in 1..16) exactly in fp16, the row's largest group can
+    keep its own scale, and the held-out output error stays within 10% of free group scales
+    (RTN and GPTQ). Corrupted scales are refused.
+    """
+    import pytest
+    from omegaq_ros.quant.weights import scale_multiples, scale_units, WEIGHT_MULTIPLES
+    linear, calib, held = _layer_inputs(minilm_bundle, 'encoder.layer.0.output.dense')
+    rotation = build_input_rotation(linear.weight.detach(), 'composite', zigzag=True)
+    w = rotation.apply(linear.weight.detach())
+    x_cal, x_held = rotation.apply(calib), rotation.apply(held)
+    hessian = 2 * x_cal.t() @ x_cal / x_cal.shape[0]
+    unit = scale_units(w)
+    assert unit.shape == (w.shape[0],) and torch.equal(unit.half().float(), unit)
+    reference = x_held @ w.t()
+    for method in ('rtn', 'gptq'):
+        run = (lambda u: rtn_quantize(w, unit=u)) if method == 'rtn' else (
+            lambda u: gptq_quantize(w, hessian, unit=u))
+        codes, scales = run(unit)
+        multiples = scale_multiples(scales, unit.half())
+        assert int(multiples.min()) >= 1 and int(multiples.max()) <= WEIGHT_MULTIPLES
+        assert torch.equal(multiples * unit[:, None], scales.float())
+        two_level = (x_held @ dequant(codes, scales.float()).t() - reference).pow(2).mean()
+        free = (x_held @ dequant(*run(None)).t() - reference).pow(2).mean()
+        assert two_level < 1.1 * free, (method, float(two_level), float(free))
+    # The largest MSE group scale of a row fits 16 units.
+    top = mse_scales(w.reshape(-1, 128)).reshape(w.shape[0], -1).amax(1)
+    assert bool((top <= WEIGHT_MULTIPLES * unit).all())
+    broken = scales.clone()
+    broken[3, 1] = broken[3, 1] * 1.5 + 1e-3
+    with pytest.raises(ValueError, match='not multiples'):
+        scale_multiples(broken, unit.half())

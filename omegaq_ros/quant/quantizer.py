@@ -388,11 +388,11 @@ def _group_recipe(recipe: Recipe, group) -> Recipe:
     One act mode (one quantized input) and one kind of weight scales (the fast backend runs
     the group as one GEMM) for all of them.
     """
-    for key in ('act_mode', 'weight_scales'):
+    for key, what in (('act_mode', 'act modes'), ('weight_scales', 'weight scales')):
         chosen = {name: getattr(recipe.for_layer(name), key) for name, _ in group}
         if len(set(chosen.values())) > 1:
             raise ValueError(f'{key}_by_scope gives linears that read one input different '
-                             f'{key} values: {chosen}')
+                             f'{what}: {chosen}')
     return recipe.for_layer(group[0][0])
 
 
