@@ -35,8 +35,9 @@ def test_every_kernel_path_compiles_onto_tensor_cores(arch):
         assert info['mma_instructions'] > 0, f'{label} on sm_{arch}: no tensor-core MMA'
         if arch == 90 and label.startswith('gemm'):
             # Per 64-group one dot; with token scales WG_RATIO of them per weight group, with
-            # paired rescales two per loop.
-            dots = (constants['WG_RATIO'] if constants.get('TOKEN_SCALES') else
+            # paired rescales two per loop; with scale units one per 64-group again.
+            dots = (1 if constants.get('SCALE_UNITS') else
+                    constants['WG_RATIO'] if constants.get('TOKEN_SCALES') else
                     2 if constants.get('PAIRS') else 1)
             assert info['wgmma'] == dots, f'{label}: not one wgmma per K-group'
         assert info['spill_bytes'] == 0, f'{label} on sm_{arch}: spills registers'
@@ -63,11 +64,15 @@ def test_programmatic_dependent_launches_wait_for_the_kernel_before_on_sm_90():
     assert 'griddepcontrol' not in plain.asm['ptx'] and 'prefetch' not in plain.asm['ptx']
 
 
-def test_every_autotuner_candidate_fits_the_registers_of_sm_90():
+@pytest.mark.parametrize('scale_units', [False, True])
+def test_every_autotuner_candidate_fits_the_registers_of_sm_90(scale_units):
     inspect = _inspect()
     for label, kernel, constants, warps, stages in inspect.tuned_variants():
+        if scale_units:
+            # Two-level weight scales with per-token act scales: no per-group rescale at all.
+            constants = dict(constants, TOKEN_SCALES=True, SCALE_UNITS=True)
         info = inspect.lowering(inspect.compile_for(kernel, constants, warps, stages, 90))
-        groups_per_loop = 2 if constants['PAIRS'] else 1
+        groups_per_loop = 2 if constants['PAIRS'] and not scale_units else 1
         assert info['wgmma'] == groups_per_loop and info['spill_bytes'] == 0, \
             (label, info['spill_bytes'])
         # The loop without the nibble interleave and its byte shuffles: no PRMT-heavy unpack.

@@ -19,7 +19,10 @@ act_modes.py):
      by act scale x weight scale (weight groups are weight_group/64 act groups; with one
      scale per token, the per-token modes, the products of a weight group add up on the
      tensor cores and are rescaled once, the token's scale last: a third of the CUDA-core
-     work of the per-64-group rescale, which costs more than the int8 MMA it follows). Tokens <= 64
+     work of the per-64-group rescale, which costs more than the int8 MMA it follows; with
+     two-level weight scales as well, weights.scale_units, the unpack multiplies each code by
+     its group's integer multiple and the whole split sums in int32 with no rescale in the
+     loop, SCALE_UNITS). Tokens <= 64
      swap operands (the weight fills the 64-row MMA side) and split K over the SMs (plan);
      from TUNED_MIN_ROWS tokens the tiles are autotuned per shape (_tuned_gemm over
      TUNED_CONFIGS).
