@@ -253,9 +253,13 @@ def _store_group(q, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
 def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, amax_ptr,
                 rotated_ptr, M, G, s_member_k, s_member_amax, HAS_PERM: tl.constexpr,
                 HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
-                BM: tl.constexpr, GATE: tl.constexpr = NO_GATE, PDL: tl.constexpr = False):
+                BM: tl.constexpr, GATE: tl.constexpr = NO_GATE, PDL: tl.constexpr = False,
+                STORE_ROTATED: tl.constexpr = True):
     """
     Transform x once for DYNAMIC_TOKEN: the values into rotated_ptr, each token's absmax.
+
+    STORE_ROTATED=False: only the maxima; quant_kernel then transforms x again itself (the
+    same instructions, so the same values), reading x instead of fp32 values twice its size.
 
     One program per (M-tile, group) stores its group's transformed values (fp32, natural
     column order, [members, M, G * 64]) and takes their maxima into the token's at amax_ptr
@@ -276,8 +280,9 @@ def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_
                        rot_ptr + p * s_member_k * 64, rscale_ptr + p * s_member_k, offs_m,
                        m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
     before_successor(PDL)
-    tl.store(rotated_ptr + p * M * K + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
-             xr, mask=m_mask[:, None])
+    if STORE_ROTATED:
+        tl.store(rotated_ptr + p * M * K + offs_m[:, None] * K + g * 64
+                 + tl.arange(0, 64)[None, :], xr, mask=m_mask[:, None])
     tl.atomic_max(amax_ptr + p * s_member_amax + offs_m, tl.max(tl.abs(xr), axis=1),
                   mask=m_mask, sem='relaxed')
 
