@@ -224,5 +224,5 @@ def test_two_level_weight_scales_round_trip_and_bad_multiples_are_refused(tmp_pa
     manifest['files']['quantized.safetensors']['bytes'] = os.path.getsize(file_path)
     manifest['manifest_sha256'] = manifest_sha256(manifest)
     json.dump(manifest, open(manifest_path, 'w'))
-    with pytest.raises(ArtifactError, match="head_in.*not multiples"):
+    with pytest.raises(ArtifactError, match='head_in.*not multiples'):
         load_artifact(path, ToyDenoiser(seed=5))

@@ -822,10 +822,12 @@ def test_two_level_scales_give_the_reference_values_with_one_scale_per_token(m):
 @pytest.mark.parametrize('k,n,m', [(512, 128, 10), (512, 64, 50), (256, 128, 80)])
 def test_two_level_weight_scales_match_the_reference_on_every_split(k, n, m, mode):
     """
-    Weight scales that are multiples of a row unit: with one scale per token the GEMM sums
-    codes * multiple in int32 over the whole split and scales once (SCALE_UNITS); with
-    64-group scales it rescales per group as usual. Both equal the reference, which reads
-    the group scales, on every K split and on the tiled path, and through the layer.
+    Weight scales that are multiples of a row unit give the reference's output.
+
+    With one scale per token the GEMM sums codes * multiple in int32 over the whole split
+    and scales once (SCALE_UNITS); with 64-group scales it rescales per group as usual. Both
+    equal the reference, which reads the group scales, on every K split and on the tiled
+    path, and through the layer.
     """
     from omegaq_ros.kernels import triton_w4a4 as tw
     from omegaq_ros.quant.linear import reference_forward
@@ -854,8 +856,9 @@ def test_two_level_weight_scales_match_the_reference_on_every_split(k, n, m, mod
 @pytest.mark.parametrize('gated', [False, True])
 def test_per_token_quantize_recomputing_the_rotation_equals_the_stored_one(mode, gated):
     """
-    The per-token quantize transforms x again instead of reading the first pass's fp32
-    values: the same codes and scales bit for bit (plain and gated input, fused members).
+    The per-token quantize may transform x again instead of reading stored fp32 values.
+
+    The same codes and scales bit for bit (plain and gated input, fused members).
     """
     from omegaq_ros.kernels import act_modes
     from omegaq_ros.kernels import triton_w4a4 as tw

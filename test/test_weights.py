@@ -78,6 +78,8 @@ def test_gptq_act_order_keeps_contiguous_groups_and_handles_dead_columns(minilm_
 
 def test_two_level_scales_are_exact_multiples_of_a_row_unit_and_cost_little(minilm_bundle):
     """
+    Two-level group scales are exact multiples of a row unit and cost little accuracy.
+
     Every group scale is m * unit (m in 1..16) exactly in fp16, the row's largest group can
     keep its own scale, and the held-out output error stays within 10% of free group scales
     (RTN and GPTQ). Corrupted scales are refused.
