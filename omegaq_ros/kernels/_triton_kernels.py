@@ -516,9 +516,9 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
     multiple of WG_RATIO, so the loop rescales once per weight group, not per 64-group.
     PAIRS (per-64-group scales, WG_RATIO and GPS even): two 64-groups per iteration, their
     scaled products summed before the shared weight scale multiplies them.
-    SCALE_UNITS (with TOKEN_SCALES; two-level weight scales): weight group scales are integer
-    multiples m of a per-row unit wu_ptr[n]; the codes are multiplied by m as they are
-    unpacked, so the split's whole product adds up in int32 on the tensor cores and is
+    SCALE_UNITS (one scale per token, s_xs_g == 0, and two-level weight scales): weight group
+    scales are integer multiples m of a per-row unit wu_ptr[n]; the codes are multiplied by m
+    as they are unpacked, so the split's whole product adds up in int32 on the tensor cores and is
     scaled once, by the unit and the token's scale (no per-group work on the CUDA cores).
     PDL: launched as a programmatic dependent launch; the first weight lines of the tile are
     prefetched into L2 while the kernel before still runs (weights depend on no kernel).
