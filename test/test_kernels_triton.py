@@ -878,6 +878,6 @@ def test_per_token_quantize_recomputing_the_rotation_equals_the_stored_one(mode,
             else:
                 results[stored] = tw._quantize(x, layers[0], layers)[:2]
     finally:
-        tw.set_token_rotation_stored(False)
+        tw.set_token_rotation_stored(True)
     for kept, recomputed in zip(results[True], results[False]):
         assert torch.equal(kept, recomputed)

@@ -259,7 +259,8 @@ def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_
     Transform x once for DYNAMIC_TOKEN: the values into rotated_ptr, each token's absmax.
 
     STORE_ROTATED=False: only the maxima; quant_kernel then transforms x again itself (the
-    same instructions, so the same values), reading x instead of fp32 values twice its size.
+    same instructions, so the same values), reading x instead of fp32 values twice its size
+    (triton_w4a4.set_token_rotation_stored).
 
     One program per (M-tile, group) stores its group's transformed values (fp32, natural
     column order, [members, M, G * 64]) and takes their maxima into the token's at amax_ptr

@@ -184,12 +184,13 @@ def _pairs_fit(gps: int, wg_ratio: int, token_scales: bool) -> bool:
 
 
 # Per-token act modes: whether the first pass stores the transformed input in fp32 for the
-# quantize to read (stored) or the quantize transforms x again (default). Benches compare.
-TOKEN_ROTATION = {'stored': False}
+# quantize to read (default; timed, RESULTS 7l) or the quantize transforms x again (a third of
+# the memory traffic, a second gather and rotation; not yet timed). Benches compare.
+TOKEN_ROTATION = {'stored': True}
 
 
 def set_token_rotation_stored(stored: bool):
-    """Choose whether per-token quantizes keep the first pass's fp32 values or recompute."""
+    """Choose whether per-token quantizes keep the first pass's fp32 values (default)."""
     TOKEN_ROTATION['stored'] = bool(stored)
 
 
@@ -340,8 +341,8 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
         srow = xs
     elif mode in act_modes.TOKEN_MODES:
         # The token's scale needs all of its groups: a first pass takes each token's maximum
-        # of the transformed input, the quantize transforms x again (or, with the rotation
-        # stored, reads the first pass's fp32 values).
+        # of the transformed input; the quantize reads the values it stored (TOKEN_ROTATION)
+        # or transforms x again.
         srow = torch.zeros(count, m, dtype=torch.float32, device=dev)
         stored = TOKEN_ROTATION['stored']
         rotated = (torch.empty(count, m, k, dtype=torch.float32, device=dev) if stored
