@@ -646,8 +646,15 @@ def test_every_tuned_gemm_config_matches_the_reference(mode, scale_unit):
         tw.set_paired_rescale(paired_default)
 
 
-def test_mixed_act_modes_run_on_the_integer_kernels():
-    """act_mode_by_scope: per-token and per-64-group layers of one model, siblings fused."""
+@pytest.mark.parametrize('token_mode,weight_scales', [('dynamic_token', 'group'),
+                                                      ('dynamic_two_level', 'two_level')])
+def test_mixed_act_modes_run_on_the_integer_kernels(token_mode, weight_scales):
+    """
+    act_mode_by_scope: per-token and per-64-group layers of one model, siblings fused.
+
+    With weight_scales_by_scope the per-token layers also take two-level weight scales (the
+    GEMM's integer-only loop), fused gate/up included.
+    """
     from omegaq_ros.policy.runtime import set_backend
     from omegaq_ros.quant import quantize, Recipe
     from toy_models import ToySharedInputs
@@ -655,9 +662,15 @@ def test_mixed_act_modes_run_on_the_integer_kernels():
     model = ToySharedInputs()
     model.SIBLING_LINEARS = (('q_proj', 'k_proj', 'v_proj'), ('gate_proj', 'up_proj'))
     batches = [(torch.randn(2, 16, 128),) for _ in range(3)]
+    scope = '^(gate|up|down)_proj$'
     recipe = Recipe.preset('omega-dynamic', weight_method='rtn',
-                           act_mode_by_scope={'^(gate|up|down)_proj$': 'dynamic_token'})
+                           act_mode_by_scope={scope: token_mode},
+                           weight_scales_by_scope={scope: weight_scales})
     qmodel = quantize(model, batches, recipe).to(DEVICE)
+    units = {n for n in ('q_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
+             if qmodel.get_submodule(n).weight_scale_unit is not None}
+    scoped = {'gate_proj', 'up_proj', 'down_proj'}
+    assert units == (set() if weight_scales == 'group' else scoped)
     x = torch.randn(2, 40, 128, device=DEVICE)
     with torch.no_grad():
         reference = qmodel(x)
@@ -666,7 +679,7 @@ def test_mixed_act_modes_run_on_the_integer_kernels():
         fast = qmodel(x)
     assert {qmodel.get_submodule(n).act_mode for n in ('q_proj', 'o_proj')} == {'dynamic_group'}
     assert {qmodel.get_submodule(n).act_mode for n in ('up_proj', 'down_proj')} == \
-        {'dynamic_token'}
+        {token_mode}
     # Rounding ties of the rotated activations may flip a code (per-layer tests); the block
     # output agrees to well under one 4-bit step.
     assert ((fast - reference).norm() / reference.norm()).item() < 5e-3
