@@ -111,3 +111,20 @@ def test_two_level_scales_are_exact_multiples_of_a_row_unit_and_cost_little(mini
     broken[3, 1] = broken[3, 1] * 1.5 + 1e-3
     with pytest.raises(ValueError, match='not multiples'):
         scale_multiples(broken, unit.half())
+
+
+def test_two_level_scales_of_dead_rows_and_with_act_order():
+    """Zero and tiny rows get the smallest normal unit; act-order GPTQ keeps exact multiples."""
+    from omegaq_ros.quant.packing import FP16_MIN_NORMAL
+    from omegaq_ros.quant.weights import scale_multiples, scale_units
+    w = torch.randn(8, 256, generator=torch.Generator().manual_seed(3))
+    w[2] = 0.0
+    w[3] = 1e-9
+    unit = scale_units(w)
+    assert unit[2].item() == unit[3].item() == FP16_MIN_NORMAL
+    for codes, scales in (rtn_quantize(w, unit=unit),
+                          gptq_quantize(w, torch.eye(256), unit=unit, act_order=True)):
+        multiples = scale_multiples(scales, unit.half())
+        assert (codes[2:4] == 0).all() and (multiples[2:4] == 1).all()
+        error = (dequant(codes, scales.float())[:2] - w[:2]).pow(2).mean() / w[:2].pow(2).mean()
+        assert error.item() < 0.03
