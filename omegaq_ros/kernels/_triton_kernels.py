@@ -372,6 +372,12 @@ def _weight_group(w_ptrs, n_mask, ASM_UNPACK: tl.constexpr, BN: tl.constexpr):
     # One 64-wide K-group of BN weight rows as int8 codes [BN, 64] in GEMM order: the low
     # nibbles of the 32 packed bytes, then the high ones (= the even | odd order of the codes).
     w_lo, w_hi = _unpack_nibbles(tl.load(w_ptrs, mask=n_mask[:, None], other=0), ASM_UNPACK)
+    return _low_then_high(w_lo, w_hi, BN)
+
+
+@triton.jit
+def _low_then_high(w_lo, w_hi, BN: tl.constexpr):
+    # [BN, 32] low and high nibbles as one [BN, 64] group: the low ones first.
     return tl.reshape(tl.permute(tl.join(w_lo, w_hi), (0, 2, 1)), (BN, 64))
 
 
@@ -381,7 +387,7 @@ def _weight_group_times(w_ptrs, n_mask, mult, ASM_UNPACK: tl.constexpr, BN: tl.c
     mb = tl.broadcast_to(mult.to(tl.uint8)[:, None], (BN, 32))
     w_lo, w_hi = _unpack_nibbles_times(tl.load(w_ptrs, mask=n_mask[:, None], other=0), mb,
                                        ASM_UNPACK)
-    return tl.reshape(tl.permute(tl.join(w_lo, w_hi), (0, 2, 1)), (BN, 64))
+    return _low_then_high(w_lo, w_hi, BN)
 
 
 @triton.jit
