@@ -894,3 +894,23 @@ def test_per_token_quantize_recomputing_the_rotation_equals_the_stored_one(mode,
         tw.set_token_rotation_stored(True)
     for kept, recomputed in zip(results[True], results[False]):
         assert torch.equal(kept, recomputed)
+
+
+@needs_cuda
+@pytest.mark.parametrize('mode', ['static_group', 'dynamic_group', 'dynamic_token',
+                                  'dynamic_two_level'])
+def test_bfloat16_input_rotates_in_one_dot_to_the_three_dot_values(mode):
+    """
+    A bfloat16 input (no smoothing) rotates on the tensor cores in one bfloat16 dot.
+
+    The fp32 path splits x into three bfloat16 parts; for bfloat16 values two of them are
+    zero, so the one-dot codes and scales equal those of the same values given as fp32.
+    """
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    layer = make_layer(1024, 64, mode, smooth=False, seed=91)
+    g = torch.Generator(device=DEVICE).manual_seed(93)
+    x = (torch.randn(50, 1024, device=DEVICE, generator=g) * 3).to(torch.bfloat16)
+    one_dot = tw._quantize(x, layer, [layer.input_owner])[:2]
+    three_dots = tw._quantize(x.float(), layer, [layer.input_owner])[:2]
+    for single, split in zip(one_dot, three_dots):
+        assert torch.equal(single, split)

@@ -98,13 +98,14 @@ def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, o
         up = tl.load(up_ptr + offsets, mask=m_mask[:, None], other=0.0).to(tl.float32)
         x = _gated(x.to(tl.float32), up, GATE).to(x_ptr.dtype.element_ty)
     return _rotated(x.to(tl.float32), src, g, smooth_ptr, rot_ptr, rscale_ptr, HAS_SMOOTH,
-                    HAS_ROT, TC_ROT)
+                    HAS_ROT, TC_ROT, x_ptr.dtype.element_ty == tl.bfloat16)
 
 
 @triton.jit
 def _rotated(x, src, g, smooth_ptr, rot_ptr, rscale_ptr, HAS_SMOOTH: tl.constexpr,
-             HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr):
+             HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BF16_VALUES: tl.constexpr = False):
     # Smooth and rotate one 64-group of an input (fp32 [rows, 64], its source columns src).
+    # BF16_VALUES: x holds bfloat16 values (a bfloat16 input, gated or not).
     offs_k = tl.arange(0, 64)
     if HAS_SMOOTH:
         x = x * tl.load(smooth_ptr + src)[None, :]
@@ -119,14 +120,17 @@ def _rotated(x, src, g, smooth_ptr, rot_ptr, rscale_ptr, HAS_SMOOTH: tl.constexp
             # accumulation give the fp32 product to about fp32 rounding (the tensor cores'
             # accumulation is not IEEE: more near-tie codes flip than with the fp32 dot,
             # RESULTS 7).
+            # A bfloat16 input without smoothing is its own hi part (mid and lo are zero and
+            # their dots add exact zeros), so one dot gives the same fp32 product.
             codes = r.to(tl.bfloat16)
             hi = x.to(tl.bfloat16)
-            rest = x - hi.to(tl.float32)
-            mid = rest.to(tl.bfloat16)
-            lo = (rest - mid.to(tl.float32)).to(tl.bfloat16)
             acc = tl.dot(hi, codes, out_dtype=tl.float32)
-            acc = tl.dot(mid, codes, acc, out_dtype=tl.float32)
-            acc = tl.dot(lo, codes, acc, out_dtype=tl.float32)
+            if not (BF16_VALUES and not HAS_SMOOTH):
+                rest = x - hi.to(tl.float32)
+                mid = rest.to(tl.bfloat16)
+                lo = (rest - mid.to(tl.float32)).to(tl.bfloat16)
+                acc = tl.dot(mid, codes, acc, out_dtype=tl.float32)
+                acc = tl.dot(lo, codes, acc, out_dtype=tl.float32)
             x = acc * rs[None, :]
         else:
             # fp32 on the CUDA cores (Triton's interpreter has no bfloat16 dot).
