@@ -47,7 +47,13 @@ PARAMETER_TYPES = {
     'rotated_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32', 'up_ptr': '*bf16'}
 MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
                    's_out_split', 'x_ptr', 'perm_ptr', 'smooth_ptr', 'rot_ptr', 'rscale_ptr',
-                   's_member_k', 'up_ptr'}
+                   's_member_k', 'up_ptr',
+                   # The attention's q, K/V and output, views into fused q/k/v outputs of
+                   # head-dim-wide heads (the mask's strides, its key count, are not): without
+                   # these the K/V loads neither vectorize nor pipeline into async copies.
+                   'q_ptr', 'k1_ptr', 'v1_ptr', 'k2_ptr', 'v2_ptr', 'part_ptr', 'stat_ptr',
+                   's_qb', 's_ql', 's_qh', 's_k1b', 's_k1s', 's_k1h', 's_v1b', 's_v1s', 's_v1h',
+                   's_k2b', 's_k2s', 's_k2h', 's_v2b', 's_v2s', 's_v2h', 's_ob', 's_ol', 's_oh'}
 
 
 # Where a kernel's parameter differs from PARAMETER_TYPES (the attention kernel's own).
