@@ -44,9 +44,10 @@ def attention_plan(rows: int, segments, tiles_per_row_block: int, sms: int, head
     counts of the two segments; tiles_per_row_block: batch x K/V heads. Unless given, the
     keys are split until about one program per SM runs, each over at least two key blocks.
     """
-    # 16 query rows x 32 keys over 8 warps: with head dim 256, larger tiles or 4 warps spill
-    # registers on sm_90 or sm_87 (the K and V tiles pass through them, and with key splits
-    # the unrolled combination's partials; test_kernels_compile.py).
+    # 16 query rows x 32 keys over 8 warps: with head dim 256 the most compact on sm_90 and
+    # sm_87 (128 registers, K/V pipelined into shared memory); 32 or 64 query rows spill
+    # (the unrolled combination's partials), 4 warps take 196 registers
+    # (scripts/inspect_kernels.py; timed in RESULTS 7i).
     bm = bm or 16
     bn = bn or 32
     row_tiles = -(-rows // bm) * tiles_per_row_block
