@@ -102,7 +102,11 @@ class SiglipVision(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Map images [B, 3, S, S] in [-1, 1] to patch features [B, (S/p)^2, width]."""
-        x = self.embeddings.patch_embedding(images).flatten(2).transpose(1, 2)
+        # Token-major from here: the convolution's output is channel-major, and a residual
+        # stream left so made every LayerNorm reduce over strided channels and every linear
+        # read a transposed input, layer after layer (on an H100 each LayerNorm became three
+        # compiled kernels, RESULTS 7m).
+        x = self.embeddings.patch_embedding(images).flatten(2).transpose(1, 2).contiguous()
         x = x + self.embeddings.position_embedding.weight[None]
         for layer in self.encoder.layers:
             x = layer(x)
