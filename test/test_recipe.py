@@ -2,12 +2,14 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Recipes: presets, YAML, scope patterns, validation."""
 
+from dataclasses import replace
+
 from omegaq_ros.quant import PRESETS, Recipe
 import pytest
 import yaml
 
 TABLE_PRESETS = ['fp', 'rtn', 'smoothquant', 'hadamard', 'svd', 'omega', 'omega-nostep',
-                 'omega-group', 'omega-dynamic']
+                 'omega-group', 'omega-dynamic', 'omega-fast']
 
 
 def test_all_design_presets_exist():
@@ -16,6 +18,12 @@ def test_all_design_presets_exist():
     assert Recipe.preset('omega').weight_method == 'gptq'
     assert Recipe.preset('omega-group').act_mode == 'static_group'
     assert Recipe.preset('rtn').rotation == 'none'
+    fast = Recipe.preset('omega-fast')
+    assert fast.for_layer('paligemma_with_expert.paligemma.model.language_model.layers.3.mlp.'
+                          'down_proj') == replace(fast, act_mode='dynamic_two_level',
+                                                  weight_scales='two_level')
+    assert fast.for_layer('paligemma_with_expert.gemma_expert.model.layers.3.mlp.down_proj') \
+        == fast and fast.act_mode == 'dynamic_group' and fast.weight_scales == 'group'
 
 
 def test_yaml_round_trip(tmp_path):
