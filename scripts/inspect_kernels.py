@@ -53,19 +53,20 @@ MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_p
                    # these the K/V loads neither vectorize nor pipeline into async copies.
                    'q_ptr', 'k1_ptr', 'v1_ptr', 'k2_ptr', 'v2_ptr', 'part_ptr', 'stat_ptr',
                    's_qb', 's_ql', 's_qh', 's_k1b', 's_k1s', 's_k1h', 's_v1b', 's_v1s', 's_v1h',
-                   's_k2b', 's_k2s', 's_k2h', 's_v2b', 's_v2s', 's_v2h', 's_ob', 's_ol', 's_oh'}
+                   's_k2b', 's_k2s', 's_k2h', 's_v2b', 's_v2s', 's_v2h', 's_ob', 's_ol', 's_oh',
+                   'cos_ptr', 'sin_ptr', 's_cl'}
 
 
 # Where a kernel's parameter differs from PARAMETER_TYPES (the attention kernel's own).
 KERNEL_TYPES = {'int_gemm_kernel': {'out_ptr': '*i32'},
                 'attention_kernel': dict(
-                    dict.fromkeys(('q_ptr', 'k1_ptr', 'v1_ptr', 'k2_ptr', 'v2_ptr', 'mask_ptr'),
-                                  '*bf16'),
+                    dict.fromkeys(('q_ptr', 'k1_ptr', 'v1_ptr', 'k2_ptr', 'v2_ptr', 'mask_ptr',
+                                   'cos_ptr', 'sin_ptr'), '*bf16'),
                     **dict.fromkeys(('part_ptr', 'stat_ptr'), '*fp32'),
                     **dict.fromkeys(('s_qb', 's_ql', 's_qh', 's_k1b', 's_k1s', 's_k1h', 'S1',
                                      's_k2b', 's_k2s', 's_k2h', 'S2', 's_mb', 's_ml', 's_mh',
                                      's_v1b', 's_v1s', 's_v1h', 's_v2b', 's_v2s', 's_v2h',
-                                     's_ob', 's_ol', 's_oh', 'L', 'KV', 'GROUP',
+                                     's_ob', 's_ol', 's_oh', 's_cb', 's_cl', 'L', 'KV', 'GROUP',
                                      'BLOCKS_PER_SPLIT'), 'i32'),
                     scale='fp32')}
 
@@ -196,8 +197,10 @@ def path_variants() -> list:
     # Attention over the prefix cache: the expert's (key splits), the prefix's.
     from omegaq_ros.kernels import _attention_kernel
     found += [(f'attention head dim 256, 16x32 tiles, {label}', _attention_kernel.attention_kernel,
-               {'HAS_MASK': True, 'SPLITS': splits, 'D': 256, 'BM': 16, 'BN': 32}, 8, 2)
-              for label, splits in (('5 key splits', 5), ('one pass', 1))]
+               {'HAS_MASK': True, 'SPLITS': splits, 'D': 256, 'BM': 16, 'BN': 32, 'ROPE': rope},
+               8, 2)
+              for label, splits, rope in (('5 key splits', 5, False), ('one pass', 1, False),
+                                          ('5 key splits, RoPE inside', 5, True))]
     # A gated MLP's down projection: the quantize computes gelu_tanh(gate) * up first.
     found += [('quant dynamic_group GeGLU input BM16', kernels.quant_kernel,
                dict(QUANT_PATH, BM=16, HAS_PERM=False, GATE=act_modes.GELU_TANH_GATE), 4, 3)]
@@ -214,7 +217,7 @@ def pdl_variants() -> list:
     chosen = ('gemm expert swapAB 16x64 w4 s4 split-K paired', 'gemm fused members, bias',
               'quant mode dynamic_group rot on tensor cores BM16',
               'quant dynamic_group GeGLU input BM16',
-              'attention head dim 256, 16x32 tiles, 5 key splits')
+              'attention head dim 256, 16x32 tiles, 5 key splits, RoPE inside')
     variants = [v for v in path_variants() if v[0] in chosen] + tuned_variants()[-1:]
     return [(f'{label}, PDL', kernel, dict(constants, PDL=True), warps, stages)
             for label, kernel, constants, warps, stages in variants]

@@ -696,20 +696,22 @@ ATTENTION_CASES = ([(1, 10, 4, 1, 32, 70, None), (1, 10, 4, 1, 32, 70, {'splits'
                     (1, 10, 8, 1, 256, 816, {'bm': 64, 'splits': 5})])
 
 
+@pytest.mark.parametrize('roped', (False, True), ids=('', 'rope'))
 @pytest.mark.parametrize('masked', (True, False), ids=('mask', 'no_mask'))
 @pytest.mark.parametrize('b,lq,heads,kv_heads,d,cached,plan', ATTENTION_CASES)
 def test_fused_attention_matches_the_written_out_attention(b, lq, heads, kv_heads, d, cached,
-                                                           plan, masked):
+                                                           plan, masked, roped):
     """
     One launch over the prefix cache and this call's keys equals concatenate-then-attend.
 
     Values read in place from wider rows, padded keys masked out, one query token that sees
     no key at all (softmax then averages every key, as the written-out attention does), key
-    splits combined by the last to finish.
+    splits combined by the last to finish; with RoPE tables, q and this call's keys rotated
+    inside the launch as pointwise.rope_qk rotates them.
     """
     from omegaq_ros.kernels.attention import fused_attention
     from omegaq_ros.policy import pointwise
-    from omegaq_ros.policy.pi05_model import attention_mask
+    from omegaq_ros.policy.pi05_model import attention_mask, rope_tables
     dtype = torch.float32 if INTERPRETED else torch.bfloat16
     g = torch.Generator(device=DEVICE).manual_seed(lq + cached)
 
@@ -726,10 +728,18 @@ def test_fused_attention_matches_the_written_out_attention(b, lq, heads, kv_head
     visible[:, :, 0] = True
     visible[:, 1, :] = False
     mask = attention_mask(visible, heads, kv_heads, dtype) if masked else None
-    ref = pointwise.math_attention(q.float(), k.float(), v.float(),
+    rope = None
+    q_ref, k_ref = q.float(), k.float()
+    if roped:
+        positions = cached + torch.arange(lq, device=DEVICE)[None].expand(b, lq)
+        rope = rope_tables(positions, d, 10000.0, dtype)
+        # The rotation rounded to dtype once, as the compiled rope_qk and the kernel round it.
+        q_ref, k_ref = (t.to(dtype).float() for t in pointwise.rope_qk(
+            q.float(), k.float(), rope[0].float(), rope[1].float()))
+    ref = pointwise.math_attention(q_ref, k_ref, v.float(),
                                    mask.float() if masked else torch.zeros((), device=DEVICE),
                                    None if past is None else (past[0].float(), past[1].float()))
-    out = fused_attention(q, k, v, mask, past, plan)
+    out = fused_attention(q, k, v, mask, past, plan, rope)
     assert out.shape == (b, lq, heads * d) and out.dtype == dtype
     if INTERPRETED:
         torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)

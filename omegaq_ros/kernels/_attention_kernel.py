@@ -19,16 +19,39 @@ START = tl.constexpr(-3.0e38)
 
 
 @triton.jit
+def _roped(x, row_ptrs, cos_rows, sin_rows, mask, D: tl.constexpr):
+    # RoPE of rows x [R, D] (at row_ptrs, unit column stride) by their angles (cos_rows,
+    # sin_rows: each row's table at column 0): x * cos + rotate_half(x) * sin, where
+    # rotate_half(x) = (-second half, first half), in fp32 and rounded once to x's dtype (as
+    # the compiled pointwise.rope_qk does).
+    offs_d = tl.arange(0, D)
+    swapped = tl.load(row_ptrs + ((offs_d + D // 2) % D)[None, :], mask=mask,
+                      other=0.0).to(tl.float32)
+    cos = tl.load(cos_rows + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)
+    sin = tl.load(sin_rows + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)
+    sign = tl.where(offs_d < D // 2, -1.0, 1.0)
+    return (x.to(tl.float32) * cos + swapped * sign[None, :] * sin).to(x.dtype)
+
+
+@triton.jit
 def _attend(q, m_i, l_i, acc, k_ptr, v_ptr, s_ks, s_vs, first, S, mask_ptrs, col0, r_mask,
-            scale, HAS_MASK: tl.constexpr, BN: tl.constexpr, D: tl.constexpr):
+            scale, cos_ptr, sin_ptr, s_cl, HAS_MASK: tl.constexpr, BN: tl.constexpr,
+            D: tl.constexpr, ROPE: tl.constexpr = False):
     # One block of BN keys (first..first+BN of a segment of S) into the running max m_i,
     # sum l_i and unnormalized output acc of the tile's rows. k_ptr, v_ptr: the segment's
     # first key of this batch and K/V head; mask_ptrs: the tile rows' mask at column 0.
+    # ROPE: the keys get RoPE first, key n by row n of cos_ptr / sin_ptr (stride s_cl).
     offs_n = first + tl.arange(0, BN)
     n_mask = offs_n < S
-    # Block pointers: a [BN, D] tile of per-element addresses would take most registers.
-    k = tl.load(tl.make_block_ptr(k_ptr, (S, D), (s_ks, 1), (first, 0), (BN, D), (1, 0)),
-                boundary_check=(0,), padding_option='zero')
+    if ROPE:
+        k_rows = k_ptr + offs_n[:, None] * s_ks
+        k = tl.load(k_rows + tl.arange(0, D)[None, :], mask=n_mask[:, None], other=0.0)
+        k = _roped(k, k_rows, cos_ptr + offs_n[:, None] * s_cl, sin_ptr + offs_n[:, None] * s_cl,
+                   n_mask[:, None], D)
+    else:
+        # Block pointers: a [BN, D] tile of per-element addresses would take most registers.
+        k = tl.load(tl.make_block_ptr(k_ptr, (S, D), (s_ks, 1), (first, 0), (BN, D), (1, 0)),
+                    boundary_check=(0,), padding_option='zero')
     s = tl.dot(q, tl.trans(k)) * scale
     if HAS_MASK:
         s += tl.load(mask_ptrs + (col0 + offs_n)[None, :],
@@ -49,11 +72,13 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
                      k1_ptr, s_k1b, s_k1s, s_k1h, v1_ptr, s_v1b, s_v1s, s_v1h, S1,
                      k2_ptr, s_k2b, s_k2s, s_k2h, v2_ptr, s_v2b, s_v2s, s_v2h, S2,
                      mask_ptr, s_mb, s_ml, s_mh,
+                     cos_ptr, sin_ptr, s_cb, s_cl,
                      out_ptr, s_ob, s_ol, s_oh,
                      part_ptr, stat_ptr, arrivals_ptr,
                      L, KV, GROUP, BLOCKS_PER_SPLIT, scale,
                      HAS_MASK: tl.constexpr, SPLITS: tl.constexpr, D: tl.constexpr,
-                     BM: tl.constexpr, BN: tl.constexpr, PDL: tl.constexpr = False):
+                     BM: tl.constexpr, BN: tl.constexpr, PDL: tl.constexpr = False,
+                     ROPE: tl.constexpr = False):
     """
     softmax(q k^T * scale + mask) v for one tile of query rows, one K/V head, one key split.
 
@@ -70,6 +95,9 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
     arrivals_ptr[tile], reset after: the split-K GEMM's counters) combines them into the
     output (its loads unrolled over the SPLITS partials, so they are in flight together).
     PDL: launched as a programmatic dependent launch (after_predecessor, before_successor).
+    ROPE: q and segment 2's keys (this call's tokens, key n = token n) get RoPE on load, token
+    l's angles at cos_ptr / sin_ptr + b * s_cb + l * s_cl (unit last stride, [B, L, D]);
+    segment 1 (a cache) holds keys that had theirs.
     """
     after_predecessor(PDL)
     pid_r = tl.program_id(0)
@@ -82,8 +110,13 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
     token = rows // GROUP
     head = kvh * GROUP + rows % GROUP
     offs_d = tl.arange(0, D)
-    q = tl.load(q_ptr + b * s_qb + token[:, None] * s_ql + head[:, None] * s_qh
-                + offs_d[None, :], mask=r_mask[:, None], other=0.0)
+    q_rows = q_ptr + b * s_qb + token[:, None] * s_ql + head[:, None] * s_qh
+    q = tl.load(q_rows + offs_d[None, :], mask=r_mask[:, None], other=0.0)
+    cos_ptr += b * s_cb
+    sin_ptr += b * s_cb
+    if ROPE:
+        q = _roped(q, q_rows, cos_ptr + token[:, None] * s_cl, sin_ptr + token[:, None] * s_cl,
+                   r_mask[:, None], D)
     mask_ptrs = mask_ptr + b * s_mb + token[:, None] * s_ml + head[:, None] * s_mh
     m_i = tl.zeros([BM], dtype=tl.float32) + START
     l_i = tl.zeros([BM], dtype=tl.float32)
@@ -95,12 +128,13 @@ def attention_kernel(q_ptr, s_qb, s_ql, s_qh,
     v1 = v1_ptr + b * s_v1b + kvh * s_v1h
     for i in range(start, tl.minimum(end, n1)):
         m_i, l_i, acc = _attend(q, m_i, l_i, acc, k1, v1, s_k1s, s_v1s, i * BN, S1, mask_ptrs,
-                                0, r_mask, scale, HAS_MASK, BN, D)
+                                0, r_mask, scale, cos_ptr, sin_ptr, s_cl, HAS_MASK, BN, D)
     k2 = k2_ptr + b * s_k2b + kvh * s_k2h
     v2 = v2_ptr + b * s_v2b + kvh * s_v2h
     for i in range(tl.maximum(start, n1), end):
         m_i, l_i, acc = _attend(q, m_i, l_i, acc, k2, v2, s_k2s, s_v2s, (i - n1) * BN, S2,
-                                mask_ptrs, S1, r_mask, scale, HAS_MASK, BN, D)
+                                mask_ptrs, S1, r_mask, scale, cos_ptr, sin_ptr, s_cl, HAS_MASK,
+                                BN, D, ROPE)
     out_ptrs = (out_ptr + b * s_ob + token[:, None] * s_ol + head[:, None] * s_oh
                 + offs_d[None, :])
     before_successor(PDL)

@@ -62,24 +62,39 @@ def attention_plan(rows: int, segments, tiles_per_row_block: int, sms: int, head
 
 
 def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-                    past=None, plan=None) -> torch.Tensor:
+                    past=None, plan=None, rope=None) -> torch.Tensor:
     """
     Attention of q [B, Lq, H, d] over past's keys (if any) then k, v [B, Lk, KV, d]; [B, Lq, H*d].
 
     past: (keys, values) [B, P, KV, d] of earlier tokens (the prefix cache) or None. mask:
     the additive mask over the P + Lk keys as pi05_model.attention_mask builds it ([B or 1,
     1, Lq * H, P + Lk] with one K/V head, the query heads folded into rows; else [B or 1, 1,
-    Lq, P + Lk]) or None. plan: attention_plan's fields, to override (benchmarks).
+    Lq, P + Lk]) or None. plan: attention_plan's fields, to override (benchmarks). rope:
+    (cos, sin) [B or 1, Lq, d] of these tokens (Lk = Lq): q and k are rotated on load, as
+    pointwise.rope_qk would (no launch of its own, no rotated copy); past's keys are not.
     """
     b, lq, heads, d = q.shape
     kv_heads = k.shape[2]
     group = heads // kv_heads
-    if past is None:
+    if past is None and rope is None:
         first_k, first_v, second_k, second_v = k, v, k, v
         s1, s2 = k.shape[1], 0
     else:
-        first_k, first_v, second_k, second_v = past[0], past[1], k, v
-        s1, s2 = past[0].shape[1], k.shape[1]
+        # Rotated keys must be segment 2 (without a cache, after an empty segment 1).
+        first_k, first_v = past if past is not None else (k, v)
+        second_k, second_v = k, v
+        s1, s2 = (past[0].shape[1] if past is not None else 0), k.shape[1]
+    if rope is not None:
+        cos, sin = rope
+        if s2 != lq or cos.shape[-2:] != (lq, d) or sin.shape != cos.shape:
+            raise ValueError(f'attention: RoPE tables {tuple(cos.shape)} / {tuple(sin.shape)} '
+                             f'for {lq} tokens of {s2} keys, head dim {d}')
+        cos, sin = cos.contiguous(), sin.contiguous()    # one set of strides for both
+        s_cb = cos.stride(0) if cos.shape[0] > 1 else 0
+        s_cl = cos.stride(-2)
+    else:
+        cos = sin = q
+        s_cb = s_cl = 0
     q, first_k, first_v, second_k, second_v = (
         t if t.stride(-1) == 1 else t.contiguous()
         for t in (q, first_k, first_v, second_k, second_v))
@@ -115,9 +130,11 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
         first_k, *first_k.stride()[:3], first_v, *first_v.stride()[:3], s1,
         second_k, *second_k.stride()[:3], second_v, *second_v.stride()[:3], s2,
         mask, s_mb, s_ml, s_mh,
+        cos, sin, s_cb, s_cl,
         out, out.stride(0), out.stride(1), out.stride(2),
         part, stat, _arrival_counts(q.device),
         lq, kv_heads, group, p['blocks_per_split'], 1.0 / math.sqrt(d),
         HAS_MASK=has_mask, SPLITS=p['splits'], D=d, BM=p['bm'], BN=p['bn'],
+        ROPE=rope is not None,
         num_warps=p['num_warps'], num_stages=p['num_stages'], **launch_options(q))
     return out.reshape(b, lq, heads * d)

@@ -181,13 +181,18 @@ class GemmaLayer(nn.Module):
         self.input_layernorm = GemmaRMSNorm(size.width, eps, cond_dim)
         self.post_attention_layernorm = GemmaRMSNorm(size.width, eps, cond_dim)
 
-    def qkv(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
-        """Project normalized h [B, L, D] to RoPE'd q [B, L, H, hd], k and v [B, L, KV, hd]."""
+    def projections(self, h: torch.Tensor):
+        """Project normalized h [B, L, D] to q [B, L, H, hd], k and v [B, L, KV, hd] (no RoPE)."""
         b, length, _ = h.shape
         size, attn = self.size, self.self_attn
         q = attn.q_proj(h).view(b, length, size.num_heads, size.head_dim)
         k = attn.k_proj(h).view(b, length, size.num_kv_heads, size.head_dim)
         v = attn.v_proj(h).view(b, length, size.num_kv_heads, size.head_dim)
+        return q, k, v
+
+    def qkv(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """Project normalized h [B, L, D] to RoPE'd q [B, L, H, hd], k and v [B, L, KV, hd]."""
+        q, k, v = self.projections(h)
         q, k = self.ops.rope_qk(q, k, cos, sin)
         return q, k, v
 
@@ -206,7 +211,7 @@ class GemmaLayer(nn.Module):
     def forward(self, x, cos, sin, mask, past: Optional[Tuple] = None, modulation=(None, None),
                 pending=None):
         """
-        Run the layer; return (x, (k, v) of these tokens, pending).
+        Run the layer; return (x, (k, v) of these tokens or None with a past, pending).
 
         The layer's output is x + its MLP branch, returned apart as pending = (branch, gate
         or None) so that the next layer adds it with its own input norm in one function
@@ -216,11 +221,17 @@ class GemmaLayer(nn.Module):
         counts).
         """
         x, h, gate = self.input_layernorm.after_residual(x, pending, modulation[0])
-        q, k, v = self.qkv(h, cos, sin)
-        attended = self.ops.attention(q, k, v, mask, past)
+        if past is None:
+            q, k, v = self.qkv(h, cos, sin)
+            attended, kv = self.ops.attention(q, k, v, mask), (k, v)
+        else:
+            # Over a cache (the expert's steps) these tokens' keys are not kept, so they are
+            # rotated where they are read (on a GPU inside the attention launch).
+            attended = self.ops.rope_attention(*self.projections(h), cos, sin, mask, past)
+            kv = None
         x, h, mlp_gate = self.post_attention_layernorm.after_residual(
             x, (self.self_attn.o_proj(attended), gate), modulation[1])
-        return x, (k, v), (self.mlp_forward(h), mlp_gate)
+        return x, kv, (self.mlp_forward(h), mlp_gate)
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype):

@@ -133,6 +133,18 @@ _MASKED_SDPA = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPB
 _CPU_SDPA = [SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]
 
 
+def rope_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cos: torch.Tensor,
+                   sin: torch.Tensor, mask: torch.Tensor, past=None) -> torch.Tensor:
+    """
+    Return the attention of RoPE'd q over past's keys and RoPE'd k (the rotated keys dropped).
+
+    For layers that keep none of their own keys (the pi0.5 expert's steps over the prefix
+    cache): compiled on a GPU, the rotation happens inside the attention launch.
+    """
+    q, k = rope_qk(q, k, cos, sin)
+    return sdpa_attention(q, k, v, mask, past)
+
+
 def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                    mask: torch.Tensor, past=None) -> torch.Tensor:
     """
@@ -205,7 +217,7 @@ _FUNCTIONS = ('rms_norm', 'ada_rms_norm', 'gated_residual_rms_norm',
               'layer_norm', 'gelu', 'add', 'scaled_rms_norm', 'norm_rope_qk', 'silu_gate',
               'ada_layer_norm')
 EAGER = SimpleNamespace(**{name: globals()[name] for name in _FUNCTIONS},
-                        attention=sdpa_attention, fused=False)
+                        attention=sdpa_attention, rope_attention=rope_attention, fused=False)
 
 
 @functools.lru_cache(maxsize=None)
@@ -235,5 +247,14 @@ def compiled() -> SimpleNamespace:
         return written_out(q, k, v, mask, past)
 
     functions = dict(globals(), small_linear=_small_linear_reduced)
-    return SimpleNamespace(**{name: torch.compile(functions[name], fullgraph=True)
-                              for name in _FUNCTIONS}, attention=attention, fused=True)
+    ops = SimpleNamespace(**{name: torch.compile(functions[name], fullgraph=True)
+                             for name in _FUNCTIONS}, attention=attention, fused=True)
+
+    def rope_attention_fused(q, k, v, cos, sin, mask, past=None):
+        # Over the cache, RoPE inside the attention launch (one launch fewer per layer).
+        if past is not None and attention_available(q):
+            return fused_attention(q, k, v, mask, past, rope=(cos, sin))
+        q, k = ops.rope_qk(q, k, cos, sin)
+        return attention(q, k, v, mask, past)
+    ops.rope_attention = rope_attention_fused
+    return ops
