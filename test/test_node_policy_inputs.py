@@ -215,6 +215,8 @@ def test_a_namespace_moves_every_topic_but_diagnostics(artifact, tmp_path):
         assert robot.drive('good', WAIT_S, until_chunk=True), \
             'no chunk under /robot2: ' + log.read_text()[-2000:]
         check_chunk(robot.chunks[0], robot.stamps)
+        # The node's status follows its chunk and may not have arrived with it.
+        robot.drive('good', WAIT_S, until=robot.messages)
         graph = robot.node
         published = {n for n, _ in graph.get_publisher_names_and_types_by_node(
             'policy_node', '/robot2')}
