@@ -60,8 +60,8 @@ def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict
             f'kernels ({len(groups)} fused q/k/v or gate/up sets)')
     if backend == 'triton' and modes:
         text += (f'; {len(layers) - len(fast)} run the reference arithmetic (activation modes '
-                 f'{" ".join(modes)} have no integer GEMM: quantize with omega-fast, omega-dynamic '
-                 'or omega-group for the fast path)')
+                 f'{" ".join(modes)} have no integer GEMM: quantize with omega-fast, '
+                 'omega-dynamic or omega-group for the fast path)')
     summary['text'] = text
     return summary
 
