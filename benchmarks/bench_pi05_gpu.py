@@ -16,9 +16,7 @@ Triton + CUDA graph with eager pointwise work, and W4A4 fast (the same fused pip
 the W4A4 kernels; q/k/v and gate/up one launch per set; prefix GEMM tiles autotuned), and
 with --one-group the same with the 64-groups of a weight group rescaled one at a time, not in
 pairs (set_paired_rescale), and with --plain-launches the same without programmatic
-dependent launches (the kernels' PDL, set_programmatic_launch), and with
---recomputed-rotation the same with per-token quantizes transforming the input again instead
-of reading their first pass's fp32 values (set_token_rotation_stored(False)).
+dependent launches (the kernels' PDL, set_programmatic_launch).
 --reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
 W4A4 models are quantized here on the GPU from two random calibration observations with
 MSE-RTN weights (same bytes and kernels as GPTQ).
@@ -40,8 +38,7 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels.triton_w4a4 import (set_paired_rescale, set_programmatic_launch,
-                                            set_token_rotation_stored)
+from omegaq_ros.kernels.triton_w4a4 import set_paired_rescale, set_programmatic_launch
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.recipes import method_recipe
@@ -213,9 +210,6 @@ def main():
     parser.add_argument('--plain-launches', action='store_true',
                         help='add a W4A4 fast row without programmatic dependent launches '
                              '(set_programmatic_launch)')
-    parser.add_argument('--recomputed-rotation', action='store_true',
-                        help='add a W4A4 fast row whose per-token quantizes transform the '
-                             'input again (set_token_rotation_stored(False))')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -279,11 +273,6 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, plain launches (no PDL)', quantized,
                                     inputs, device, args.repeats, graph=True))
                 set_programmatic_launch(True)
-            if args.recomputed_rotation:
-                set_token_rotation_stored(False)
-                rows.append(run_row(f'W4A4 {method} fast, per-token rotation recomputed',
-                                    quantized, inputs, device, args.repeats, graph=True))
-                set_token_rotation_stored(True)
             if args.one_group:
                 set_paired_rescale(False)
                 rows.append(run_row(f'W4A4 {method} fast, 64-groups rescaled one at a time',

@@ -185,10 +185,8 @@ def path_variants() -> list:
                    8, 3),
                   ('prefix tiled 128x128 w8 s3', dict(GEMM_PATH, SWAP=False, BM=128, BN=128),
                    8, 3))]
-    found += [(f'quant amax (dynamic_token first pass{label}) rot on tensor cores BM64',
-               kernels.amax_kernel, dict({k: QUANT_PATH[k] for k in QUANT_PATH if k != 'MODE'},
-                                         STORE_ROTATED=stored), 4, 3)
-              for label, stored in (('', True), (', maxima only', False))]
+    found += [('quant amax (dynamic_token first pass) rot on tensor cores BM64',
+               kernels.amax_kernel, {k: QUANT_PATH[k] for k in QUANT_PATH if k != 'MODE'}, 4, 3)]
     found += [(f'quant mode {name} rot on tensor cores BM{bm}', kernels.quant_kernel,
                dict(QUANT_PATH, MODE=act_modes.IDS[name], BM=bm), 4, 3)
               for name, bm in (('static_group', 64), ('dynamic_group', 16),

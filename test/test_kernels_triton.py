@@ -875,37 +875,6 @@ def test_two_level_weight_scales_match_the_reference_on_every_split(k, n, m, mod
     torch.testing.assert_close(y[same], ref[same], rtol=1e-4, atol=1e-4 * ref.abs().max().item())
 
 
-@pytest.mark.parametrize('mode', ['dynamic_token', 'dynamic_two_level'])
-@pytest.mark.parametrize('gated', [False, True])
-def test_per_token_quantize_recomputing_the_rotation_equals_the_stored_one(mode, gated):
-    """
-    The per-token quantize may transform x again instead of reading stored fp32 values.
-
-    The same codes and scales bit for bit (plain and gated input, fused members).
-    """
-    from omegaq_ros.kernels import act_modes
-    from omegaq_ros.kernels import triton_w4a4 as tw
-    k, m = 256, 40
-    layers = [make_layer(k, 64, mode, seed=81 + i, rot_out=False) for i in range(2)]
-    tw.FusedLinears(layers)            # stacks their input transforms, as one launch reads them
-    g = torch.Generator(device=DEVICE).manual_seed(83)
-    x = torch.randn(m, k, device=DEVICE, generator=g)
-    up = torch.randn(m, k, device=DEVICE, generator=g)
-    results = {}
-    try:
-        for stored in (True, False):
-            tw.set_token_rotation_stored(stored)
-            if gated:
-                results[stored] = tw.quantize_input(layers[0], x, up=up,
-                                                    gate=act_modes.GELU_TANH_GATE)[:2]
-            else:
-                results[stored] = tw._quantize(x, layers[0], layers)[:2]
-    finally:
-        tw.set_token_rotation_stored(True)
-    for kept, recomputed in zip(results[True], results[False]):
-        assert torch.equal(kept, recomputed)
-
-
 @needs_cuda
 @pytest.mark.parametrize('mode', ['static_group', 'dynamic_group', 'dynamic_token',
                                   'dynamic_two_level'])

@@ -257,22 +257,18 @@ def _store_group(q, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
 def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, amax_ptr,
                 rotated_ptr, M, G, s_member_k, s_member_amax, HAS_PERM: tl.constexpr,
                 HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
-                BM: tl.constexpr, GATE: tl.constexpr = NO_GATE, PDL: tl.constexpr = False,
-                STORE_ROTATED: tl.constexpr = True):
+                BM: tl.constexpr, GATE: tl.constexpr = NO_GATE, PDL: tl.constexpr = False):
     """
     Transform x once for DYNAMIC_TOKEN: the values into rotated_ptr, each token's absmax.
-
-    STORE_ROTATED=False: only the maxima; quant_kernel then transforms x again itself (the
-    same instructions, so the same values), reading x instead of fp32 values twice its size
-    (triton_w4a4.set_token_rotation_stored).
 
     One program per (M-tile, group) stores its group's transformed values (fp32, natural
     column order, [members, M, G * 64]) and takes their maxima into the token's at amax_ptr
     [M] (zeros before) by atomic max (non-negative floats), so the pass spreads over the
     whole GPU however wide the input. quant_kernel then quantizes rotated_ptr with the
-    token's scale (no second rotation). GATE: as quant_kernel's. Grid and members as
-    quant_kernel's; member p's maxima start p * s_member_amax elements in, its values
-    p * M * G * 64. PDL: as quant_kernel's.
+    token's scale (no second rotation: transforming x again there, instead of reading these
+    fp32 values, made the chunk 0.9-1.5 ms slower, RESULTS 7m). GATE: as quant_kernel's. Grid
+    and members as quant_kernel's; member p's maxima start p * s_member_amax elements in, its
+    values p * M * G * 64. PDL: as quant_kernel's.
     """
     after_predecessor(PDL)
     pid_m = tl.program_id(0)
@@ -285,9 +281,8 @@ def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_
                        rot_ptr + p * s_member_k * 64, rscale_ptr + p * s_member_k, offs_m,
                        m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
     before_successor(PDL)
-    if STORE_ROTATED:
-        tl.store(rotated_ptr + p * M * K + offs_m[:, None] * K + g * 64
-                 + tl.arange(0, 64)[None, :], xr, mask=m_mask[:, None])
+    tl.store(rotated_ptr + p * M * K + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
+             xr, mask=m_mask[:, None])
     tl.atomic_max(amax_ptr + p * s_member_amax + offs_m, tl.max(tl.abs(xr), axis=1),
                   mask=m_mask, sem='relaxed')
 

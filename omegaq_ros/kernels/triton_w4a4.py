@@ -183,17 +183,6 @@ def _pairs_fit(gps: int, wg_ratio: int, token_scales: bool) -> bool:
     return gps % 2 == 0 and wg_ratio % 2 == 0 and not token_scales
 
 
-# Per-token act modes: whether the first pass stores the transformed input in fp32 for the
-# quantize to read (default; timed, RESULTS 7l) or the quantize transforms x again (a third of
-# the memory traffic, a second gather and rotation; not yet timed). Benches compare.
-TOKEN_ROTATION = {'stored': True}
-
-
-def set_token_rotation_stored(stored: bool):
-    """Choose whether per-token quantizes keep the first pass's fp32 values (default)."""
-    TOKEN_ROTATION['stored'] = bool(stored)
-
-
 def triton_next_pow2(v: int) -> int:
     """Return the smallest power of two >= v (v >= 1)."""
     return 1 << max(0, (int(v) - 1).bit_length())
@@ -340,21 +329,17 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     if mode == act_modes.STATIC_GROUP:
         srow = xs
     elif mode in act_modes.TOKEN_MODES:
-        # The token's scale needs all of its groups: a first pass takes each token's maximum
-        # of the transformed input; the quantize reads the values it stored (TOKEN_ROTATION)
-        # or transforms x again.
+        # The token's scale needs all of its groups: a first pass stores the transformed input
+        # and each token's maximum of it; the quantize reads those values.
         srow = torch.zeros(count, m, dtype=torch.float32, device=dev)
-        stored = TOKEN_ROTATION['stored']
-        rotated = (torch.empty(count, m, k, dtype=torch.float32, device=dev) if stored
-                   else srow)
+        rotated = torch.empty(count, m, k, dtype=torch.float32, device=dev)
         _kernels().amax_kernel[grid](
             x_ptr=x2, stride_xm=x2.stride(0), **transform, amax_ptr=srow, rotated_ptr=rotated,
             M=m, G=groups, s_member_k=k, s_member_amax=s_member_srow, **flags, **gating, BM=bm,
-            num_warps=4, STORE_ROTATED=stored, **launch_options(x2))
+            num_warps=4, **launch_options(x2))
         LAUNCHES['quantize'] += 1
-        if stored:
-            source = dict(x_ptr=rotated, up_ptr=rotated, stride_xm=k, s_member_x=m * k,
-                          **transform, **dict.fromkeys(flags, False), GATE=act_modes.NO_GATE)
+        source = dict(x_ptr=rotated, up_ptr=rotated, stride_xm=k, s_member_x=m * k,
+                      **transform, **dict.fromkeys(flags, False), GATE=act_modes.NO_GATE)
     else:
         srow = codes
     static = mode == act_modes.STATIC_GROUP
