@@ -180,12 +180,11 @@ PRESETS = {
                           '(integer-GEMM compatible)'),
     'omega-dynamic': Recipe(name='omega-dynamic', act_mode='dynamic_group', per_step=False,
                             description='omega with dynamic per-token x per-64-group scales'),
-    # The prefix's language layers (thousands of rows, once per chunk) with one GEMM scale
-    # per token and integer-only weight groups; the few-row layers (the action expert, the
-    # DiT) keep per-64-group scales, where a per-token scale needs a second launch.
+    # The language model's layers (thousands of rows, once per chunk) with one GEMM scale per
+    # token; the few-row layers (the action expert, the DiT) keep per-64-group scales, where
+    # a per-token scale needs a second launch.
     'omega-fast': Recipe(name='omega-fast', act_mode='dynamic_group', per_step=False,
                          act_mode_by_scope={'language_model': 'dynamic_two_level'},
-                         weight_scales_by_scope={'language_model': 'two_level'},
-                         description='omega-dynamic with two-level activation and weight '
-                         'scales in the language model (the GPU speed recipe)'),
+                         description='omega-dynamic with two-level activation scales in the '
+                         'language model (the GPU speed recipe)'),
 }
