@@ -86,7 +86,8 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
         s1, s2 = (past[0].shape[1] if past is not None else 0), k.shape[1]
     if rope is not None:
         cos, sin = rope
-        if s2 != lq or cos.shape[-2:] != (lq, d) or sin.shape != cos.shape:
+        if (s2 != lq or cos.dim() != 3 or cos.shape[0] not in (1, b)
+                or cos.shape[1:] != (lq, d) or sin.shape != cos.shape):
             raise ValueError(f'attention: RoPE tables {tuple(cos.shape)} / {tuple(sin.shape)} '
                              f'for {lq} tokens of {s2} keys, head dim {d}')
         cos, sin = cos.contiguous(), sin.contiguous()    # one set of strides for both
