@@ -15,8 +15,10 @@ static 64-group tables; omega-dynamic+act_mode=dynamic_token: one scale per toke
 Triton + CUDA graph with eager pointwise work, and W4A4 fast (the same fused pipeline with
 the W4A4 kernels; q/k/v and gate/up one launch per set; prefix GEMM tiles autotuned), and
 with --one-group the same with the 64-groups of a weight group rescaled one at a time, not in
-pairs (set_paired_rescale), and with --plain-launches the same without programmatic
-dependent launches (the kernels' PDL, set_programmatic_launch).
+pairs (set_paired_rescale), with --plain-launches the same without programmatic
+dependent launches (the kernels' PDL, set_programmatic_launch), and with --unwidened the same
+with the prefix's two-level GEMMs unpacking their weights in registers, not widened to int8
+first (set_widened_weights).
 --reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
 W4A4 models are quantized here on the GPU from two random calibration observations with
 MSE-RTN weights (same bytes and kernels as GPTQ).
@@ -38,7 +40,8 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels.triton_w4a4 import set_paired_rescale, set_programmatic_launch
+from omegaq_ros.kernels.triton_w4a4 import (set_paired_rescale, set_programmatic_launch,
+                                            set_widened_weights)
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.recipes import method_recipe
@@ -210,6 +213,9 @@ def main():
     parser.add_argument('--plain-launches', action='store_true',
                         help='add a W4A4 fast row without programmatic dependent launches '
                              '(set_programmatic_launch)')
+    parser.add_argument('--unwidened', action='store_true',
+                        help='add a W4A4 fast row whose two-level prefix GEMMs unpack weights '
+                             'in registers (set_widened_weights)')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -278,6 +284,11 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, 64-groups rescaled one at a time',
                                     quantized, inputs, device, args.repeats, graph=True))
                 set_paired_rescale(True)
+            if args.unwidened:
+                set_widened_weights(False)
+                rows.append(run_row(f'W4A4 {method} fast, weights unpacked in registers',
+                                    quantized, inputs, device, args.repeats, graph=True))
+                set_widened_weights(True)
         rows[-1]['quantize_s'] = quantize_s
         del quantized
 

@@ -31,8 +31,12 @@ EXPERT = [('ex_q', 1024, 2048), ('ex_k/v', 1024, 256), ('ex_o', 2048, 1024),
 L2_FLUSH_BYTES = 160 << 20
 
 
-def _layers(k, n, mode, count, rot_out):
-    """Count QuantLinears sharing rotations/tables but with their own weights and scales."""
+def _layers(k, n, mode, count, rot_out, two_level=False):
+    """
+    Count QuantLinears sharing rotations/tables but with their own weights and scales.
+
+    two_level: two-level weight scales (multiples 1..16 of a row unit, weights.scale_units).
+    """
     dev = 'cuda'
     proto = QuantLinear(k, n, name='bench', act_mode=mode, per_step=False, has_bias=False,
                         has_smooth=True, has_perm=True, has_rot_in=True,
@@ -53,13 +57,18 @@ def _layers(k, n, mode, count, rot_out):
     for _ in range(count):
         layer = QuantLinear(k, n, name='bench', act_mode=mode, per_step=False, has_bias=False,
                             has_smooth=True, has_perm=True, has_rot_in=True,
-                            has_rot_out=rot_out).to(dev)
+                            has_rot_out=rot_out, has_scale_unit=two_level).to(dev)
         for name in ('smooth', 'perm_in', 'rot_in', 'rot_in_scale', 'rot_out', 'rot_out_scale',
                      'act_scale'):
             setattr(layer, name, getattr(proto, name))
         codes = torch.randint(-8, 8, (n, k), dtype=torch.int8, device=dev)
         layer.weight_packed.copy_(pack_int4(codes))
         layer.weight_scale.copy_(torch.rand(n, k // 128, device=dev) * 0.02 + 1e-3)
+        if two_level:
+            unit = (torch.randint(64, 128, (n,), device=dev) * 2.0 ** -16).half()
+            layer.weight_scale_unit.copy_(unit)
+            multiples = torch.randint(1, 17, (n, k // 128), device=dev)
+            layer.weight_scale.copy_(multiples * unit.float()[:, None])
         layer.backend = 'triton'
         layers.append(layer)
     return layers
@@ -109,12 +118,17 @@ def copy_bandwidth():
     return 2 * src.numel() * 4 / (us * 1e-6)
 
 
-def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True):
-    """Time one M x K x N shape; returns a dict of microsecond columns."""
+def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True, two_level=False):
+    """
+    Time one M x K x N shape; returns a dict of microsecond columns.
+
+    two_level: two-level weight scales, and the GEMM alone also with its weights unpacked in
+    registers (set_widened_weights(False); the same kernel below TUNED_MIN_ROWS tokens).
+    """
     w4_bytes = n * k // 2 + n * (k // 128) * 4
     sets = max(2, min(512, math.ceil(L2_FLUSH_BYTES / w4_bytes)))
     bf16_sets = max(2, min(512, math.ceil(L2_FLUSH_BYTES / (n * k * 2))))
-    layers = _layers(k, n, mode, sets, rot_out)
+    layers = _layers(k, n, mode, sets, rot_out, two_level)
     x = torch.randn(m, k, device='cuda')
     xb = x.to(torch.bfloat16)
     weights = [torch.randn(n, k, device='cuda', dtype=torch.bfloat16)
@@ -140,6 +154,10 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True):
         'w4_floor_us': w4_bytes / bw * 1e6,
         'bf16_floor_us': n * k * 2 / bw * 1e6,
     }
+    if two_level:
+        tw.set_widened_weights(False)
+        row['triton_gemm_unwidened_graph_us'] = _graph_us(gemm_fns, reps)
+        tw.set_widened_weights(True)
     row['plan'] = _plan_text(p, m, n, k)
     return row
 
@@ -148,13 +166,19 @@ def _plan_text(p, m, n, k):
     """Return the tiles that ran: the fixed plan, or the autotuner's pick for this shape."""
     if not p.get('tuned'):
         return f"{'swapAB' if p['swap'] else 'tiled'} {p['bm']}x{p['bn']} split{p['split']}"
+    picks = []
+    for key, config in tw._tuned_wide_gemm().cache.items():
+        if tuple(key[:4]) == (m, n, k, n):
+            kw = config.kwargs
+            picks.append(f"widened {kw['BM']}x{kw['BN']}x{kw['BK']} w{config.num_warps} "
+                         f's{config.num_stages}')
     for key, config in tw._tuned_gemm().cache.items():
         if tuple(key[:4]) == (m, n, k // 64, n):
             kw = config.kwargs
-            return (f"tuned {'swapAB' if kw['SWAP'] else 'tiled'} {kw['BM']}x{kw['BN']} "
-                    f'w{config.num_warps} s{config.num_stages}'
-                    f"{' paired' if kw['PAIRS'] else ''}")
-    return 'tuned ?'
+            picks.append(f"tuned {'swapAB' if kw['SWAP'] else 'tiled'} {kw['BM']}x{kw['BN']} "
+                         f'w{config.num_warps} s{config.num_stages}'
+                         f"{' paired' if kw['PAIRS'] else ''}")
+    return ', '.join(picks) or 'tuned ?'
 
 
 def main(argv=None):
@@ -168,6 +192,9 @@ def main(argv=None):
                     help='rescale 64-groups one at a time, not in pairs (set_paired_rescale)')
     ap.add_argument('--prefix-rows', default='968',
                     help='comma-separated M of the language-model shapes (prefix tokens)')
+    ap.add_argument('--two-level-weights', action='store_true',
+                    help='two-level weight scales; adds the GEMM with register-unpacked '
+                         'weights (use with --mode dynamic_two_level or dynamic_token)')
     ap.add_argument('--no-reference', action='store_true',
                     help='skip the (slow) eager reference-backend column')
     args = ap.parse_args(argv)
@@ -190,18 +217,22 @@ def main(argv=None):
              + [(lab, k, n, m) for lab, k, n in EXPERT for m in (10, 50)])
     for lab, k, n, m in cases:
         rows.append(bench_shape(lab, k, n, m, args.mode, args.rot_out, args.reps, bw,
-                                reference=not args.no_reference))
+                                reference=not args.no_reference,
+                                two_level=args.two_level_weights))
     cols = [('shape', 'shape'), ('M', 'M'), ('K', 'K'), ('N', 'N'), ('plan', 'plan'),
             ('weight_sets', 'sets W4/bf16'),
             ('reference_eager_us', 'ref eager'), ('triton_eager_us', 'triton eager'),
             ('triton_graph_us', 'triton graph'), ('triton_quant_graph_us', 'quant only'),
-            ('triton_gemm_graph_us', 'gemm only'), ('bf16_eager_us', 'bf16 eager'),
+            ('triton_gemm_graph_us', 'gemm only'),
+            ('triton_gemm_unwidened_graph_us', 'gemm, weights unpacked in registers'),
+            ('bf16_eager_us', 'bf16 eager'),
             ('bf16_graph_us', 'bf16 graph'), ('w4_floor_us', 'W4 floor'),
             ('bf16_floor_us', 'bf16 floor')]
     print('| ' + ' | '.join(c[1] for c in cols) + ' |')
     print('|' + '---|' * len(cols))
     for r in rows:
-        cells = [f'{r[c]:.1f}' if isinstance(r[c], float) else str(r[c]) for c, _ in cols]
+        cells = [f'{r[c]:.1f}' if isinstance(r.get(c), float) else str(r.get(c, '-'))
+                 for c, _ in cols]
         print('| ' + ' | '.join(cells) + ' |')
     if args.json:
         with open(args.json, 'w') as f:

@@ -29,7 +29,7 @@ import subprocess
 
 from omegaq_ros.kernels import _triton_kernels as kernels
 from omegaq_ros.kernels import act_modes
-from omegaq_ros.kernels.triton_w4a4 import TUNED_CONFIGS
+from omegaq_ros.kernels.triton_w4a4 import TUNED_CONFIGS, WIDE_CONFIGS
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
@@ -44,10 +44,11 @@ PARAMETER_TYPES = {
     'member_end1': 'i32', 'member_end2': 'i32', 'x_ptr': '*bf16', 'stride_xm': 'i32',
     'perm_ptr': '*i32', 'smooth_ptr': '*fp32', 'rot_ptr': '*i8', 'rscale_ptr': '*fp16',
     's_member_k': 'i32', 'srow_ptr': '*fp16', 's_member_srow': 'i32', 'amax_ptr': '*fp32',
-    'rotated_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32', 'up_ptr': '*bf16'}
+    'rotated_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32', 'up_ptr': '*bf16',
+    'w_ptr': '*i8', 'K': 'i32'}
 MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
                    's_out_split', 'x_ptr', 'perm_ptr', 'smooth_ptr', 'rot_ptr', 'rscale_ptr',
-                   's_member_k', 'up_ptr',
+                   's_member_k', 'up_ptr', 'w_ptr', 'K',
                    # The attention's q, K/V and output, views into fused q/k/v outputs of
                    # head-dim-wide heads (the mask's strides, its key count, are not): without
                    # these the K/V loads neither vectorize nor pipeline into async copies.
@@ -58,7 +59,7 @@ MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_p
 
 
 # Where a kernel's parameter differs from PARAMETER_TYPES (the attention kernel's own).
-KERNEL_TYPES = {'int_gemm_kernel': {'out_ptr': '*i32'},
+KERNEL_TYPES = {'int_gemm_kernel': {'out_ptr': '*i32'}, 'widen_kernel': {'out_ptr': '*i8'},
                 'attention_kernel': dict(
                     dict.fromkeys(('q_ptr', 'k1_ptr', 'v1_ptr', 'k2_ptr', 'v2_ptr', 'mask_ptr',
                                    'cos_ptr', 'sin_ptr'), '*bf16'),
@@ -154,6 +155,16 @@ def tuned_variants() -> list:
             for swap, bm, bn, warps, stages, pairs in TUNED_CONFIGS]
 
 
+def wide_variants() -> list:
+    """Return the same for every wide_gemm_kernel candidate and widen_kernel (SCALE_UNITS)."""
+    wide = {'HAS_BIAS': False, 'MEMBERS': True}
+    return ([(f'wide gemm {bm}x{bn}x{bk} w{warps} s{stages}', kernels.wide_gemm_kernel,
+              dict(wide, BM=bm, BN=bn, BK=bk), warps, stages)
+             for bm, bn, bk, warps, stages in WIDE_CONFIGS]
+            + [('widen 128 rows', kernels.widen_kernel,
+                {'WG_RATIO': 2, 'BN': 128, 'ASM_UNPACK': True}, 4, 1)])
+
+
 def path_variants() -> list:
     """
     Return the same for each other kernel path.
@@ -228,7 +239,8 @@ def main():
                         help='compute capability x10: 90 (H100/H200), 87 (Orin), 80 (A100)')
     parser.add_argument('--out', default=None, help='write TTGIR, PTX and SASS here')
     args = parser.parse_args()
-    variants = tuned_variants() + path_variants() + (pdl_variants() if args.arch >= 90 else [])
+    variants = (tuned_variants() + wide_variants() + path_variants()
+                + (pdl_variants() if args.arch >= 90 else []))
     for label, kernel, constants, warps, stages in variants:
         compiled = compile_for(kernel, constants, warps, stages, args.arch)
         info = lowering(compiled)

@@ -893,3 +893,47 @@ def test_bfloat16_input_rotates_in_one_dot_to_the_three_dot_values(mode):
     three_dots = tw._quantize(x.float(), layer, [layer.input_owner])[:2]
     for single, split in zip(one_dot, three_dots):
         assert torch.equal(single, split)
+
+
+@pytest.mark.parametrize('mode', ['dynamic_token', 'dynamic_two_level'])
+@pytest.mark.parametrize('outs', [(128,), (128, 64, 64)], ids=('one', 'fused'))
+def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
+    """
+    Many tokens, one scale per token, two-level weights: the weights are widened first.
+
+    widen_kernel writes the codes times their multiples as int8 and wide_gemm_kernel
+    multiplies them from shared memory; the int32 sums, and so the outputs, equal those of
+    the register-unpacking GEMM bit for bit, for one linear and for fused q/k/v (each
+    member with its own input transform and token scales), with the bias.
+    """
+    from omegaq_ros import kernels
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    from omegaq_ros.quant.linear import reference_forward
+    k, m = 256, tw.TUNED_MIN_ROWS + 4
+    layers = [make_layer(k, n, mode, rot_out=False, seed=101 + i, scale_unit=True)
+              for i, n in enumerate(outs)]
+    parent = _Siblings(*layers) if len(layers) == 3 else layers[0]
+    for layer in layers:
+        layer.backend = 'triton'
+    if len(layers) == 3:
+        (group,), _ = kernels.fuse_siblings(parent, (('q_proj', 'k_proj', 'v_proj'),))
+        assert not group.shared_transform
+    x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
+                    .manual_seed(105))
+    outputs = {}
+    try:
+        for widened in (False, True):
+            tw.set_widened_weights(widened)
+            _poison_allocator()
+            kernels.LAUNCHES.clear()
+            y = parent(x)
+            outputs[widened] = y if isinstance(y, list) else [y]
+            assert kernels.LAUNCHES['widen'] == int(widened)
+            assert kernels.LAUNCHES['gemm'] == 1
+    finally:
+        tw.set_widened_weights(True)
+    for layer, plain, widened in zip(layers, outputs[False], outputs[True]):
+        assert bool(torch.isfinite(widened).all())
+        assert torch.equal(widened, plain)
+        ref = reference_forward(layer, x)
+        assert ((widened - ref).norm() / ref.norm()).item() < 1e-3

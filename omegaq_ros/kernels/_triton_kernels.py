@@ -390,6 +390,25 @@ def _weight_group_times(w_ptrs, n_mask, mult, ASM_UNPACK: tl.constexpr, BN: tl.c
 
 
 @triton.jit
+def _multiples(ws_ptrs, n_mask, per_unit):
+    # The integer multiples m (int32 [BN]) of a weight group's two-level scales: ws = m * unit
+    # exactly (weights.scale_multiples), so ws / unit rounds to m.
+    wsv = tl.load(ws_ptrs, mask=n_mask, other=0.0)
+    return (wsv.to(tl.float32) * per_unit + 0.5).to(tl.int32)
+
+
+@triton.jit
+def _unit_scaled(p, units, xsv, SWAP: tl.constexpr):
+    # A two-level int32 product in fp32: times each weight row's unit, then each token's
+    # scale ([BN, BM] with SWAP, else [BM, BN]).
+    if SWAP:
+        r = p.to(tl.float32) * units[:, None] * xsv[None, :]
+    else:
+        r = p.to(tl.float32) * units[None, :] * xsv[:, None]
+    return r
+
+
+@triton.jit
 def _int_dot(x, w, SWAP: tl.constexpr):
     # Exact int32 product of codes x [BM, 64] and weights w [BN, 64]: [BN, BM] with SWAP (the
     # weight fills the MMA's 64-row side), else [BM, BN].
@@ -551,17 +570,12 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
         p = _accumulator(BM, BN, SWAP, tl.int32)
         for i in range(0, GPS):
             g = g0 + i
-            # ws = m * unit exactly (weights.scale_multiples), so ws / unit rounds to m.
-            wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, mask=n_mask, other=0.0)
-            mult = (wsv.to(tl.float32) * per_unit + 0.5).to(tl.int32)
+            mult = _multiples(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, per_unit)
             p = _int_dot_into(p, tl.load(x_ptrs + g * 64, mask=m_mask[:, None], other=0),
                               _weight_group_times(w_ptrs + g * 32, n_mask, mult, ASM_UNPACK,
                                                   BN), SWAP)
         xsv = tl.load(xs_ptr + offs_m * s_xs_m, mask=m_mask, other=0.0).to(tl.float32)
-        if SWAP:
-            acc = p.to(tl.float32) * units[:, None] * xsv[None, :]
-        else:
-            acc = p.to(tl.float32) * units[None, :] * xsv[:, None]
+        acc = _unit_scaled(p, units, xsv, SWAP)
     elif TOKEN_SCALES:
         # One scale per token: the int32 products of a whole weight group add up on the
         # tensor cores and are rescaled once by the weight scale; the token's scale comes last.
@@ -610,6 +624,70 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
     before_successor(PDL)
     _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
                 arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
+
+
+@triton.jit
+def widen_kernel(wp_ptr, ws_ptr, s_ws_n, wu_ptr, out_ptr, N, G, WG_RATIO: tl.constexpr,
+                 BN: tl.constexpr, ASM_UNPACK: tl.constexpr, PDL: tl.constexpr = False):
+    """
+    Unpack two-level int4 weights into int8 operands: out [N, G * 64] = q * m, GEMM order.
+
+    What gemm_kernel's SCALE_UNITS loop unpacks in registers, written once for every token
+    tile of wide_gemm_kernel to read from shared memory (|q m| <= 128 fits int8). Grid
+    (N-tiles, groups). PDL: the weights are read before the kernel before has finished, the
+    output written after (its memory may be what an earlier launch still reads).
+    """
+    offs_n = tl.program_id(0) * BN + tl.arange(0, BN)
+    g = tl.program_id(1)
+    n_mask = offs_n < N
+    K = G * 64
+    per_unit = 1.0 / tl.load(wu_ptr + offs_n, mask=n_mask, other=1.0).to(tl.float32)
+    mult = _multiples(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, per_unit)
+    w = _weight_group_times(wp_ptr + offs_n[:, None] * (K // 2) + g * 32
+                            + tl.arange(0, 32)[None, :], n_mask, mult, ASM_UNPACK, BN)
+    after_predecessor(PDL)
+    before_successor(PDL)
+    tl.store(out_ptr + offs_n[:, None] * K + g * 64 + tl.arange(0, 64)[None, :], w,
+             mask=n_mask[:, None])
+
+
+@triton.jit
+def wide_gemm_kernel(codes_ptr, xs_ptr, s_member_xs, w_ptr, wu_ptr, bias_ptr, y_ptr,
+                     M, N, K, member_end1, member_end2, HAS_BIAS: tl.constexpr,
+                     MEMBERS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                     BK: tl.constexpr, PDL: tl.constexpr = False, N_ALIGN=0):
+    """
+    Two-level W4A4 GEMM of many tokens on int8 operands: y = (codes . w^T) * unit * xs + bias.
+
+    codes_ptr: int8 [M, K] (GEMM order; member p's at p * M * K), xs_ptr: the tokens' scales
+    [M] (member p's at p * s_member_xs), w_ptr: widen_kernel's int8 [N, K], wu_ptr: the
+    rows' units [N]. Both operands go through shared memory, so the compiler pipelines their
+    loads and the tensor cores' int32 products over K (no unpack or rescale in the loop).
+    Grid (M-tiles, N-tiles): the token tiles of one weight tile run side by side and share
+    its reads in L2. MEMBERS, N_ALIGN: as gemm_kernel's.
+    """
+    offs_m = tl.program_id(0) * BM + tl.arange(0, BM)
+    offs_n = tl.program_id(1) * BN + tl.arange(0, BN)
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+    after_predecessor(PDL)
+    if MEMBERS:
+        member = _member(tl.program_id(1), BN, member_end1, member_end2)
+        xs_ptr += member * s_member_xs
+        codes_ptr += member * M * K
+    offs_k = tl.arange(0, BK)
+    x_ptrs = codes_ptr + offs_m[:, None] * K + offs_k[None, :]
+    w_ptrs = w_ptr + offs_n[:, None] * K + offs_k[None, :]
+    p = tl.zeros((BM, BN), dtype=tl.int32)
+    for k in range(0, K, BK):
+        x = tl.load(x_ptrs + k, mask=m_mask[:, None], other=0)
+        w = tl.load(w_ptrs + k, mask=n_mask[:, None], other=0)
+        p = tl.dot(x, tl.trans(w), p, out_dtype=tl.int32)
+    before_successor(PDL)
+    units = tl.load(wu_ptr + offs_n, mask=n_mask, other=1.0).to(tl.float32)
+    xsv = tl.load(xs_ptr + offs_m, mask=m_mask, other=0.0).to(tl.float32)
+    _write_tile(_unit_scaled(p, units, xsv, False), offs_m, offs_n, m_mask, n_mask, N, y_ptr,
+                0, bias_ptr, y_ptr, y_ptr, False, True, False, HAS_BIAS, BM, BN)
 
 
 @triton.jit

@@ -25,7 +25,9 @@ act_modes.py):
      loop, SCALE_UNITS). Tokens <= 64
      swap operands (the weight fills the 64-row MMA side) and split K over the SMs (plan);
      from TUNED_MIN_ROWS tokens the tiles are autotuned per shape (_tuned_gemm over
-     TUNED_CONFIGS).
+     TUNED_CONFIGS). From TUNED_MIN_ROWS tokens with SCALE_UNITS, widen_kernel first writes
+     the weights as int8 codes times their multiples and wide_gemm_kernel, a plain int8 GEMM
+     whose operands both come through shared memory, multiplies them (WIDENED_WEIGHTS).
   3. With split-K the GEMM's last program to finish a tile sums its partials, adds the bias
      and casts (no third launch). finish_kernel runs only for layers with an output block
      rotation (rot_out): sum of the partials, rotation, bias, cast.
@@ -175,6 +177,47 @@ def _tuned_gemm():
                                           'SCALE_UNITS'],
                             prune_configs_by={'early_config_prune': fitting})(
                                 _kernels().gemm_kernel)
+
+
+# From TUNED_MIN_ROWS tokens, a GEMM with one scale per token and two-level weight scales
+# (SCALE_UNITS) first unpacks its weights into int8 operands (widen_kernel: q * m, 1.5 bytes
+# of traffic per weight) and then runs wide_gemm_kernel, whose operands both come through
+# shared memory: the compiler pipelines it like a plain int8 GEMM, where gemm_kernel's
+# register-unpacked weight makes each MMA wait for the one before (RESULTS 7l). At ~800
+# tokens one unpack serves 7 token tiles. Benches and tests turn it off to compare.
+WIDENED_WEIGHTS = {'enabled': True}
+
+
+def set_widened_weights(enabled: bool):
+    """Choose whether many-token two-level GEMMs unpack their weights first (default)."""
+    WIDENED_WEIGHTS['enabled'] = bool(enabled)
+
+
+# wide_gemm_kernel's candidates (BM tokens, BN weight rows, BK, warps, stages): each stage
+# holds (BM + BN) * BK bytes of shared memory.
+# Triton 3.6 waits for each integer wgmma before the next K step (pendings 0,
+# scripts/inspect_kernels.py), so two warpgroups per program (8 warps) keep the tensor cores
+# busy while one of them waits, and a deep BK makes fewer waits.
+WIDE_CONFIGS = ((128, 256, 128, 8, 3), (128, 128, 128, 8, 4), (128, 128, 256, 8, 3),
+                (256, 128, 128, 8, 3), (128, 256, 64, 8, 4), (64, 256, 128, 4, 4),
+                (64, 128, 128, 4, 4), (128, 64, 128, 4, 5))
+
+
+@functools.lru_cache(maxsize=None)
+def _tuned_wide_gemm():
+    """Return wide_gemm_kernel under triton.autotune over WIDE_CONFIGS (built on first use)."""
+    import triton as _triton
+    configs = [_triton.Config({'BM': bm, 'BN': bn, 'BK': bk}, num_warps=warps,
+                              num_stages=stages)
+               for bm, bn, bk, warps, stages in WIDE_CONFIGS]
+
+    def fitting(configs, named_args, **kwargs):
+        align = kwargs.get('N_ALIGN', named_args.get('N_ALIGN'))
+        return [c for c in configs if align % c.kwargs['BN'] == 0] or configs[-1:]
+
+    return _triton.autotune(configs, key=['M', 'N', 'K', 'N_ALIGN', 'MEMBERS'],
+                            prune_configs_by={'early_config_prune': fitting})(
+                                _kernels().wide_gemm_kernel)
 
 
 def _pairs_fit(gps: int, wg_ratio: int, token_scales: bool) -> bool:
@@ -410,6 +453,11 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
     columns end (FusedLinears.member_ends); member p reads codes[p] and scales xs + p * stride.
     """
     m, k = codes.shape[-2:]
+    if (plan_override is None and WIDENED_WEIGHTS['enabled'] and m >= TUNED_MIN_ROWS
+            and s_xs_g == 0 and s_xs_m == 1 and weights.weight_scale_unit is not None
+            and weights.rot_out is None):
+        return _widened_matmul(layer, weights, codes, xs, s_xs_member, member_ends, out_dtype,
+                               out)
     p = plan_override or _plan_for(weights, m, k, codes)
     dev = codes.device
     n = weights.weight_packed.shape[0]
@@ -459,6 +507,36 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
             bias_ptr=bias if bias is not None else part, out_ptr=y, M=m, N=n, HAS_ROT=True,
             HAS_BIAS=bias is not None, BM=bm, num_warps=4, **launch_options(y))
         LAUNCHES['finish'] += 1
+    return y
+
+
+def _widened_matmul(layer, weights, codes, xs, s_xs_member, member_ends, out_dtype, out=None):
+    """_matmul of many tokens with SCALE_UNITS: widen_kernel, then wide_gemm_kernel."""
+    m, k = codes.shape[-2:]
+    n = weights.weight_packed.shape[0]
+    dev = codes.device
+    ws, units, bias = weights.weight_scale, weights.weight_scale_unit, weights.bias
+    widened = torch.empty(n, k, dtype=torch.int8, device=dev)
+    _kernels().widen_kernel[(triton.cdiv(n, 128), k // ACT_BLOCK)](
+        wp_ptr=weights.weight_packed, ws_ptr=ws, s_ws_n=ws.stride(0), wu_ptr=units,
+        out_ptr=widened, N=n, G=k // ACT_BLOCK, WG_RATIO=layer.weight_group // ACT_BLOCK,
+        BN=128, ASM_UNPACK=_asm_unpack(), num_warps=4, **launch_options(codes))
+    LAUNCHES['widen'] += 1
+    y = out if out is not None else torch.empty(m, n, dtype=out_dtype, device=dev)
+    ends = member_ends if member_ends is not None else (n, n)
+    args = dict(codes_ptr=codes, xs_ptr=xs, s_member_xs=s_xs_member, w_ptr=widened,
+                wu_ptr=units, bias_ptr=bias if bias is not None else units, y_ptr=y, M=m, N=n,
+                K=k, member_end1=ends[0], member_end2=ends[1], HAS_BIAS=bias is not None,
+                MEMBERS=member_ends is not None, **launch_options(y))
+    if _interpreting():
+        # Triton's interpreter has no autotuner timings to take: one small tile.
+        _kernels().wide_gemm_kernel[(triton.cdiv(m, 64), triton.cdiv(n, 64))](
+            **args, BM=64, BN=64, BK=64)
+    else:
+        def grid(meta):
+            return (triton.cdiv(m, meta['BM']), triton.cdiv(n, meta['BN']))
+        _tuned_wide_gemm()[grid](**args, N_ALIGN=getattr(weights, 'n_align', 0) or n)
+    LAUNCHES['gemm'] += 1
     return y
 
 
