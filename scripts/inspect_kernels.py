@@ -29,7 +29,7 @@ import subprocess
 
 from omegaq_ros.kernels import _triton_kernels as kernels
 from omegaq_ros.kernels import act_modes
-from omegaq_ros.kernels.triton_w4a4 import TUNED_CONFIGS, WIDE_CONFIGS
+from omegaq_ros.kernels.triton_w4a4 import GATED_CONFIGS, TUNED_CONFIGS, WIDE_CONFIGS
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
@@ -45,10 +45,10 @@ PARAMETER_TYPES = {
     'perm_ptr': '*i32', 'smooth_ptr': '*fp32', 'rot_ptr': '*i8', 'rscale_ptr': '*fp16',
     's_member_k': 'i32', 'srow_ptr': '*fp16', 's_member_srow': 'i32', 'amax_ptr': '*fp32',
     'rotated_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32', 'up_ptr': '*bf16',
-    'w_ptr': '*i8', 'K': 'i32'}
+    'w_ptr': '*i8', 'K': 'i32', 's_member_codes': 'i32', 'like_ptr': '*bf16', 'HALF': 'i32'}
 MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
                    's_out_split', 'x_ptr', 'perm_ptr', 'smooth_ptr', 'rot_ptr', 'rscale_ptr',
-                   's_member_k', 'up_ptr', 'w_ptr', 'K',
+                   's_member_k', 'up_ptr', 'w_ptr', 'K', 'HALF', 'rotated_ptr', 'amax_ptr',
                    # The attention's q, K/V and output, views into fused q/k/v outputs of
                    # head-dim-wide heads (the mask's strides, its key count, are not): without
                    # these the K/V loads neither vectorize nor pipeline into async copies.
@@ -156,13 +156,18 @@ def tuned_variants() -> list:
 
 
 def wide_variants() -> list:
-    """Return the same for every wide_gemm_kernel candidate and widen_kernel (SCALE_UNITS)."""
+    """Return the same for the prefix's two-level kernels: wide GEMMs, widen, wide gated."""
     wide = {'HAS_BIAS': False, 'MEMBERS': True}
     return ([(f'wide gemm {bm}x{bn}x{bk} w{warps} s{stages}', kernels.wide_gemm_kernel,
               dict(wide, BM=bm, BN=bn, BK=bk), warps, stages)
              for bm, bn, bk, warps, stages in WIDE_CONFIGS]
             + [('widen 128 rows', kernels.widen_kernel,
-                {'WG_RATIO': 2, 'BN': 128, 'ASM_UNPACK': True}, 4, 1)])
+                {'WG_RATIO': 2, 'BN': 128, 'ASM_UNPACK': True}, 4, 1)]
+            + [(f'wide gated (GeGLU into the down first pass) {bm}x64x{bk} w{warps} s{stages}',
+                kernels.wide_gated_kernel,
+                {'GATE': act_modes.GELU_TANH_GATE, 'HAS_ROT': True, 'TC_ROT': True, 'BM': bm,
+                 'BK': bk}, warps, stages)
+               for bm, bk, warps, stages in GATED_CONFIGS])
 
 
 def path_variants() -> list:

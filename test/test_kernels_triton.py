@@ -937,3 +937,53 @@ def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
         assert torch.equal(widened, plain)
         ref = reference_forward(layer, x)
         assert ((widened - ref).norm() / ref.norm()).item() < 1e-3
+
+
+@pytest.mark.parametrize('gating', ('gelu_gate', 'silu_gate'))
+def test_gated_mlp_ends_the_gate_up_gemm_in_the_down_first_pass(gating):
+    """
+    A prefix-sized gated MLP on two-level scales: gate and up never go through memory.
+
+    wide_gated_kernel multiplies both members' codes by their widened weights and stores the
+    down projection's first pass (gated, rotated values and token maxima); the down
+    projection then only quantizes them. Its output equals the unfused path's (gate/up GEMM,
+    gated first pass, quantize, GEMM) except on rows where a rotated value sits on a
+    rounding tie (the rotation runs in another kernel).
+    """
+    from omegaq_ros import kernels
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    from omegaq_ros.policy import pointwise
+    k, hidden, m = 128, 256, tw.TUNED_MIN_ROWS + 4
+    mode = 'dynamic_two_level'
+    parent = torch.nn.Module()
+    parent.gate_proj, parent.up_proj = (
+        make_layer(k, hidden, mode, rot_out=False, bias=False, seed=111 + i, scale_unit=True)
+        for i in range(2))
+    parent.down_proj = make_layer(hidden, k, mode, perm=False, smooth=False, rot_out=False,
+                                  seed=113, scale_unit=True)
+    for layer in (parent.gate_proj, parent.up_proj, parent.down_proj):
+        layer.backend = 'triton'
+    kernels.fuse_siblings(parent, (('gate_proj', 'up_proj'),))
+    dtype = torch.float32 if INTERPRETED else torch.bfloat16
+    h = torch.randn(2, m // 2, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
+                    .manual_seed(114)).to(dtype)
+    outputs, launches = {}, {}
+    try:
+        for widened in (False, True):
+            tw.set_widened_weights(widened)
+            _poison_allocator()
+            kernels.LAUNCHES.clear()
+            outputs[widened] = kernels.gated_mlp(parent.gate_proj, parent.up_proj,
+                                                 parent.down_proj, h, gating, pointwise.EAGER)
+            launches[widened] = dict(kernels.LAUNCHES)
+    finally:
+        tw.set_widened_weights(True)
+    # Widened: gate/up's first pass and quantize, the down projection's quantize only.
+    assert launches[True] == {'quantize': 3, 'widen': 2, 'gemm': 2}
+    assert launches[False] == {'quantize': 4, 'gemm': 2}
+    fused, unfused = outputs[True], outputs[False]
+    assert fused.shape == (2, m // 2, k) and fused.dtype == dtype
+    assert bool(torch.isfinite(fused).all())
+    rows_differ = (fused != unfused).any(dim=-1).reshape(-1)
+    assert int(rows_differ.sum()) <= max(1, m // 10)
+    assert ((fused.float() - unfused.float()).norm() / unfused.float().norm()).item() < 1e-2

@@ -11,9 +11,9 @@ Fast QuantLinear backends.
 Importing needs neither triton nor CUDA; triton is imported when a kernel first runs.
 """
 
-from omegaq_ros.kernels.triton_w4a4 import (fuse_siblings, FusedLinears, gated_projection,
-                                            INTEGER_MODES, LAUNCHES, triton_available,
-                                            triton_forward, unfuse)
+from omegaq_ros.kernels.triton_w4a4 import (fuse_siblings, FusedLinears, gated_mlp,
+                                            gated_projection, INTEGER_MODES, LAUNCHES,
+                                            triton_available, triton_forward, unfuse)
 
 
 def register() -> None:
@@ -22,5 +22,5 @@ def register() -> None:
     linear.BACKENDS['triton'] = triton_forward
 
 
-__all__ = ['fuse_siblings', 'FusedLinears', 'gated_projection', 'INTEGER_MODES', 'LAUNCHES',
-           'register', 'triton_available', 'triton_forward', 'unfuse']
+__all__ = ['fuse_siblings', 'FusedLinears', 'gated_mlp', 'gated_projection', 'INTEGER_MODES',
+           'LAUNCHES', 'register', 'triton_available', 'triton_forward', 'unfuse']

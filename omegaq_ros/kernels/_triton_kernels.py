@@ -691,6 +691,52 @@ def wide_gemm_kernel(codes_ptr, xs_ptr, s_member_xs, w_ptr, wu_ptr, bias_ptr, y_
 
 
 @triton.jit
+def wide_gated_kernel(codes_ptr, s_member_codes, xs_ptr, s_member_xs, w_ptr, wu_ptr, like_ptr,
+                      rot_ptr, rscale_ptr, rotated_ptr, amax_ptr, M, K, HALF,
+                      GATE: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
+                      BM: tl.constexpr, BK: tl.constexpr, PDL: tl.constexpr = False):
+    """
+    Multiply a gated MLP's fused gate/up and end in its down projection's per-token first pass.
+
+    Program (token tile, j) multiplies the codes of gate (member 0) and up (member 1,
+    s_member_codes and s_member_xs after member 0's; 0 when they share one transform) by
+    widened weight rows j * 64.. of gate and HALF + j * 64.. of up (widen_kernel's int8
+    [2 * HALF, K], two-level scales: units at wu_ptr). Their outputs, rounded to the
+    activations' dtype (like_ptr's, not read) as the unfused GEMM stores them, give
+    act(gate) * up rounded the same way (_gated), that is 64-group j of the down projection's
+    input, whose permutation is folded into the gate/up rows: rotated by its block j (rot_ptr,
+    rscale_ptr), stored in fp32 at rotated_ptr [M, HALF] and maxed into each token's absmax
+    at amax_ptr [M] (zeros before), as amax_kernel stores them. gate and up are never written.
+    """
+    offs_m = tl.program_id(0) * BM + tl.arange(0, BM)
+    j = tl.program_id(1)
+    rows = j * 64 + tl.arange(0, 64)
+    m_mask = offs_m < M
+    after_predecessor(PDL)
+    offs_k = tl.arange(0, BK)
+    x_ptrs = codes_ptr + offs_m[:, None] * K + offs_k[None, :]
+    w_ptrs = w_ptr + rows[:, None] * K + offs_k[None, :]
+    p_gate = tl.zeros((BM, 64), dtype=tl.int32)
+    p_up = tl.zeros((BM, 64), dtype=tl.int32)
+    for k in range(0, K, BK):
+        p_gate = tl.dot(tl.load(x_ptrs + k, mask=m_mask[:, None], other=0),
+                        tl.trans(tl.load(w_ptrs + k)), p_gate, out_dtype=tl.int32)
+        p_up = tl.dot(tl.load(x_ptrs + s_member_codes + k, mask=m_mask[:, None], other=0),
+                      tl.trans(tl.load(w_ptrs + HALF * K + k)), p_up, out_dtype=tl.int32)
+    before_successor(PDL)
+    dtype = like_ptr.dtype.element_ty
+    gate = _unit_scaled(p_gate, tl.load(wu_ptr + rows).to(tl.float32),
+                        tl.load(xs_ptr + offs_m, mask=m_mask, other=0.0), False)
+    up = _unit_scaled(p_up, tl.load(wu_ptr + HALF + rows).to(tl.float32),
+                      tl.load(xs_ptr + s_member_xs + offs_m, mask=m_mask, other=0.0), False)
+    x = _gated(gate.to(dtype).to(tl.float32), up.to(dtype).to(tl.float32), GATE).to(dtype)
+    xr = _rotated(x.to(tl.float32), rows, j, rscale_ptr, rot_ptr, rscale_ptr, False, HAS_ROT,
+                  TC_ROT, dtype == tl.bfloat16)
+    tl.store(rotated_ptr + offs_m[:, None] * HALF + rows[None, :], xr, mask=m_mask[:, None])
+    tl.atomic_max(amax_ptr + offs_m, tl.max(tl.abs(xr), axis=1), mask=m_mask, sem='relaxed')
+
+
+@triton.jit
 def int_gemm_kernel(codes_ptr, wp_ptr, out_ptr, s_out_split, M, N, G, GPS,
                     BM: tl.constexpr, BN: tl.constexpr, SWAP: tl.constexpr,
                     ASM_UNPACK: tl.constexpr):

@@ -335,11 +335,14 @@ def _transform_args(owner, dummy):
     return {name: t if t is not None else dummy for name, t in tensors.items()}, flags
 
 
-def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE):
+def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE,
+              first_pass=None):
     """
     Rotate and quantize x2 once per input transform in `owners` (one launch for all).
 
-    gate, up: as quantize_input's (one owner).
+    gate, up: as quantize_input's (one owner). first_pass: a per-token mode's (transformed
+    values [T, M, K] fp32, each token's absmax [T, M]) as amax_kernel leaves them, made by
+    another kernel (wide_gated_kernel); x2 is then not read.
 
     Returns codes [T, M, K] int8, xs, s_xs_m, s_xs_g and s_xs_member (the member stride of xs).
     With several owners their buffers must be rows of one stacked tensor (FusedLinears).
@@ -374,13 +377,16 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     elif mode in act_modes.TOKEN_MODES:
         # The token's scale needs all of its groups: a first pass stores the transformed input
         # and each token's maximum of it; the quantize reads those values.
-        srow = torch.zeros(count, m, dtype=torch.float32, device=dev)
-        rotated = torch.empty(count, m, k, dtype=torch.float32, device=dev)
-        _kernels().amax_kernel[grid](
-            x_ptr=x2, stride_xm=x2.stride(0), **transform, amax_ptr=srow, rotated_ptr=rotated,
-            M=m, G=groups, s_member_k=k, s_member_amax=s_member_srow, **flags, **gating, BM=bm,
-            num_warps=4, **launch_options(x2))
-        LAUNCHES['quantize'] += 1
+        if first_pass is None:
+            srow = torch.zeros(count, m, dtype=torch.float32, device=dev)
+            rotated = torch.empty(count, m, k, dtype=torch.float32, device=dev)
+            _kernels().amax_kernel[grid](
+                x_ptr=x2, stride_xm=x2.stride(0), **transform, amax_ptr=srow,
+                rotated_ptr=rotated, M=m, G=groups, s_member_k=k, s_member_amax=s_member_srow,
+                **flags, **gating, BM=bm, num_warps=4, **launch_options(x2))
+            LAUNCHES['quantize'] += 1
+        else:
+            rotated, srow = first_pass
         source = dict(x_ptr=rotated, up_ptr=rotated, stride_xm=k, s_member_x=m * k,
                       **transform, **dict.fromkeys(flags, False), GATE=act_modes.NO_GATE)
     else:
@@ -510,18 +516,27 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
     return y
 
 
+def _widen(layer, weights, after: torch.Tensor) -> torch.Tensor:
+    """Return `weights`' two-level codes times their multiples as int8 [N, K] (widen_kernel)."""
+    n, k = weights.weight_packed.shape[0], layer.in_features
+    ws = weights.weight_scale
+    widened = torch.empty(n, k, dtype=torch.int8, device=after.device)
+    _kernels().widen_kernel[(triton.cdiv(n, 128), k // ACT_BLOCK)](
+        wp_ptr=weights.weight_packed, ws_ptr=ws, s_ws_n=ws.stride(0),
+        wu_ptr=weights.weight_scale_unit, out_ptr=widened, N=n, G=k // ACT_BLOCK,
+        WG_RATIO=layer.weight_group // ACT_BLOCK, BN=128, ASM_UNPACK=_asm_unpack(),
+        num_warps=4, **launch_options(after))
+    LAUNCHES['widen'] += 1
+    return widened
+
+
 def _widened_matmul(layer, weights, codes, xs, s_xs_member, member_ends, out_dtype, out=None):
     """_matmul of many tokens with SCALE_UNITS: widen_kernel, then wide_gemm_kernel."""
     m, k = codes.shape[-2:]
     n = weights.weight_packed.shape[0]
     dev = codes.device
-    ws, units, bias = weights.weight_scale, weights.weight_scale_unit, weights.bias
-    widened = torch.empty(n, k, dtype=torch.int8, device=dev)
-    _kernels().widen_kernel[(triton.cdiv(n, 128), k // ACT_BLOCK)](
-        wp_ptr=weights.weight_packed, ws_ptr=ws, s_ws_n=ws.stride(0), wu_ptr=units,
-        out_ptr=widened, N=n, G=k // ACT_BLOCK, WG_RATIO=layer.weight_group // ACT_BLOCK,
-        BN=128, ASM_UNPACK=_asm_unpack(), num_warps=4, **launch_options(codes))
-    LAUNCHES['widen'] += 1
+    units, bias = weights.weight_scale_unit, weights.bias
+    widened = _widen(layer, weights, codes)
     y = out if out is not None else torch.empty(m, n, dtype=out_dtype, device=dev)
     ends = member_ends if member_ends is not None else (n, n)
     args = dict(codes_ptr=codes, xs_ptr=xs, s_member_xs=s_xs_member, w_ptr=widened,
@@ -578,6 +593,87 @@ def gated_projection(down, gate: torch.Tensor, up: torch.Tensor, gating: str, op
     codes, xs, s_m, s_g = quantize_input(down, gate2, up=up2, gate=act_modes.GATES[gating])
     y = scaled_matmul(down, codes, xs, s_m, s_g, _out_dtype(gate))
     return y.reshape(*shape[:-1], down.out_features).to(gate.dtype)
+
+
+# wide_gated_kernel's candidates (BM tokens, BK, warps, stages).
+GATED_CONFIGS = ((128, 128, 8, 3), (128, 64, 8, 4), (64, 128, 4, 4), (128, 128, 4, 3),
+                 (256, 64, 8, 3))
+
+
+@functools.lru_cache(maxsize=None)
+def _tuned_wide_gated():
+    """Return wide_gated_kernel under triton.autotune over GATED_CONFIGS (built on first use)."""
+    import triton as _triton
+    configs = [_triton.Config({'BM': bm, 'BK': bk}, num_warps=warps, num_stages=stages)
+               for bm, bk, warps, stages in GATED_CONFIGS]
+    # Timing a candidate runs it again: its outputs are overwritten, its maxima taken again.
+    return _triton.autotune(configs, key=['M', 'K', 'HALF'])(_kernels().wide_gated_kernel)
+
+
+def gated_mlp(gate_proj, up_proj, down_proj, h: torch.Tensor, gating: str, ops):
+    """
+    Return down_proj(ops.<gating>(gate_proj(h), up_proj(h))), gating 'gelu_gate' or 'silu_gate'.
+
+    Where gate/up are fused siblings with one scale per token and two-level weight scales,
+    down_proj takes one scale per token on its own input transform with the permutation
+    folded into the gate/up rows (set_backend does), and h has at least TUNED_MIN_ROWS tokens
+    (the prefix), the gate/up GEMM ends in the down projection's per-token first pass
+    (wide_gated_kernel): the gate and up outputs never go through memory and the first
+    pass's launch is saved. Elsewhere gated_projection of the two outputs.
+    """
+    group = getattr(gate_proj, '_fused', None)
+    x2 = h.reshape(-1, h.shape[-1])
+    if not _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2):
+        return gated_projection(down_proj, gate_proj(h), up_proj(h), gating, ops)
+    if not group._joined():
+        group._join()
+    _check_layer(down_proj)
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    m, k = x2.shape
+    half = gate_proj.out_features
+    first = group.layers[0]
+    owners = [first.input_owner] if group.shared_transform else group.layers
+    codes, xs, _, _, s_member_xs = _quantize(x2, first, owners)
+    widened = _widen(first, group, codes)
+    amax = torch.zeros(1, m, dtype=torch.float32, device=x2.device)
+    rotated = torch.empty(1, m, half, dtype=torch.float32, device=x2.device)
+    transform, flags = _transform_args(down_proj.input_owner, rotated)
+    args = dict(codes_ptr=codes, s_member_codes=m * k if len(owners) > 1 else 0, xs_ptr=xs,
+                s_member_xs=s_member_xs, w_ptr=widened, wu_ptr=group.weight_scale_unit,
+                like_ptr=x2, rot_ptr=transform['rot_ptr'], rscale_ptr=transform['rscale_ptr'],
+                rotated_ptr=rotated, amax_ptr=amax, M=m, K=k, HALF=half,
+                GATE=act_modes.GATES[gating], HAS_ROT=flags['HAS_ROT'], TC_ROT=flags['TC_ROT'],
+                **launch_options(x2))
+    if _interpreting():
+        grid = (triton.cdiv(m, 64), half // ACT_BLOCK)
+        _kernels().wide_gated_kernel[grid](**args, BM=64, BK=64)
+    else:
+        def grid(meta):
+            return (triton.cdiv(m, meta['BM']), half // ACT_BLOCK)
+        _tuned_wide_gated()[grid](**args)
+    LAUNCHES['gemm'] += 1
+    codes, xs, s_m, s_g, _ = _quantize(rotated[0], down_proj, [down_proj.input_owner],
+                                       first_pass=(rotated, amax))
+    y = scaled_matmul(down_proj, codes[0], xs[0], s_m, s_g, _out_dtype(x2))
+    return y.reshape(*h.shape[:-1], down_proj.out_features).to(h.dtype)
+
+
+def _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2) -> bool:
+    """Return True where gated_mlp can end the gate/up GEMM in down_proj's first pass."""
+    if not (isinstance(down_proj, QuantLinear) and down_proj.backend == 'triton'
+            and isinstance(group, FusedLinears) and group.layers == [gate_proj, up_proj]
+            and gate_proj.backend == 'triton' and WIDENED_WEIGHTS['enabled']
+            and x2.shape[0] >= TUNED_MIN_ROWS and (x2.is_cuda or _interpreting())):
+        return False
+    down = down_proj.input_owner
+    token_modes = act_modes.TOKEN_MODES
+    return (_MODE_IDS.get(gate_proj.act_mode) in token_modes
+            and _MODE_IDS.get(down_proj.act_mode) in token_modes and down_proj._fused is None
+            and down_proj.input_from is None and down.perm_in is None and down.smooth is None
+            and group.weight_scale_unit is not None and group.bias is None
+            and group.rot_out is None and gate_proj.out_features == up_proj.out_features
+            and down_proj.in_features == gate_proj.out_features)
 
 
 def _check_layer(layer):

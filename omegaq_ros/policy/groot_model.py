@@ -23,7 +23,7 @@ cross-attention keys and values depend only on the VL features, so once per chun
 import math
 from typing import List, Optional
 
-from omegaq_ros.kernels import gated_projection
+from omegaq_ros.kernels import gated_mlp
 from omegaq_ros.policy import pointwise
 from omegaq_ros.policy.chunk_model import ChunkModel
 from omegaq_ros.policy.groot_config import DiTSize, GrootConfig, Qwen3Size
@@ -107,8 +107,8 @@ class Qwen3Layer(nn.Module):
         x = self.ops.add(x, self.self_attn(self.input_layernorm(x), cos, sin, mask))
         h = self.post_attention_layernorm(x)
         mlp = self.mlp
-        return self.ops.add(x, gated_projection(mlp.down_proj, mlp.gate_proj(h),
-                                                mlp.up_proj(h), 'silu_gate', self.ops))
+        return self.ops.add(x, gated_mlp(mlp.gate_proj, mlp.up_proj, mlp.down_proj, h,
+                                         'silu_gate', self.ops))
 
 
 class Qwen3Model(nn.Module):

@@ -18,7 +18,7 @@ The expert's adaRMS modulation depends only on t, so it is computed once per ste
 import math
 from typing import List, Optional, Tuple
 
-from omegaq_ros.kernels import gated_projection
+from omegaq_ros.kernels import gated_mlp
 from omegaq_ros.policy import pointwise
 from omegaq_ros.policy.chunk_model import ChunkModel
 from omegaq_ros.policy.model_config import VisionSize
@@ -205,8 +205,7 @@ class GemmaLayer(nn.Module):
     def mlp_forward(self, h: torch.Tensor) -> torch.Tensor:
         """Apply the GeGLU MLP."""
         mlp = self.mlp
-        return gated_projection(mlp.down_proj, mlp.gate_proj(h), mlp.up_proj(h), 'gelu_gate',
-                                self.ops)
+        return gated_mlp(mlp.gate_proj, mlp.up_proj, mlp.down_proj, h, 'gelu_gate', self.ops)
 
     def forward(self, x, cos, sin, mask, past: Optional[Tuple] = None, modulation=(None, None),
                 pending=None):
