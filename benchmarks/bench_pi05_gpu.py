@@ -18,7 +18,8 @@ with --one-group the same with the 64-groups of a weight group rescaled one at a
 pairs (set_paired_rescale), with --plain-launches the same without programmatic
 dependent launches (the kernels' PDL, set_programmatic_launch), and with --unwidened the same
 with the prefix's two-level GEMMs unpacking their weights in registers, not widened to int8
-first (set_widened_weights).
+first (set_widened_weights), and with --no-gated-epilogue the same with the GeGLU's down
+projection quantizing its input in a launch of its own (set_gated_epilogue).
 --reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
 W4A4 models are quantized here on the GPU from two random calibration observations with
 MSE-RTN weights (same bytes and kernels as GPTQ).
@@ -40,8 +41,8 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels.triton_w4a4 import (set_paired_rescale, set_programmatic_launch,
-                                            set_widened_weights)
+from omegaq_ros.kernels.triton_w4a4 import (set_gated_epilogue, set_paired_rescale,
+                                            set_programmatic_launch, set_widened_weights)
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.recipes import method_recipe
@@ -216,6 +217,9 @@ def main():
     parser.add_argument('--unwidened', action='store_true',
                         help='add a W4A4 fast row whose two-level prefix GEMMs unpack weights '
                              'in registers (set_widened_weights)')
+    parser.add_argument('--no-gated-epilogue', action='store_true',
+                        help='add a W4A4 fast row whose down projections quantize their input '
+                             'in a launch of their own (set_gated_epilogue)')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -289,6 +293,11 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, weights unpacked in registers',
                                     quantized, inputs, device, args.repeats, graph=True))
                 set_widened_weights(True)
+            if args.no_gated_epilogue:
+                set_gated_epilogue(False)
+                rows.append(run_row(f'W4A4 {method} fast, GeGLU input quantized on its own',
+                                    quantized, inputs, device, args.repeats, graph=True))
+                set_gated_epilogue(True)
         rows[-1]['quantize_s'] = quantize_s
         del quantized
 

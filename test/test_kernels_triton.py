@@ -572,11 +572,16 @@ def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
         fast.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
         launches[fuse] = dict(kernels.LAUNCHES)
     two_kernels, fused = launches[False], launches[True]
-    # Per layer run in full 7 -> 4; the prefix's last layer runs only q/k/v: 3 -> 1.
+    # Per layer run in full 7 -> 4; the prefix's last layer runs only q/k/v: 3 -> 1. In the
+    # denoising steps (few tokens) the gate/up GEMM also quantizes the down projection's input
+    # (gated_mlp): 3 quantize launches.
     config = fast.model.config
-    full = config.language.depth - 1 + config.num_steps * config.expert.depth
-    for kind in ('quantize', 'gemm'):
-        assert (two_kernels[kind], fused[kind]) == (7 * full + 3, 4 * full + 1)
+    prefix = config.language.depth - 1
+    steps = config.num_steps * config.expert.depth
+    full = prefix + steps
+    assert (two_kernels['gemm'], fused['gemm']) == (7 * full + 3, 4 * full + 1)
+    assert (two_kernels['quantize'], fused['quantize']) == (7 * full + 3,
+                                                            4 * prefix + 3 * steps + 1)
     print(f'launches per chunk: {launches}')
     print(f'mean |triton - reference| = {np.mean(backends):.2e}, max {worst:.2e}; '
           f'mean |reference - fp| = {np.mean(quantization):.2e} (normalized action units)')
@@ -987,3 +992,56 @@ def test_gated_mlp_ends_the_gate_up_gemm_in_the_down_first_pass(gating):
     rows_differ = (fused != unfused).any(dim=-1).reshape(-1)
     assert int(rows_differ.sum()) <= max(1, m // 10)
     assert ((fused.float() - unfused.float()).norm() / unfused.float().norm()).item() < 1e-2
+
+
+@pytest.mark.parametrize('down_mode', ['dynamic_group', 'static_group'])
+@pytest.mark.parametrize('m', [10, 50])
+def test_gated_mlp_quantizes_the_down_input_in_the_gate_up_gemm(m, down_mode):
+    """
+    A denoising step's gated MLP: the gate/up GEMM quantizes the down projection's input.
+
+    Each 64-group is quantized by the program that writes the second of its gate and up
+    tiles, so no quantize launch reads them back. The codes, and so the output, equal the
+    unfused path's except where a rotated value sits on a rounding tie.
+    """
+    from omegaq_ros import kernels
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    from omegaq_ros.policy import pointwise
+    from omegaq_ros.quant.linear import reference_forward
+    k, hidden = 128, 256
+    parent = torch.nn.Module()
+    parent.gate_proj, parent.up_proj = (
+        make_layer(k, hidden, 'dynamic_group', rot_out=False, bias=False, seed=121 + i)
+        for i in range(2))
+    parent.down_proj = make_layer(hidden, k, down_mode, perm=False, smooth=False,
+                                  rot_out=False, seed=123)
+    for layer in (parent.gate_proj, parent.up_proj, parent.down_proj):
+        layer.backend = 'triton'
+    kernels.fuse_siblings(parent, (('gate_proj', 'up_proj'),))
+    h = torch.randn(1, m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
+                    .manual_seed(124))
+    outputs, launches = {}, {}
+    try:
+        for fused in (False, True):
+            tw.set_gated_epilogue(fused)
+            _poison_allocator()
+            kernels.LAUNCHES.clear()
+            outputs[fused] = kernels.gated_mlp(parent.gate_proj, parent.up_proj,
+                                               parent.down_proj, h, 'gelu_gate',
+                                               pointwise.EAGER)
+            launches[fused] = dict(kernels.LAUNCHES)
+        # Twice in a row: the pair counters are back at zero after each launch.
+        again = kernels.gated_mlp(parent.gate_proj, parent.up_proj, parent.down_proj, h,
+                                  'gelu_gate', pointwise.EAGER)
+    finally:
+        tw.set_gated_epilogue(True)
+    assert launches[True] == {'quantize': 1, 'gemm': 2}
+    assert launches[False] == {'quantize': 2, 'gemm': 2}
+    fused, unfused = outputs[True], outputs[False]
+    assert torch.equal(again, fused)
+    assert bool(torch.isfinite(fused).all())
+    assert int((fused != unfused).any(dim=-1).sum()) <= max(1, m // 10)
+    gated = F.gelu(reference_forward(parent.gate_proj, h), approximate='tanh') \
+        * reference_forward(parent.up_proj, h)
+    ref = reference_forward(parent.down_proj, gated)
+    assert ((fused - ref).norm() / ref.norm()).item() < 1e-2

@@ -451,15 +451,17 @@ def _plan_for(weights, m: int, k: int, t: torch.Tensor) -> dict:
 
 
 def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends, out_dtype,
-            out=None, plan_override=None):
+            out=None, plan_override=None, gated=None):
     """
     GEMM (+ finish) of codes against `weights` (a QuantLinear or FusedLinears' concatenation).
 
     member_ends: None when every output column reads the same codes, else where each member's
     columns end (FusedLinears.member_ends); member p reads codes[p] and scales xs + p * stride.
+    gated: gemm_kernel's GATED arguments (the plan must be a fixed one with 64-row tiles).
     """
     m, k = codes.shape[-2:]
-    if (plan_override is None and WIDENED_WEIGHTS['enabled'] and m >= TUNED_MIN_ROWS
+    if (plan_override is None and gated is None and WIDENED_WEIGHTS['enabled']
+            and m >= TUNED_MIN_ROWS
             and s_xs_g == 0 and s_xs_m == 1 and weights.weight_scale_unit is not None
             and weights.rot_out is None):
         return _widened_matmul(layer, weights, codes, xs, s_xs_member, member_ends, out_dtype,
@@ -495,6 +497,10 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
         # A plan may turn the paired rescale off ({'pairs': False}: benches, tests).
         args['PAIRS'] = (PAIRED_RESCALE['enabled'] and p.get('pairs', True)
                          and _pairs_fit(p['gps'], wg_ratio, args['TOKEN_SCALES']))
+    if gated is not None:
+        if tuned or p['bn'] != ACT_BLOCK or rot is not None:
+            raise ValueError(f'a gated quantize needs 64-row tiles of a fixed plan, got {p}')
+        args.update(gated)
     if tuned:
         # Tiles, orientation, warps and stages chosen per (M, N, K, member alignment) by
         # timing the candidates on first use (before any CUDA-graph capture).
@@ -610,19 +616,35 @@ def _tuned_wide_gated():
     return _triton.autotune(configs, key=['M', 'K', 'HALF'])(_kernels().wide_gated_kernel)
 
 
+# A gated MLP's down projection quantizes its input where the gate/up GEMM makes it
+# (gated_mlp); benches and tests turn it off to compare.
+GATED_EPILOGUE = {'enabled': True}
+
+
+def set_gated_epilogue(enabled: bool):
+    """Choose whether gated MLPs quantize the down projection's input in the gate/up GEMM."""
+    GATED_EPILOGUE['enabled'] = bool(enabled)
+
+
 def gated_mlp(gate_proj, up_proj, down_proj, h: torch.Tensor, gating: str, ops):
     """
     Return down_proj(ops.<gating>(gate_proj(h), up_proj(h))), gating 'gelu_gate' or 'silu_gate'.
 
-    Where gate/up are fused siblings with one scale per token and two-level weight scales,
-    down_proj takes one scale per token on its own input transform with the permutation
-    folded into the gate/up rows (set_backend does), and h has at least TUNED_MIN_ROWS tokens
-    (the prefix), the gate/up GEMM ends in the down projection's per-token first pass
-    (wide_gated_kernel): the gate and up outputs never go through memory and the first
-    pass's launch is saved. Elsewhere gated_projection of the two outputs.
+    Where gate/up are fused siblings on the integer kernels and down_proj reads its input in
+    place (its permutation folded into the gate/up rows, as set_backend does; no smoothing),
+    the down projection's input is quantized where the gate/up GEMM makes it
+    (GATED_EPILOGUE), and the gate and up outputs are not read back by a launch of their own:
+    - few tokens, 64-group scales in down_proj (the denoising steps): gemm_kernel's GATED
+      epilogue quantizes each 64-group once its gate and up tiles are written;
+    - from TUNED_MIN_ROWS tokens (the prefix) with one scale per token in both and two-level
+      weight scales in gate/up: wide_gated_kernel ends in the down projection's per-token
+      first pass, and gate and up never go through memory.
+    Elsewhere gated_projection of the two outputs.
     """
     group = getattr(gate_proj, '_fused', None)
     x2 = h.reshape(-1, h.shape[-1])
+    if _gated_quantize_fits(group, gate_proj, up_proj, down_proj, x2):
+        return _gated_mlp_quantized_in_gemm(group, gate_proj, down_proj, h, x2, gating)
     if not _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2):
         return gated_projection(down_proj, gate_proj(h), up_proj(h), gating, ops)
     if not group._joined():
@@ -659,21 +681,78 @@ def gated_mlp(gate_proj, up_proj, down_proj, h: torch.Tensor, gating: str, ops):
     return y.reshape(*h.shape[:-1], down_proj.out_features).to(h.dtype)
 
 
-def _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2) -> bool:
-    """Return True where gated_mlp can end the gate/up GEMM in down_proj's first pass."""
-    if not (isinstance(down_proj, QuantLinear) and down_proj.backend == 'triton'
+def _gated_mlp_quantized_in_gemm(group, gate_proj, down_proj, h, x2, gating):
+    """gated_mlp's few-token path: gemm_kernel's GATED epilogue quantizes down_proj's input."""
+    if not group._joined():
+        group._join()
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    m, k = x2.shape
+    half = gate_proj.out_features
+    first = group.layers[0]
+    owners = [first.input_owner] if group.shared_transform else group.layers
+    members = None if group.shared_transform else group.member_ends
+    codes, xs, s_m, s_g, s_member = _quantize(x2, first, owners)
+    down = down_proj.input_owner
+    mode = _MODE_IDS[down_proj.act_mode]
+    down_codes = torch.empty(m, half, dtype=torch.int8, device=x2.device)
+    down_xs, down_s_m, down_s_g, _, _ = _scale_buffers(
+        down_proj, [down], mode, m, half // ACT_BLOCK, x2.device)
+    transform, flags = _transform_args(down, down_codes)
+    gated = {'q_rot_ptr': transform['rot_ptr'], 'q_rscale_ptr': transform['rscale_ptr'],
+             'q_srow_ptr': down_xs, 'q_codes_ptr': down_codes,
+             'q_xs_ptr': down_codes if mode == act_modes.STATIC_GROUP else down_xs,
+             'pairs_ptr': _pair_counts(x2.device), 'HALF': half,
+             'GATED': act_modes.GATES[gating], 'Q_MODE': mode, 'Q_HAS_ROT': flags['HAS_ROT'],
+             'Q_TC_ROT': flags['TC_ROT']}
+    _matmul(first, group, codes, xs, s_m, s_g, s_member, members, _out_dtype(x2), gated=gated)
+    y = scaled_matmul(down_proj, down_codes, down_xs, down_s_m, down_s_g, _out_dtype(x2))
+    return y.reshape(*h.shape[:-1], down_proj.out_features).to(h.dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _pair_counts(device: torch.device) -> torch.Tensor:
+    """Gate/up tile-pair counters of a device for GATED GEMMs, zero between launches."""
+    return torch.zeros(ARRIVAL_SLOTS, dtype=torch.int32, device=device)
+
+
+def _gated_siblings(group, gate_proj, up_proj, down_proj, x2) -> bool:
+    # What both gated_mlp paths need: gate/up fused on the integer kernels (no bias or output
+    # rotation), down_proj on its own input transform reading its input in place.
+    if not (GATED_EPILOGUE['enabled'] and isinstance(down_proj, QuantLinear)
+            and down_proj.backend == 'triton' and down_proj.act_mode in _MODE_IDS
             and isinstance(group, FusedLinears) and group.layers == [gate_proj, up_proj]
-            and gate_proj.backend == 'triton' and WIDENED_WEIGHTS['enabled']
-            and x2.shape[0] >= TUNED_MIN_ROWS and (x2.is_cuda or _interpreting())):
+            and gate_proj.backend == 'triton' and (x2.is_cuda or _interpreting())):
         return False
     down = down_proj.input_owner
+    return (down_proj._fused is None and down_proj.input_from is None and down.perm_in is None
+            and down.smooth is None and group.bias is None and group.rot_out is None
+            and gate_proj.out_features == up_proj.out_features
+            and down_proj.in_features == gate_proj.out_features
+            and down_proj.in_features % ACT_BLOCK == 0)
+
+
+def _gated_quantize_fits(group, gate_proj, up_proj, down_proj, x2) -> bool:
+    """Return True where gated_mlp quantizes down_proj's input in gemm_kernel's epilogue."""
+    if not _gated_siblings(group, gate_proj, up_proj, down_proj, x2):
+        return False
+    m, k = x2.shape
+    n = group.weight_packed.shape[0]
+    p = plan(m, n, k, _sms(x2), n_align=group.n_align)
+    return (not p.get('tuned') and p['bn'] == ACT_BLOCK
+            and _MODE_IDS[down_proj.act_mode] not in act_modes.TOKEN_MODES
+            and -(-m // p['bm']) * (n // 2 // ACT_BLOCK) <= ARRIVAL_SLOTS)
+
+
+def _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2) -> bool:
+    """Return True where gated_mlp can end the gate/up GEMM in down_proj's first pass."""
+    if not (_gated_siblings(group, gate_proj, up_proj, down_proj, x2)
+            and WIDENED_WEIGHTS['enabled'] and x2.shape[0] >= TUNED_MIN_ROWS):
+        return False
     token_modes = act_modes.TOKEN_MODES
     return (_MODE_IDS.get(gate_proj.act_mode) in token_modes
-            and _MODE_IDS.get(down_proj.act_mode) in token_modes and down_proj._fused is None
-            and down_proj.input_from is None and down.perm_in is None and down.smooth is None
-            and group.weight_scale_unit is not None and group.bias is None
-            and group.rot_out is None and gate_proj.out_features == up_proj.out_features
-            and down_proj.in_features == gate_proj.out_features)
+            and _MODE_IDS.get(down_proj.act_mode) in token_modes
+            and group.weight_scale_unit is not None)
 
 
 def _check_layer(layer):
