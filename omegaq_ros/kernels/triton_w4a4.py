@@ -645,8 +645,13 @@ def gated_mlp(gate_proj, up_proj, down_proj, h: torch.Tensor, gating: str, ops):
     x2 = h.reshape(-1, h.shape[-1])
     if _gated_quantize_fits(group, gate_proj, up_proj, down_proj, x2):
         return _gated_mlp_quantized_in_gemm(group, gate_proj, down_proj, h, x2, gating)
-    if not _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2):
-        return gated_projection(down_proj, gate_proj(h), up_proj(h), gating, ops)
+    if _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2):
+        return _gated_mlp_first_pass_in_gemm(group, gate_proj, down_proj, h, x2, gating)
+    return gated_projection(down_proj, gate_proj(h), up_proj(h), gating, ops)
+
+
+def _gated_mlp_first_pass_in_gemm(group, gate_proj, down_proj, h, x2, gating):
+    """gated_mlp's many-token path: wide_gated_kernel makes down_proj's first pass."""
     if not group._joined():
         group._join()
     _check_layer(down_proj)
@@ -685,6 +690,7 @@ def _gated_mlp_quantized_in_gemm(group, gate_proj, down_proj, h, x2, gating):
     """gated_mlp's few-token path: gemm_kernel's GATED epilogue quantizes down_proj's input."""
     if not group._joined():
         group._join()
+    _check_layer(down_proj)
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     m, k = x2.shape
