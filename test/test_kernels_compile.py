@@ -30,17 +30,23 @@ def _inspect():
 @pytest.mark.parametrize('arch', [90, 87])
 def test_every_kernel_path_compiles_onto_tensor_cores(arch):
     inspect = _inspect()
-    for label, kernel, constants, warps, stages in inspect.path_variants():
+    wide = inspect.wide_variants()
+    for label, kernel, constants, warps, stages in inspect.path_variants() + wide:
         info = inspect.lowering(inspect.compile_for(kernel, constants, warps, stages, arch))
-        assert info['mma_instructions'] > 0, f'{label} on sm_{arch}: no tensor-core MMA'
+        if kernel.__name__ != 'widen_kernel':
+            assert info['mma_instructions'] > 0, f'{label} on sm_{arch}: no tensor-core MMA'
         if arch == 90 and label.startswith('gemm'):
             # Per 64-group one dot; with token scales WG_RATIO of them per weight group, with
-            # paired rescales two per loop; with scale units one per 64-group again.
+            # paired rescales two per loop; with scale units one per 64-group again; GATED adds
+            # the epilogue's rotation of the down projection's input.
             dots = (1 if constants.get('SCALE_UNITS') else
                     constants['WG_RATIO'] if constants.get('TOKEN_SCALES') else
-                    2 if constants.get('PAIRS') else 1)
+                    2 if constants.get('PAIRS') else 1) + (1 if constants.get('GATED') else 0)
             assert info['wgmma'] == dots, f'{label}: not one wgmma per K-group'
-        assert info['spill_bytes'] == 0, f'{label} on sm_{arch}: spills registers'
+        # The prefix's wide candidates are tuned for sm_90; elsewhere the autotuner times them
+        # all, so one that spills there (128x256 tiles on sm_87) only loses that timing.
+        if arch == 90 or (label, kernel, constants, warps, stages) not in wide:
+            assert info['spill_bytes'] == 0, f'{label} on sm_{arch}: spills registers'
 
 
 def test_programmatic_dependent_launches_wait_for_the_kernel_before_on_sm_90():
