@@ -574,14 +574,16 @@ def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
     two_kernels, fused = launches[False], launches[True]
     # Per layer run in full 7 -> 4; the prefix's last layer runs only q/k/v: 3 -> 1. In the
     # denoising steps (few tokens) the gate/up GEMM also quantizes the down projection's input
-    # (gated_mlp): 3 quantize launches.
+    # (gated_mlp, where the gated epilogue is on): 3 quantize launches.
+    from omegaq_ros.kernels import triton_w4a4 as tw
     config = fast.model.config
     prefix = config.language.depth - 1
     steps = config.num_steps * config.expert.depth
     full = prefix + steps
+    step_quantizes = 3 if tw.GATED_EPILOGUE['enabled'] else 4
     assert (two_kernels['gemm'], fused['gemm']) == (7 * full + 3, 4 * full + 1)
-    assert (two_kernels['quantize'], fused['quantize']) == (7 * full + 3,
-                                                            4 * prefix + 3 * steps + 1)
+    assert (two_kernels['quantize'], fused['quantize']) == (
+        7 * full + 3, 4 * prefix + step_quantizes * steps + 1)
     print(f'launches per chunk: {launches}')
     print(f'mean |triton - reference| = {np.mean(backends):.2e}, max {worst:.2e}; '
           f'mean |reference - fp| = {np.mean(quantization):.2e} (normalized action units)')
