@@ -16,10 +16,11 @@ Triton + CUDA graph with eager pointwise work, and W4A4 fast (the same fused pip
 the W4A4 kernels; q/k/v and gate/up one launch per set; prefix GEMM tiles autotuned), and
 with --one-group the same with the 64-groups of a weight group rescaled one at a time, not in
 pairs (set_paired_rescale), with --plain-launches the same without programmatic
-dependent launches (the kernels' PDL, set_programmatic_launch), and with --unwidened the same
-with the prefix's two-level GEMMs unpacking their weights in registers, not widened to int8
-first (set_widened_weights), and with --no-gated-epilogue the same with the GeGLU's down
-projection quantizing its input in a launch of its own (set_gated_epilogue).
+dependent launches (the kernels' PDL, set_programmatic_launch), with --gated-epilogue the same
+with the GeGLU's down projection quantizing its input in the gate/up GEMM (set_gated_epilogue),
+and with --widened-weights that and the prefix's two-level GEMMs widening their weights to
+int8 first (set_widened_weights; its gate/up GEMM then ends in the down projection's first
+pass).
 --reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
 W4A4 models are quantized here on the GPU from two random calibration observations with
 MSE-RTN weights (same bytes and kernels as GPTQ).
@@ -214,12 +215,12 @@ def main():
     parser.add_argument('--plain-launches', action='store_true',
                         help='add a W4A4 fast row without programmatic dependent launches '
                              '(set_programmatic_launch)')
-    parser.add_argument('--unwidened', action='store_true',
-                        help='add a W4A4 fast row whose two-level prefix GEMMs unpack weights '
-                             'in registers (set_widened_weights)')
-    parser.add_argument('--no-gated-epilogue', action='store_true',
-                        help='add a W4A4 fast row whose down projections quantize their input '
-                             'in a launch of their own (set_gated_epilogue)')
+    parser.add_argument('--gated-epilogue', action='store_true',
+                        help='add a W4A4 fast row whose gate/up GEMMs quantize the down '
+                             "projection's input (set_gated_epilogue)")
+    parser.add_argument('--widened-weights', action='store_true',
+                        help='add a W4A4 fast row with the gated epilogue and two-level prefix '
+                             'GEMMs on int8-widened weights (set_widened_weights)')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -288,16 +289,19 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, 64-groups rescaled one at a time',
                                     quantized, inputs, device, args.repeats, graph=True))
                 set_paired_rescale(True)
-            if args.unwidened:
-                set_widened_weights(False)
-                rows.append(run_row(f'W4A4 {method} fast, weights unpacked in registers',
-                                    quantized, inputs, device, args.repeats, graph=True))
-                set_widened_weights(True)
-            if args.no_gated_epilogue:
-                set_gated_epilogue(False)
-                rows.append(run_row(f'W4A4 {method} fast, GeGLU input quantized on its own',
-                                    quantized, inputs, device, args.repeats, graph=True))
+            if args.gated_epilogue or args.widened_weights:
                 set_gated_epilogue(True)
+                if args.gated_epilogue:
+                    rows.append(run_row(f'W4A4 {method} fast, GeGLU input quantized in the '
+                                        'gate/up GEMM', quantized, inputs, device,
+                                        args.repeats, graph=True))
+                if args.widened_weights:
+                    set_widened_weights(True)
+                    rows.append(run_row(f'W4A4 {method} fast, gated epilogue and widened '
+                                        'prefix weights', quantized, inputs, device,
+                                        args.repeats, graph=True))
+                    set_widened_weights(False)
+                set_gated_epilogue(False)
         rows[-1]['quantize_s'] = quantize_s
         del quantized
 

@@ -928,6 +928,7 @@ def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
     x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
                     .manual_seed(105))
     outputs = {}
+    default = tw.WIDENED_WEIGHTS['enabled']
     try:
         for widened in (False, True):
             tw.set_widened_weights(widened)
@@ -938,7 +939,7 @@ def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
             assert kernels.LAUNCHES['widen'] == int(widened)
             assert kernels.LAUNCHES['gemm'] == 1
     finally:
-        tw.set_widened_weights(True)
+        tw.set_widened_weights(default)
     for layer, plain, widened in zip(layers, outputs[False], outputs[True]):
         assert bool(torch.isfinite(widened).all())
         assert torch.equal(widened, plain)
@@ -975,16 +976,19 @@ def test_gated_mlp_ends_the_gate_up_gemm_in_the_down_first_pass(gating):
     h = torch.randn(2, m // 2, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
                     .manual_seed(114)).to(dtype)
     outputs, launches = {}, {}
+    defaults = tw.WIDENED_WEIGHTS['enabled'], tw.GATED_EPILOGUE['enabled']
     try:
         for widened in (False, True):
             tw.set_widened_weights(widened)
+            tw.set_gated_epilogue(widened)
             _poison_allocator()
             kernels.LAUNCHES.clear()
             outputs[widened] = kernels.gated_mlp(parent.gate_proj, parent.up_proj,
                                                  parent.down_proj, h, gating, pointwise.EAGER)
             launches[widened] = dict(kernels.LAUNCHES)
     finally:
-        tw.set_widened_weights(True)
+        tw.set_widened_weights(defaults[0])
+        tw.set_gated_epilogue(defaults[1])
     # Widened: gate/up's first pass and quantize, the down projection's quantize only.
     assert launches[True] == {'quantize': 3, 'widen': 2, 'gemm': 2}
     assert launches[False] == {'quantize': 4, 'gemm': 2}
@@ -1023,6 +1027,7 @@ def test_gated_mlp_quantizes_the_down_input_in_the_gate_up_gemm(m, down_mode):
     h = torch.randn(1, m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
                     .manual_seed(124))
     outputs, launches = {}, {}
+    default = tw.GATED_EPILOGUE['enabled']
     try:
         for fused in (False, True):
             tw.set_gated_epilogue(fused)
@@ -1036,7 +1041,7 @@ def test_gated_mlp_quantizes_the_down_input_in_the_gate_up_gemm(m, down_mode):
         again = kernels.gated_mlp(parent.gate_proj, parent.up_proj, parent.down_proj, h,
                                   'gelu_gate', pointwise.EAGER)
     finally:
-        tw.set_gated_epilogue(True)
+        tw.set_gated_epilogue(default)
     assert launches[True] == {'quantize': 1, 'gemm': 2}
     assert launches[False] == {'quantize': 2, 'gemm': 2}
     fused, unfused = outputs[True], outputs[False]

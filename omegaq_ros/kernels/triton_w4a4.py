@@ -27,7 +27,8 @@ act_modes.py):
      from TUNED_MIN_ROWS tokens the tiles are autotuned per shape (_tuned_gemm over
      TUNED_CONFIGS). From TUNED_MIN_ROWS tokens with SCALE_UNITS, widen_kernel first writes
      the weights as int8 codes times their multiples and wide_gemm_kernel, a plain int8 GEMM
-     whose operands both come through shared memory, multiplies them (WIDENED_WEIGHTS).
+     whose operands both come through shared memory, multiplies them (WIDENED_WEIGHTS, off
+     until timed on a GPU).
   3. With split-K the GEMM's last program to finish a tile sums its partials, adds the bias
      and casts (no third launch). finish_kernel runs only for layers with an output block
      rotation (rot_out): sum of the partials, rotation, bias, cast.
@@ -184,12 +185,13 @@ def _tuned_gemm():
 # of traffic per weight) and then runs wide_gemm_kernel, whose operands both come through
 # shared memory: the compiler pipelines it like a plain int8 GEMM, where gemm_kernel's
 # register-unpacked weight makes each MMA wait for the one before (RESULTS 7l). At ~800
-# tokens one unpack serves 7 token tiles. Benches and tests turn it off to compare.
-WIDENED_WEIGHTS = {'enabled': True}
+# tokens one unpack serves 7 token tiles. Built and checked under the interpreter in session
+# 16, when no GPU came to run it: off until it is timed (bench_pi05_gpu.py --widened-weights).
+WIDENED_WEIGHTS = {'enabled': False}
 
 
 def set_widened_weights(enabled: bool):
-    """Choose whether many-token two-level GEMMs unpack their weights first (default)."""
+    """Choose whether many-token two-level GEMMs unpack their weights first (default: not)."""
     WIDENED_WEIGHTS['enabled'] = bool(enabled)
 
 
@@ -617,8 +619,9 @@ def _tuned_wide_gated():
 
 
 # A gated MLP's down projection quantizes its input where the gate/up GEMM makes it
-# (gated_mlp); benches and tests turn it off to compare.
-GATED_EPILOGUE = {'enabled': True}
+# (gated_mlp). Built and checked under the interpreter in session 16, when no GPU came to run
+# it: off until it is timed (bench_pi05_gpu.py --gated-epilogue).
+GATED_EPILOGUE = {'enabled': False}
 
 
 def set_gated_epilogue(enabled: bool):
