@@ -647,25 +647,28 @@ def gated_mlp(gate_proj, up_proj, down_proj, h: torch.Tensor, gating: str, ops):
     group = getattr(gate_proj, '_fused', None)
     x2 = h.reshape(-1, h.shape[-1])
     if _gated_quantize_fits(group, gate_proj, up_proj, down_proj, x2):
-        return _gated_mlp_quantized_in_gemm(group, gate_proj, down_proj, h, x2, gating)
-    if _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2):
-        return _gated_mlp_first_pass_in_gemm(group, gate_proj, down_proj, h, x2, gating)
-    return gated_projection(down_proj, gate_proj(h), up_proj(h), gating, ops)
-
-
-def _gated_mlp_first_pass_in_gemm(group, gate_proj, down_proj, h, x2, gating):
-    """gated_mlp's many-token path: wide_gated_kernel makes down_proj's first pass."""
+        run = _gated_mlp_quantized_in_gemm
+    elif _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2):
+        run = _gated_mlp_first_pass_in_gemm
+    else:
+        return gated_projection(down_proj, gate_proj(h), up_proj(h), gating, ops)
     if not group._joined():
         group._join()
     _check_layer(down_proj)
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
-    m, k = x2.shape
-    half = gate_proj.out_features
     first = group.layers[0]
     owners = [first.input_owner] if group.shared_transform else group.layers
-    codes, xs, _, _, s_member_xs = _quantize(x2, first, owners)
-    widened = _widen(first, group, codes)
+    y = run(group, owners, _quantize(x2, first, owners), down_proj, x2, gating)
+    return y.reshape(*h.shape[:-1], down_proj.out_features).to(h.dtype)
+
+
+def _gated_mlp_first_pass_in_gemm(group, owners, quantized, down_proj, x2, gating):
+    """gated_mlp's many-token path: wide_gated_kernel makes down_proj's first pass."""
+    m, k = x2.shape
+    half = down_proj.in_features
+    codes, xs, _, _, s_member_xs = quantized
+    widened = _widen(group.layers[0], group, codes)
     amax = torch.zeros(1, m, dtype=torch.float32, device=x2.device)
     rotated = torch.empty(1, m, half, dtype=torch.float32, device=x2.device)
     transform, flags = _transform_args(down_proj.input_owner, rotated)
@@ -685,23 +688,15 @@ def _gated_mlp_first_pass_in_gemm(group, gate_proj, down_proj, h, x2, gating):
     LAUNCHES['gemm'] += 1
     codes, xs, s_m, s_g, _ = _quantize(rotated[0], down_proj, [down_proj.input_owner],
                                        first_pass=(rotated, amax))
-    y = scaled_matmul(down_proj, codes[0], xs[0], s_m, s_g, _out_dtype(x2))
-    return y.reshape(*h.shape[:-1], down_proj.out_features).to(h.dtype)
+    return scaled_matmul(down_proj, codes[0], xs[0], s_m, s_g, _out_dtype(x2))
 
 
-def _gated_mlp_quantized_in_gemm(group, gate_proj, down_proj, h, x2, gating):
+def _gated_mlp_quantized_in_gemm(group, owners, quantized, down_proj, x2, gating):
     """gated_mlp's few-token path: gemm_kernel's GATED epilogue quantizes down_proj's input."""
-    if not group._joined():
-        group._join()
-    _check_layer(down_proj)
-    if x2.stride(-1) != 1:
-        x2 = x2.contiguous()
-    m, k = x2.shape
-    half = gate_proj.out_features
-    first = group.layers[0]
-    owners = [first.input_owner] if group.shared_transform else group.layers
+    m = x2.shape[0]
+    half = down_proj.in_features
     members = None if group.shared_transform else group.member_ends
-    codes, xs, s_m, s_g, s_member = _quantize(x2, first, owners)
+    codes, xs, s_m, s_g, s_member = quantized
     down = down_proj.input_owner
     mode = _MODE_IDS[down_proj.act_mode]
     down_codes = torch.empty(m, half, dtype=torch.int8, device=x2.device)
@@ -714,9 +709,9 @@ def _gated_mlp_quantized_in_gemm(group, gate_proj, down_proj, h, x2, gating):
              'pairs_ptr': _pair_counts(x2.device), 'HALF': half,
              'GATED': act_modes.GATES[gating], 'Q_MODE': mode, 'Q_HAS_ROT': flags['HAS_ROT'],
              'Q_TC_ROT': flags['TC_ROT']}
-    _matmul(first, group, codes, xs, s_m, s_g, s_member, members, _out_dtype(x2), gated=gated)
-    y = scaled_matmul(down_proj, down_codes, down_xs, down_s_m, down_s_g, _out_dtype(x2))
-    return y.reshape(*h.shape[:-1], down_proj.out_features).to(h.dtype)
+    _matmul(group.layers[0], group, codes, xs, s_m, s_g, s_member, members, _out_dtype(x2),
+            gated=gated)
+    return scaled_matmul(down_proj, down_codes, down_xs, down_s_m, down_s_g, _out_dtype(x2))
 
 
 @functools.lru_cache(maxsize=None)
