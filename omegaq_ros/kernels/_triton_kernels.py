@@ -555,15 +555,14 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
                 wp_ptr, ws_ptr, s_ws_n, wu_ptr, bias_ptr,
                 out_ptr, s_out_split, y_ptr, arrivals_ptr,
                 M, N, G, GPS, member_end1, member_end2,
+                q_rot_ptr, q_rscale_ptr, q_srow_ptr, q_codes_ptr, q_xs_ptr, pairs_ptr, HALF,
                 WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                 SWAP: tl.constexpr, FINAL: tl.constexpr, REDUCE: tl.constexpr,
                 HAS_BIAS: tl.constexpr, MEMBERS: tl.constexpr, ASM_UNPACK: tl.constexpr,
                 TOKEN_SCALES: tl.constexpr = False, PAIRS: tl.constexpr = False,
                 SCALE_UNITS: tl.constexpr = False, PDL: tl.constexpr = False,
-                q_rot_ptr=None, q_rscale_ptr=None, q_srow_ptr=None, q_codes_ptr=None,
-                q_xs_ptr=None, pairs_ptr=None, HALF=0, GATED: tl.constexpr = NO_GATE,
-                Q_MODE: tl.constexpr = DYNAMIC_GROUP, Q_HAS_ROT: tl.constexpr = False,
-                Q_TC_ROT: tl.constexpr = False, N_ALIGN=0):
+                GATED: tl.constexpr = NO_GATE, Q_MODE: tl.constexpr = DYNAMIC_GROUP,
+                Q_HAS_ROT: tl.constexpr = False, Q_TC_ROT: tl.constexpr = False, N_ALIGN=0):
     """
     Scaled W4A4 GEMM of activation codes from quant_kernel: y = sum_g (x_g . w_g) * xs * ws.
 
@@ -590,7 +589,8 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
     (up's rows from HALF) and the down projection's input is quantized here, group by group
     as each gate/up pair of tiles is written (_quantize_gated_pair: its rotation q_rot_ptr,
     q_rscale_ptr, table row q_srow_ptr, codes q_codes_ptr [M, HALF], scales q_xs_ptr [G, M]
-    in mode Q_MODE, a 64-group mode), so no quantize launch of its own reads them back.
+    in mode Q_MODE, a 64-group mode), so no quantize launch of its own reads them back;
+    without GATED the q_* pointers, pairs_ptr and HALF are not read.
     N_ALIGN: read only by the autotuner (tiles must divide it).
     """
     K = G * 64

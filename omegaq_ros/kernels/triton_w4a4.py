@@ -503,6 +503,9 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
         if tuned or p['bn'] != ACT_BLOCK or rot is not None:
             raise ValueError(f'a gated quantize needs 64-row tiles of a fixed plan, got {p}')
         args.update(gated)
+    else:
+        args.update(dict.fromkeys(('q_rot_ptr', 'q_rscale_ptr', 'q_srow_ptr', 'q_codes_ptr',
+                                   'q_xs_ptr', 'pairs_ptr'), arrivals), HALF=0)
     if tuned:
         # Tiles, orientation, warps and stages chosen per (M, N, K, member alignment) by
         # timing the candidates on first use (before any CUDA-graph capture).
