@@ -87,7 +87,7 @@ def _quant_launcher(layer, x, codes, xs, bm=None, warps=4, **flag_overrides):
     def run():
         kern.quant_kernel[grid](
             x_ptr=x, up_ptr=x, stride_xm=k, s_member_x=0, **transform, **flags, srow_ptr=codes,
-            codes_ptr=codes, xs_ptr=xs, M=m, G=groups, s_member_k=k, s_member_srow=0,
+            codes_ptr=codes, xs_ptr=xs, gmax_ptr=xs, M=m, G=groups, s_member_k=k, s_member_srow=0,
             s_member_xs=m * groups, MODE=act_modes.DYNAMIC_GROUP, BM=bm, num_warps=warps)
     return run
 

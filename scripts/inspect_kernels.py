@@ -44,13 +44,14 @@ PARAMETER_TYPES = {
     'member_end1': 'i32', 'member_end2': 'i32', 'x_ptr': '*bf16', 'stride_xm': 'i32',
     'perm_ptr': '*i32', 'smooth_ptr': '*fp32', 'rot_ptr': '*i8', 'rscale_ptr': '*fp16',
     's_member_k': 'i32', 'srow_ptr': '*fp16', 's_member_srow': 'i32', 'amax_ptr': '*fp32',
-    'rotated_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32', 'up_ptr': '*bf16',
-    'w_ptr': '*i8', 'K': 'i32', 's_member_codes': 'i32', 'like_ptr': '*bf16', 'HALF': 'i32',
+    'values_ptr': '*i16', 'gmax_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32',
+    'up_ptr': '*bf16', 'w_ptr': '*i8', 'K': 'i32', 's_member_codes': 'i32', 'like_ptr': '*bf16',
+    'HALF': 'i32',
     'q_rot_ptr': '*i8', 'q_rscale_ptr': '*fp16', 'q_srow_ptr': '*fp32', 'q_codes_ptr': '*i8',
     'q_xs_ptr': '*fp32', 'pairs_ptr': '*i32'}
 MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
                    's_out_split', 'x_ptr', 'perm_ptr', 'smooth_ptr', 'rot_ptr', 'rscale_ptr',
-                   's_member_k', 'up_ptr', 'w_ptr', 'K', 'HALF', 'rotated_ptr', 'amax_ptr',
+                   's_member_k', 'up_ptr', 'w_ptr', 'K', 'HALF', 'values_ptr', 'amax_ptr',
                    'q_rot_ptr', 'q_rscale_ptr', 'q_codes_ptr', 'q_xs_ptr',
                    # The attention's q, K/V and output, views into fused q/k/v outputs of
                    # head-dim-wide heads (the mask's strides, its key count, are not): without

@@ -145,6 +145,16 @@ def _reference_codes(layer, x2):
     return xr, codes, scale
 
 
+def _reference_operands(layer, x2):
+    """The int8 operands the GEMM should get: the codes, times their subscales in two-level."""
+    from omegaq_ros.quant.activations import SUBSCALES
+    _, codes, scale = _reference_codes(layer, x2)
+    if layer.act_mode == 'dynamic_two_level':
+        token = scale.amax(-1, keepdim=True)
+        codes = codes * (scale * SUBSCALES / token).round().repeat_interleave(64, dim=-1)
+    return codes
+
+
 def _check_codes(layer, x2, codes, xs):
     xr, ref_codes, ref_scale = _reference_codes(layer, x2)
     assert codes.dtype == torch.int8
@@ -161,7 +171,10 @@ def _check_codes(layer, x2, codes, xs):
         tie = (v.abs() - v.abs().floor() - 0.5).abs() < 1e-3
         assert bool(tie.all()), f'{int((~tie).sum())} code flips away from rounding ties'
         assert int((codes.float() - ref_codes)[diff].abs().max()) == 1
-        assert diff.float().mean().item() < 1e-4
+        # The per-token modes quantize a first pass stored as int16 steps of each group's
+        # absmax (about 1e-4 of a code step off), so about 1e-4 of their codes sit that close.
+        rare = 1e-4 if layer.act_mode in ('static_group', 'dynamic_group') else 1e-3
+        assert diff.float().mean().item() < rare
     return diff.any(dim=1)
 
 
@@ -831,15 +844,16 @@ def test_two_level_scales_give_the_reference_values_with_one_scale_per_token(m):
     codes, xs, s_m, s_g = tw.quantize_input(layer, x)
     assert s_g == 0 and xs.shape == (m,)
     operands = tw.natural_order(codes).float()
-    xr, ref_codes, ref_scale = _reference_codes(layer, x)
+    ref_scale = _reference_codes(layer, x)[2]
     token = ref_scale.amax(-1)
     # The kernel's rotation (tensor cores on a GPU) and the reference's round differently.
     torch.testing.assert_close(xs, token / SUBSCALES, rtol=1e-5, atol=0)
     subscales = (ref_scale * SUBSCALES / token[:, None]).round()
     assert int(subscales.max()) == SUBSCALES and int(subscales.min()) == 1, 'groups not spread'
     assert int(operands.abs().max()) <= 7 * SUBSCALES
-    flips = operands != ref_codes * subscales.repeat_interleave(64, dim=-1)
-    # Only a rounding tie may round the other way (fp32 noise in the rotation).
+    flips = operands != _reference_operands(layer, x)
+    # Only a rounding tie may round the other way (fp32 noise in the rotation, the first
+    # pass's int16 values).
     assert flips.float().mean().item() < 1e-3
     layer.backend = 'triton'
     y = layer(x)
@@ -876,8 +890,9 @@ def test_two_level_weight_scales_match_the_reference_on_every_split(k, n, m, mod
         _assert_fp32_close(y, expected)
     layer.backend = 'triton'
     y = layer(x)
-    same = (natural.float() == _reference_codes(layer, x)[1]).all(dim=1) \
-        if mode != 'dynamic_two_level' else torch.ones(m, dtype=torch.bool, device=DEVICE)
+    # Rows where a code sits on a rounding tie (_check_codes) may round the other way.
+    same = (natural.float() == _reference_operands(layer, x)).all(dim=1)
+    assert int(same.sum()) >= m - max(1, m // 10)
     ref = reference_forward(layer, x)
     torch.testing.assert_close(y[same], ref[same], rtol=1e-4, atol=1e-4 * ref.abs().max().item())
 
@@ -943,8 +958,11 @@ def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
     for layer, plain, widened in zip(layers, outputs[False], outputs[True]):
         assert bool(torch.isfinite(widened).all())
         assert torch.equal(widened, plain)
-        ref = reference_forward(layer, x)
-        assert ((widened - ref).norm() / ref.norm()).item() < 1e-3
+        same = (tw.natural_order(tw.quantize_input(layer, x)[0]).float()
+                == _reference_operands(layer, x)).all(dim=1)
+        assert int(same.sum()) >= m - max(1, m // 10)
+        ref = reference_forward(layer, x)[same]
+        assert ((widened[same] - ref).norm() / ref.norm()).item() < 1e-3
 
 
 @pytest.mark.parametrize('gating', ('gelu_gate', 'silu_gate'))

@@ -29,6 +29,10 @@ GELU_TANH_GATE = tl.constexpr(act_modes.GELU_TANH_GATE)
 SILU_GATE = tl.constexpr(act_modes.SILU_GATE)
 # 128-byte lines of each weight row a PDL GEMM program prefetches (16 64-groups).
 PREFETCH_LINES = tl.constexpr(4)
+# A per-token first pass stores each transformed value as int16 steps of its 64-group's
+# absmax (this many steps per absmax) beside that absmax: half the bytes of fp32 values, and a
+# decoded value is off by at most 1/65534 of the group's absmax, about 1e-4 of a 4-bit step.
+FIRST_PASS_STEPS = tl.constexpr(32767.0)
 
 
 @triton.jit
@@ -225,12 +229,13 @@ def _group_scale(xr, srow_ptr, g, offs_m, MODE: tl.constexpr, BM: tl.constexpr):
 
 
 @triton.jit
-def _store_two_level_codes(xr, token_scale, codes_ptr, g, offs_m, m_mask, K,
+def _store_two_level_codes(xr, gmax, token_scale, codes_ptr, g, offs_m, m_mask, K,
                            BM: tl.constexpr):
     # DYNAMIC_TWO_LEVEL (activations.group_subscales): the group's scale is the token's
-    # times m / SUBSCALES; its codes are stored times m, so that the GEMM's one scale per
-    # token, token_scale / SUBSCALES, gives each code its group's step.
-    wanted = tl.math.div_rn(tl.max(tl.abs(xr), axis=1), tl.full([BM], 7.0, tl.float32))
+    # times m / SUBSCALES (the least m that holds the group's absmax gmax); its codes are
+    # stored times m, so that the GEMM's one scale per token, token_scale / SUBSCALES, gives
+    # each code its group's step.
+    wanted = tl.math.div_rn(gmax, tl.full([BM], 7.0, tl.float32))
     m = tl.full([BM], 1.0, tl.float32)
     for i in tl.static_range(1, SUBSCALES):
         m += (token_scale * (i / SUBSCALES) < wanted).to(tl.float32)
@@ -254,21 +259,47 @@ def _store_group(q, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
 
 
 @triton.jit
+def _store_first_pass(xr, values_ptr, gmax_ptr, amax_ptr, offs_m, m_mask, g, K, G):
+    # One transformed 64-group of a per-token first pass: its values as int16 steps of the
+    # group's absmax at values_ptr [M, K], that absmax at gmax_ptr [M, G] and maxed into the
+    # token's at amax_ptr [M] (zeros before; atomic max of non-negative floats).
+    gmax = tl.max(tl.abs(xr), axis=1)
+    inv = tl.where(gmax > 0, tl.math.div_rn(FIRST_PASS_STEPS + tl.zeros_like(gmax), gmax), 0.0)
+    v = tl.minimum(tl.maximum(xr * inv[:, None], -FIRST_PASS_STEPS), FIRST_PASS_STEPS)
+    v = (v + 12582912.0) - 12582912.0                # round half to even (as _round_clamp)
+    tl.store(values_ptr + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
+             v.to(tl.int16), mask=m_mask[:, None])
+    tl.store(gmax_ptr + offs_m * G + g, gmax, mask=m_mask)
+    tl.atomic_max(amax_ptr + offs_m, gmax, mask=m_mask, sem='relaxed')
+
+
+@triton.jit
+def _load_first_pass(values_ptr, gmax_ptr, offs_m, m_mask, g, K, G):
+    # _store_first_pass's group g, decoded: (values fp32 [rows, 64], the group's exact absmax).
+    v = tl.load(values_ptr + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
+                mask=m_mask[:, None], other=0).to(tl.float32)
+    gmax = tl.load(gmax_ptr + offs_m * G + g, mask=m_mask, other=0.0)
+    step = tl.math.div_rn(gmax, FIRST_PASS_STEPS + tl.zeros_like(gmax))
+    return v * step[:, None], gmax
+
+
+@triton.jit
 def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, amax_ptr,
-                rotated_ptr, M, G, s_member_k, s_member_amax, HAS_PERM: tl.constexpr,
+                values_ptr, gmax_ptr, M, G, s_member_k, s_member_amax, HAS_PERM: tl.constexpr,
                 HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
                 BM: tl.constexpr, GATE: tl.constexpr = NO_GATE, PDL: tl.constexpr = False):
     """
-    Transform x once for DYNAMIC_TOKEN: the values into rotated_ptr, each token's absmax.
+    Transform x once for the per-token modes: the values, their groups' and tokens' absmax.
 
-    One program per (M-tile, group) stores its group's transformed values (fp32, natural
-    column order, [members, M, G * 64]) and takes their maxima into the token's at amax_ptr
-    [M] (zeros before) by atomic max (non-negative floats), so the pass spreads over the
-    whole GPU however wide the input. quant_kernel then quantizes rotated_ptr with the
-    token's scale (no second rotation: transforming x again there, instead of reading these
-    fp32 values, made the chunk 0.9-1.5 ms slower, RESULTS 7m). GATE: as quant_kernel's. Grid
-    and members as quant_kernel's; member p's maxima start p * s_member_amax elements in, its
-    values p * M * G * 64. PDL: as quant_kernel's.
+    One program per (M-tile, group) stores its group's transformed values (natural column
+    order, [members, M, G * 64]) as int16 steps of the group's absmax at values_ptr, that
+    absmax at gmax_ptr [members, M, G], and takes it into the token's at amax_ptr [M] (zeros
+    before) by atomic max (_store_first_pass), so the pass spreads over the whole GPU however
+    wide the input. quant_kernel then quantizes these values with the token's scale (no
+    second rotation: transforming x again there, instead of reading stored values, made the
+    chunk 0.9-1.5 ms slower, RESULTS 7m). GATE: as quant_kernel's. Grid and members as
+    quant_kernel's; member p's maxima start p * s_member_amax elements in, its values
+    p * M * G * 64, its group maxima p * M * G. PDL: as quant_kernel's.
     """
     after_predecessor(PDL)
     pid_m = tl.program_id(0)
@@ -281,15 +312,13 @@ def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_
                        rot_ptr + p * s_member_k * 64, rscale_ptr + p * s_member_k, offs_m,
                        m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
     before_successor(PDL)
-    tl.store(rotated_ptr + p * M * K + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
-             xr, mask=m_mask[:, None])
-    tl.atomic_max(amax_ptr + p * s_member_amax + offs_m, tl.max(tl.abs(xr), axis=1),
-                  mask=m_mask, sem='relaxed')
+    _store_first_pass(xr, values_ptr + p * M * K, gmax_ptr + p * M * G,
+                      amax_ptr + p * s_member_amax, offs_m, m_mask, g, K, G)
 
 
 @triton.jit
 def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, srow_ptr,
-                 codes_ptr, xs_ptr, M, G, s_member_x, s_member_k, s_member_srow,
+                 codes_ptr, xs_ptr, gmax_ptr, M, G, s_member_x, s_member_k, s_member_srow,
                  s_member_xs, MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
                  HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr,
                  GATE: tl.constexpr = NO_GATE, PDL: tl.constexpr = False):
@@ -300,8 +329,9 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     each (token, group) absmax / 7, stored group-major at xs_ptr [G, M]; DYNAMIC_TOKEN: each
     token's absmax (amax_kernel's, at srow_ptr [M]) / 7, stored at xs_ptr [M];
     DYNAMIC_TWO_LEVEL: that scale / SUBSCALES at xs_ptr, and per group its integer
-    sub-scale applied to the codes (_store_two_level_codes); x is then
-    amax_kernel's transformed values and the HAS_* transforms are off. Grid (M-tiles, groups,
+    sub-scale applied to the codes (_store_two_level_codes). In these two modes x is
+    amax_kernel's first pass (int16 values, their group maxima at gmax_ptr [members, M, G]:
+    _load_first_pass) and the HAS_* transforms are off. Grid (M-tiles, groups,
     members): axis 2 runs the input transforms of linears that read the same x (one launch
     for q/k/v or gate/up): member p's input starts p * s_member_x elements in (0: one x for
     all), its perm, smooth and rotation scales p * s_member_k (its rotation codes
@@ -326,9 +356,8 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     m_mask = offs_m < M
     K = G * 64
     codes_ptr += p * M * K
-    xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
-                       offs_m, m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
     if MODE == DYNAMIC_TOKEN or MODE == DYNAMIC_TWO_LEVEL:
+        xr, gmax = _load_first_pass(x_ptr, gmax_ptr + p * M * G, offs_m, m_mask, g, K, G)
         amax = tl.load(srow_ptr + offs_m, mask=m_mask, other=0.0).to(tl.float32)
         scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)),
                            DYNAMIC_MIN_SCALE)
@@ -338,13 +367,15 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
             else:
                 tl.store(xs_ptr + offs_m, scale, mask=m_mask)
     else:
+        xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, offs_m,
+                           m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
         scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
         if MODE == DYNAMIC_GROUP:
             # Group-major [G, M]: the GEMM reads one group's scales for consecutive tokens.
             tl.store(xs_ptr + g * M + offs_m, scale, mask=m_mask)
     before_successor(PDL)
     if MODE == DYNAMIC_TWO_LEVEL:
-        _store_two_level_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
+        _store_two_level_codes(xr, gmax, scale, codes_ptr, g, offs_m, m_mask, K, BM)
     else:
         _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM)
 
@@ -741,7 +772,7 @@ def wide_gemm_kernel(codes_ptr, xs_ptr, s_member_xs, w_ptr, wu_ptr, bias_ptr, y_
 
 @triton.jit
 def wide_gated_kernel(codes_ptr, s_member_codes, xs_ptr, s_member_xs, w_ptr, wu_ptr, like_ptr,
-                      rot_ptr, rscale_ptr, rotated_ptr, amax_ptr, M, K, HALF,
+                      rot_ptr, rscale_ptr, values_ptr, gmax_ptr, amax_ptr, M, K, HALF,
                       GATE: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
                       BM: tl.constexpr, BK: tl.constexpr, PDL: tl.constexpr = False):
     """
@@ -754,8 +785,9 @@ def wide_gated_kernel(codes_ptr, s_member_codes, xs_ptr, s_member_xs, w_ptr, wu_
     activations' dtype (like_ptr's, not read) as the unfused GEMM stores them, give
     act(gate) * up rounded the same way (_gated), that is 64-group j of the down projection's
     input, whose permutation is folded into the gate/up rows: rotated by its block j (rot_ptr,
-    rscale_ptr), stored in fp32 at rotated_ptr [M, HALF] and maxed into each token's absmax
-    at amax_ptr [M] (zeros before), as amax_kernel stores them. gate and up are never written.
+    rscale_ptr), and stored as amax_kernel stores a first pass (_store_first_pass: values_ptr
+    [M, HALF], gmax_ptr [M, HALF / 64], amax_ptr [M], zeros before). gate and up are never
+    written.
     """
     offs_m = tl.program_id(0) * BM + tl.arange(0, BM)
     j = tl.program_id(1)
@@ -781,8 +813,7 @@ def wide_gated_kernel(codes_ptr, s_member_codes, xs_ptr, s_member_xs, w_ptr, wu_
     x = _gated(gate.to(dtype).to(tl.float32), up.to(dtype).to(tl.float32), GATE).to(dtype)
     xr = _rotated(x.to(tl.float32), rows, j, rscale_ptr, rot_ptr, rscale_ptr, False, HAS_ROT,
                   TC_ROT, dtype == tl.bfloat16)
-    tl.store(rotated_ptr + offs_m[:, None] * HALF + rows[None, :], xr, mask=m_mask[:, None])
-    tl.atomic_max(amax_ptr + offs_m, tl.max(tl.abs(xr), axis=1), mask=m_mask, sem='relaxed')
+    _store_first_pass(xr, values_ptr, gmax_ptr, amax_ptr, offs_m, m_mask, j, HALF, HALF // 64)
 
 
 @triton.jit

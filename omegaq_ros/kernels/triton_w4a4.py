@@ -342,9 +342,9 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     """
     Rotate and quantize x2 once per input transform in `owners` (one launch for all).
 
-    gate, up: as quantize_input's (one owner). first_pass: a per-token mode's (transformed
-    values [T, M, K] fp32, each token's absmax [T, M]) as amax_kernel leaves them, made by
-    another kernel (wide_gated_kernel); x2 is then not read.
+    gate, up: as quantize_input's (one owner). first_pass: a per-token mode's first pass
+    (_first_pass_buffers) as amax_kernel leaves it, made by another kernel
+    (wide_gated_kernel); x2 is then not read.
 
     Returns codes [T, M, K] int8, xs, s_xs_m, s_xs_g and s_xs_member (the member stride of xs).
     With several owners their buffers must be rows of one stacked tensor (FusedLinears).
@@ -380,19 +380,20 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
         # The token's scale needs all of its groups: a first pass stores the transformed input
         # and each token's maximum of it; the quantize reads those values.
         if first_pass is None:
-            srow = torch.zeros(count, m, dtype=torch.float32, device=dev)
-            rotated = torch.empty(count, m, k, dtype=torch.float32, device=dev)
+            first_pass = _first_pass_buffers(count, m, k, dev)
+            values, gmax, srow = first_pass
             _kernels().amax_kernel[grid](
                 x_ptr=x2, stride_xm=x2.stride(0), **transform, amax_ptr=srow,
-                rotated_ptr=rotated, M=m, G=groups, s_member_k=k, s_member_amax=s_member_srow,
-                **flags, **gating, BM=bm, num_warps=4, **launch_options(x2))
+                values_ptr=values, gmax_ptr=gmax, M=m, G=groups, s_member_k=k,
+                s_member_amax=s_member_srow, **flags, **gating, BM=bm, num_warps=4,
+                **launch_options(x2))
             LAUNCHES['quantize'] += 1
-        else:
-            rotated, srow = first_pass
-        source = dict(x_ptr=rotated, up_ptr=rotated, stride_xm=k, s_member_x=m * k,
+        values, gmax, srow = first_pass
+        source = dict(x_ptr=values, up_ptr=values, stride_xm=k, s_member_x=m * k, gmax_ptr=gmax,
                       **transform, **dict.fromkeys(flags, False), GATE=act_modes.NO_GATE)
     else:
         srow = codes
+    source.setdefault('gmax_ptr', xs)
     static = mode == act_modes.STATIC_GROUP
     _kernels().quant_kernel[grid](
         **source, srow_ptr=srow, codes_ptr=codes, xs_ptr=codes if static else xs, M=m,
@@ -400,6 +401,19 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
         MODE=mode, BM=bm, num_warps=4, **launch_options(x2))
     LAUNCHES['quantize'] += 1
     return codes, xs, s_m, s_g, s_member_xs
+
+
+def _first_pass_buffers(count: int, m: int, k: int, device) -> tuple:
+    """
+    Return the buffers of a per-token first pass of `count` inputs [m, k].
+
+    (values [count, m, k] int16: steps of their 64-group's absmax; the group maxima
+    [count, m, k / 64] fp32; each token's absmax [count, m] fp32, zeros for the atomic max).
+    Half the bytes of fp32 values; a value is off by at most 1/65534 of its group's absmax.
+    """
+    return (torch.empty(count, m, k, dtype=torch.int16, device=device),
+            torch.empty(count, m, k // ACT_BLOCK, dtype=torch.float32, device=device),
+            torch.zeros(count, m, dtype=torch.float32, device=device))
 
 
 def int_matmul(codes: torch.Tensor, weight_packed: torch.Tensor) -> torch.Tensor:
@@ -672,13 +686,13 @@ def _gated_mlp_first_pass_in_gemm(group, owners, quantized, down_proj, x2, gatin
     half = down_proj.in_features
     codes, xs, _, _, s_member_xs = quantized
     widened = _widen(group.layers[0], group, codes)
-    amax = torch.zeros(1, m, dtype=torch.float32, device=x2.device)
-    rotated = torch.empty(1, m, half, dtype=torch.float32, device=x2.device)
-    transform, flags = _transform_args(down_proj.input_owner, rotated)
+    first_pass = _first_pass_buffers(1, m, half, x2.device)
+    values, gmax, amax = first_pass
+    transform, flags = _transform_args(down_proj.input_owner, gmax)
     args = dict(codes_ptr=codes, s_member_codes=m * k if len(owners) > 1 else 0, xs_ptr=xs,
                 s_member_xs=s_member_xs, w_ptr=widened, wu_ptr=group.weight_scale_unit,
                 like_ptr=x2, rot_ptr=transform['rot_ptr'], rscale_ptr=transform['rscale_ptr'],
-                rotated_ptr=rotated, amax_ptr=amax, M=m, K=k, HALF=half,
+                values_ptr=values, gmax_ptr=gmax, amax_ptr=amax, M=m, K=k, HALF=half,
                 GATE=act_modes.GATES[gating], HAS_ROT=flags['HAS_ROT'], TC_ROT=flags['TC_ROT'],
                 **launch_options(x2))
     if _interpreting():
@@ -689,8 +703,8 @@ def _gated_mlp_first_pass_in_gemm(group, owners, quantized, down_proj, x2, gatin
             return (triton.cdiv(m, meta['BM']), half // ACT_BLOCK)
         _tuned_wide_gated()[grid](**args)
     LAUNCHES['gemm'] += 1
-    codes, xs, s_m, s_g, _ = _quantize(rotated[0], down_proj, [down_proj.input_owner],
-                                       first_pass=(rotated, amax))
+    codes, xs, s_m, s_g, _ = _quantize(values[0], down_proj, [down_proj.input_owner],
+                                       first_pass=first_pass)
     return scaled_matmul(down_proj, codes[0], xs[0], s_m, s_g, _out_dtype(x2))
 
 
