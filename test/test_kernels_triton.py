@@ -146,7 +146,7 @@ def _reference_codes(layer, x2):
 
 
 def _reference_operands(layer, x2):
-    """The int8 operands the GEMM should get: the codes, times their subscales in two-level."""
+    """Return the int8 operands the GEMM should get: codes (times their two-level subscales)."""
     from omegaq_ros.quant.activations import SUBSCALES
     _, codes, scale = _reference_codes(layer, x2)
     if layer.act_mode == 'dynamic_two_level':
