@@ -159,6 +159,9 @@ def run_row(label, model, inputs, device, repeats, graph, compiled=False, profil
         'scope_bytes': sum(quantized_bytes(model).values()),
         'peak_bytes': torch.cuda.max_memory_allocated() if cuda else float('nan'),
     })
+    # Each row as it is timed, so a run cut short by a time limit still reports it.
+    print(f"# {label}: p50 {row['p50_ms']:.2f} ms, prefix {row['prefix_ms']:.2f} ms, "
+          f"{row['step_ms']:.3f} ms per step, setup {row['setup_s']:.0f} s", flush=True)
     return row
 
 
