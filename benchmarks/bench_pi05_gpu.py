@@ -16,11 +16,10 @@ Triton + CUDA graph with eager pointwise work, and W4A4 fast (the same fused pip
 the W4A4 kernels; q/k/v and gate/up one launch per set; prefix GEMM tiles autotuned), and
 with --one-group the same with the 64-groups of a weight group rescaled one at a time, not in
 pairs (set_paired_rescale), with --plain-launches the same without programmatic
-dependent launches (the kernels' PDL, set_programmatic_launch), with --gated-epilogue the same
-with the GeGLU's down projection quantizing its input in the gate/up GEMM (set_gated_epilogue),
-and with --widened-weights that and the prefix's two-level GEMMs widening their weights to
-int8 first (set_widened_weights; its gate/up GEMM then ends in the down projection's first
-pass).
+dependent launches (the kernels' PDL, set_programmatic_launch), and with --unwidened-weights
+the same with the prefix's two-level GEMMs unpacking their weights in registers instead of
+widening them to int8 first (set_widened_weights(False); only methods with two-level weight
+scales widen, omega-fast among them).
 --reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
 W4A4 models are quantized here on the GPU from two random calibration observations with
 MSE-RTN weights (same bytes and kernels as GPTQ).
@@ -42,8 +41,8 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels.triton_w4a4 import (set_gated_epilogue, set_paired_rescale,
-                                            set_programmatic_launch, set_widened_weights)
+from omegaq_ros.kernels.triton_w4a4 import (set_paired_rescale, set_programmatic_launch,
+                                            set_widened_weights)
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.recipes import method_recipe
@@ -218,12 +217,9 @@ def main():
     parser.add_argument('--plain-launches', action='store_true',
                         help='add a W4A4 fast row without programmatic dependent launches '
                              '(set_programmatic_launch)')
-    parser.add_argument('--gated-epilogue', action='store_true',
-                        help='add a W4A4 fast row whose gate/up GEMMs quantize the down '
-                             "projection's input (set_gated_epilogue)")
-    parser.add_argument('--widened-weights', action='store_true',
-                        help='add a W4A4 fast row with the gated epilogue and two-level prefix '
-                             'GEMMs on int8-widened weights (set_widened_weights)')
+    parser.add_argument('--unwidened-weights', action='store_true',
+                        help='add a W4A4 fast row whose two-level prefix GEMMs unpack their '
+                             'weights in registers (set_widened_weights(False))')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -292,19 +288,11 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, 64-groups rescaled one at a time',
                                     quantized, inputs, device, args.repeats, graph=True))
                 set_paired_rescale(True)
-            if args.gated_epilogue or args.widened_weights:
-                set_gated_epilogue(True)
-                if args.gated_epilogue:
-                    rows.append(run_row(f'W4A4 {method} fast, GeGLU input quantized in the '
-                                        'gate/up GEMM', quantized, inputs, device,
-                                        args.repeats, graph=True))
-                if args.widened_weights:
-                    set_widened_weights(True)
-                    rows.append(run_row(f'W4A4 {method} fast, gated epilogue and widened '
-                                        'prefix weights', quantized, inputs, device,
-                                        args.repeats, graph=True))
-                    set_widened_weights(False)
-                set_gated_epilogue(False)
+            if args.unwidened_weights:
+                set_widened_weights(False)
+                rows.append(run_row(f'W4A4 {method} fast, prefix weights unpacked in registers',
+                                    quantized, inputs, device, args.repeats, graph=True))
+                set_widened_weights(True)
         rows[-1]['quantize_s'] = quantize_s
         del quantized
 

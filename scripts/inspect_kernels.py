@@ -46,13 +46,10 @@ PARAMETER_TYPES = {
     's_member_k': 'i32', 'srow_ptr': '*fp16', 's_member_srow': 'i32', 'amax_ptr': '*fp32',
     'values_ptr': '*i16', 'gmax_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32',
     'up_ptr': '*bf16', 'w_ptr': '*i8', 'K': 'i32', 's_member_codes': 'i32', 'like_ptr': '*bf16',
-    'HALF': 'i32',
-    'q_rot_ptr': '*i8', 'q_rscale_ptr': '*fp16', 'q_srow_ptr': '*fp32', 'q_codes_ptr': '*i8',
-    'q_xs_ptr': '*fp32', 'pairs_ptr': '*i32'}
+    'HALF': 'i32'}
 MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
                    's_out_split', 'x_ptr', 'perm_ptr', 'smooth_ptr', 'rot_ptr', 'rscale_ptr',
                    's_member_k', 'up_ptr', 'w_ptr', 'K', 'HALF', 'values_ptr', 'amax_ptr',
-                   'q_rot_ptr', 'q_rscale_ptr', 'q_codes_ptr', 'q_xs_ptr',
                    # The attention's q, K/V and output, views into fused q/k/v outputs of
                    # head-dim-wide heads (the mask's strides, its key count, are not): without
                    # these the K/V loads neither vectorize nor pipeline into async copies.
@@ -187,10 +184,6 @@ def path_variants() -> list:
              for bm in (16, 64) for pairs in (False, True)]
     found += [('gemm fused members, bias', kernels.gemm_kernel,
                dict(expert, BM=64, MEMBERS=True, HAS_BIAS=True), 4, 4),
-              ('gemm gate/up members quantizing the GeGLU input (GATED) swapAB 64x64 split-K',
-               kernels.gemm_kernel,
-               dict(expert, BM=64, MEMBERS=True, GATED=act_modes.GELU_TANH_GATE,
-                    Q_MODE=act_modes.DYNAMIC_GROUP, Q_HAS_ROT=True, Q_TC_ROT=True), 4, 4),
               ('gemm int32 out', kernels.int_gemm_kernel,
                {'SWAP': True, 'BM': 16, 'BN': 64, 'ASM_UNPACK': True}, 4, 4)]
     # One scale per token: WG_RATIO dots per weight group, one rescale.

@@ -37,11 +37,10 @@ def test_every_kernel_path_compiles_onto_tensor_cores(arch):
             assert info['mma_instructions'] > 0, f'{label} on sm_{arch}: no tensor-core MMA'
         if arch == 90 and label.startswith('gemm'):
             # Per 64-group one dot; with token scales WG_RATIO of them per weight group, with
-            # paired rescales two per loop; with scale units one per 64-group again; GATED adds
-            # the epilogue's rotation of the down projection's input.
+            # paired rescales two per loop; with scale units one per 64-group again.
             dots = (1 if constants.get('SCALE_UNITS') else
                     constants['WG_RATIO'] if constants.get('TOKEN_SCALES') else
-                    2 if constants.get('PAIRS') else 1) + (1 if constants.get('GATED') else 0)
+                    2 if constants.get('PAIRS') else 1)
             assert info['wgmma'] == dots, f'{label}: not one wgmma per K-group'
         # The prefix's wide candidates are tuned for sm_90; elsewhere the autotuner times them
         # all, so one that spills there (128x256 tiles on sm_87) only loses that timing.

@@ -246,8 +246,11 @@ def _run_case(k, n, m, mode, seed, **features):
     # Against the reference: fp32 rounding on every row whose codes all equal the reference's.
     # A row holding one of the rare tie flips checked above differs by one quantization step
     # of one activation (about 1/sqrt(in * E[code^2]) of the row's norm), so it is excluded.
+    # The per-token modes' codes come from int16 first-pass values, which put about 3e-5 of
+    # the codes that close to a tie (H100): a 16384-wide row holds one 40% of the time.
     same = ~flipped_rows
-    assert int(flipped_rows.sum()) <= max(1, m // 10)
+    per_token = layer.act_mode in ('dynamic_token', 'dynamic_two_level')
+    assert int(flipped_rows.sum()) <= max(1, m // 2 if per_token else m // 10)
     if bool(same.any()):
         _assert_fp32_close(y_full[same], ref[same])
 
@@ -585,18 +588,11 @@ def test_bundled_policy_actions_match_the_reference_backend(tmp_path):
         fast.predict(images, state, 'lift the red cube', noise=noise, normalized=True)
         launches[fuse] = dict(kernels.LAUNCHES)
     two_kernels, fused = launches[False], launches[True]
-    # Per layer run in full 7 -> 4; the prefix's last layer runs only q/k/v: 3 -> 1. In the
-    # denoising steps (few tokens) the gate/up GEMM also quantizes the down projection's input
-    # (gated_mlp, where the gated epilogue is on): 3 quantize launches.
-    from omegaq_ros.kernels import triton_w4a4 as tw
+    # Per layer run in full 7 -> 4; the prefix's last layer runs only q/k/v: 3 -> 1.
     config = fast.model.config
-    prefix = config.language.depth - 1
-    steps = config.num_steps * config.expert.depth
-    full = prefix + steps
-    step_quantizes = 3 if tw.GATED_EPILOGUE['enabled'] else 4
+    full = config.language.depth - 1 + config.num_steps * config.expert.depth
     assert (two_kernels['gemm'], fused['gemm']) == (7 * full + 3, 4 * full + 1)
-    assert (two_kernels['quantize'], fused['quantize']) == (
-        7 * full + 3, 4 * prefix + step_quantizes * steps + 1)
+    assert (two_kernels['quantize'], fused['quantize']) == (7 * full + 3, 4 * full + 1)
     print(f'launches per chunk: {launches}')
     print(f'mean |triton - reference| = {np.mean(backends):.2e}, max {worst:.2e}; '
           f'mean |reference - fp| = {np.mean(quantization):.2e} (normalized action units)')
@@ -994,19 +990,17 @@ def test_gated_mlp_ends_the_gate_up_gemm_in_the_down_first_pass(gating):
     h = torch.randn(2, m // 2, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
                     .manual_seed(114)).to(dtype)
     outputs, launches = {}, {}
-    defaults = tw.WIDENED_WEIGHTS['enabled'], tw.GATED_EPILOGUE['enabled']
+    default = tw.WIDENED_WEIGHTS['enabled']
     try:
         for widened in (False, True):
             tw.set_widened_weights(widened)
-            tw.set_gated_epilogue(widened)
             _poison_allocator()
             kernels.LAUNCHES.clear()
             outputs[widened] = kernels.gated_mlp(parent.gate_proj, parent.up_proj,
                                                  parent.down_proj, h, gating, pointwise.EAGER)
             launches[widened] = dict(kernels.LAUNCHES)
     finally:
-        tw.set_widened_weights(defaults[0])
-        tw.set_gated_epilogue(defaults[1])
+        tw.set_widened_weights(default)
     # Widened: gate/up's first pass and quantize, the down projection's quantize only.
     assert launches[True] == {'quantize': 3, 'widen': 2, 'gemm': 2}
     assert launches[False] == {'quantize': 4, 'gemm': 2}
@@ -1016,57 +1010,3 @@ def test_gated_mlp_ends_the_gate_up_gemm_in_the_down_first_pass(gating):
     rows_differ = (fused != unfused).any(dim=-1).reshape(-1)
     assert int(rows_differ.sum()) <= max(1, m // 10)
     assert ((fused.float() - unfused.float()).norm() / unfused.float().norm()).item() < 1e-2
-
-
-@pytest.mark.parametrize('down_mode', ['dynamic_group', 'static_group'])
-@pytest.mark.parametrize('m', [10, 50])
-def test_gated_mlp_quantizes_the_down_input_in_the_gate_up_gemm(m, down_mode):
-    """
-    A denoising step's gated MLP: the gate/up GEMM quantizes the down projection's input.
-
-    Each 64-group is quantized by the program that writes the second of its gate and up
-    tiles, so no quantize launch reads them back. The codes, and so the output, equal the
-    unfused path's except where a rotated value sits on a rounding tie.
-    """
-    from omegaq_ros import kernels
-    from omegaq_ros.kernels import triton_w4a4 as tw
-    from omegaq_ros.policy import pointwise
-    from omegaq_ros.quant.linear import reference_forward
-    k, hidden = 128, 256
-    parent = torch.nn.Module()
-    parent.gate_proj, parent.up_proj = (
-        make_layer(k, hidden, 'dynamic_group', rot_out=False, bias=False, seed=121 + i)
-        for i in range(2))
-    parent.down_proj = make_layer(hidden, k, down_mode, perm=False, smooth=False,
-                                  rot_out=False, seed=123)
-    for layer in (parent.gate_proj, parent.up_proj, parent.down_proj):
-        layer.backend = 'triton'
-    kernels.fuse_siblings(parent, (('gate_proj', 'up_proj'),))
-    h = torch.randn(1, m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
-                    .manual_seed(124))
-    outputs, launches = {}, {}
-    default = tw.GATED_EPILOGUE['enabled']
-    try:
-        for fused in (False, True):
-            tw.set_gated_epilogue(fused)
-            _poison_allocator()
-            kernels.LAUNCHES.clear()
-            outputs[fused] = kernels.gated_mlp(parent.gate_proj, parent.up_proj,
-                                               parent.down_proj, h, 'gelu_gate',
-                                               pointwise.EAGER)
-            launches[fused] = dict(kernels.LAUNCHES)
-        # Twice in a row: the pair counters are back at zero after each launch.
-        again = kernels.gated_mlp(parent.gate_proj, parent.up_proj, parent.down_proj, h,
-                                  'gelu_gate', pointwise.EAGER)
-    finally:
-        tw.set_gated_epilogue(default)
-    assert launches[True] == {'quantize': 1, 'gemm': 2}
-    assert launches[False] == {'quantize': 2, 'gemm': 2}
-    fused, unfused = outputs[True], outputs[False]
-    assert torch.equal(again, fused)
-    assert bool(torch.isfinite(fused).all())
-    assert int((fused != unfused).any(dim=-1).sum()) <= max(1, m // 10)
-    gated = F.gelu(reference_forward(parent.gate_proj, h), approximate='tanh') \
-        * reference_forward(parent.up_proj, h)
-    ref = reference_forward(parent.down_proj, gated)
-    assert ((fused - ref).norm() / ref.norm()).item() < 1e-2

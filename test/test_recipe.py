@@ -20,7 +20,8 @@ def test_all_design_presets_exist():
     assert Recipe.preset('rtn').rotation == 'none'
     fast = Recipe.preset('omega-fast')
     assert fast.for_layer('paligemma_with_expert.paligemma.model.language_model.layers.3.mlp.'
-                          'down_proj') == replace(fast, act_mode='dynamic_two_level')
+                          'down_proj') == replace(fast, act_mode='dynamic_two_level',
+                                                  weight_scales='two_level')
     assert fast.for_layer('paligemma_with_expert.gemma_expert.model.layers.3.mlp.down_proj') \
         == fast and fast.act_mode == 'dynamic_group' and fast.weight_scales == 'group'
 

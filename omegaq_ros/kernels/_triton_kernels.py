@@ -509,8 +509,7 @@ def _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bi
                 BN: tl.constexpr):
     # FINAL: out_ptr is the output (no K split); the bias is added here. Otherwise out_ptr
     # holds fp32 partials [splits, M, N] and, with REDUCE, the last split of a tile to arrive
-    # sums them into y_ptr (_reduce_splits), so no finish launch is needed. Returns whether
-    # this program wrote the tile's output (FINAL: always; REDUCE: the last arrival).
+    # sums them into y_ptr (_reduce_splits), so no finish launch is needed.
     if SWAP:
         out = tl.trans(acc)
     else:
@@ -521,12 +520,10 @@ def _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bi
     mask = m_mask[:, None] & n_mask[None, :]
     tl.store(out_ptr + tl.program_id(2) * s_out_split + tile,
              out.to(out_ptr.dtype.element_ty), mask=mask)
-    wrote = tl.program_id(2) == 0
     if REDUCE:
         arrival_ptr = arrivals_ptr + tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
-        wrote = _reduce_splits(out_ptr, s_out_split, tile, mask, offs_n, n_mask, bias_ptr,
-                               y_ptr, arrival_ptr, tl.num_programs(2), HAS_BIAS, BM, BN)
-    return wrote
+        _reduce_splits(out_ptr, s_out_split, tile, mask, offs_n, n_mask, bias_ptr, y_ptr,
+                       arrival_ptr, tl.num_programs(2), HAS_BIAS, BM, BN)
 
 
 @triton.jit
@@ -547,38 +544,6 @@ def _reduce_splits(part_ptr, s_split, tile, mask, offs_n, n_mask, bias_ptr, y_pt
             total = total + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
         tl.store(y_ptr + tile, total.to(y_ptr.dtype.element_ty), mask=mask)
         tl.atomic_xchg(arrival_ptr, 0, sem='relaxed', scope='gpu')
-    return arrived == SPLITS - 1
-
-
-@triton.jit
-def _quantize_gated_pair(y_ptr, N, HALF, offs_m, m_mask, pairs_ptr, rot_ptr, rscale_ptr,
-                         srow_ptr, codes_ptr, xs_ptr, M, GATE: tl.constexpr,
-                         MODE: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
-                         BM: tl.constexpr):
-    # The N-tile just written (64 columns) is gate group j or up group j (up's columns start
-    # at HALF) of a gated MLP whose down projection's permutation is folded into these rows.
-    # The second of the pair to be written quantizes the down projection's 64-group j, as
-    # quant_kernel would with GATE (act(gate) * up from the outputs as stored): the same
-    # release/acquire hand-over as _reduce_splits, counter pairs_ptr[M-tile, j], reset after.
-    groups = HALF // 64
-    j = tl.program_id(0) % groups
-    tl.debug_barrier()
-    pair = pairs_ptr + tl.program_id(1) * groups + j
-    if tl.atomic_add(pair, 1, sem='acq_rel', scope='gpu') == 1:
-        cols = j * 64 + tl.arange(0, 64)
-        offsets = offs_m[:, None] * N + cols[None, :]
-        gate = tl.load(y_ptr + offsets, mask=m_mask[:, None], other=0.0, cache_modifier='.cg')
-        up = tl.load(y_ptr + HALF + offsets, mask=m_mask[:, None], other=0.0,
-                     cache_modifier='.cg')
-        dtype = y_ptr.dtype.element_ty
-        x = _gated(gate.to(tl.float32), up.to(tl.float32), GATE).to(dtype)
-        xr = _rotated(x.to(tl.float32), cols, j, rscale_ptr, rot_ptr, rscale_ptr, False,
-                      HAS_ROT, TC_ROT, dtype == tl.bfloat16)
-        scale = _group_scale(xr, srow_ptr, j, offs_m, MODE, BM)
-        if MODE == DYNAMIC_GROUP:
-            tl.store(xs_ptr + j * M + offs_m, scale, mask=m_mask)
-        _store_codes(xr, scale, codes_ptr, j, offs_m, m_mask, HALF, BM)
-        tl.atomic_xchg(pair, 0, sem='relaxed', scope='gpu')
 
 
 @triton.jit
@@ -586,14 +551,11 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
                 wp_ptr, ws_ptr, s_ws_n, wu_ptr, bias_ptr,
                 out_ptr, s_out_split, y_ptr, arrivals_ptr,
                 M, N, G, GPS, member_end1, member_end2,
-                q_rot_ptr, q_rscale_ptr, q_srow_ptr, q_codes_ptr, q_xs_ptr, pairs_ptr, HALF,
                 WG_RATIO: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                 SWAP: tl.constexpr, FINAL: tl.constexpr, REDUCE: tl.constexpr,
                 HAS_BIAS: tl.constexpr, MEMBERS: tl.constexpr, ASM_UNPACK: tl.constexpr,
                 TOKEN_SCALES: tl.constexpr = False, PAIRS: tl.constexpr = False,
-                SCALE_UNITS: tl.constexpr = False, PDL: tl.constexpr = False,
-                GATED: tl.constexpr = NO_GATE, Q_MODE: tl.constexpr = DYNAMIC_GROUP,
-                Q_HAS_ROT: tl.constexpr = False, Q_TC_ROT: tl.constexpr = False, N_ALIGN=0):
+                SCALE_UNITS: tl.constexpr = False, PDL: tl.constexpr = False, N_ALIGN=0):
     """
     Scaled W4A4 GEMM of activation codes from quant_kernel: y = sum_g (x_g . w_g) * xs * ws.
 
@@ -616,12 +578,6 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
     scaled once, by the unit and the token's scale (no per-group work on the CUDA cores).
     PDL: launched as a programmatic dependent launch; the first weight lines of the tile are
     prefetched into L2 while the kernel before still runs (weights depend on no kernel).
-    GATED (a gate id; BN = 64, FINAL or REDUCE): the weights are a gated MLP's gate and up
-    (up's rows from HALF) and the down projection's input is quantized here, group by group
-    as each gate/up pair of tiles is written (_quantize_gated_pair: its rotation q_rot_ptr,
-    q_rscale_ptr, table row q_srow_ptr, codes q_codes_ptr [M, HALF], scales q_xs_ptr [G, M]
-    in mode Q_MODE, a 64-group mode), so no quantize launch of its own reads them back;
-    without GATED the q_* pointers, pairs_ptr and HALF are not read.
     N_ALIGN: read only by the autotuner (tiles must divide it).
     """
     K = G * 64
@@ -697,13 +653,8 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
                           other=0.0).to(tl.float32)
             acc += _rescaled(p, xsv, ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, SWAP)
     before_successor(PDL)
-    wrote = _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr,
-                        y_ptr, arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
-    if GATED != NO_GATE:
-        if wrote:
-            _quantize_gated_pair(y_ptr, N, HALF, offs_m, m_mask, pairs_ptr, q_rot_ptr,
-                                 q_rscale_ptr, q_srow_ptr, q_codes_ptr, q_xs_ptr, M, GATED,
-                                 Q_MODE, Q_HAS_ROT, Q_TC_ROT, BM)
+    _write_tile(acc, offs_m, offs_n, m_mask, n_mask, N, out_ptr, s_out_split, bias_ptr, y_ptr,
+                arrivals_ptr, SWAP, FINAL, REDUCE, HAS_BIAS, BM, BN)
 
 
 @triton.jit

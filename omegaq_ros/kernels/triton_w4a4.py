@@ -27,8 +27,7 @@ act_modes.py):
      from TUNED_MIN_ROWS tokens the tiles are autotuned per shape (_tuned_gemm over
      TUNED_CONFIGS). From TUNED_MIN_ROWS tokens with SCALE_UNITS, widen_kernel first writes
      the weights as int8 codes times their multiples and wide_gemm_kernel, a plain int8 GEMM
-     whose operands both come through shared memory, multiplies them (WIDENED_WEIGHTS, off
-     until timed on a GPU).
+     whose operands both come through shared memory, multiplies them (WIDENED_WEIGHTS).
   3. With split-K the GEMM's last program to finish a tile sums its partials, adds the bias
      and casts (no third launch). finish_kernel runs only for layers with an output block
      rotation (rot_out): sum of the partials, rotation, bias, cast.
@@ -186,12 +185,12 @@ def _tuned_gemm():
 # shared memory: the compiler pipelines it like a plain int8 GEMM, where gemm_kernel's
 # register-unpacked weight makes each MMA wait for the one before (RESULTS 7l). At ~800
 # tokens one unpack serves 7 token tiles. Built and checked under the interpreter in session
-# 16, when no GPU came to run it: off until it is timed (bench_pi05_gpu.py --widened-weights).
-WIDENED_WEIGHTS = {'enabled': False}
+# 16; on an H100 it took 1.15 ms off the prefix (RESULTS 7o), so it is on.
+WIDENED_WEIGHTS = {'enabled': True}
 
 
 def set_widened_weights(enabled: bool):
-    """Choose whether many-token two-level GEMMs unpack their weights first (default: not)."""
+    """Choose whether many-token two-level GEMMs unpack their weights first (default: they do)."""
     WIDENED_WEIGHTS['enabled'] = bool(enabled)
 
 
@@ -467,16 +466,15 @@ def _plan_for(weights, m: int, k: int, t: torch.Tensor) -> dict:
 
 
 def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends, out_dtype,
-            out=None, plan_override=None, gated=None):
+            out=None, plan_override=None):
     """
     GEMM (+ finish) of codes against `weights` (a QuantLinear or FusedLinears' concatenation).
 
     member_ends: None when every output column reads the same codes, else where each member's
     columns end (FusedLinears.member_ends); member p reads codes[p] and scales xs + p * stride.
-    gated: gemm_kernel's GATED arguments (the plan must be a fixed one with 64-row tiles).
     """
     m, k = codes.shape[-2:]
-    if (plan_override is None and gated is None and WIDENED_WEIGHTS['enabled']
+    if (plan_override is None and WIDENED_WEIGHTS['enabled']
             and m >= TUNED_MIN_ROWS
             and s_xs_g == 0 and s_xs_m == 1 and weights.weight_scale_unit is not None
             and weights.rot_out is None):
@@ -513,13 +511,6 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
         # A plan may turn the paired rescale off ({'pairs': False}: benches, tests).
         args['PAIRS'] = (PAIRED_RESCALE['enabled'] and p.get('pairs', True)
                          and _pairs_fit(p['gps'], wg_ratio, args['TOKEN_SCALES']))
-    if gated is not None:
-        if tuned or p['bn'] != ACT_BLOCK or rot is not None:
-            raise ValueError(f'a gated quantize needs 64-row tiles of a fixed plan, got {p}')
-        args.update(gated)
-    else:
-        args.update(dict.fromkeys(('q_rot_ptr', 'q_rscale_ptr', 'q_srow_ptr', 'q_codes_ptr',
-                                   'q_xs_ptr', 'pairs_ptr'), arrivals), HALF=0)
     if tuned:
         # Tiles, orientation, warps and stages chosen per (M, N, K, member alignment) by
         # timing the candidates on first use (before any CUDA-graph capture).
@@ -635,39 +626,22 @@ def _tuned_wide_gated():
     return _triton.autotune(configs, key=['M', 'K', 'HALF'])(_kernels().wide_gated_kernel)
 
 
-# A gated MLP's down projection quantizes its input where the gate/up GEMM makes it
-# (gated_mlp). Built and checked under the interpreter in session 16, when no GPU came to run
-# it: off until it is timed (bench_pi05_gpu.py --gated-epilogue).
-GATED_EPILOGUE = {'enabled': False}
-
-
-def set_gated_epilogue(enabled: bool):
-    """Choose whether gated MLPs quantize the down projection's input in the gate/up GEMM."""
-    GATED_EPILOGUE['enabled'] = bool(enabled)
-
-
 def gated_mlp(gate_proj, up_proj, down_proj, h: torch.Tensor, gating: str, ops):
     """
     Return down_proj(ops.<gating>(gate_proj(h), up_proj(h))), gating 'gelu_gate' or 'silu_gate'.
 
-    Where gate/up are fused siblings on the integer kernels and down_proj reads its input in
-    place (its permutation folded into the gate/up rows, as set_backend does; no smoothing),
-    the down projection's input is quantized where the gate/up GEMM makes it
-    (GATED_EPILOGUE), and the gate and up outputs are not read back by a launch of their own:
-    - few tokens, 64-group scales in down_proj (the denoising steps): gemm_kernel's GATED
-      epilogue quantizes each 64-group once its gate and up tiles are written;
-    - from TUNED_MIN_ROWS tokens (the prefix) with one scale per token in both and two-level
-      weight scales in gate/up: wide_gated_kernel ends in the down projection's per-token
-      first pass, and gate and up never go through memory.
-    Elsewhere gated_projection of the two outputs.
+    From TUNED_MIN_ROWS tokens (the prefix), where gate/up are fused siblings with one scale
+    per token and two-level weight scales, and down_proj has one scale per token and reads
+    its input in place (its permutation folded into the gate/up rows, as set_backend does; no
+    smoothing), wide_gated_kernel multiplies gate and up on widened weights
+    (WIDENED_WEIGHTS) and ends in the down projection's per-token first pass: gate and up
+    never go through memory. Elsewhere gated_projection of the two outputs (few tokens: a
+    GATED epilogue quantizing the down input inside the gate/up GEMM timed slower there,
+    RESULTS 7o).
     """
     group = getattr(gate_proj, '_fused', None)
     x2 = h.reshape(-1, h.shape[-1])
-    if _gated_quantize_fits(group, gate_proj, up_proj, down_proj, x2):
-        run = _gated_mlp_quantized_in_gemm
-    elif _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2):
-        run = _gated_mlp_first_pass_in_gemm
-    else:
+    if not _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2):
         return gated_projection(down_proj, gate_proj(h), up_proj(h), gating, ops)
     if not group._joined():
         group._join()
@@ -676,7 +650,8 @@ def gated_mlp(gate_proj, up_proj, down_proj, h: torch.Tensor, gating: str, ops):
         x2 = x2.contiguous()
     first = group.layers[0]
     owners = [first.input_owner] if group.shared_transform else group.layers
-    y = run(group, owners, _quantize(x2, first, owners), down_proj, x2, gating)
+    y = _gated_mlp_first_pass_in_gemm(group, owners, _quantize(x2, first, owners), down_proj,
+                                      x2, gating)
     return y.reshape(*h.shape[:-1], down_proj.out_features).to(h.dtype)
 
 
@@ -708,42 +683,18 @@ def _gated_mlp_first_pass_in_gemm(group, owners, quantized, down_proj, x2, gatin
     return scaled_matmul(down_proj, codes[0], xs[0], s_m, s_g, _out_dtype(x2))
 
 
-def _gated_mlp_quantized_in_gemm(group, owners, quantized, down_proj, x2, gating):
-    """gated_mlp's few-token path: gemm_kernel's GATED epilogue quantizes down_proj's input."""
-    m = x2.shape[0]
-    half = down_proj.in_features
-    members = None if group.shared_transform else group.member_ends
-    codes, xs, s_m, s_g, s_member = quantized
-    down = down_proj.input_owner
-    mode = _MODE_IDS[down_proj.act_mode]
-    down_codes = torch.empty(m, half, dtype=torch.int8, device=x2.device)
-    down_xs, down_s_m, down_s_g, _, _ = _scale_buffers(
-        down_proj, [down], mode, m, half // ACT_BLOCK, x2.device)
-    transform, flags = _transform_args(down, down_codes)
-    gated = {'q_rot_ptr': transform['rot_ptr'], 'q_rscale_ptr': transform['rscale_ptr'],
-             'q_srow_ptr': down_xs, 'q_codes_ptr': down_codes,
-             'q_xs_ptr': down_codes if mode == act_modes.STATIC_GROUP else down_xs,
-             'pairs_ptr': _pair_counts(x2.device), 'HALF': half,
-             'GATED': act_modes.GATES[gating], 'Q_MODE': mode, 'Q_HAS_ROT': flags['HAS_ROT'],
-             'Q_TC_ROT': flags['TC_ROT']}
-    _matmul(group.layers[0], group, codes, xs, s_m, s_g, s_member, members, _out_dtype(x2),
-            gated=gated)
-    return scaled_matmul(down_proj, down_codes, down_xs, down_s_m, down_s_g, _out_dtype(x2))
-
-
-@functools.lru_cache(maxsize=None)
-def _pair_counts(device: torch.device) -> torch.Tensor:
-    """Gate/up tile-pair counters of a device for GATED GEMMs, zero between launches."""
-    return torch.zeros(ARRIVAL_SLOTS, dtype=torch.int32, device=device)
-
-
-def _gated_siblings(group, gate_proj, up_proj, down_proj, x2) -> bool:
-    # What both gated_mlp paths need: gate/up fused on the integer kernels (no bias or output
-    # rotation), down_proj on its own input transform reading its input in place.
-    if not (GATED_EPILOGUE['enabled'] and isinstance(down_proj, QuantLinear)
-            and down_proj.backend == 'triton' and down_proj.act_mode in _MODE_IDS
+def _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2) -> bool:
+    """Return True where gated_mlp can end the gate/up GEMM in down_proj's first pass."""
+    # gate/up fused on the integer kernels (no bias or output rotation) with two-level weight
+    # scales, down_proj on its own input transform reading its input in place; one scale
+    # per token in both; enough tokens for widened weights.
+    token_modes = act_modes.TOKEN_MODES
+    if not (WIDENED_WEIGHTS['enabled'] and x2.shape[0] >= TUNED_MIN_ROWS
+            and isinstance(down_proj, QuantLinear) and down_proj.backend == 'triton'
+            and _MODE_IDS.get(down_proj.act_mode) in token_modes
             and isinstance(group, FusedLinears) and group.layers == [gate_proj, up_proj]
-            and gate_proj.backend == 'triton' and (x2.is_cuda or _interpreting())):
+            and gate_proj.backend == 'triton' and _MODE_IDS.get(gate_proj.act_mode) in token_modes
+            and group.weight_scale_unit is not None and (x2.is_cuda or _interpreting())):
         return False
     down = down_proj.input_owner
     return (down_proj._fused is None and down_proj.input_from is None and down.perm_in is None
@@ -751,29 +702,6 @@ def _gated_siblings(group, gate_proj, up_proj, down_proj, x2) -> bool:
             and gate_proj.out_features == up_proj.out_features
             and down_proj.in_features == gate_proj.out_features
             and down_proj.in_features % ACT_BLOCK == 0)
-
-
-def _gated_quantize_fits(group, gate_proj, up_proj, down_proj, x2) -> bool:
-    """Return True where gated_mlp quantizes down_proj's input in gemm_kernel's epilogue."""
-    if not _gated_siblings(group, gate_proj, up_proj, down_proj, x2):
-        return False
-    m, k = x2.shape
-    n = group.weight_packed.shape[0]
-    p = plan(m, n, k, _sms(x2), n_align=group.n_align)
-    return (not p.get('tuned') and p['bn'] == ACT_BLOCK
-            and _MODE_IDS[down_proj.act_mode] not in act_modes.TOKEN_MODES
-            and -(-m // p['bm']) * (n // 2 // ACT_BLOCK) <= ARRIVAL_SLOTS)
-
-
-def _gated_first_pass_fits(group, gate_proj, up_proj, down_proj, x2) -> bool:
-    """Return True where gated_mlp can end the gate/up GEMM in down_proj's first pass."""
-    if not (_gated_siblings(group, gate_proj, up_proj, down_proj, x2)
-            and WIDENED_WEIGHTS['enabled'] and x2.shape[0] >= TUNED_MIN_ROWS):
-        return False
-    token_modes = act_modes.TOKEN_MODES
-    return (_MODE_IDS.get(gate_proj.act_mode) in token_modes
-            and _MODE_IDS.get(down_proj.act_mode) in token_modes
-            and group.weight_scale_unit is not None)
 
 
 def _check_layer(layer):

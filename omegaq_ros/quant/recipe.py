@@ -181,10 +181,12 @@ PRESETS = {
     'omega-dynamic': Recipe(name='omega-dynamic', act_mode='dynamic_group', per_step=False,
                             description='omega with dynamic per-token x per-64-group scales'),
     # The language model's layers (thousands of rows, once per chunk) with one GEMM scale per
-    # token; the few-row layers (the action expert, the DiT) keep per-64-group scales, where
-    # a per-token scale needs a second launch.
+    # token and two-level weight scales (their GEMMs run on int8-widened weights); the
+    # few-row layers (the action expert, the DiT) keep per-64-group scales, where a per-token
+    # scale needs a second launch.
     'omega-fast': Recipe(name='omega-fast', act_mode='dynamic_group', per_step=False,
                          act_mode_by_scope={'language_model': 'dynamic_two_level'},
-                         description='omega-dynamic with two-level activation scales in the '
-                         'language model (the GPU speed recipe)'),
+                         weight_scales_by_scope={'language_model': 'two_level'},
+                         description='omega-dynamic with two-level activation and weight '
+                         'scales in the language model (the GPU speed recipe)'),
 }
