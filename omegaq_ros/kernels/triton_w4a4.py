@@ -190,7 +190,7 @@ WIDENED_WEIGHTS = {'enabled': True}
 
 
 def set_widened_weights(enabled: bool):
-    """Choose whether many-token two-level GEMMs unpack their weights first (default: they do)."""
+    """Choose whether many-token two-level GEMMs widen their weights to int8 first (default)."""
     WIDENED_WEIGHTS['enabled'] = bool(enabled)
 
 
@@ -392,7 +392,7 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
                       **transform, **dict.fromkeys(flags, False), GATE=act_modes.NO_GATE)
     else:
         srow = codes
-    source.setdefault('gmax_ptr', xs)
+    source.setdefault('gmax_ptr', xs)              # read only in the per-token modes
     static = mode == act_modes.STATIC_GROUP
     _kernels().quant_kernel[grid](
         **source, srow_ptr=srow, codes_ptr=codes, xs_ptr=codes if static else xs, M=m,
