@@ -648,19 +648,18 @@ def gated_mlp(gate_proj, up_proj, down_proj, h: torch.Tensor, gating: str, ops):
     _check_layer(down_proj)
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
-    first = group.layers[0]
-    owners = [first.input_owner] if group.shared_transform else group.layers
-    y = _gated_mlp_first_pass_in_gemm(group, owners, _quantize(x2, first, owners), down_proj,
-                                      x2, gating)
+    y = _gated_mlp_first_pass_in_gemm(group, down_proj, x2, gating)
     return y.reshape(*h.shape[:-1], down_proj.out_features).to(h.dtype)
 
 
-def _gated_mlp_first_pass_in_gemm(group, owners, quantized, down_proj, x2, gating):
+def _gated_mlp_first_pass_in_gemm(group, down_proj, x2, gating):
     """gated_mlp's many-token path: wide_gated_kernel makes down_proj's first pass."""
     m, k = x2.shape
     half = down_proj.in_features
-    codes, xs, _, _, s_member_xs = quantized
-    widened = _widen(group.layers[0], group, codes)
+    first = group.layers[0]
+    owners = [first.input_owner] if group.shared_transform else group.layers
+    codes, xs, _, _, s_member_xs = _quantize(x2, first, owners)
+    widened = _widen(first, group, codes)
     first_pass = _first_pass_buffers(1, m, half, x2.device)
     values, gmax, amax = first_pass
     transform, flags = _transform_args(down_proj.input_owner, gmax)
