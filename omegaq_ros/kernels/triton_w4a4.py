@@ -546,6 +546,70 @@ def _widen(layer, weights, after: torch.Tensor) -> torch.Tensor:
     return widened
 
 
+# Asynchronous integer wgmma for the widened GEMM on sm_90 (_gluon_kernels; Triton's own
+# pipeliner waits for each integer product, RESULTS 7q). Benches and tests turn it off to
+# compare.
+ASYNC_WGMMA = {'enabled': True}
+
+
+def set_async_wgmma(enabled: bool):
+    """Choose whether widened GEMMs run on the Gluon asynchronous wgmma kernel where they can."""
+    ASYNC_WGMMA['enabled'] = bool(enabled)
+
+
+# wide_gemm_wgmma_kernel's candidates: BM tokens, BN weight rows, BK, stages, warps, warps
+# along the tokens, the wgmma instruction's N (int8: at most 224).
+WGMMA_CONFIGS = ((128, 256, 128, 3, 8, 8, 128), (128, 128, 128, 4, 8, 8, 128),
+                 (128, 128, 128, 4, 4, 4, 128), (64, 128, 128, 4, 4, 4, 128),
+                 (128, 64, 128, 5, 4, 4, 64), (256, 128, 128, 3, 8, 8, 128))
+_WGMMA_CHOICE = {}
+
+
+def _async_wgmma_fits(codes: torch.Tensor) -> bool:
+    return (ASYNC_WGMMA['enabled'] and codes.is_cuda and not _interpreting()
+            and _capability(codes.device.index or 0)[0] == 9)
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_layout(rows: int, cols: int):
+    from triton.experimental.gluon import language as gl
+    return gl.NVMMASharedLayout.get_default_for([rows, cols], gl.int8)
+
+
+def _launch_wgmma(config, codes2, widened, args, m, n):
+    from omegaq_ros.kernels import _gluon_kernels
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+    bm, bn, bk, stages, warps, warps_m, instr_n = config
+    k = codes2.shape[1]
+    a_desc = TensorDescriptor(codes2, list(codes2.shape), [k, 1], [bm, bk], _shared_layout(bm, bk))
+    b_desc = TensorDescriptor(widened, [n, k], [k, 1], [bn, bk], _shared_layout(bn, bk))
+    grid = (triton.cdiv(m, bm), triton.cdiv(n, bn))
+    _gluon_kernels.wide_gemm_wgmma_kernel[grid](
+        a_desc, b_desc, **args, STAGES=stages, WARPS_M=warps_m, INSTR_N=instr_n,
+        num_warps=warps)
+
+
+def _wgmma_config(key, run_config, align: int):
+    """Return the fastest fitting WGMMA_CONFIGS entry for this shape (timed on its first call)."""
+    if key in _WGMMA_CHOICE:
+        return _WGMMA_CHOICE[key]
+    fitting = [c for c in WGMMA_CONFIGS if align % c[1] == 0]
+    if not fitting or torch.cuda.is_current_stream_capturing():
+        return fitting[0] if fitting else None
+    times = []
+    for config in fitting:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        run_config(config)
+        start.record()
+        for _ in range(5):
+            run_config(config)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    _WGMMA_CHOICE[key] = fitting[times.index(min(times))]
+    return _WGMMA_CHOICE[key]
+
+
 def _widened_matmul(layer, weights, codes, xs, s_xs_member, member_ends, out_dtype, out=None):
     """_matmul of many tokens with SCALE_UNITS: widen_kernel, then wide_gemm_kernel."""
     m, k = codes.shape[-2:]
@@ -559,14 +623,26 @@ def _widened_matmul(layer, weights, codes, xs, s_xs_member, member_ends, out_dty
                 wu_ptr=units, bias_ptr=bias if bias is not None else units, y_ptr=y, M=m, N=n,
                 K=k, member_end1=ends[0], member_end2=ends[1], HAS_BIAS=bias is not None,
                 MEMBERS=member_ends is not None, **launch_options(y))
-    if _interpreting():
+    align = getattr(weights, 'n_align', 0) or n
+    config = None
+    if _async_wgmma_fits(codes):
+        codes2 = codes.reshape(-1, k)
+        wgmma_args = {name: value for name, value in args.items()
+                      if name not in ('codes_ptr', 'w_ptr')}
+
+        def run_config(config):
+            _launch_wgmma(config, codes2, widened, wgmma_args, m, n)
+        config = _wgmma_config((m, n, k, member_ends is not None, align), run_config, align)
+    if config is not None:
+        run_config(config)
+    elif _interpreting():
         # Triton's interpreter has no autotuner timings to take: one small tile.
         _kernels().wide_gemm_kernel[(triton.cdiv(m, 64), triton.cdiv(n, 64))](
             **args, BM=64, BN=64, BK=64)
     else:
         def grid(meta):
             return (triton.cdiv(m, meta['BM']), triton.cdiv(n, meta['BN']))
-        _tuned_wide_gemm()[grid](**args, N_ALIGN=getattr(weights, 'n_align', 0) or n)
+        _tuned_wide_gemm()[grid](**args, N_ALIGN=align)
     LAUNCHES['gemm'] += 1
     return y
 
