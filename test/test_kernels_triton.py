@@ -922,11 +922,12 @@ def test_bfloat16_input_rotates_in_one_dot_to_the_three_dot_values(mode):
 @pytest.mark.parametrize('m', [300, 816])
 def test_async_wgmma_gives_the_widened_triton_outputs(outs, m):
     """
-    On sm_90 the widened GEMM runs on Gluon's asynchronous wgmma, equal bit for bit.
+    On sm_90 the widened GEMM widens in shared memory on asynchronous wgmma, bit for bit.
 
-    The same int32 sums and epilogue as wide_gemm_kernel, so the same outputs, for one
-    linear and fused q/k/v (member tiles reading their own codes; token tiles reaching past
-    M), with every tile candidate.
+    packed_gemm_wgmma_kernel forms the same int8 weights and int32 sums as widen_kernel +
+    wide_gemm_kernel, in one launch, so the same outputs, for one linear and fused q/k/v
+    (member tiles reading their own codes; token tiles reaching past M), with every tile
+    candidate.
     """
     from omegaq_ros import kernels
     from omegaq_ros.kernels import triton_w4a4 as tw
@@ -955,7 +956,7 @@ def test_async_wgmma_gives_the_widened_triton_outputs(outs, m):
                 _poison_allocator()
                 kernels.LAUNCHES.clear()
                 y = parent(x)
-                assert kernels.LAUNCHES['gemm'] == 1
+                assert kernels.LAUNCHES['gemm'] == 1 and kernels.LAUNCHES['widen'] == 0
             finally:
                 tw.WGMMA_CONFIGS = original
                 tw._WGMMA_CHOICE.clear()
@@ -999,7 +1000,9 @@ def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
             kernels.LAUNCHES.clear()
             y = parent(x)
             outputs[widened] = y if isinstance(y, list) else [y]
-            assert kernels.LAUNCHES['widen'] == int(widened)
+            # On sm_90 the weights widen in shared memory, inside the GEMM's launch.
+            assert kernels.LAUNCHES['widen'] == int(widened and not tw._async_wgmma_fits(
+                layers[0], x))
             assert kernels.LAUNCHES['gemm'] == 1
     finally:
         tw.set_widened_weights(default)
