@@ -19,9 +19,7 @@ pairs (set_paired_rescale), with --plain-launches the same without programmatic
 dependent launches (the kernels' PDL, set_programmatic_launch), and with --unwidened-weights
 the same with the prefix's two-level GEMMs unpacking their weights in registers instead of
 widening them to int8 first (set_widened_weights(False); only methods with two-level weight
-scales widen, omega-fast among them), and with --widen-into-memory the same with those
-weights widened into memory before Triton's GEMM (widen_kernel + wide_gemm_kernel) instead of
-in shared memory inside the Gluon GEMM (set_async_wgmma(False); sm_90).
+scales widen, omega-fast among them).
 --reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
 W4A4 models are quantized here on the GPU from two random calibration observations with
 MSE-RTN weights (same bytes and kernels as GPTQ).
@@ -43,8 +41,8 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels.triton_w4a4 import (set_async_wgmma, set_paired_rescale,
-                                            set_programmatic_launch, set_widened_weights)
+from omegaq_ros.kernels.triton_w4a4 import (set_paired_rescale, set_programmatic_launch,
+                                            set_widened_weights)
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.recipes import method_recipe
@@ -222,9 +220,6 @@ def main():
     parser.add_argument('--unwidened-weights', action='store_true',
                         help='add a W4A4 fast row whose two-level prefix GEMMs unpack their '
                              'weights in registers (set_widened_weights(False))')
-    parser.add_argument('--widen-into-memory', action='store_true',
-                        help='add a W4A4 fast row whose two-level prefix GEMMs (not gate/up) '
-                             'widen their weights into memory first (set_async_wgmma(False))')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -298,11 +293,6 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, prefix weights unpacked in registers',
                                     quantized, inputs, device, args.repeats, graph=True))
                 set_widened_weights(True)
-            if args.widen_into_memory:
-                set_async_wgmma(False)
-                rows.append(run_row(f'W4A4 {method} fast, prefix weights widened into memory',
-                                    quantized, inputs, device, args.repeats, graph=True))
-                set_async_wgmma(True)
         rows[-1]['quantize_s'] = quantize_s
         del quantized
 

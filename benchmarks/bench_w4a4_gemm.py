@@ -124,9 +124,7 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True, two_lev
 
     two_level: two-level weight scales (from TUNED_MIN_ROWS tokens their GEMMs widen the
     weights to int8 first), and the GEMM alone also with its weights unpacked in registers
-    (set_widened_weights(False); the same kernel below TUNED_MIN_ROWS tokens) and, on sm_90,
-    with them widened into memory first (widen_kernel + wide_gemm_kernel), not in shared
-    memory inside the GEMM (set_async_wgmma(False)).
+    (set_widened_weights(False); the same kernel below TUNED_MIN_ROWS tokens).
     """
     w4_bytes = n * k // 2 + n * (k // 128) * 4
     sets = max(2, min(512, math.ceil(L2_FLUSH_BYTES / w4_bytes)))
@@ -162,10 +160,6 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True, two_lev
         tw.set_widened_weights(False)
         row['triton_gemm_registers_graph_us'] = _graph_us(gemm_fns, reps)
         tw.set_widened_weights(widened)
-        wgmma = tw.ASYNC_WGMMA['enabled']
-        tw.set_async_wgmma(False)
-        row['triton_gemm_triton_wide_graph_us'] = _graph_us(gemm_fns, reps)
-        tw.set_async_wgmma(wgmma)
     row['plan'] = _plan_text(p, m, n, k)
     return row
 
@@ -180,9 +174,6 @@ def _plan_text(p, m, n, k):
             kw = config.kwargs
             picks.append(f"widened {kw['BM']}x{kw['BN']}x{kw['BK']} w{config.num_warps} "
                          f's{config.num_stages}')
-    for key, config in tw._WGMMA_CHOICE.items():
-        if tuple(key[:3]) == (m, n, k) and config is not None:
-            picks.append('packed wgmma {}x{} s{} w{}'.format(*config[:4]))
     for key, config in tw._tuned_gemm().cache.items():
         if tuple(key[:4]) == (m, n, k // 64, n):
             kw = config.kwargs
@@ -237,7 +228,6 @@ def main(argv=None):
             ('triton_graph_us', 'triton graph'), ('triton_quant_graph_us', 'quant only'),
             ('triton_gemm_graph_us', 'gemm only'),
             ('triton_gemm_registers_graph_us', 'gemm, weights unpacked in registers'),
-            ('triton_gemm_triton_wide_graph_us', 'gemm, weights widened into memory first'),
             ('bf16_eager_us', 'bf16 eager'),
             ('bf16_graph_us', 'bf16 graph'), ('w4_floor_us', 'W4 floor'),
             ('bf16_floor_us', 'bf16 floor')]

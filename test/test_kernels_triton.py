@@ -915,57 +915,6 @@ def test_bfloat16_input_rotates_in_one_dot_to_the_three_dot_values(mode):
         assert torch.equal(single, split)
 
 
-@pytest.mark.skipif(INTERPRETED or not torch.cuda.is_available()
-                    or torch.cuda.get_device_capability()[0] != 9,
-                    reason='the asynchronous wgmma kernel is for sm_90')
-@pytest.mark.parametrize('outs', [(384,), (256, 128, 128)], ids=('one', 'fused'))
-@pytest.mark.parametrize('m', [300, 816])
-def test_async_wgmma_gives_the_widened_triton_outputs(outs, m):
-    """
-    On sm_90 the widened GEMM widens in shared memory on asynchronous wgmma, bit for bit.
-
-    packed_gemm_wgmma_kernel forms the same int8 weights and int32 sums as widen_kernel +
-    wide_gemm_kernel, in one launch, so the same outputs, for one linear and fused q/k/v
-    (member tiles reading their own codes; token tiles reaching past M), with every tile
-    candidate.
-    """
-    from omegaq_ros import kernels
-    from omegaq_ros.kernels import triton_w4a4 as tw
-    k = 1024
-    layers = [make_layer(k, n, 'dynamic_two_level', rot_out=False, seed=111 + i,
-                         scale_unit=True) for i, n in enumerate(outs)]
-    parent = _Siblings(*layers) if len(layers) == 3 else layers[0]
-    for layer in layers:
-        layer.backend = 'triton'
-    if len(layers) == 3:
-        kernels.fuse_siblings(parent, (('q_proj', 'k_proj', 'v_proj'),))
-    x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
-                    .manual_seed(113))
-    outputs = {}
-    default = tw.ASYNC_WGMMA['enabled']
-    try:
-        tw.set_async_wgmma(False)
-        y = parent(x)
-        outputs['triton'] = y if isinstance(y, list) else [y]
-        tw.set_async_wgmma(True)
-        original = tw.WGMMA_CONFIGS
-        for config in original:
-            tw.WGMMA_CONFIGS = (config,)
-            tw._WGMMA_CHOICE.clear()
-            try:
-                _poison_allocator()
-                kernels.LAUNCHES.clear()
-                y = parent(x)
-                assert kernels.LAUNCHES['gemm'] == 1 and kernels.LAUNCHES['widen'] == 0
-            finally:
-                tw.WGMMA_CONFIGS = original
-                tw._WGMMA_CHOICE.clear()
-            for plain, wgmma in zip(outputs['triton'], y if isinstance(y, list) else [y]):
-                assert torch.equal(wgmma, plain), config
-    finally:
-        tw.set_async_wgmma(default)
-
-
 @pytest.mark.parametrize('mode', ['dynamic_token', 'dynamic_two_level'])
 @pytest.mark.parametrize('outs', [(128,), (128, 64, 64)], ids=('one', 'fused'))
 def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
@@ -1000,9 +949,7 @@ def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
             kernels.LAUNCHES.clear()
             y = parent(x)
             outputs[widened] = y if isinstance(y, list) else [y]
-            # On sm_90 the weights widen in shared memory, inside the GEMM's launch.
-            assert kernels.LAUNCHES['widen'] == int(widened and not tw._async_wgmma_fits(
-                layers[0], x))
+            assert kernels.LAUNCHES['widen'] == int(widened)
             assert kernels.LAUNCHES['gemm'] == 1
     finally:
         tw.set_widened_weights(default)
