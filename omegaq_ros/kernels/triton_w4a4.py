@@ -198,7 +198,8 @@ def set_widened_weights(enabled: bool):
 # holds (BM + BN) * BK bytes of shared memory.
 # Triton 3.6 waits for each integer wgmma before the next K step (pendings 0,
 # scripts/inspect_kernels.py), so two warpgroups per program (8 warps) keep the tensor cores
-# busy while one of them waits, and a deep BK makes fewer waits.
+# busy while one of them waits, and a deep BK makes fewer waits. (The same GEMM on
+# asynchronous wgmma through Gluon was no faster in the chunk, RESULTS 7q.)
 WIDE_CONFIGS = ((128, 256, 128, 8, 3), (128, 128, 128, 8, 4), (128, 128, 256, 8, 3),
                 (256, 128, 128, 8, 3), (128, 256, 64, 8, 4), (64, 256, 128, 4, 4),
                 (64, 128, 128, 4, 4), (128, 64, 128, 4, 5))
