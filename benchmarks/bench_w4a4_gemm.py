@@ -124,7 +124,8 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True, two_lev
 
     two_level: two-level weight scales (from TUNED_MIN_ROWS tokens their GEMMs widen the
     weights to int8 first), and the GEMM alone also with its weights unpacked in registers
-    (set_widened_weights(False); the same kernel below TUNED_MIN_ROWS tokens).
+    (set_widened_weights(False); the same kernel below TUNED_MIN_ROWS tokens), and beside it
+    cuBLASLt's int8 GEMM of the same shape (torch._int_mm, int32 out: no scales, no epilogue).
     """
     w4_bytes = n * k // 2 + n * (k // 128) * 4
     sets = max(2, min(512, math.ceil(L2_FLUSH_BYTES / w4_bytes)))
@@ -155,6 +156,17 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True, two_lev
         'w4_floor_us': w4_bytes / bw * 1e6,
         'bf16_floor_us': n * k * 2 / bw * 1e6,
     }
+    if two_level and m > 16:
+        # What the widened GEMM computes, on cuBLASLt's int8 kernels: int32 out, no epilogue.
+        a8 = torch.randint(-120, 120, (m, k), dtype=torch.int8, device='cuda')
+        w8 = [torch.randint(-120, 120, (n, k), dtype=torch.int8, device='cuda')
+              for _ in range(bf16_sets)]
+        try:
+            row['cublas_int8_graph_us'] = _graph_us(
+                [(lambda w=w: torch._int_mm(a8, w.t())) for w in w8], reps)
+        except RuntimeError as error:       # a torch build without it for this layout
+            print(f'# cuBLAS int8 at {m}x{k}x{n}: {error}')
+            row['cublas_int8_graph_us'] = float('nan')
     if two_level:
         widened = tw.WIDENED_WEIGHTS['enabled']
         tw.set_widened_weights(False)
@@ -228,6 +240,7 @@ def main(argv=None):
             ('triton_graph_us', 'triton graph'), ('triton_quant_graph_us', 'quant only'),
             ('triton_gemm_graph_us', 'gemm only'),
             ('triton_gemm_registers_graph_us', 'gemm, weights unpacked in registers'),
+            ('cublas_int8_graph_us', 'cuBLAS int8 (int32 out)'),
             ('bf16_eager_us', 'bf16 eager'),
             ('bf16_graph_us', 'bf16 graph'), ('w4_floor_us', 'W4 floor'),
             ('bf16_floor_us', 'bf16 floor')]
