@@ -125,7 +125,8 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True, two_lev
     two_level: two-level weight scales (from TUNED_MIN_ROWS tokens their GEMMs widen the
     weights to int8 first), and the GEMM alone also with its weights unpacked in registers
     (set_widened_weights(False); the same kernel below TUNED_MIN_ROWS tokens), and beside it
-    cuBLASLt's int8 GEMM of the same shape (torch._int_mm, int32 out: no scales, no epilogue).
+    cuBLASLt's int8 GEMM of the same shape (torch._int_mm, int32 out: no scales, no epilogue)
+    and its FP8 one with a scale per token and per weight row (torch._scaled_mm).
     """
     w4_bytes = n * k // 2 + n * (k // 128) * 4
     sets = max(2, min(512, math.ceil(L2_FLUSH_BYTES / w4_bytes)))
@@ -167,6 +168,21 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True, two_lev
         except RuntimeError as error:       # a torch build without it for this layout
             print(f'# cuBLAS int8 at {m}x{k}x{n}: {error}')
             row['cublas_int8_graph_us'] = float('nan')
+        # And on its FP8 kernels with one scale per token and per weight row, bf16 out: what
+        # a W4A4 GEMM could run on if every operand were exact in e4m3 (int4 codes are; codes
+        # times integer multiples are only for powers of two).
+        a_f8 = a8.clamp(-8, 7).to(torch.float8_e4m3fn)
+        w_f8 = [w.clamp(-8, 7).to(torch.float8_e4m3fn) for w in w8]
+        row_scale = torch.rand(m, 1, device='cuda') + 0.5
+        col_scale = torch.rand(1, n, device='cuda') + 0.5
+        try:
+            row['cublas_fp8_graph_us'] = _graph_us(
+                [(lambda w=w: torch._scaled_mm(a_f8, w.t(), scale_a=row_scale,
+                                               scale_b=col_scale, out_dtype=torch.bfloat16))
+                 for w in w_f8], reps)
+        except RuntimeError as error:
+            print(f'# cuBLAS fp8 at {m}x{k}x{n}: {error}')
+            row['cublas_fp8_graph_us'] = float('nan')
     if two_level:
         widened = tw.WIDENED_WEIGHTS['enabled']
         tw.set_widened_weights(False)
@@ -241,6 +257,7 @@ def main(argv=None):
             ('triton_gemm_graph_us', 'gemm only'),
             ('triton_gemm_registers_graph_us', 'gemm, weights unpacked in registers'),
             ('cublas_int8_graph_us', 'cuBLAS int8 (int32 out)'),
+            ('cublas_fp8_graph_us', 'cuBLAS fp8, row/col scales (bf16 out)'),
             ('bf16_eager_us', 'bf16 eager'),
             ('bf16_graph_us', 'bf16 graph'), ('w4_floor_us', 'W4 floor'),
             ('bf16_floor_us', 'bf16 floor')]
