@@ -4,6 +4,7 @@
 Open-loop error of omega-fast with power-of-two two-level multiples (operands exact in FP8).
 
     python benchmarks/pow2_two_level_scales.py {none,weights,acts,both} [--policy CKPT]
+        [--episodes N] [--method METHOD]
 
 Two-level scales make a group's scale an integer multiple m (1..16) of its row's unit
 (weights) or of its token's scale / 16 (activations), so q * m is an int8 operand. With m a
@@ -12,7 +13,10 @@ prefix's GEMMs could run on FP8 tensor cores with one scale per token and per we
 (RESULTS 7r). This runs `omegaq-eval --methods omega-fast --episodes 0` on the CPU with the
 weights', the activations' or both multiples restricted to 1, 2, 4, 8, 16 (the quantizer's
 MSE search and the activations' smallest holding multiple, swapped in for this process) and
-prints its table: the open-loop action error vs FP on held-out expert frames.
+prints its table (--method: another omegaq-eval method than omega-fast): the open-loop action
+error vs FP on held-out expert frames, and with
+--episodes N the closed loop too (N per task, omegaq-eval's paired seeds and noise, in this
+one process so that the restriction holds while the episodes run).
 """
 
 import argparse
@@ -56,14 +60,16 @@ def main(argv=None) -> int:
     parser.add_argument('restrict', choices=('none', 'weights', 'acts', 'both'))
     parser.add_argument('--policy', default='models/pi05_small/checkpoint')
     parser.add_argument('--out', default='reports/pow2_two_level')
+    parser.add_argument('--episodes', type=int, default=0)
+    parser.add_argument('--method', default='omega-fast')
     args = parser.parse_args(argv)
     if args.restrict in ('weights', 'both'):
         weights.mse_scales = power_of_two_mse_scales
     if args.restrict in ('acts', 'both'):
         activations.group_subscales = power_of_two_subscales
-    return method_eval.main(['--policy', args.policy, '--methods', 'omega-fast', '--episodes',
-                             '0', '--workers', '1', '--device', 'cpu',
-                             '--out', f'{args.out}/{args.restrict}'])
+    return method_eval.main(['--policy', args.policy, '--methods', args.method, '--episodes',
+                             str(args.episodes), '--tasks', 'all', '--workers', '1',
+                             '--device', 'cpu', '--out', f'{args.out}/{args.restrict}'])
 
 
 if __name__ == '__main__':
