@@ -84,40 +84,53 @@ def _gated(gate, up, GATE: tl.constexpr):
 
 
 @triton.jit
-def _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, offs_m,
-                  m_mask, g, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
+def _transform_operands(perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, g, HAS_PERM: tl.constexpr,
+                        HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr):
+    # One 64-group's input transform: its source columns, smoothing factors, rotation codes
+    # [64, 64] (int8, row-major) and rotation scales (one per column). They depend on no
+    # kernel, so a programmatic dependent launch loads them before after_predecessor, while
+    # the kernel before it still runs. A transform that is off returns a placeholder.
+    offs_k = tl.arange(0, 64)
+    src = g * 64 + offs_k
+    if HAS_PERM:
+        src = tl.load(perm_ptr + src)
+    smooth = offs_k
+    if HAS_SMOOTH:
+        smooth = tl.load(smooth_ptr + src)
+    r = offs_k
+    rs = offs_k
+    if HAS_ROT:
+        r = tl.load(rot_ptr + g * 4096 + offs_k[:, None] * 64 + offs_k[None, :])
+        rs = tl.load(rscale_ptr + g * 64 + offs_k).to(tl.float32)
+    return src, smooth, r, rs
+
+
+@triton.jit
+def _load_rotated(x_ptr, stride_xm, src, smooth, r, rs, offs_m, m_mask, HAS_SMOOTH: tl.constexpr,
                   HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, up_ptr=None,
                   GATE: tl.constexpr = NO_GATE):
-    # GATE: x_ptr holds a gated MLP's gate and up_ptr its up projection (same strides); the
-    # input is act(gate) * up, rounded to x's dtype as the unfused model stores it.
-    offs_k = tl.arange(0, 64)
-    cols = g * 64 + offs_k
-    if HAS_PERM:
-        src = tl.load(perm_ptr + cols)
-    else:
-        src = cols
+    # Load one 64-group of rows offs_m from its source columns src and transform it
+    # (_transform_operands' src, smooth, r, rs). GATE: x_ptr holds a gated MLP's gate and
+    # up_ptr its up projection (same strides); the input is act(gate) * up, rounded to x's
+    # dtype as the unfused model stores it.
     offsets = offs_m[:, None] * stride_xm + src[None, :]
     x = tl.load(x_ptr + offsets, mask=m_mask[:, None], other=0.0)
     if GATE != NO_GATE:
         up = tl.load(up_ptr + offsets, mask=m_mask[:, None], other=0.0).to(tl.float32)
         x = _gated(x.to(tl.float32), up, GATE).to(x_ptr.dtype.element_ty)
-    return _rotated(x.to(tl.float32), src, g, smooth_ptr, rot_ptr, rscale_ptr, HAS_SMOOTH,
-                    HAS_ROT, TC_ROT, x_ptr.dtype.element_ty == tl.bfloat16)
+    return _rotated(x.to(tl.float32), smooth, r, rs, HAS_SMOOTH, HAS_ROT, TC_ROT,
+                    x_ptr.dtype.element_ty == tl.bfloat16)
 
 
 @triton.jit
-def _rotated(x, src, g, smooth_ptr, rot_ptr, rscale_ptr, HAS_SMOOTH: tl.constexpr,
-             HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BF16_VALUES: tl.constexpr = False):
-    # Smooth and rotate one 64-group of an input (fp32 [rows, 64], its source columns src).
-    # BF16_VALUES: x holds bfloat16 values (a bfloat16 input, gated or not).
-    offs_k = tl.arange(0, 64)
+def _rotated(x, smooth, r, rs, HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr,
+             TC_ROT: tl.constexpr, BF16_VALUES: tl.constexpr = False):
+    # Smooth and rotate one 64-group of an input (fp32 [rows, 64]) by _transform_operands'
+    # smooth, r, rs. BF16_VALUES: x holds bfloat16 values (a bfloat16 input, gated or not).
     if HAS_SMOOTH:
-        x = x * tl.load(smooth_ptr + src)[None, :]
+        x = x * smooth[None, :]
     if HAS_ROT:
-        # Stored block: int8 codes [64, 64] row-major, one fp16 scale per column, so
         # x @ R = (x @ codes) * scale.
-        r = tl.load(rot_ptr + g * 4096 + offs_k[:, None] * 64 + offs_k[None, :])
-        rs = tl.load(rscale_ptr + g * 64 + offs_k).to(tl.float32)
         if TC_ROT:
             # On tensor cores: the codes are exact in bfloat16 and x splits into three
             # bfloat16 parts (hi + mid + lo hold its 24 mantissa bits), so three dots with fp32
@@ -301,16 +314,18 @@ def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_
     quant_kernel's; member p's maxima start p * s_member_amax elements in, its values
     p * M * G * 64, its group maxima p * M * G. PDL: as quant_kernel's.
     """
-    after_predecessor(PDL)
     pid_m = tl.program_id(0)
     g = tl.program_id(1)
     p = tl.program_id(2)
     offs_m = pid_m * BM + tl.arange(0, BM)
     m_mask = offs_m < M
     K = G * 64
-    xr = _load_rotated(x_ptr, stride_xm, perm_ptr + p * s_member_k, smooth_ptr + p * s_member_k,
-                       rot_ptr + p * s_member_k * 64, rscale_ptr + p * s_member_k, offs_m,
-                       m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
+    src, smooth, r, rs = _transform_operands(
+        perm_ptr + p * s_member_k, smooth_ptr + p * s_member_k, rot_ptr + p * s_member_k * 64,
+        rscale_ptr + p * s_member_k, g, HAS_PERM, HAS_SMOOTH, HAS_ROT)
+    after_predecessor(PDL)
+    xr = _load_rotated(x_ptr, stride_xm, src, smooth, r, rs, offs_m, m_mask, HAS_SMOOTH,
+                       HAS_ROT, TC_ROT, up_ptr, GATE)
     before_successor(PDL)
     _store_first_pass(xr, values_ptr + p * M * K, gmax_ptr + p * M * G,
                       amax_ptr + p * s_member_amax, offs_m, m_mask, g, K, G)
@@ -341,7 +356,6 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     quantize is act(gate) * up, so no launch of its own computes it (one member). PDL: launched
     as a programmatic dependent launch (after_predecessor, before_successor).
     """
-    after_predecessor(PDL)
     pid_m = tl.program_id(0)
     g = tl.program_id(1)
     p = tl.program_id(2)
@@ -356,6 +370,10 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     m_mask = offs_m < M
     K = G * 64
     codes_ptr += p * M * K
+    if MODE != DYNAMIC_TOKEN and MODE != DYNAMIC_TWO_LEVEL:
+        src, smooth, r, rs = _transform_operands(perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, g,
+                                                 HAS_PERM, HAS_SMOOTH, HAS_ROT)
+    after_predecessor(PDL)
     if MODE == DYNAMIC_TOKEN or MODE == DYNAMIC_TWO_LEVEL:
         xr, gmax = _load_first_pass(x_ptr, gmax_ptr + p * M * G, offs_m, m_mask, g, K, G)
         amax = tl.load(srow_ptr + offs_m, mask=m_mask, other=0.0).to(tl.float32)
@@ -367,8 +385,8 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
             else:
                 tl.store(xs_ptr + offs_m, scale, mask=m_mask)
     else:
-        xr = _load_rotated(x_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, offs_m,
-                           m_mask, g, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, up_ptr, GATE)
+        xr = _load_rotated(x_ptr, stride_xm, src, smooth, r, rs, offs_m, m_mask, HAS_SMOOTH,
+                           HAS_ROT, TC_ROT, up_ptr, GATE)
         scale = _group_scale(xr, srow_ptr, g, offs_m, MODE, BM)
         if MODE == DYNAMIC_GROUP:
             # Group-major [G, M]: the GEMM reads one group's scales for consecutive tokens.
@@ -762,8 +780,11 @@ def wide_gated_kernel(codes_ptr, s_member_codes, xs_ptr, s_member_xs, w_ptr, wu_
     up = _unit_scaled(p_up, tl.load(wu_ptr + HALF + rows).to(tl.float32),
                       tl.load(xs_ptr + s_member_xs + offs_m, mask=m_mask, other=0.0), False)
     x = _gated(gate.to(dtype).to(tl.float32), up.to(dtype).to(tl.float32), GATE).to(dtype)
-    xr = _rotated(x.to(tl.float32), rows, j, rscale_ptr, rot_ptr, rscale_ptr, False, HAS_ROT,
-                  TC_ROT, dtype == tl.bfloat16)
+    # (Its rotation block loads here, not before the loop: held there, it would take registers
+    # from the GEMM.)
+    _, _, r, rs = _transform_operands(rot_ptr, rscale_ptr, rot_ptr, rscale_ptr, j, False, False,
+                                      HAS_ROT)
+    xr = _rotated(x.to(tl.float32), r, r, rs, False, HAS_ROT, TC_ROT, dtype == tl.bfloat16)
     _store_first_pass(xr, values_ptr, gmax_ptr, amax_ptr, offs_m, m_mask, j, HALF, HALF // 64)
 
 
