@@ -993,6 +993,7 @@ def test_weights_widened_ahead_on_a_side_stream_give_the_same_graphed_chunks():
     set_backend(model, 'triton')
     model.use_fused_pointwise(True)
     chunks, widened = {}, {}
+    default = tw.WIDEN_AHEAD.enabled
     try:
         for ahead in (False, True):
             tw.set_widen_ahead(ahead)
@@ -1003,7 +1004,7 @@ def test_weights_widened_ahead_on_a_side_stream_give_the_same_graphed_chunks():
             widened[ahead] = (len(tw.WIDEN_AHEAD.expected), tw.WIDEN_AHEAD.served)
             chunks[ahead] = [sampler(observation).cpu() for observation in observations]
     finally:
-        tw.set_widen_ahead(True)
+        tw.set_widen_ahead(default)
     # The language model's 4 layers: q/k/v, o, gate/up and down, the last layer q/k/v only.
     assert widened[True] == (4 * 3 + 1, 4 * 3 + 1), widened
     assert widened[False] == (0, 0), widened
