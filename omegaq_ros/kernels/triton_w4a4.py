@@ -560,7 +560,7 @@ class WidenAhead:
 
     Widening reads 0.5 and writes 1 byte per weight, 1.4 ms of memory traffic per pi0.5
     prefix on an H100 (RESULTS 7o), and depends on no activation, so it need not wait in the
-    chain of launches. Inside `with WIDEN_AHEAD.pass_of(device)` (GraphedChunk's prefix pass)
+    chain of launches. Inside `with WIDEN_AHEAD.pass_of(device)` (StaticChunkSampler's prefix)
     the weights widened are recorded in call order; the next pass, expecting the same order,
     widens weights i + 1 on a side stream as soon as GEMM i is enqueued, into the one of two
     buffers that GEMM i - 1 read (its stream waits for it), and GEMM i + 1 waits only for
@@ -575,6 +575,7 @@ class WidenAhead:
         # Off until timed on a GPU (built in session 19, when no machine came).
         self.enabled = False
         self.active = False
+        self.on_course = False
         self.expected = []
         self.calls = []
         self.stream = None
