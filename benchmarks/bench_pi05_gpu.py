@@ -19,8 +19,7 @@ pairs (set_paired_rescale), with --plain-launches the same without programmatic
 dependent launches (the kernels' PDL, set_programmatic_launch), and with --unwidened-weights
 the same with the prefix's two-level GEMMs unpacking their weights in registers instead of
 widening them to int8 first (set_widened_weights(False); only methods with two-level weight
-scales widen, omega-fast among them); with --widen-ahead the same with each prefix GEMM's next
-weights widened on a side stream while it runs (set_widen_ahead(True)).
+scales widen, omega-fast among them).
 --reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
 W4A4 models are quantized here on the GPU from two random calibration observations with
 MSE-RTN weights (same bytes and kernels as GPTQ).
@@ -43,7 +42,7 @@ import statistics
 import time
 
 from omegaq_ros.kernels.triton_w4a4 import (set_paired_rescale, set_programmatic_launch,
-                                            set_widen_ahead, set_widened_weights)
+                                            set_widened_weights)
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.recipes import method_recipe
@@ -221,9 +220,6 @@ def main():
     parser.add_argument('--unwidened-weights', action='store_true',
                         help='add a W4A4 fast row whose two-level prefix GEMMs unpack their '
                              'weights in registers (set_widened_weights(False))')
-    parser.add_argument('--widen-ahead', action='store_true',
-                        help="add a W4A4 fast row whose prefix widens each GEMM's next weights "
-                             'on a side stream (set_widen_ahead(True))')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -297,12 +293,6 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, prefix weights unpacked in registers',
                                     quantized, inputs, device, args.repeats, graph=True))
                 set_widened_weights(True)
-            if args.widen_ahead:
-                set_widen_ahead(True)
-                rows.append(run_row(f'W4A4 {method} fast, next weights widened ahead on a side '
-                                    'stream', quantized, inputs, device, args.repeats,
-                                    graph=True))
-                set_widen_ahead(False)
         rows[-1]['quantize_s'] = quantize_s
         del quantized
 

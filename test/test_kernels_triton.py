@@ -963,57 +963,6 @@ def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
         assert ((widened[same] - ref).norm() / ref.norm()).item() < 1e-3
 
 
-@needs_cuda
-def test_weights_widened_ahead_on_a_side_stream_give_the_same_graphed_chunks():
-    """
-    A graphed prefix that widens each GEMM's next weights on a side stream: the same chunks.
-
-    A small pi0.5 with 192-pixel images (432 image tokens, so the prefix's two-level GEMMs
-    widen their weights), omega-fast with RTN weights, graphs captured with the weights
-    widened in line and ahead, three observations each: bit-equal chunks. Ahead, the
-    captured pass followed the order the warm-up recorded, so every widening ran ahead.
-    """
-    from dataclasses import replace
-    from omegaq_ros import kernels
-    from omegaq_ros.kernels import triton_w4a4 as tw
-    from omegaq_ros.policy.graphed import StaticChunkSampler
-    from omegaq_ros.policy.pi05_config import Pi05Config
-    from omegaq_ros.policy.recipes import method_recipe
-    from omegaq_ros.policy.runtime import set_backend
-    from omegaq_ros.policy.synthetic import random_inputs, random_model
-    from omegaq_ros.quant import quantize
-    small = Pi05Config.small()
-    config = replace(small, vision=replace(small.vision, image_size=192))
-    names = ('images', 'image_masks', 'tokens', 'token_masks', 'noise')
-    observations = [[random_inputs(config, 'cuda', seed=s)[n] for n in names] for s in range(3)]
-    calibration = [random_inputs(config, 'cuda', seed=s) for s in (10, 11)]
-    model = quantize(random_model(config).to('cuda'), calibration,
-                     replace(method_recipe('omega-fast'), weight_method='rtn'))
-    model.set_compute_dtype(torch.bfloat16)
-    set_backend(model, 'triton')
-    model.use_fused_pointwise(True)
-    chunks, widened = {}, {}
-    default = tw.WIDEN_AHEAD.enabled
-    try:
-        for ahead in (False, True):
-            tw.set_widen_ahead(ahead)
-            sampler = StaticChunkSampler(model, observations[0])
-            kernels.LAUNCHES.clear()
-            sampler.run_prefix()     # a replay launches nothing from Python
-            assert kernels.LAUNCHES['widen'] == 0
-            widened[ahead] = (len(tw.WIDEN_AHEAD.expected), tw.WIDEN_AHEAD.served)
-            chunks[ahead] = [sampler(observation).cpu() for observation in observations]
-    finally:
-        tw.set_widen_ahead(default)
-    # The language model's 4 layers: q/k/v, o, gate/up and down, the last layer q/k/v only.
-    assert widened[True] == (4 * 3 + 1, 4 * 3 + 1), widened
-    assert widened[False] == (0, 0), widened
-    for in_line, ahead in zip(chunks[False], chunks[True]):
-        assert torch.isfinite(ahead).all()
-        assert torch.equal(ahead, in_line)
-    assert not torch.equal(chunks[True][0], chunks[True][1])
-
-
 @pytest.mark.parametrize('gating', ('gelu_gate', 'silu_gate'))
 def test_gated_mlp_ends_the_gate_up_gemm_in_the_down_first_pass(gating):
     """

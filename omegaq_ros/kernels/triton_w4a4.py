@@ -535,16 +535,9 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
 
 def _widen(layer, weights, after: torch.Tensor) -> torch.Tensor:
     """Return `weights`' two-level codes times their multiples as int8 [N, K] (widen_kernel)."""
-    if WIDEN_AHEAD.active:
-        return WIDEN_AHEAD.widened(layer, weights, after)
     n, k = weights.weight_packed.shape[0], layer.in_features
-    return _launch_widen(layer, weights, torch.empty(n, k, dtype=torch.int8, device=after.device),
-                         after)
-
-
-def _launch_widen(layer, weights, widened: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-    n, k = widened.shape
     ws = weights.weight_scale
+    widened = torch.empty(n, k, dtype=torch.int8, device=after.device)
     _kernels().widen_kernel[(triton.cdiv(n, 128), k // ACT_BLOCK)](
         wp_ptr=weights.weight_packed, ws_ptr=ws, s_ws_n=ws.stride(0),
         wu_ptr=weights.weight_scale_unit, out_ptr=widened, N=n, G=k // ACT_BLOCK,
@@ -552,127 +545,6 @@ def _launch_widen(layer, weights, widened: torch.Tensor, after: torch.Tensor) ->
         num_warps=4, **launch_options(after))
     LAUNCHES['widen'] += 1
     return widened
-
-
-class WidenAhead:
-    """
-    Widen the next GEMM's weights on a side stream while this one runs (a prefix pass).
-
-    Widening reads 0.5 and writes 1 byte per weight, 1.4 ms of memory traffic per pi0.5
-    prefix on an H100 (RESULTS 7o), and depends on no activation, so it need not wait in the
-    chain of launches. Inside `with WIDEN_AHEAD.pass_of(device)` (StaticChunkSampler's prefix)
-    the weights widened are recorded in call order; the next pass, expecting the same order,
-    widens weights i + 1 on a side stream as soon as GEMM i is enqueued, into the one of two
-    buffers that GEMM i - 1 read (its stream waits for it), and GEMM i + 1 waits only for
-    that widening. Memory: two buffers of the largest widened weights (the language model's
-    gate/up, 64 MiB in pi0.5) instead of one at a time. A pass that departs from the
-    recorded order (a calibration pass runs every layer) waits for the side stream and widens
-    the rest on its own stream, as outside a pass. Stream events become graph edges when the
-    pass is captured, so the replayed graph overlaps the same way.
-    """
-
-    def __init__(self):
-        # Off until timed on a GPU (built in session 19, when no machine came).
-        self.enabled = False
-        self.active = False
-        self.on_course = False
-        self.expected = []
-        self.calls = []
-        self.stream = None
-        self.buffers = []
-        self.outgrown = []
-        self.ready = None
-        self.served = 0     # the last pass's widenings that ran ahead on the side stream
-
-    def pass_of(self, device):
-        """Return a context manager for one prefix pass on device (a no-op where off)."""
-        return _WidenAheadPass(self, device)
-
-    def _usable(self, device) -> bool:
-        return (self.enabled and device.type == 'cuda' and not _interpreting()
-                and triton_available())
-
-    def begin(self, device):
-        self.active, self.calls, self.ready, self.served = True, [], None, 0
-        self.on_course = bool(self.expected)
-        if self.on_course:
-            if self.stream is None or self.stream.device != device:
-                self.stream = torch.cuda.Stream(device)
-            largest = max(weights.weight_packed.shape[0] * layer.in_features
-                          for layer, weights in self.expected)
-            if not self.buffers or self.buffers[0].numel() < largest \
-                    or self.buffers[0].device != device:
-                # Buffers outgrown are kept: a graph captured with them still reads them.
-                self.outgrown += self.buffers
-                self.buffers = [torch.empty(largest, dtype=torch.int8, device=device)
-                                for _ in range(2)]
-            self._ahead(0, torch.cuda.current_stream(device))
-
-    def end(self, device):
-        if self.ready is not None:
-            torch.cuda.current_stream(device).wait_stream(self.stream)
-        self.expected, self.active, self.ready = self.calls, False, None
-
-    def _slot(self, index: int, layer, weights) -> torch.Tensor:
-        n, k = weights.weight_packed.shape[0], layer.in_features
-        return self.buffers[index % 2][:n * k].view(n, k)
-
-    def _ahead(self, index: int, main):
-        # Widen expected weights `index` on the side stream once main's work so far (the GEMM
-        # that read its buffer, two calls back) is done.
-        layer, weights = self.expected[index]
-        self.stream.wait_stream(main)
-        with torch.cuda.stream(self.stream):
-            widened = _launch_widen(layer, weights, self._slot(index, layer, weights),
-                                    self._slot(index, layer, weights))
-            done = torch.cuda.Event()
-            done.record(self.stream)
-        self.ready = (index, widened, done)
-
-    def widened(self, layer, weights, after: torch.Tensor) -> torch.Tensor:
-        index = len(self.calls)
-        self.calls.append((layer, weights))
-        main = torch.cuda.current_stream(after.device)
-        if self.on_course and index < len(self.expected) \
-                and self.expected[index][1] is weights and self.ready[0] == index:
-            _, widened, done = self.ready
-            main.wait_event(done)
-            self.served += 1
-            if index + 1 < len(self.expected):
-                self._ahead(index + 1, main)
-            return widened
-        if self.on_course:
-            self.on_course = False
-            main.wait_stream(self.stream)
-        n, k = weights.weight_packed.shape[0], layer.in_features
-        return _launch_widen(layer, weights,
-                             torch.empty(n, k, dtype=torch.int8, device=after.device), after)
-
-
-class _WidenAheadPass:
-    def __init__(self, ahead: WidenAhead, device):
-        self.ahead = ahead
-        self.device = torch.device(device)
-        self.on = ahead._usable(self.device) and not ahead.active
-
-    def __enter__(self):
-        if self.on:
-            self.ahead.begin(self.device)
-        return self
-
-    def __exit__(self, *exc):
-        if self.on:
-            self.ahead.end(self.device)
-        return False
-
-
-WIDEN_AHEAD = WidenAhead()
-
-
-def set_widen_ahead(enabled: bool):
-    """Choose whether prefix passes widen the next GEMM's weights on a side stream."""
-    WIDEN_AHEAD.enabled = bool(enabled)
-    WIDEN_AHEAD.expected, WIDEN_AHEAD.served = [], 0
 
 
 def _widened_matmul(layer, weights, codes, xs, s_xs_member, member_ends, out_dtype, out=None):

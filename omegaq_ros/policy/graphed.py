@@ -18,7 +18,6 @@ the CPU tests check the plumbing; the capture itself is tested on the GPU machin
 
 from typing import Optional, Sequence
 
-from omegaq_ros.kernels.triton_w4a4 import WIDEN_AHEAD
 from omegaq_ros.policy.chunk_model import ChunkModel
 import torch
 
@@ -63,7 +62,6 @@ class StaticChunkSampler:
         self.capture = device.type == 'cuda' if capture is None else capture
         if self.capture and device.type != 'cuda':
             raise ValueError('CUDA graph capture needs the model and inputs on a CUDA device')
-        self.device = device
         self.inputs = [_buffers(value) for value in inputs]
         # The graphs read the step modulations in place: held here as long as they live, even
         # if the model's table is dropped (train(), set_compute_dtype) or made anew.
@@ -74,9 +72,7 @@ class StaticChunkSampler:
             self._capture(warmup)
 
     def _prefix(self):
-        # A W4A4 prefix with widened weights widens each GEMM's next on a side stream.
-        with WIDEN_AHEAD.pass_of(self.device):
-            self.context = self.model.prefix_context(*self.inputs[:self.model.PREFIX_INPUTS])
+        self.context = self.model.prefix_context(*self.inputs[:self.model.PREFIX_INPUTS])
 
     def _denoise(self):
         self.actions = self.model.denoise(*self.context, *self.inputs[self.model.PREFIX_INPUTS:],
