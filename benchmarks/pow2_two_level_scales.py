@@ -32,19 +32,7 @@ _MSE_SCALES = weights.mse_scales
 
 def power_of_two_mse_scales(w, grid=weights.CLIP_GRID, unit=None):
     """weights.mse_scales with two-level candidates m * unit, m a power of two."""
-    if unit is None:
-        return _MSE_SCALES(w, grid)
-    best_scale = best_err = None
-    for m in POWERS:
-        scale = (m * unit.to(w.dtype)).expand(w.shape[0], 1)
-        err = (w - weights.quantize_codes(w, scale) * scale).pow(2).sum(dim=1, keepdim=True)
-        if best_scale is None:
-            best_scale, best_err = scale.clone(), err
-        else:
-            better = err < best_err
-            best_err = torch.where(better, err, best_err)
-            best_scale = torch.where(better, scale, best_scale)
-    return best_scale
+    return _MSE_SCALES(w, grid, unit, multiples=POWERS)
 
 
 def power_of_two_subscales(token, wanted):

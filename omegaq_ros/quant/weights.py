@@ -38,18 +38,19 @@ def storable_scale(scale: torch.Tensor) -> torch.Tensor:
     return fp16_scale(scale).to(scale.dtype)
 
 
-def mse_scales(w: torch.Tensor, grid=CLIP_GRID, unit=None) -> torch.Tensor:
+def mse_scales(w: torch.Tensor, grid=CLIP_GRID, unit=None, multiples=None) -> torch.Tensor:
     """
     Per-row symmetric scale for w [rows, cols] that minimizes sum (w - q*s)^2 over the grid.
 
-    unit [rows, 1] (two-level scales): the candidates are m * unit, m in 1..WEIGHT_MULTIPLES,
-    instead of the clip grid.
+    unit [rows, 1] (two-level scales): the candidates are m * unit, m in multiples (default
+    1..WEIGHT_MULTIPLES), instead of the clip grid.
     """
     absmax = w.abs().amax(dim=1, keepdim=True)
     if unit is None:
         candidates = [storable_scale(alpha * absmax / INT4_MAX) for alpha in grid]
     else:
-        candidates = [m * unit.to(w.dtype) for m in range(1, WEIGHT_MULTIPLES + 1)]
+        candidates = [m * unit.to(w.dtype)
+                      for m in multiples or range(1, WEIGHT_MULTIPLES + 1)]
     best_scale = candidates[0]
     best_err = torch.full_like(best_scale, math.inf)
     for scale in candidates:
