@@ -19,7 +19,8 @@ pairs (set_paired_rescale), with --plain-launches the same without programmatic
 dependent launches (the kernels' PDL, set_programmatic_launch), and with --unwidened-weights
 the same with the prefix's two-level GEMMs unpacking their weights in registers instead of
 widening them to int8 first (set_widened_weights(False); only methods with two-level weight
-scales widen, omega-fast among them).
+scales widen, omega-fast among them), and with --quantize-gathers the same with the prefix's
+quantizes gathering their permuted input columns themselves (set_gathered_input(False)).
 --reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
 W4A4 models are quantized here on the GPU from two random calibration observations with
 MSE-RTN weights (same bytes and kernels as GPTQ).
@@ -41,8 +42,8 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels.triton_w4a4 import (set_paired_rescale, set_programmatic_launch,
-                                            set_widened_weights)
+from omegaq_ros.kernels.triton_w4a4 import (set_gathered_input, set_paired_rescale,
+                                            set_programmatic_launch, set_widened_weights)
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.recipes import method_recipe
@@ -220,6 +221,9 @@ def main():
     parser.add_argument('--unwidened-weights', action='store_true',
                         help='add a W4A4 fast row whose two-level prefix GEMMs unpack their '
                              'weights in registers (set_widened_weights(False))')
+    parser.add_argument('--quantize-gathers', action='store_true',
+                        help='add a W4A4 fast row whose many-row quantizes gather their '
+                             'permuted columns themselves (set_gathered_input(False))')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -288,6 +292,11 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, 64-groups rescaled one at a time',
                                     quantized, inputs, device, args.repeats, graph=True))
                 set_paired_rescale(True)
+            if args.quantize_gathers:
+                set_gathered_input(False)
+                rows.append(run_row(f'W4A4 {method} fast, quantizes gather their columns',
+                                    quantized, inputs, device, args.repeats, graph=True))
+                set_gathered_input(True)
             if args.unwidened_weights:
                 set_widened_weights(False)
                 rows.append(run_row(f'W4A4 {method} fast, prefix weights unpacked in registers',

@@ -216,6 +216,9 @@ def path_variants() -> list:
                8, 2)
               for label, splits, rope in (('5 key splits', 5, False), ('one pass', 1, False),
                                           ('5 key splits, RoPE inside', 5, True))]
+    # The prefix's permuted inputs, gathered by a launch of their own.
+    found += [('gather permuted input BM4 BK512', kernels.gather_kernel, {'BM': 4, 'BK': 512},
+               4, 3)]
     # A gated MLP's down projection: the quantize computes gelu_tanh(gate) * up first.
     found += [('quant dynamic_group GeGLU input BM16', kernels.quant_kernel,
                dict(QUANT_PATH, BM=16, HAS_PERM=False, GATE=act_modes.GELU_TANH_GATE), 4, 3)]

@@ -33,7 +33,7 @@ def test_every_kernel_path_compiles_onto_tensor_cores(arch):
     wide = inspect.wide_variants()
     for label, kernel, constants, warps, stages in inspect.path_variants() + wide:
         info = inspect.lowering(inspect.compile_for(kernel, constants, warps, stages, arch))
-        if kernel.__name__ != 'widen_kernel':
+        if kernel.__name__ not in ('widen_kernel', 'gather_kernel'):
             assert info['mma_instructions'] > 0, f'{label} on sm_{arch}: no tensor-core MMA'
         if arch == 90 and label.startswith('gemm'):
             # Per 64-group one dot; with token scales WG_RATIO of them per weight group, with

@@ -963,6 +963,53 @@ def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
         assert ((widened[same] - ref).norm() / ref.norm()).item() < 1e-3
 
 
+@pytest.mark.parametrize('mode', ('dynamic_group', 'dynamic_two_level'))
+@pytest.mark.parametrize('outs', ((192,), (128, 64, 64)))
+def test_gathered_inputs_give_the_quantize_gather_outputs(mode, outs):
+    """
+    Many rows: a permuted input is gathered by a launch of its own, with the same outputs.
+
+    gather_kernel writes x's columns in each member's permutation, and the quantize then
+    reads them in place; the codes, scales and so the outputs equal those of the quantize
+    gathering the columns itself, bit for bit, for one linear and fused q/k/v (each member
+    with its own permutation). Below GATHERED_MIN_ROWS, and with smoothing, the quantize
+    gathers (no extra launch).
+    """
+    from omegaq_ros import kernels
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    k, m = 256, tw.GATHERED_MIN_ROWS + 4
+    two_level = mode == 'dynamic_two_level'
+    layers = [make_layer(k, n, mode, smooth=False, rot_out=False, seed=121 + i,
+                         scale_unit=two_level) for i, n in enumerate(outs)]
+    parent = _Siblings(*layers) if len(layers) == 3 else layers[0]
+    for layer in layers:
+        layer.backend = 'triton'
+    if len(layers) == 3:
+        (group,), _ = kernels.fuse_siblings(parent, (('q_proj', 'k_proj', 'v_proj'),))
+        assert not group.shared_transform
+    dtype = torch.float32 if INTERPRETED else torch.bfloat16
+    x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
+                    .manual_seed(125)).to(dtype)
+    outputs, launches = {}, {}
+    try:
+        for gathered in (False, True):
+            tw.set_gathered_input(gathered)
+            _poison_allocator()
+            kernels.LAUNCHES.clear()
+            y = parent(x)
+            outputs[gathered] = y if isinstance(y, list) else [y]
+            launches[gathered] = kernels.LAUNCHES['gather']
+        kernels.LAUNCHES.clear()
+        parent(x[:tw.GATHERED_MIN_ROWS - 1])
+        assert kernels.LAUNCHES['gather'] == 0
+    finally:
+        tw.set_gathered_input(True)
+    assert launches == {False: 0, True: 1}
+    for plain, gathered in zip(outputs[False], outputs[True]):
+        assert bool(torch.isfinite(gathered).all())
+        assert torch.equal(gathered, plain)
+
+
 @pytest.mark.parametrize('gating', ('gelu_gate', 'silu_gate'))
 def test_gated_mlp_ends_the_gate_up_gemm_in_the_down_first_pass(gating):
     """

@@ -297,10 +297,38 @@ def _load_first_pass(values_ptr, gmax_ptr, offs_m, m_mask, g, K, G):
 
 
 @triton.jit
+def gather_kernel(x_ptr, stride_xm, perm_ptr, out_ptr, M, K, BM: tl.constexpr,
+                  BK: tl.constexpr, PDL: tl.constexpr = False):
+    """
+    Write x's columns in each member's input permutation: out[p, m, c] = x[m, perm[p, c]].
+
+    Grid (M-tiles, members); perm_ptr [members, K], out_ptr [members, M, K]. A program walks
+    its BM rows (a few KB, held in L1 once touched) in column order, so each 32-byte sector of
+    x crosses from L2 once per program; a quantize program gathering one 64-group for many
+    rows instead fetches a sector for every 2-byte element (RESULTS 7t).
+    """
+    pid_m = tl.program_id(0)
+    p = tl.program_id(1)
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    m_mask = offs_m < M
+    rows = x_ptr + offs_m[:, None] * stride_xm
+    out_ptr += p * M * K + offs_m[:, None] * K
+    perm_ptr += p * K
+    after_predecessor(PDL)
+    for k0 in range(0, K, BK):
+        cols = k0 + tl.arange(0, BK)
+        src = tl.load(perm_ptr + cols)
+        tl.store(out_ptr + cols[None, :], tl.load(rows + src[None, :], mask=m_mask[:, None]),
+                 mask=m_mask[:, None])
+    before_successor(PDL)
+
+
+@triton.jit
 def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, amax_ptr,
-                values_ptr, gmax_ptr, M, G, s_member_k, s_member_amax, HAS_PERM: tl.constexpr,
-                HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
-                BM: tl.constexpr, GATE: tl.constexpr = NO_GATE, PDL: tl.constexpr = False):
+                values_ptr, gmax_ptr, M, G, s_member_x, s_member_k, s_member_amax,
+                HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr,
+                TC_ROT: tl.constexpr, BM: tl.constexpr, GATE: tl.constexpr = NO_GATE,
+                PDL: tl.constexpr = False):
     """
     Transform x once for the per-token modes: the values, their groups' and tokens' absmax.
 
@@ -311,12 +339,14 @@ def amax_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_
     wide the input. quant_kernel then quantizes these values with the token's scale (no
     second rotation: transforming x again there, instead of reading stored values, made the
     chunk 0.9-1.5 ms slower, RESULTS 7m). GATE: as quant_kernel's. Grid and members as
-    quant_kernel's; member p's maxima start p * s_member_amax elements in, its values
-    p * M * G * 64, its group maxima p * M * G. PDL: as quant_kernel's.
+    quant_kernel's; member p's input starts p * s_member_x elements in (0: one x for all),
+    its maxima p * s_member_amax, its values p * M * G * 64, its group maxima p * M * G.
+    PDL: as quant_kernel's.
     """
     pid_m = tl.program_id(0)
     g = tl.program_id(1)
     p = tl.program_id(2)
+    x_ptr += p * s_member_x
     offs_m = pid_m * BM + tl.arange(0, BM)
     m_mask = offs_m < M
     K = G * 64

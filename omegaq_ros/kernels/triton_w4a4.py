@@ -364,6 +364,12 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     xs, s_m, s_g, s_member_srow, s_member_xs = _scale_buffers(layer, owners, mode, m, groups,
                                                               dev)
     transform, flags = _transform_args(owners[0], codes)
+    x_member = 0
+    if (gate == act_modes.NO_GATE and first_pass is None and flags['HAS_PERM']
+            and not flags['HAS_SMOOTH'] and m >= GATHERED_MIN_ROWS and GATHERED_INPUT['enabled']):
+        x2 = _gathered(x2, transform['perm_ptr'], count)[0]      # member 0's; the rest follow
+        x_member = m * k
+        transform['perm_ptr'], flags['HAS_PERM'] = codes, False
     # Rows per program: 16 (more programs in flight) unless that makes over 4096 programs;
     # measured fastest at 50 and 816 rows, where 64 rows won only for the 16384-wide down
     # projection input (RESULTS 7f).
@@ -372,7 +378,7 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
         bm *= 2
     grid = (triton.cdiv(m, bm), groups, count)
     gating = {'up_ptr': up if up is not None else x2, 'GATE': gate}
-    source = dict(x_ptr=x2, stride_xm=x2.stride(0), s_member_x=0, **transform, **flags,
+    source = dict(x_ptr=x2, stride_xm=x2.stride(0), s_member_x=x_member, **transform, **flags,
                   **gating)
     if mode == act_modes.STATIC_GROUP:
         srow = xs
@@ -384,9 +390,9 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
             values, gmax, srow = first_pass
             _kernels().amax_kernel[grid](
                 x_ptr=x2, stride_xm=x2.stride(0), **transform, amax_ptr=srow,
-                values_ptr=values, gmax_ptr=gmax, M=m, G=groups, s_member_k=k,
-                s_member_amax=s_member_srow, **flags, **gating, BM=bm, num_warps=4,
-                **launch_options(x2))
+                values_ptr=values, gmax_ptr=gmax, M=m, G=groups, s_member_x=x_member,
+                s_member_k=k, s_member_amax=s_member_srow, **flags, **gating, BM=bm,
+                num_warps=4, **launch_options(x2))
             LAUNCHES['quantize'] += 1
         values, gmax, srow = first_pass
         source = dict(x_ptr=values, up_ptr=values, stride_xm=k, s_member_x=m * k, gmax_ptr=gmax,
@@ -401,6 +407,33 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
         MODE=mode, BM=bm, num_warps=4, **launch_options(x2))
     LAUNCHES['quantize'] += 1
     return codes, xs, s_m, s_g, s_member_xs
+
+
+# From this many rows (the prefix), an input permutation is applied by its own launch
+# (gather_kernel: each row read in column order) before the quantize reads the permuted
+# copies in place; below it, inside the quantize (one launch fewer). The quantize's own
+# gather took 8.6 of 20 us at 816 x 2048 on an H100 (RESULTS 7f 'no permutation'), each of
+# its programs reading one 64-group's scattered columns of many rows. Smoothing factors are
+# indexed in the source order, so layers with smoothing keep the quantize's gather.
+GATHERED_MIN_ROWS = 256
+GATHERED_INPUT = {'enabled': True}
+
+
+def set_gathered_input(enabled: bool):
+    """Choose whether many-row permuted inputs are gathered by a launch of their own."""
+    GATHERED_INPUT['enabled'] = bool(enabled)
+
+
+def _gathered(x2: torch.Tensor, perm: torch.Tensor, count: int) -> torch.Tensor:
+    """Return x2's columns in each of `count` stacked permutations perm: [count, M, K]."""
+    m, k = x2.shape
+    out = torch.empty(count, m, k, dtype=x2.dtype, device=x2.device)
+    bm, bk = 4, 512
+    _kernels().gather_kernel[(triton.cdiv(m, bm), count)](
+        x2, x2.stride(0), perm, out, m, k, BM=bm, BK=min(bk, k), num_warps=4,
+        **launch_options(x2))
+    LAUNCHES['gather'] += 1
+    return out
 
 
 def _first_pass_buffers(count: int, m: int, k: int, device) -> tuple:
