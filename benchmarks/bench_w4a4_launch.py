@@ -188,7 +188,8 @@ ATTENTION_SHAPES = [('expert over the cache', 1, 50, 8, 1, 256, 816),
 # The tiles that compile without spilling on sm_90 and sm_87 (16 rows; 32 or 64 keys; 4 warps
 # only at 32 keys), at several key splits; then 64 and 128 rows over 8 warps, which sm_90 runs
 # on wgmma with each warp owning whole rows (the 16-row tile splits its 32 keys over 8 warps,
-# so every softmax reduction crosses warps), spilling 144-720 B outside the key loop.
+# so every softmax reduction crosses warps), spilling 144-720 B outside the key loop: 2-7x
+# slower over the cache, where their last split combines 4-14 partials (RESULTS 7t).
 ATTENTION_PLANS = [None, {'splits': 1}, {'splits': 3}, {'splits': 8}, {'splits': 10},
                    {'splits': 14}, {'bn': 64}, {'bn': 64, 'splits': 7}, {'num_warps': 4},
                    {'bm': 64}, {'bm': 64, 'splits': 8}, {'bm': 64, 'bn': 64},
