@@ -132,7 +132,7 @@ run_policy() {
   # BENCH_METHODS: the W4A4 methods, one argument (a method may hold spaces:
   # 'omega-dynamic+act_mode_by_scope={language_model: dynamic_token}').
   # The table comes from a process that never ran the profiler: after torch.profiler had run
-  # in the process, the W4A4 steps replayed 0.1-0.15 ms slower (RESULTS 7t). The kernel tables
+  # in the process, the W4A4 steps replayed 0.1-0.17 ms slower (RESULTS 7t). The kernel tables
   # (PROFILE=0: none) come from a second process; its timings are not the table's.
   limited "$python" benchmarks/bench_pi05_gpu.py --repeats 30 \
     --json "$out/pi05.json" ${BENCH_METHODS:+--methods "$BENCH_METHODS"} ${BENCH_ARGS:-} \

@@ -1001,6 +1001,9 @@ def test_gathered_inputs_give_the_quantize_gather_outputs(mode, outs):
             launches[gathered] = kernels.LAUNCHES['gather']
         kernels.LAUNCHES.clear()
         parent(x[:tw.GATHERED_MIN_ROWS - 1])
+        smoothing = make_layer(k, 64, mode, rot_out=False, seed=127, scale_unit=two_level)
+        smoothing.backend = 'triton'
+        smoothing(x)
         assert kernels.LAUNCHES['gather'] == 0
     finally:
         tw.set_gathered_input(True)
