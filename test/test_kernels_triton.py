@@ -362,6 +362,24 @@ class _Siblings(torch.nn.Module):
         return [self.q_proj(x), self.k_proj(x), self.v_proj(x)]
 
 
+def _on_triton(layers):
+    """One linear, or three fused as q/k/v siblings (each its own input transform), on Triton."""
+    from omegaq_ros import kernels
+    parent = _Siblings(*layers) if len(layers) == 3 else layers[0]
+    for layer in layers:
+        layer.backend = 'triton'
+    if len(layers) == 3:
+        (group,), _ = kernels.fuse_siblings(parent, (('q_proj', 'k_proj', 'v_proj'),))
+        assert not group.shared_transform
+    return parent
+
+
+def _outputs(parent, x) -> list:
+    """Return parent(x) as a list of outputs (one per linear)."""
+    y = parent(x)
+    return y if isinstance(y, list) else [y]
+
+
 FUSED_SHAPES = ([(256, (256, 64, 64), 10), (128, (128, 64, 64), 80)] if INTERPRETED else
                 [(2048, (2048, 256, 256), 1), (2048, (2048, 256, 256), 968),
                  (1024, (2048, 256, 256), 10), (1024, (4096, 4096), 50)])
@@ -932,12 +950,7 @@ def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
     k, m = 256, tw.TUNED_MIN_ROWS + 4
     layers = [make_layer(k, n, mode, rot_out=False, seed=101 + i, scale_unit=True)
               for i, n in enumerate(outs)]
-    parent = _Siblings(*layers) if len(layers) == 3 else layers[0]
-    for layer in layers:
-        layer.backend = 'triton'
-    if len(layers) == 3:
-        (group,), _ = kernels.fuse_siblings(parent, (('q_proj', 'k_proj', 'v_proj'),))
-        assert not group.shared_transform
+    parent = _on_triton(layers)
     x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
                     .manual_seed(105))
     outputs = {}
@@ -947,8 +960,7 @@ def test_widened_weights_give_the_register_unpacked_outputs(mode, outs):
             tw.set_widened_weights(widened)
             _poison_allocator()
             kernels.LAUNCHES.clear()
-            y = parent(x)
-            outputs[widened] = y if isinstance(y, list) else [y]
+            outputs[widened] = _outputs(parent, x)
             assert kernels.LAUNCHES['widen'] == int(widened)
             assert kernels.LAUNCHES['gemm'] == 1
     finally:
@@ -981,12 +993,7 @@ def test_gathered_inputs_give_the_quantize_gather_outputs(mode, outs):
     two_level = mode == 'dynamic_two_level'
     layers = [make_layer(k, n, mode, smooth=False, rot_out=False, seed=121 + i,
                          scale_unit=two_level) for i, n in enumerate(outs)]
-    parent = _Siblings(*layers) if len(layers) == 3 else layers[0]
-    for layer in layers:
-        layer.backend = 'triton'
-    if len(layers) == 3:
-        (group,), _ = kernels.fuse_siblings(parent, (('q_proj', 'k_proj', 'v_proj'),))
-        assert not group.shared_transform
+    parent = _on_triton(layers)
     dtype = torch.float32 if INTERPRETED else torch.bfloat16
     x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
                     .manual_seed(125)).to(dtype)
@@ -996,8 +1003,7 @@ def test_gathered_inputs_give_the_quantize_gather_outputs(mode, outs):
             tw.set_gathered_input(gathered)
             _poison_allocator()
             kernels.LAUNCHES.clear()
-            y = parent(x)
-            outputs[gathered] = y if isinstance(y, list) else [y]
+            outputs[gathered] = _outputs(parent, x)
             launches[gathered] = kernels.LAUNCHES['gather']
         kernels.LAUNCHES.clear()
         parent(x[:tw.GATHERED_MIN_ROWS - 1])
