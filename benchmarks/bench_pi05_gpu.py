@@ -26,7 +26,9 @@ W4A4 models are quantized here on the GPU from two random calibration observatio
 MSE-RTN weights (same bytes and kernels as GPTQ).
 --profile DIR appends torch.profiler kernel tables of one prefix and one denoising loop of
 the BF16-graph, BF16-fused and W4A4-fast rows to DIR/profile.txt (eager launches of the
-kernels the graphs replay).
+kernels the graphs replay). Rows timed after the profiler ran in the process read high (the
+W4A4 steps by 0.1-0.17 ms, RESULTS 7t): take the table from a run without it
+(scripts/gpu_check.sh policy does).
 Per row: p50 / p90 ms per chunk (CUDA events), the prefix and the per-step split, static
 weight memory (whole model, and the quantized scope), peak memory during a chunk, and the
 floors: weight bytes / measured copy bandwidth and FLOPs / measured bf16 matmul rate.
