@@ -13,7 +13,8 @@ gemm_kernel on the backend's plan (its 64-groups rescaled one at a time, then in
 every K split, and with other tiles, warps and stages; the backend's quantize + GEMM with
 plain launches and with programmatic dependent launches (PDL). Then the expert's attention
 over the prefix cache and the prefix's own: written out (compiled, the cache concatenated) against
-kernels/attention.py with several tilings and key splits.
+kernels/attention.py with several tilings and key splits. Last the prefix's permuted-input
+gather (gather_kernel) with several tiles, for one input and for q/k/v's three permutations.
 
     PYTHONPATH=. python benchmarks/bench_w4a4_launch.py [--json out.json]
 """
@@ -227,6 +228,29 @@ def bench_attention(label, b, lq, heads, kv_heads, d, cached):
     return row
 
 
+# The prefix's permuted-input gather (gather_kernel, triton_w4a4._gathered): (rows per
+# program, columns per step, warps); the backend runs the first.
+GATHER_TILES = [(4, 512, 4), (2, 1024, 4), (8, 256, 4), (8, 512, 8), (16, 256, 8),
+                (1, 2048, 4), (16, 512, 4)]
+
+
+def bench_gather(m=816, k=2048, members=(1, 3)):
+    """Time gather_kernel per tile for one input and for q/k/v's three permutations."""
+    x = torch.randn(m, k, device='cuda', dtype=torch.bfloat16)
+    row = {'shape': f'{m} x {k}'}
+    for count in members:
+        perm = torch.stack([torch.randperm(k, device='cuda') for _ in range(count)]).int()
+        want = torch.stack([x[:, p.long()] for p in perm])
+        # Bytes read once and written once per member: the traffic floor.
+        row[f'{count} member(s): traffic floor at 3 TB/s'] = (count + 1) * m * k * 2 / 3e6
+        for bm, bk, warps in GATHER_TILES:
+            got = tw._gathered(x, perm, count, bm, bk, warps)
+            assert torch.equal(got, want), (bm, bk, warps)
+            row[f'{count} member(s): {bm} rows x {bk} cols, {warps} warps'] = _graph_us(
+                lambda: tw._gathered(x, perm, count, bm, bk, warps), launches=20)
+    return row
+
+
 def main(argv=None):
     """Run the table; print it as markdown."""
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[1])
@@ -259,11 +283,15 @@ def main(argv=None):
     for name in [key for key in attention[0] if key != 'shape']:
         cells = [f'{r[name]:.1f}' if isinstance(r[name], float) else r[name] for r in attention]
         print(f'| {name} | ' + ' | '.join(cells) + ' |')
+    gather = bench_gather()
+    print('\n| gather, us per launch | ' + gather['shape'] + ' |\n|---|---|')
+    for name in [key for key in gather if key != 'shape']:
+        print(f'| {name} | {gather[name]:.1f} |')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump({'device': props.name, 'torch': torch.__version__,
-                       'triton': triton.__version__, 'rows': rows, 'attention': attention},
-                      f, indent=1)
+                       'triton': triton.__version__, 'rows': rows, 'attention': attention,
+                       'gather': gather}, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -16,8 +16,8 @@
 #   scripts/gpu_check.sh launch OUT   the few-row launches taken apart (bench_w4a4_launch.py:
 #                                     launch floor, quantize without each transform, K splits,
 #                                     tiles, paired rescales, quantize + GEMM with and without
-#                                     programmatic launches, attention over the prefix cache;
-#                                     about 60 s)
+#                                     programmatic launches, attention over the prefix cache,
+#                                     the prefix's permuted-input gather per tile; about 120 s)
 #   scripts/gpu_check.sh ncu    OUT   Nsight Compute sections of the prefix's down and gate/up
 #                                     quantize and GEMM launches (benchmarks/ncu_w4a4_gemm.py;
 #                                     about 30 s)

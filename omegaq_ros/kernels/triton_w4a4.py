@@ -425,13 +425,17 @@ def set_gathered_input(enabled: bool):
     GATHERED_INPUT['enabled'] = bool(enabled)
 
 
-def _gathered(x2: torch.Tensor, perm: torch.Tensor, count: int) -> torch.Tensor:
-    """Return x2's columns in each of `count` stacked permutations perm: [count, M, K]."""
+def _gathered(x2: torch.Tensor, perm: torch.Tensor, count: int, bm: int = 4, bk: int = 512,
+              num_warps: int = 4) -> torch.Tensor:
+    """
+    Return x2's columns in each of `count` stacked permutations perm: [count, M, K].
+
+    bm rows per program, bk columns per step (bench_w4a4_launch.py times other tiles).
+    """
     m, k = x2.shape
     out = torch.empty(count, m, k, dtype=x2.dtype, device=x2.device)
-    bm, bk = 4, 512
     _kernels().gather_kernel[(triton.cdiv(m, bm), count)](
-        x2, x2.stride(0), perm, out, m, k, BM=bm, BK=min(bk, k), num_warps=4,
+        x2, x2.stride(0), perm, out, m, k, BM=bm, BK=min(bk, k), num_warps=num_warps,
         **launch_options(x2))
     LAUNCHES['gather'] += 1
     return out
