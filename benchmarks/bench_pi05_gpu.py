@@ -21,6 +21,8 @@ the same with the prefix's two-level GEMMs unpacking their weights in registers 
 widening them to int8 first (set_widened_weights(False); only methods with two-level weight
 scales widen, omega-fast among them), and with --quantize-gathers the same with the prefix's
 quantizes gathering their permuted input columns themselves (set_gathered_input(False)).
+--vision-as-before adds the BF16 fused row with the vision tower's q/k/v as three GEMMs and its
+MLP's GELU as a launch of its own (the fused pipeline joins them, use_fused_pointwise).
 --reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
 W4A4 models are quantized here on the GPU from two random calibration observations with
 MSE-RTN weights (same bytes and kernels as GPTQ).
@@ -207,6 +209,18 @@ def profile_kernels(label, model, inputs, out_dir) -> dict:
     return counts
 
 
+def separate_vision_gemms(model):
+    """Undo the fused pipeline's vision GEMM changes: q/k/v apart, GELU after fc1 compiled."""
+    from types import SimpleNamespace
+    from omegaq_ros.policy import pointwise
+    apart = torch.compile(pointwise.linear_gelu, fullgraph=True)
+    for module in model.modules():
+        if hasattr(module, 'join_projections'):
+            module.join_projections(False)
+        if hasattr(module, 'self_attn') and hasattr(module, 'layer_norm1'):
+            module.ops = SimpleNamespace(**{**vars(module.ops), 'linear_gelu': apart})
+
+
 def main():
     """Build, quantize, time every row, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
@@ -226,6 +240,9 @@ def main():
     parser.add_argument('--quantize-gathers', action='store_true',
                         help='add a W4A4 fast row whose many-row quantizes gather their '
                              'permuted columns themselves (set_gathered_input(False))')
+    parser.add_argument('--vision-as-before', action='store_true',
+                        help='add the BF16 fused row with the vision q/k/v as three GEMMs and '
+                             'its GELU as a launch of its own')
     parser.add_argument('--compile', action='store_true',
                         help='add a BF16 + torch.compile row (compiling takes minutes)')
     parser.add_argument('--reference', action='store_true',
@@ -259,6 +276,11 @@ def main():
         bf16.use_fused_pointwise(True)
         rows.append(run_row('BF16, fused pipeline + CUDA graph', bf16, inputs, device,
                             args.repeats, graph=True, profile=args.profile))
+        if args.vision_as_before:
+            separate_vision_gemms(bf16)
+            rows.append(run_row('BF16, fused pipeline, vision q/k/v and GELU apart', bf16,
+                                inputs, device, args.repeats, graph=True))
+            bf16.use_fused_pointwise(True)
     bf16_weights = model_bytes(bf16)
     del bf16
 

@@ -14,7 +14,9 @@ every K split, and with other tiles, warps and stages; the backend's quantize + 
 plain launches and with programmatic dependent launches (PDL). Then the expert's attention
 over the prefix cache and the prefix's own: written out (compiled, the cache concatenated) against
 kernels/attention.py with several tilings and key splits. Last the prefix's permuted-input
-gather (gather_kernel) with several tiles, for one input and for q/k/v's three permutations.
+gather (gather_kernel) with several tiles, for one input and for q/k/v's three permutations,
+and the prefix's weight widening (widen_kernel) with several tiles at the language model's
+q/k/v, gate/up and down shapes, each beside its traffic floor.
 
     PYTHONPATH=. python benchmarks/bench_w4a4_launch.py [--json out.json]
 """
@@ -251,6 +253,43 @@ def bench_gather(m=816, k=2048, members=(1, 3)):
     return row
 
 
+WIDEN_TILES = [(128, 1, 4), (64, 2, 4), (64, 4, 4), (128, 2, 4), (128, 4, 8), (256, 1, 8),
+               (32, 8, 4), (256, 2, 8)]
+
+
+def _two_level_layer(k, n):
+    """Build a QuantLinear on CUDA with random codes and two-level weight scales (1..16 units)."""
+    layer = QuantLinear(k, n, name='bench', act_mode='dynamic_two_level', per_step=False,
+                        has_bias=False, has_smooth=False, has_perm=False, has_rot_in=False,
+                        has_rot_out=False, has_scale_unit=True).to('cuda')
+    layer.weight_packed.copy_(pack_int4(torch.randint(-8, 8, (n, k), dtype=torch.int8,
+                                                      device='cuda')))
+    unit = (torch.randint(64, 128, (n,), device='cuda') * 2.0 ** -16).half()
+    layer.weight_scale_unit.copy_(unit)
+    layer.weight_scale.copy_(torch.randint(1, 17, (n, k // 128), device='cuda')
+                             * unit.float()[:, None])
+    return layer
+
+
+def bench_widen(shapes=(('lm_qkv', 2048, 2560), ('lm_gate_up', 2048, 32768),
+                        ('lm_down', 16384, 2048))):
+    """Time widen_kernel per tile (weight rows, 64-groups per program, warps) per prefix shape."""
+    rows = []
+    for label, k, n in shapes:
+        layer = _two_level_layer(k, n)
+        after = layer.weight_packed
+        want = tw._widen(layer, layer, after)
+        # Half a byte read and one byte written per weight: the traffic floor.
+        row = {'shape': f'{label} {n} x {k}', 'traffic floor at 3 TB/s': 1.5 * n * k / 3e6}
+        for bn, groups, warps in WIDEN_TILES:
+            got = tw._widen(layer, layer, after, bn, groups, warps)
+            assert torch.equal(got, want), (bn, groups, warps)
+            row[f'{bn} rows x {groups} groups, {warps} warps'] = _graph_us(
+                lambda: tw._widen(layer, layer, after, bn, groups, warps), launches=10)
+        rows.append(row)
+    return rows
+
+
 def main(argv=None):
     """Run the table; print it as markdown."""
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[1])
@@ -287,11 +326,16 @@ def main(argv=None):
     print('\n| gather, us per launch | ' + gather['shape'] + ' |\n|---|---|')
     for name in [key for key in gather if key != 'shape']:
         print(f'| {name} | {gather[name]:.1f} |')
+    widen = bench_widen()
+    print('\n| widen, us per launch | ' + ' | '.join(r['shape'] for r in widen) + ' |')
+    print('|---|' + '---|' * len(widen))
+    for name in [key for key in widen[0] if key != 'shape']:
+        print(f'| {name} | ' + ' | '.join(f'{r[name]:.1f}' for r in widen) + ' |')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump({'device': props.name, 'torch': torch.__version__,
                        'triton': triton.__version__, 'rows': rows, 'attention': attention,
-                       'gather': gather}, f, indent=1)
+                       'gather': gather, 'widen': widen}, f, indent=1)
 
 
 if __name__ == '__main__':

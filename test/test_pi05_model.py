@@ -118,3 +118,35 @@ def test_prefix_skips_the_last_layers_unused_outputs_except_in_calibration():
     assert torch.equal(pad, full_pad)
     for (k, v), (k_full, v_full) in zip(cache, full):
         assert torch.equal(k, k_full) and torch.equal(v, v_full)
+
+
+def test_joined_vision_projections_give_the_separate_ones():
+    """
+    The fused pipeline's vision q/k/v in one GEMM: the same attention, no second weight copy.
+
+    Joined, the projections' parameters are views into one tensor (the weights' bytes do not
+    grow); cast afterwards, the layer notices and projects separately; unjoined, each
+    parameter has its own storage again, as a checkpoint writer needs.
+    """
+    from omegaq_ros.policy.model_config import VisionSize
+    from omegaq_ros.policy.pi05_model import SiglipAttention
+    torch.manual_seed(0)
+    attention = SiglipAttention(VisionSize(width=64, depth=1, num_heads=4, mlp_dim=128,
+                                           image_size=32, patch_size=16))
+    x = torch.randn(2, 9, 64)
+    separate = attention(x)
+    bytes_before = sum(p.numel() for p in attention.parameters())
+    attention.join_projections(True)
+    assert attention._joined_parameters() is not None
+    assert attention.k_proj.weight.data_ptr() == attention._joined[0][64].data_ptr()
+    assert sum(p.numel() for p in attention.parameters()) == bytes_before
+    assert torch.allclose(attention(x), separate, atol=1e-6)
+    attention.double()
+    assert attention._joined_parameters() is None
+    assert torch.allclose(attention(x.double()), separate.double(), atol=1e-6)
+    attention.float().join_projections(True)
+    attention.join_projections(False)
+    assert attention._joined is None
+    pointers = {p.data_ptr() for name, p in attention.named_parameters() if 'out_proj' not in name}
+    assert len(pointers) == 6
+    assert torch.allclose(attention(x), separate, atol=1e-6)

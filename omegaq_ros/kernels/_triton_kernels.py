@@ -707,27 +707,32 @@ def gemm_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, s_member_xs,
 
 @triton.jit
 def widen_kernel(wp_ptr, ws_ptr, s_ws_n, wu_ptr, out_ptr, N, G, WG_RATIO: tl.constexpr,
-                 BN: tl.constexpr, ASM_UNPACK: tl.constexpr, PDL: tl.constexpr = False):
+                 BN: tl.constexpr, ASM_UNPACK: tl.constexpr, GROUPS: tl.constexpr = 1,
+                 PDL: tl.constexpr = False):
     """
     Unpack two-level int4 weights into int8 operands: out [N, G * 64] = q * m, GEMM order.
 
     What gemm_kernel's SCALE_UNITS loop unpacks in registers, written once for every token
     tile of wide_gemm_kernel to read from shared memory (|q m| <= 128 fits int8). Grid
-    (N-tiles, groups). PDL: the weights are read before the kernel before has finished, the
-    output written after (its memory may be what an earlier launch still reads).
+    (N-tiles, G / GROUPS): GROUPS consecutive 64-groups per program. PDL: the weights are
+    read before the kernel before has finished, the output written after (its memory may be
+    what an earlier launch still reads).
     """
     offs_n = tl.program_id(0) * BN + tl.arange(0, BN)
-    g = tl.program_id(1)
     n_mask = offs_n < N
     K = G * 64
     per_unit = 1.0 / tl.load(wu_ptr + offs_n, mask=n_mask, other=1.0).to(tl.float32)
-    mult = _multiples(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, per_unit)
-    w = _weight_group_times(wp_ptr + offs_n[:, None] * (K // 2) + g * 32
-                            + tl.arange(0, 32)[None, :], n_mask, mult, ASM_UNPACK, BN)
-    after_predecessor(PDL)
-    before_successor(PDL)
-    tl.store(out_ptr + offs_n[:, None] * K + g * 64 + tl.arange(0, 64)[None, :], w,
-             mask=n_mask[:, None])
+    for i in tl.static_range(GROUPS):
+        g = tl.program_id(1) * GROUPS + i
+        mult = _multiples(ws_ptr + offs_n * s_ws_n + g // WG_RATIO, n_mask, per_unit)
+        w = _weight_group_times(wp_ptr + offs_n[:, None] * (K // 2) + g * 32
+                                + tl.arange(0, 32)[None, :], n_mask, mult, ASM_UNPACK, BN)
+        if i == 0:
+            after_predecessor(PDL)
+        if i == GROUPS - 1:
+            before_successor(PDL)
+        tl.store(out_ptr + offs_n[:, None] * K + g * 64 + tl.arange(0, 64)[None, :], w,
+                 mask=n_mask[:, None])
 
 
 @triton.jit

@@ -571,16 +571,21 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
     return y
 
 
-def _widen(layer, weights, after: torch.Tensor) -> torch.Tensor:
-    """Return `weights`' two-level codes times their multiples as int8 [N, K] (widen_kernel)."""
+def _widen(layer, weights, after: torch.Tensor, bn: int = 128, groups: int = 1,
+           num_warps: int = 4) -> torch.Tensor:
+    """
+    Return `weights`' two-level codes times their multiples as int8 [N, K] (widen_kernel).
+
+    bn weight rows and `groups` 64-groups per program (bench_w4a4_launch.py times other tiles).
+    """
     n, k = weights.weight_packed.shape[0], layer.in_features
     ws = weights.weight_scale
     widened = torch.empty(n, k, dtype=torch.int8, device=after.device)
-    _kernels().widen_kernel[(triton.cdiv(n, 128), k // ACT_BLOCK)](
+    _kernels().widen_kernel[(triton.cdiv(n, bn), k // ACT_BLOCK // groups)](
         wp_ptr=weights.weight_packed, ws_ptr=ws, s_ws_n=ws.stride(0),
         wu_ptr=weights.weight_scale_unit, out_ptr=widened, N=n, G=k // ACT_BLOCK,
-        WG_RATIO=layer.weight_group // ACT_BLOCK, BN=128, ASM_UNPACK=_asm_unpack(),
-        num_warps=4, **launch_options(after))
+        WG_RATIO=layer.weight_group // ACT_BLOCK, BN=bn, ASM_UNPACK=_asm_unpack(),
+        GROUPS=groups, num_warps=num_warps, **launch_options(after))
     LAUNCHES['widen'] += 1
     return widened
 

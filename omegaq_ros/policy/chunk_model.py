@@ -62,14 +62,18 @@ class ChunkModel(nn.Module):
 
         Every module with an `ops` namespace (policy/pointwise.py) gets the compiled one: each
         function compiles once per shape on first use (seconds on a GPU) and then runs as one
-        or two fused kernels instead of up to nine; the GEMMs are untouched. For CUDA-graph
-        chunks on a GPU (the product path); eager (the default) elsewhere.
+        or two fused kernels instead of up to nine. Two GEMMs of the full-precision vision
+        tower change with it: its q/k/v projections run as one GEMM (join_projections) and its
+        MLP's GELU runs in the first projection's epilogue on CUDA. For CUDA-graph chunks on a
+        GPU (the product path); eager (the default) elsewhere.
         """
         from omegaq_ros.policy import pointwise
         ops = pointwise.compiled() if enabled else pointwise.EAGER
         for module in self.modules():
             if hasattr(module, 'ops'):
                 module.ops = ops
+            if hasattr(module, 'join_projections'):
+                module.join_projections(enabled)
         return self
 
     @property

@@ -54,6 +54,43 @@ class SiglipAttention(nn.Module):
         self.k_proj = nn.Linear(size.width, size.width)
         self.v_proj = nn.Linear(size.width, size.width)
         self.out_proj = nn.Linear(size.width, size.width)
+        self._joined = None
+
+    def join_projections(self, enabled: bool = True) -> None:
+        """
+        Keep q/k/v's weights and biases in one [3 * width, width] tensor, projected in one GEMM.
+
+        The three projections' parameters become views into the joined tensors (no second
+        copy of the weights); a forward whose parameters are no longer those views (moved or
+        cast since) projects with the three GEMMs. Disabled: separate parameters again.
+        """
+        parts = (self.q_proj, self.k_proj, self.v_proj)
+        if (not enabled and self._joined is None) or not all(type(p) is nn.Linear
+                                                             for p in parts):
+            self._joined = None
+            return
+        weight = torch.cat([p.weight.detach() for p in parts])
+        bias = torch.cat([p.bias.detach() for p in parts])
+        rows = self.q_proj.out_features
+        for i, p in enumerate(parts):
+            w, b = weight[i * rows:(i + 1) * rows], bias[i * rows:(i + 1) * rows]
+            if not enabled:
+                w, b = w.clone(), b.clone()
+            p.weight = nn.Parameter(w, p.weight.requires_grad)
+            p.bias = nn.Parameter(b, p.bias.requires_grad)
+        self._joined = (weight, bias) if enabled else None
+
+    def _joined_parameters(self):
+        # The joined tensors while every projection's parameters still are views into them.
+        if self._joined is None:
+            return None
+        weight, bias = self._joined
+        rows = self.q_proj.out_features
+        for i, p in enumerate((self.q_proj, self.k_proj, self.v_proj)):
+            if (p.weight.data_ptr() != weight[i * rows].data_ptr()
+                    or p.bias.data_ptr() != bias[i * rows:].data_ptr()):
+                return None
+        return self._joined
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Attend over all patches of an image."""
@@ -62,7 +99,12 @@ class SiglipAttention(nn.Module):
         def heads(t):
             return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
-        q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
+        joined = self._joined_parameters()
+        if joined is None:
+            q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
+        else:
+            qkv = F.linear(x, *joined).view(b, n, 3, self.num_heads, self.head_dim)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v)
         return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
 
@@ -83,7 +125,9 @@ class SiglipLayer(nn.Module):
         """Apply attention and MLP with residuals."""
         ops, norm1, norm2 = self.ops, self.layer_norm1, self.layer_norm2
         x = ops.add(x, self.self_attn(ops.layer_norm(x, norm1.weight, norm1.bias, norm1.eps)))
-        h = ops.gelu(self.mlp.fc1(ops.layer_norm(x, norm2.weight, norm2.bias, norm2.eps)))
+        fc1 = self.mlp.fc1
+        h = ops.linear_gelu(ops.layer_norm(x, norm2.weight, norm2.bias, norm2.eps), fc1.weight,
+                            fc1.bias)
         return ops.add(x, self.mlp.fc2(h))
 
 

@@ -178,8 +178,24 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
-    """GELU with the tanh approximation (SigLIP's MLP)."""
+    """GELU with the tanh approximation (GR00T DiT's MLP)."""
     return F.gelu(x, approximate='tanh')
+
+
+def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """GELU (tanh approximation) of x @ weight^T + bias: SigLIP's first MLP projection."""
+    return F.gelu(F.linear(x, weight, bias), approximate='tanh')
+
+
+def _linear_gelu_epilogue(x: torch.Tensor, weight: torch.Tensor,
+                          bias: torch.Tensor) -> torch.Tensor:
+    # linear_gelu as one cuBLASLt GEMM whose epilogue adds the bias and applies GELU(tanh),
+    # instead of a GEMM and a GELU launch per vision layer; elsewhere the same two steps.
+    if not x.is_cuda:
+        return linear_gelu(x, weight, bias)
+    x2 = x.reshape(-1, x.shape[-1])
+    out = torch._addmm_activation(bias, x2, weight.t(), use_gelu=True)
+    return out.view(*x.shape[:-1], weight.shape[0])
 
 
 def add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -214,8 +230,8 @@ def ada_layer_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
 
 _FUNCTIONS = ('rms_norm', 'ada_rms_norm', 'gated_residual_rms_norm',
               'gated_residual_ada_rms_norm', 'small_linear', 'rope_qk', 'gelu_gate',
-              'layer_norm', 'gelu', 'add', 'scaled_rms_norm', 'norm_rope_qk', 'silu_gate',
-              'ada_layer_norm')
+              'layer_norm', 'gelu', 'linear_gelu', 'add', 'scaled_rms_norm', 'norm_rope_qk',
+              'silu_gate', 'ada_layer_norm')
 EAGER = SimpleNamespace(**{name: globals()[name] for name in _FUNCTIONS},
                         attention=sdpa_attention, rope_attention=rope_attention, fused=False)
 
@@ -249,6 +265,7 @@ def compiled() -> SimpleNamespace:
     functions = dict(globals(), small_linear=_small_linear_reduced)
     ops = SimpleNamespace(**{name: torch.compile(functions[name], fullgraph=True)
                              for name in _FUNCTIONS}, attention=attention, fused=True)
+    ops.linear_gelu = _linear_gelu_epilogue
 
     def rope_attention_fused(q, k, v, cos, sin, mask, past=None):
         # Over the cache, RoPE inside the attention launch (one launch fewer per layer).
