@@ -13,7 +13,8 @@ gemm_kernel on the backend's plan (its 64-groups rescaled one at a time, then in
 every K split, and with other tiles, warps and stages; the backend's quantize + GEMM with
 plain launches and with programmatic dependent launches (PDL). Then the expert's attention
 over the prefix cache and the prefix's own: written out (compiled, the cache concatenated) against
-kernels/attention.py with several tilings and key splits. Last the prefix's permuted-input
+kernels/attention.py with several tilings and key splits, and torch's fused attention backends
+with the padding mask and with every key visible. Last the prefix's permuted-input
 gather (gather_kernel) with several tiles, for one input and for q/k/v's three permutations,
 and the prefix's weight widening (widen_kernel) with several tiles at the language model's
 q/k/v, gate/up and down shapes, each beside its traffic floor.
@@ -227,7 +228,33 @@ def bench_attention(label, b, lq, heads, kv_heads, d, cached):
                        launches=20)
         row[name] = (f"{us:.1f} ({chosen['bm']}x{chosen['bn']} w{chosen['num_warps']} "
                      f"split {chosen['splits']}; max err {err:.1e})")
+    row.update(_sdpa_rows(q, k, v, past, visible))
     return row
+
+
+def _sdpa_rows(q, k, v, past, visible):
+    # torch's fused attention backends on the same inputs, with the padding mask and with
+    # every key visible (what a prefix compacted to its visible tokens would run).
+    from torch.nn.attention import sdpa_kernel, SDPBackend
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
+    if past is not None:
+        k, v = torch.cat((past[0], k), 1), torch.cat((past[1], v), 1)
+    q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+    rows = {}
+    for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION,
+                    SDPBackend.EFFICIENT_ATTENTION):
+        for label, mask in (('padding mask', visible[:, None]), ('every key visible', None)):
+            name = f'torch SDPA {backend.name.lower()}, {label}'
+
+            def call(backend=backend, mask=mask):
+                with sdpa_kernel(backend):
+                    return sdpa(q, k, v, attn_mask=mask, enable_gqa=True)
+            try:
+                call()
+                rows[name] = _graph_us(call, launches=20)
+            except RuntimeError as error:
+                rows[name] = f'not run: {str(error).splitlines()[0][:60]}'
+    return rows
 
 
 # The prefix's permuted-input gather (gather_kernel, triton_w4a4._gathered): (rows per

@@ -178,6 +178,22 @@ def test_fused_pointwise_gives_the_eager_chunk():
     assert float((compiled - eager).abs().max()) < 1e-5
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='the GELU epilogue needs CUDA')
+@pytest.mark.parametrize('dtype', (torch.float32, torch.bfloat16))
+def test_vision_gelu_in_the_gemm_epilogue_matches_the_eager_mlp(dtype):
+    """The fused pipeline's fc1 + GELU(tanh) as one cuBLASLt GEMM: the eager two steps' values."""
+    from omegaq_ros.policy import pointwise
+    g = torch.Generator(device='cuda').manual_seed(5)
+    x, weight = (torch.randn(3, 256, 1152, device='cuda', generator=g).to(dtype),
+                 (torch.randn(4304, 1152, device='cuda', generator=g) / 34).to(dtype))
+    bias = torch.randn(4304, device='cuda', generator=g).to(dtype)
+    eager = pointwise.EAGER.linear_gelu(x, weight, bias).float()
+    fused = pointwise.compiled().linear_gelu(x, weight, bias)
+    assert fused.shape == eager.shape and fused.dtype == dtype
+    tolerance = 1e-4 if dtype == torch.float32 else 2e-2
+    assert float((fused.float() - eager).abs().max()) < tolerance * float(eager.abs().max())
+
+
 def test_policy_options_pick_the_fast_path_only_where_cuda_is():
     from omegaq_ros.policy.runtime import policy_options
     cpu = policy_options('cpu')
