@@ -11,7 +11,9 @@ transform left out at a time (no rotation, the rotation on CUDA cores instead of
 no permutation, nothing but the quantize), other rows per program and warps;
 gemm_kernel on the backend's plan (its 64-groups rescaled one at a time, then in pairs), with
 every K split, and with other tiles, warps and stages; the backend's quantize + GEMM with
-plain launches and with programmatic dependent launches (PDL). Then the expert's attention
+plain launches and with programmatic dependent launches (PDL); below 64 rows also the same
+int4 weights and activation codes scaled into bfloat16 operands on one fp32 accumulator (no
+per-group rescale in the loop). Then the expert's attention
 over the prefix cache and the prefix's own: written out (compiled, the cache concatenated) against
 kernels/attention.py with several tilings and key splits, and torch's fused attention backends
 with the padding mask and with every key visible. Last the prefix's permuted-input
@@ -168,8 +170,82 @@ def bench_shape(label, m, k, n):
                                              torch.bfloat16, plan_override=p))
     w = torch.randn(n, k, device='cuda', dtype=torch.bfloat16)
     row['cuBLAS bf16'] = _graph_us(lambda: torch.matmul(x, w.t()))
+    if m <= 64:
+        _bench_float_dot(row, layer, ref_codes, ref_xs, s_m, s_g, x, w)
     _bench_programmatic(row, layer, x)
     return row
+
+
+def _float_dot_kernel():
+    # Defined on first use (the script imports without Triton); a jit function resolves the
+    # helpers it calls among its module's globals, hence the global import.
+    global _weight_group
+    import triton
+    import triton.language as tl
+    from omegaq_ros.kernels._triton_kernels import _weight_group
+
+    @triton.jit
+    def float_dot_kernel(codes_ptr, xs_ptr, s_xs_m, s_xs_g, wp_ptr, ws_ptr, s_ws_n, xb_ptr,
+                         wb_ptr, y_ptr, M, N, G, DEQUANT: tl.constexpr, BM: tl.constexpr,
+                         BN: tl.constexpr, ASM_UNPACK: tl.constexpr,
+                         OPERAND: tl.constexpr = tl.bfloat16):
+        # y = x w^T with the weight rows on the MMA's 64-row side (as gemm_kernel's swapAB),
+        # no K split. DEQUANT: int4 weights and int8 activation codes scaled into bfloat16
+        # operands in registers (per 128-group weight scale, per 64-group token scale), so
+        # the loop is plain bf16 dots into one fp32 accumulator; else bf16 operands as loaded.
+        offs_n = tl.program_id(0) * BN + tl.arange(0, BN)
+        offs_m = tl.arange(0, BM)
+        n_mask = offs_n < N
+        m_mask = offs_m < M
+        K = G * 64
+        cols = tl.arange(0, 64)
+        acc = tl.zeros((BN, BM), dtype=tl.float32)
+        for g in range(0, G):
+            if DEQUANT:
+                w = _weight_group(wp_ptr + offs_n[:, None] * (K // 2) + g * 32
+                                  + tl.arange(0, 32)[None, :], n_mask, ASM_UNPACK, BN)
+                wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // 2, mask=n_mask, other=0.0)
+                wf = (w.to(tl.float32) * wsv.to(tl.float32)[:, None]).to(OPERAND)
+                x = tl.load(codes_ptr + offs_m[:, None] * K + g * 64 + cols[None, :],
+                            mask=m_mask[:, None], other=0)
+                xsv = tl.load(xs_ptr + offs_m * s_xs_m + g * s_xs_g, mask=m_mask, other=0.0)
+                xf = (x.to(tl.float32) * xsv.to(tl.float32)[:, None]).to(OPERAND)
+            else:
+                wf = tl.load(wb_ptr + offs_n[:, None] * K + g * 64 + cols[None, :],
+                             mask=n_mask[:, None], other=0.0)
+                xf = tl.load(xb_ptr + offs_m[:, None] * K + g * 64 + cols[None, :],
+                             mask=m_mask[:, None], other=0.0)
+            acc = tl.dot(wf, tl.trans(xf), acc)
+        tl.store(y_ptr + offs_m[None, :] * N + offs_n[:, None], acc.to(tl.bfloat16),
+                 mask=m_mask[None, :] & n_mask[:, None])
+    return float_dot_kernel
+
+
+def _bench_float_dot(row, layer, codes, xs, s_m, s_g, x, w):
+    # Is the few-row W4A4 GEMM's per-64-group rescale what keeps it above cuBLAS BF16? The
+    # same int4 weights and 4-bit activations as bfloat16 operands on one fp32 accumulator,
+    # against gemm_kernel at one K split (its 'gemm split 1' row) and against plain bf16
+    # operands in the same loop.
+    import triton
+    kernel = _float_dot_kernel()
+    m, k = codes.shape
+    n = layer.weight_packed.shape[0]
+    y = torch.empty(m, n, dtype=torch.bfloat16, device='cuda')
+    bm = max(16, triton.next_power_of_2(m))
+    want = tw.scaled_matmul(layer, codes, xs, s_m, s_g, torch.bfloat16).float()
+    for bn, warps in ((64, 4), (32, 4), (128, 8)):
+        for dequant in (True, False):
+            def launch(bn=bn, warps=warps, dequant=dequant):
+                kernel[(triton.cdiv(n, bn),)](
+                    codes, xs, s_m, s_g, layer.weight_packed, layer.weight_scale,
+                    layer.weight_scale.stride(0), x, w, y, m, n, k // 64, DEQUANT=dequant, BM=bm,
+                    BN=bn, ASM_UNPACK=tw._asm_unpack(), num_warps=warps)
+            launch()
+            if dequant:
+                err = ((y.float() - want).norm() / want.norm()).item()
+                assert err < 1e-2, (bn, warps, err)
+            name = 'W4A4 values as bf16 operands' if dequant else 'bf16 operands'
+            row[f'{name}, one fp32 accumulator, BN{bn} w{warps} split 1'] = _graph_us(launch)
 
 
 def _bench_programmatic(row, layer, x):
