@@ -120,13 +120,14 @@ def test_prefix_skips_the_last_layers_unused_outputs_except_in_calibration():
         assert torch.equal(k, k_full) and torch.equal(v, v_full)
 
 
-def test_joined_vision_projections_give_the_separate_ones():
+def test_joined_vision_projections_give_the_separate_ones(tmp_path):
     """
     The fused pipeline's vision q/k/v in one GEMM: the same attention, no second weight copy.
 
     Joined, the projections' parameters are views into one tensor (the weights' bytes do not
     grow); cast afterwards, the layer notices and projects separately; unjoined, each
-    parameter has its own storage again, as a checkpoint writer needs.
+    parameter has its own storage again; a state dict of the joined layer holds copies, which
+    safetensors writes.
     """
     from omegaq_ros.policy.model_config import VisionSize
     from omegaq_ros.policy.pi05_model import SiglipAttention
@@ -141,6 +142,11 @@ def test_joined_vision_projections_give_the_separate_ones():
     assert attention.k_proj.weight.data_ptr() == attention._joined[0][64].data_ptr()
     assert sum(p.numel() for p in attention.parameters()) == bytes_before
     assert torch.allclose(attention(x), separate, atol=1e-6)
+    state = attention.state_dict()
+    assert state['k_proj.weight'].data_ptr() != attention.k_proj.weight.data_ptr()
+    save_file(state, str(tmp_path / 'joined.safetensors'))
+    assert torch.equal(load_file(str(tmp_path / 'joined.safetensors'))['v_proj.bias'],
+                       attention.v_proj.bias)
     attention.double()
     assert attention._joined_parameters() is None
     assert torch.allclose(attention(x.double()), separate.double(), atol=1e-6)

@@ -43,6 +43,16 @@ class Container(nn.Module):
 
 # ----------------------------------------------------------------------------- vision (SigLIP)
 
+def _copy_joined_entries(module, state, prefix, local_metadata):
+    # Joined, q/k/v's parameters share one tensor's storage; a state dict holds copies, so
+    # writers that refuse shared storage (safetensors) take it like any other.
+    if module._joined is not None:
+        for name in ('q_proj', 'k_proj', 'v_proj'):
+            for leaf in ('weight', 'bias'):
+                key = f'{prefix}{name}.{leaf}'
+                state[key] = state[key].clone()
+
+
 class SiglipAttention(nn.Module):
     """Bidirectional multi-head self-attention with biases."""
 
@@ -55,6 +65,7 @@ class SiglipAttention(nn.Module):
         self.v_proj = nn.Linear(size.width, size.width)
         self.out_proj = nn.Linear(size.width, size.width)
         self._joined = None
+        self.register_state_dict_post_hook(_copy_joined_entries)
 
     def join_projections(self, enabled: bool = True) -> None:
         """
