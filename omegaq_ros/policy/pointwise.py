@@ -263,9 +263,10 @@ def compiled() -> SimpleNamespace:
         return written_out(q, k, v, mask, past)
 
     functions = dict(globals(), small_linear=_small_linear_reduced)
+    # linear_gelu is a cuBLASLt call already (no pointwise work left for Inductor to fuse).
     ops = SimpleNamespace(**{name: torch.compile(functions[name], fullgraph=True)
-                             for name in _FUNCTIONS}, attention=attention, fused=True)
-    ops.linear_gelu = _linear_gelu_epilogue
+                             for name in _FUNCTIONS if name != 'linear_gelu'},
+                          linear_gelu=_linear_gelu_epilogue, attention=attention, fused=True)
 
     def rope_attention_fused(q, k, v, cos, sin, mask, past=None):
         # Over the cache, RoPE inside the attention launch (one launch fewer per layer).
