@@ -126,7 +126,8 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True, two_lev
     weights to int8 first), and the GEMM alone also with its weights unpacked in registers
     (set_widened_weights(False); the same kernel below TUNED_MIN_ROWS tokens), and beside it
     cuBLASLt's int8 GEMM of the same shape (torch._int_mm, int32 out: no scales, no epilogue)
-    and its FP8 one with a scale per token and per weight row (torch._scaled_mm).
+    and its FP8 one with a scale per token and per weight row (torch._scaled_mm), and with a
+    scale per 128-group of K on both operands (1x128 block scaling).
     """
     w4_bytes = n * k // 2 + n * (k // 128) * 4
     sets = max(2, min(512, math.ceil(L2_FLUSH_BYTES / w4_bytes)))
@@ -183,6 +184,20 @@ def bench_shape(label, k, n, m, mode, rot_out, reps, bw, reference=True, two_lev
         except RuntimeError as error:
             print(f'# cuBLAS fp8 at {m}x{k}x{n}: {error}')
             row['cublas_fp8_graph_us'] = float('nan')
+        # With a scale per token and per 128-group of K on both operands (cuBLAS 12.9's 1x128
+        # block scaling, promoted in the main loop): int4 codes exact in e4m3 with the weights'
+        # own per-row 128-group scales, were the activations' groups 128 wide (they are 64).
+        # Block scales are outer-dim-major: [M, K/128] and [N, K/128] with stride 1 along M, N.
+        a_block = (torch.rand(k // 128, m, device='cuda') + 0.5).t()
+        b_block = (torch.rand(k // 128, n, device='cuda') + 0.5).t()
+        try:
+            row['cublas_fp8_block_graph_us'] = _graph_us(
+                [(lambda w=w: torch._scaled_mm(a_f8, w.t(), scale_a=a_block, scale_b=b_block.t(),
+                                               out_dtype=torch.bfloat16))
+                 for w in w_f8], reps)
+        except RuntimeError as error:
+            print(f'# cuBLAS fp8 1x128 blocks at {m}x{k}x{n}: {error}')
+            row['cublas_fp8_block_graph_us'] = float('nan')
     if two_level:
         widened = tw.WIDENED_WEIGHTS['enabled']
         tw.set_widened_weights(False)
@@ -258,6 +273,7 @@ def main(argv=None):
             ('triton_gemm_registers_graph_us', 'gemm, weights unpacked in registers'),
             ('cublas_int8_graph_us', 'cuBLAS int8 (int32 out)'),
             ('cublas_fp8_graph_us', 'cuBLAS fp8, row/col scales (bf16 out)'),
+            ('cublas_fp8_block_graph_us', 'cuBLAS fp8, 1x128 block scales (bf16 out)'),
             ('bf16_eager_us', 'bf16 eager'),
             ('bf16_graph_us', 'bf16 graph'), ('w4_floor_us', 'W4 floor'),
             ('bf16_floor_us', 'bf16 floor')]
