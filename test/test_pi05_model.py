@@ -136,11 +136,11 @@ def test_joined_vision_projections_give_the_separate_ones(tmp_path):
                                            image_size=32, patch_size=16))
     x = torch.randn(2, 9, 64)
     separate = attention(x)
-    bytes_before = sum(p.numel() for p in attention.parameters())
+    counted = sum(p.numel() for p in attention.parameters())
     attention.join_projections(True)
     assert attention._joined_parameters() is not None
     assert attention.k_proj.weight.data_ptr() == attention._joined[0][64].data_ptr()
-    assert sum(p.numel() for p in attention.parameters()) == bytes_before
+    assert sum(p.numel() for p in attention.parameters()) == counted
     assert torch.allclose(attention(x), separate, atol=1e-6)
     state = attention.state_dict()
     assert state['k_proj.weight'].data_ptr() != attention.k_proj.weight.data_ptr()
