@@ -1065,6 +1065,12 @@ def test_gated_mlp_ends_the_gate_up_gemm_in_the_down_first_pass(gating):
     fused, unfused = outputs[True], outputs[False]
     assert fused.shape == (2, m // 2, k) and fused.dtype == dtype
     assert bool(torch.isfinite(fused).all())
-    rows_differ = (fused != unfused).any(dim=-1).reshape(-1)
+    if dtype == torch.float32:
+        # The interpreter's float32 epilogues may round a sum an ulp apart (numpy 2.4 does);
+        # a code on a rounding tie moves an output by a 4-bit step, far more.
+        differ = (fused - unfused).abs() > 1e-5 * unfused.abs().amax()
+    else:
+        differ = fused != unfused
+    rows_differ = differ.any(dim=-1).reshape(-1)
     assert int(rows_differ.sum()) <= max(1, m // 10)
     assert ((fused.float() - unfused.float()).norm() / unfused.float().norm()).item() < 1e-2
