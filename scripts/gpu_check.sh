@@ -29,12 +29,6 @@
 #                                     the bundled policy in the sim, omega-dynamic on the
 #                                     reference and the Triton backend, paired episodes
 #                                     (CLOSEDLOOP_METHODS: other methods, one argument)
-#   scripts/gpu_check.sh wide-groups OUT GROUP [EPISODES]
-#                                     omega-dynamic on the bundled policy with the language
-#                                     model's activation groups GROUP (64 or 128) wide, open
-#                                     loop and EPISODES (50) paired episodes per task, one
-#                                     process (benchmarks/wide_act_groups.py: does the FP8
-#                                     1x128 route keep success? RESULTS 7v); a call per GROUP
 #   scripts/gpu_check.sh compile OUT  BF16 rows with whole-model torch.compile (minutes)
 #   scripts/gpu_check.sh groot  OUT   full-size GR00T N1.5 (random weights): BF16 eager and
 #                                     CUDA graph vs W4A4 omega-dynamic Triton + CUDA graph,
@@ -166,22 +160,15 @@ run_groot_width() {
     --out "$out/groot_width" 2>&1 | grep -v 'it/s' | tee "$out/groot_width.log" || status=1
 }
 
-run_wide_groups() {
-  use_carried_sim || { status=1; return; }
-  "$python" benchmarks/wide_act_groups.py "$1" --episodes "$2" --device cuda \
-    --out "$out/wide_act_groups" 2>&1 | grep -v 'it/s' | tee "$out/wide_act_groups_$1.log" \
-    || status=1
-}
-
 run_compile() {
   limited "$python" benchmarks/bench_pi05_gpu.py --repeats 30 --methods '' --compile \
     --json "$out/pi05_compile.json" 2>&1 | tee "$out/pi05_compile.log" || status=1
 }
 
 case "$stage" in
-  tests|gemm|launch|ncu|policy|compile|groot|groot-width|closedloop|wide-groups|all) versions ;;
+  tests|gemm|launch|ncu|policy|compile|groot|groot-width|closedloop|all) versions ;;
   *) echo "gpu_check.sh: stage must be tests, gemm, launch, ncu, policy, compile, groot," \
-       "groot-width, closedloop, wide-groups or all," \
+       "groot-width, closedloop or all," \
        "got '$stage'" >&2
      exit 2 ;;
 esac
@@ -195,7 +182,6 @@ case "$stage" in
   groot) run_groot ;;
   groot-width) run_groot_width "${3:-384}" ;;
   closedloop) run_closedloop "${3:-20}" ;;
-  wide-groups) run_wide_groups "${3:-128}" "${4:-50}" ;;
   all) limit=${STAGE_SECONDS:-100}; run_gemm
        limit=${STAGE_SECONDS:-240}; run_policy; run_tests ;;
 esac

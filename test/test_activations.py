@@ -66,3 +66,27 @@ def test_two_level_scales_sit_between_the_group_and_the_token_scales():
                            ('dynamic_group', 'dynamic_two_level', 'dynamic_token'))]
     assert errors[0] < errors[1] < errors[2]
     assert errors[1] - errors[0] < 0.2 * (errors[2] - errors[0])
+
+
+def test_wide_group_scales_hold_each_128_channels_and_are_given_per_64_group():
+    """
+    dynamic_group128: one scale per (token, 128 channels), both 64-halves carry it.
+
+    A half holding the smaller values rounds on its partner's coarser step, so the error
+    lies between one scale per 64-group and one per token; every code stays in int4.
+    """
+    torch.manual_seed(2)
+    spread = (2.0 ** -torch.arange(8, dtype=torch.float32)).repeat_interleave(64)
+    x = torch.randn(32, 512) * spread
+    codes, scale = quantize_activations(x, 'dynamic_group128')
+    assert scale.shape == (32, 8)
+    assert torch.equal(scale[:, 0::2], scale[:, 1::2])
+    wide = x.reshape(32, 4, 128).abs().amax(-1) / 7
+    assert torch.equal(scale[:, 0::2], wide)
+    assert int(codes.abs().max()) <= 7 and torch.equal(codes, codes.round())
+    errors = [(c * s.repeat_interleave(64, dim=-1) - x).square().sum().item()
+              for c, s in (quantize_activations(x, mode) for mode in
+                           ('dynamic_group', 'dynamic_group128', 'dynamic_token'))]
+    assert errors[0] < errors[1] < errors[2]
+    with pytest.raises(ValueError, match='multiple of 128'):
+        quantize_activations(torch.randn(4, 192), 'dynamic_group128')

@@ -237,3 +237,14 @@ def test_act_modes_by_scope_choose_each_linears_mode(shared):
                           act_mode_by_scope={'^k_proj$': 'dynamic_token'})
     with pytest.raises(ValueError, match='linears that read one input different act modes'):
         quantize(copy.deepcopy(model), batches, split)
+
+
+def test_wide_activation_groups_skip_a_linear_whose_input_they_cannot_split():
+    """dynamic_group128 needs in_features a multiple of 128; such a linear stays FP, named."""
+    model = torch.nn.Sequential(torch.nn.Linear(192, 128), torch.nn.Linear(128, 64))
+    batches = [(torch.randn(8, 192),) for _ in range(2)]
+    recipe = Recipe.preset('omega-dynamic', weight_group=64, act_mode='dynamic_group128',
+                           include=('.',))
+    q = quantize(model, batches, recipe)
+    assert 'multiple of 128 (dynamic_group128)' in q.omegaq_summary['skipped']['0']
+    assert isinstance(q[1], QuantLinear) and q[1].act_mode == 'dynamic_group128'

@@ -9,6 +9,11 @@ Modes (codes in [-8, 7], x_hat = code * scale):
   static_group    table [T, in/64]: one scale per (step, 64-channel group); integer-GEMM
                   compatible (each 64-wide K-group's int32 partial sum is scaled once).
   dynamic_group   no table: scale = max|x| / 7 per (token, 64-channel group) at run time.
+  dynamic_group128
+                  no table: scale = max|x| / 7 per (token, 128-channel group), given per
+                  64-group (both halves of a 128-group share it). cuBLAS's FP8 GEMMs take
+                  one float scale per 128-group of K on both operands (1x128 blocks), and
+                  the weights' scales are per 128-group already.
   dynamic_token   no table: scale = max|x| / 7 per token (the naive W4A4 baseline).
   dynamic_two_level
                   no table: per 64-group the token's scale times m / SUBSCALES, m the
@@ -28,11 +33,13 @@ smallest normal fp16: tables are stored in fp16); dynamic scales are floored at 
 from omegaq_ros.quant.packing import FP16_MIN_NORMAL, fp16_scale, INT4_MAX, INT4_MIN
 import torch
 
-ACT_MODES = ('none', 'static_channel', 'static_group', 'dynamic_group', 'dynamic_token',
-             'dynamic_two_level')
+ACT_MODES = ('none', 'static_channel', 'static_group', 'dynamic_group', 'dynamic_group128',
+             'dynamic_token', 'dynamic_two_level')
 # Modes with a calibrated table (one row per denoising step where per_step).
 STATIC_MODES = ('static_channel', 'static_group')
 ACT_GROUP = 64
+# dynamic_group128's group: the K-block of cuBLAS's 1x128 block-scaled FP8 GEMMs.
+WIDE_ACT_GROUP = 128
 # Floor of run-time (dynamic) scales, so an all-zero group quantizes to zeros (the GPU
 # kernels use the same value).
 DYNAMIC_MIN_SCALE = 1e-8
@@ -62,6 +69,13 @@ def quantize_activations(x: torch.Tensor, mode: str, table_row=None, group: int 
     elif mode == 'dynamic_group':
         grouped = x.reshape(*x.shape[:-1], x.shape[-1] // group, group)
         scale = (grouped.abs().amax(-1) / INT4_MAX).clamp_min(DYNAMIC_MIN_SCALE)
+    elif mode == 'dynamic_group128':
+        if x.shape[-1] % WIDE_ACT_GROUP:
+            raise ValueError(f'dynamic_group128 needs a multiple of {WIDE_ACT_GROUP} input '
+                             f'features, got {x.shape[-1]}')
+        wide = x.reshape(*x.shape[:-1], x.shape[-1] // WIDE_ACT_GROUP, WIDE_ACT_GROUP)
+        scale = (wide.abs().amax(-1) / INT4_MAX).clamp_min(DYNAMIC_MIN_SCALE)
+        scale = scale.repeat_interleave(WIDE_ACT_GROUP // group, dim=-1)
     elif mode == 'dynamic_token':
         token = (x.abs().amax(-1, keepdim=True) / INT4_MAX).clamp_min(DYNAMIC_MIN_SCALE)
         scale = token.expand(*x.shape[:-1], x.shape[-1] // group)

@@ -22,7 +22,8 @@ The summary (calibration counts, per-layer statistics) is attached as model.omeg
 import math
 from typing import Iterable, Optional
 
-from omegaq_ros.quant.activations import ACT_GROUP, scales_from_samples, STATIC_MODES
+from omegaq_ros.quant.activations import (ACT_GROUP, scales_from_samples, STATIC_MODES,
+                                          WIDE_ACT_GROUP)
 from omegaq_ros.quant.linear import QuantLinear
 from omegaq_ros.quant.packing import pack_int4
 from omegaq_ros.quant.recipe import Recipe
@@ -128,6 +129,10 @@ def _named_targets(model: nn.Module, recipe: Recipe):
         if (recipe.rotation != 'none' or recipe.for_layer(name).act_mode != 'none') and \
                 module.in_features % BLOCK:
             reasons.append(f'in_features {module.in_features} is not a multiple of {BLOCK}')
+        if recipe.for_layer(name).act_mode == 'dynamic_group128' and \
+                module.in_features % WIDE_ACT_GROUP:
+            reasons.append(f'in_features {module.in_features} is not a multiple of '
+                           f'{WIDE_ACT_GROUP} (dynamic_group128)')
         if recipe.output_rotation and module.out_features % BLOCK:
             reasons.append(f'out_features {module.out_features} is not a multiple of {BLOCK}')
         if reasons:
