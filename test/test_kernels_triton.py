@@ -161,7 +161,7 @@ def _check_codes(layer, x2, codes, xs):
     xr, ref_codes, ref_scale = _reference_codes(layer, x2)
     assert codes.dtype == torch.int8
     assert int(codes.min()) >= -8 and int(codes.max()) <= 7, 'unwritten or out-of-range codes'
-    if layer.act_mode == 'dynamic_group':
+    if layer.act_mode in ('dynamic_group', 'dynamic_group128'):
         torch.testing.assert_close(xs, ref_scale, rtol=1e-5, atol=0)
     elif layer.act_mode == 'dynamic_token':
         torch.testing.assert_close(xs, ref_scale[:, 0], rtol=1e-5, atol=0)
@@ -1074,3 +1074,124 @@ def test_gated_mlp_ends_the_gate_up_gemm_in_the_down_first_pass(gating):
     rows_differ = differ.any(dim=-1).reshape(-1)
     assert int(rows_differ.sum()) <= max(1, m // 10)
     assert ((fused.float() - unfused.float()).norm() / unfused.float().norm()).item() < 1e-2
+
+
+@pytest.fixture
+def integer_gemm_only():
+    """Run dynamic_group128 layers on the integer GEMM (not cuBLAS FP8) for one test."""
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    tw.set_fp8_gemm(False)
+    yield
+    tw.set_fp8_gemm(True)
+
+
+@pytest.mark.parametrize('features', list(FEATURE_SETS))
+@pytest.mark.parametrize('k,n,m', SUBSET_SHAPES)
+def test_wide_groups_on_the_integer_gemm(k, n, m, features, integer_gemm_only):
+    """
+    dynamic_group128 off Hopper: pairs of 64-groups share a scale, on the integer GEMM.
+
+    One quantize program per pair gives both groups the pair's scale, and the GEMM is
+    dynamic_group's.
+    """
+    _run_case(k, n, m, 'dynamic_group128', seed=23, **FEATURE_SETS[features])
+
+
+@pytest.mark.parametrize('dtype', ('float32', 'bfloat16'))
+@pytest.mark.parametrize('k,n,m', SUBSET_SHAPES)
+def test_fp8_operands_are_the_integer_operands(k, n, m, dtype):
+    """
+    The FP8 GEMM's operands are the integer GEMM's, and their product is the reference's.
+
+    e4m3 codes equal the int8 ones, one scale per (token, pair) is stored pair-major
+    ([M, K / 128] with stride (1, M), cuBLAS's 1x128 layout), and widen_fp8_kernel writes
+    the weights' codes and 128-group scales. Their block-scaled product is the reference
+    output up to fp32 rounding.
+    """
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    from omegaq_ros.quant.linear import reference_forward
+    layer = make_layer(k, n, 'dynamic_group128', rot_out=False, seed=29)
+    x = torch.randn(m, k, device=DEVICE, generator=torch.Generator(device=DEVICE)
+                    .manual_seed(30)).to(getattr(torch, dtype))
+    codes8, scales8, _, _ = tw.quantize_input(layer, x, fp8=True)
+    codes, scales, _, _ = tw.quantize_input(layer, x, fp8=False)
+    assert codes8.dtype == torch.float8_e4m3fn and codes.dtype == torch.int8
+    assert torch.equal(codes8.float(), codes.float())
+    assert scales8.shape == (m, k // 128) and scales8.stride() == (1, m)
+    assert torch.equal(scales8, scales[:, 0::2]) and torch.equal(scales8, scales[:, 1::2])
+    weights8, weight_scales = tw._widen_fp8(layer, x)
+    unpacked = tw.gemm_order(layer.weight_codes().to(torch.int8))
+    assert torch.equal(weights8.float(), unpacked.float())
+    assert torch.equal(weight_scales, layer.weight_scale.float().t())
+    y = torch.zeros(m, n, device=DEVICE)
+    for j in range(k // 128):
+        block = slice(128 * j, 128 * (j + 1))
+        y += (codes8[:, block].float() @ weights8[:, block].float().t()
+              * scales8[:, j, None] * weight_scales[j][None, :])
+    ref = reference_forward(layer, x.float())
+    flipped_rows = _check_codes(layer, x.float(), tw.natural_order(codes), scales)
+    _assert_fp32_close((y + layer.bias)[~flipped_rows], ref[~flipped_rows])
+
+
+needs_fp8_gemm = pytest.mark.skipif(
+    INTERPRETED or not torch.cuda.is_available()
+    or torch.cuda.get_device_capability()[0] != 9, reason='the FP8 block-scaled GEMM needs sm_90')
+
+
+@needs_fp8_gemm
+@pytest.mark.parametrize('dtype', ('float32', 'bfloat16'))
+def test_fp8_gemm_layers_match_the_reference(dtype):
+    """
+    dynamic_group128 on an H100/H200: cuBLAS's block-scaled FP8 GEMM gives the reference.
+
+    Each linear, fused q/k/v (each its own transform: a GEMM per member) and a gated down
+    projection run on it, agree with the reference backend, and replay in a CUDA graph.
+    """
+    from omegaq_ros import kernels
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    from omegaq_ros.policy import pointwise
+    from omegaq_ros.quant.linear import reference_forward
+    dtype = getattr(torch, dtype)
+    tol = 1e-4 if dtype == torch.float32 else 1e-2
+    k, m = 2048, 816
+    layers = [make_layer(k, n, 'dynamic_group128', rot_out=False, seed=50 + i)
+              for i, n in enumerate((2048, 256, 256))]
+    model = _Siblings(*layers)
+    x = torch.randn(m, k, device='cuda', generator=torch.Generator(device='cuda')
+                    .manual_seed(51)).to(dtype)
+    for layer in layers:
+        layer.backend = 'triton'
+        assert tw.fp8_gemm_fits(layer, x)
+        codes, _, _, _ = tw.quantize_input(layer, x)
+        assert codes.dtype == torch.float8_e4m3fn
+    references = [reference_forward(layer, x) for layer in layers]
+
+    def rel(y, ref):
+        return ((y.float() - ref.float()).norm() / ref.float().norm()).item()
+
+    kernels.LAUNCHES.clear()
+    alone = [layer(x) for layer in layers]
+    assert kernels.LAUNCHES['gemm'] == 3 and kernels.LAUNCHES['widen'] == 3
+    assert all(y.dtype == dtype and rel(y, ref) < tol for y, ref in zip(alone, references))
+    kernels.fuse_siblings(model, (('q_proj', 'k_proj', 'v_proj'),))
+    kernels.LAUNCHES.clear()
+    fused = model(x)
+    assert kernels.LAUNCHES['quantize'] == 1 and kernels.LAUNCHES['widen'] == 1
+    assert all(rel(y, ref) < tol for y, ref in zip(fused, references))
+
+    down = make_layer(4096, 1024, 'dynamic_group128', rot_out=False, seed=52)
+    down.backend = 'triton'
+    gate_up = torch.randn(m, 8192, device='cuda').to(dtype)
+    gate, up = gate_up[:, :4096], gate_up[:, 4096:]
+    gated = tw.gated_projection(down, gate, up, 'gelu_gate', pointwise.EAGER)
+    assert rel(gated, reference_forward(down, pointwise.EAGER.gelu_gate(gate, up))) < tol
+
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        replayed = model(x)
+    for y in replayed:
+        y.fill_(float('nan'))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert all(torch.equal(y, f) for y, f in zip(replayed, fused))

@@ -21,6 +21,7 @@ STATIC_GROUP = tl.constexpr(act_modes.STATIC_GROUP)
 DYNAMIC_GROUP = tl.constexpr(act_modes.DYNAMIC_GROUP)
 DYNAMIC_TOKEN = tl.constexpr(act_modes.DYNAMIC_TOKEN)
 DYNAMIC_TWO_LEVEL = tl.constexpr(act_modes.DYNAMIC_TWO_LEVEL)
+DYNAMIC_GROUP128 = tl.constexpr(act_modes.DYNAMIC_GROUP128)
 SUBSCALES = tl.constexpr(_SUBSCALES)
 DYNAMIC_MIN_SCALE = tl.constexpr(_DYNAMIC_MIN_SCALE)
 # The gating a quantize may apply to its input first (GATE): none, GeGLU or SwiGLU.
@@ -266,9 +267,14 @@ def _store_codes(xr, scale, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
 
 @triton.jit
 def _store_group(q, codes_ptr, g, offs_m, m_mask, K, BM: tl.constexpr):
-    # Store one 64-group's integer operands (fp32 [rows, 64]) as int8 in GEMM order.
-    tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
-             _gemm_order(q.to(tl.int8), BM), mask=m_mask[:, None])
+    # Store one 64-group's integer operands (fp32 [rows, 64]) in GEMM order, as int8 or, for
+    # the FP8 GEMM, as float8 e4m3 (every int4 code is exact in it).
+    if codes_ptr.dtype.element_ty == tl.int8:
+        ordered = _gemm_order(q.to(tl.int8), BM)
+    else:
+        ordered = _gemm_order(q, BM).to(codes_ptr.dtype.element_ty)
+    tl.store(codes_ptr + offs_m[:, None] * K + g * 64 + tl.arange(0, 64)[None, :], ordered,
+             mask=m_mask[:, None])
 
 
 @triton.jit
@@ -366,9 +372,10 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
                  codes_ptr, xs_ptr, gmax_ptr, M, G, s_member_x, s_member_k, s_member_srow,
                  s_member_xs, MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
                  HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr,
-                 GATE: tl.constexpr = NO_GATE, PDL: tl.constexpr = False):
+                 GATE: tl.constexpr = NO_GATE, PDL: tl.constexpr = False,
+                 SCALE_PER_PAIR: tl.constexpr = False):
     """
-    Smooth, permute, rotate and quantize x [M, G * 64] into int4 codes (int8, GEMM order).
+    Smooth, permute, rotate and quantize x [M, G * 64] into int4 codes (GEMM order).
 
     MODE STATIC_GROUP: scales from the table row srow_ptr (one per 64-group); DYNAMIC_GROUP:
     each (token, group) absmax / 7, stored group-major at xs_ptr [G, M]; DYNAMIC_TOKEN: each
@@ -376,7 +383,10 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     DYNAMIC_TWO_LEVEL: that scale / SUBSCALES at xs_ptr, and per group its integer
     sub-scale applied to the codes (_store_two_level_codes). In these two modes x is
     amax_kernel's first pass (int16 values, their group maxima at gmax_ptr [members, M, G]:
-    _load_first_pass) and the HAS_* transforms are off. Grid (M-tiles, groups,
+    _load_first_pass) and the HAS_* transforms are off. DYNAMIC_GROUP128: grid axis 1 runs
+    pairs of 64-groups, one scale per (token, pair), stored at xs_ptr [G, M] for both groups
+    (as DYNAMIC_GROUP's) or, SCALE_PER_PAIR, once at xs_ptr [G / 2, M] (the FP8 GEMM's).
+    The codes are int8 or float8 e4m3 (codes_ptr's type). Grid (M-tiles, groups,
     members): axis 2 runs the input transforms of linears that read the same x (one launch
     for q/k/v or gate/up): member p's input starts p * s_member_x elements in (0: one x for
     all), its perm, smooth and rotation scales p * s_member_k (its rotation codes
@@ -400,12 +410,62 @@ def quant_kernel(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale
     m_mask = offs_m < M
     K = G * 64
     codes_ptr += p * M * K
+    if MODE == DYNAMIC_GROUP128:
+        _quantize_pair(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                       codes_ptr, xs_ptr, g, offs_m, m_mask, M, K, HAS_PERM, HAS_SMOOTH,
+                       HAS_ROT, TC_ROT, BM, GATE, PDL, SCALE_PER_PAIR)
+    else:
+        _quantize_group(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                        srow_ptr, codes_ptr, xs_ptr, gmax_ptr + p * M * G, g, offs_m, m_mask,
+                        M, G, MODE, HAS_PERM, HAS_SMOOTH, HAS_ROT, TC_ROT, BM, GATE, PDL)
+
+
+@triton.jit
+def _quantize_pair(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                   codes_ptr, xs_ptr, pair, offs_m, m_mask, M, K, HAS_PERM: tl.constexpr,
+                   HAS_SMOOTH: tl.constexpr, HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr,
+                   BM: tl.constexpr, GATE: tl.constexpr, PDL: tl.constexpr,
+                   SCALE_PER_PAIR: tl.constexpr):
+    # quant_kernel's DYNAMIC_GROUP128: the 64-groups 2 pair and 2 pair + 1 (each rotated by
+    # its own block) share one scale, their joint absmax / 7.
+    lo, hi = 2 * pair, 2 * pair + 1
+    src0, smooth0, r0, rs0 = _transform_operands(perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, lo,
+                                                 HAS_PERM, HAS_SMOOTH, HAS_ROT)
+    src1, smooth1, r1, rs1 = _transform_operands(perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, hi,
+                                                 HAS_PERM, HAS_SMOOTH, HAS_ROT)
+    after_predecessor(PDL)
+    x0 = _load_rotated(x_ptr, stride_xm, src0, smooth0, r0, rs0, offs_m, m_mask, HAS_SMOOTH,
+                       HAS_ROT, TC_ROT, up_ptr, GATE)
+    x1 = _load_rotated(x_ptr, stride_xm, src1, smooth1, r1, rs1, offs_m, m_mask, HAS_SMOOTH,
+                       HAS_ROT, TC_ROT, up_ptr, GATE)
+    amax = tl.maximum(tl.max(tl.abs(x0), axis=1), tl.max(tl.abs(x1), axis=1))
+    scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)), DYNAMIC_MIN_SCALE)
+    if SCALE_PER_PAIR:
+        # [G / 2, M]: the FP8 GEMM's outer-dim-major 1x128 block scales.
+        tl.store(xs_ptr + pair * M + offs_m, scale, mask=m_mask)
+    else:
+        # [G, M] as DYNAMIC_GROUP's, both groups of the pair given the scale.
+        tl.store(xs_ptr + lo * M + offs_m, scale, mask=m_mask)
+        tl.store(xs_ptr + hi * M + offs_m, scale, mask=m_mask)
+    before_successor(PDL)
+    _store_codes(x0, scale, codes_ptr, lo, offs_m, m_mask, K, BM)
+    _store_codes(x1, scale, codes_ptr, hi, offs_m, m_mask, K, BM)
+
+
+@triton.jit
+def _quantize_group(x_ptr, up_ptr, stride_xm, perm_ptr, smooth_ptr, rot_ptr, rscale_ptr,
+                    srow_ptr, codes_ptr, xs_ptr, gmax_ptr, g, offs_m, m_mask, M, G,
+                    MODE: tl.constexpr, HAS_PERM: tl.constexpr, HAS_SMOOTH: tl.constexpr,
+                    HAS_ROT: tl.constexpr, TC_ROT: tl.constexpr, BM: tl.constexpr,
+                    GATE: tl.constexpr, PDL: tl.constexpr):
+    # quant_kernel's other modes: one 64-group g (gmax_ptr: this member's group maxima).
+    K = G * 64
     if MODE != DYNAMIC_TOKEN and MODE != DYNAMIC_TWO_LEVEL:
         src, smooth, r, rs = _transform_operands(perm_ptr, smooth_ptr, rot_ptr, rscale_ptr, g,
                                                  HAS_PERM, HAS_SMOOTH, HAS_ROT)
     after_predecessor(PDL)
     if MODE == DYNAMIC_TOKEN or MODE == DYNAMIC_TWO_LEVEL:
-        xr, gmax = _load_first_pass(x_ptr, gmax_ptr + p * M * G, offs_m, m_mask, g, K, G)
+        xr, gmax = _load_first_pass(x_ptr, gmax_ptr, offs_m, m_mask, g, K, G)
         amax = tl.load(srow_ptr + offs_m, mask=m_mask, other=0.0).to(tl.float32)
         scale = tl.maximum(tl.math.div_rn(amax, tl.full([BM], 7.0, tl.float32)),
                            DYNAMIC_MIN_SCALE)
@@ -733,6 +793,37 @@ def widen_kernel(wp_ptr, ws_ptr, s_ws_n, wu_ptr, out_ptr, N, G, WG_RATIO: tl.con
             before_successor(PDL)
         tl.store(out_ptr + offs_n[:, None] * K + g * 64 + tl.arange(0, 64)[None, :], w,
                  mask=n_mask[:, None])
+
+
+@triton.jit
+def widen_fp8_kernel(wp_ptr, ws_ptr, s_ws_n, out_ptr, wst_ptr, N, G, BN: tl.constexpr,
+                     ASM_UNPACK: tl.constexpr, GROUPS: tl.constexpr = 2,
+                     PDL: tl.constexpr = False):
+    """
+    Unpack int4 weights into float8 e4m3 codes out [N, G * 64] (GEMM order, exact in e4m3).
+
+    Also writes the rows' weight-group scales (groups of 128, ws_ptr [N, G / 2] fp16) as
+    fp32 [G / 2, N] at wst_ptr: the FP8 GEMM's 1x128 block scales of the weight operand.
+    Grid (N-tiles, G / GROUPS), GROUPS even (whole 128-groups per program). PDL: as
+    widen_kernel's.
+    """
+    offs_n = tl.program_id(0) * BN + tl.arange(0, BN)
+    n_mask = offs_n < N
+    K = G * 64
+    for i in tl.static_range(GROUPS):
+        g = tl.program_id(1) * GROUPS + i
+        w = _weight_group(wp_ptr + offs_n[:, None] * (K // 2) + g * 32
+                          + tl.arange(0, 32)[None, :], n_mask, ASM_UNPACK, BN)
+        if i % 2 == 0:
+            wsv = tl.load(ws_ptr + offs_n * s_ws_n + g // 2, mask=n_mask, other=0.0)
+        if i == 0:
+            after_predecessor(PDL)
+        if i == GROUPS - 1:
+            before_successor(PDL)
+        tl.store(out_ptr + offs_n[:, None] * K + g * 64 + tl.arange(0, 64)[None, :],
+                 w.to(tl.float16).to(out_ptr.dtype.element_ty), mask=n_mask[:, None])
+        if i % 2 == 0:
+            tl.store(wst_ptr + (g // 2) * N + offs_n, wsv.to(tl.float32), mask=n_mask)
 
 
 @triton.jit

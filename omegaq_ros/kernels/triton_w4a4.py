@@ -278,7 +278,8 @@ def natural_order(codes: torch.Tensor) -> torch.Tensor:
     return halves.transpose(-1, -2).reshape(codes.shape)
 
 
-def quantize_input(layer, x2: torch.Tensor, codes_out=None, up=None, gate=act_modes.NO_GATE):
+def quantize_input(layer, x2: torch.Tensor, codes_out=None, up=None, gate=act_modes.NO_GATE,
+                   fp8=None):
     """
     Run the fused prologue on x2 [M, in]: int8 codes [M, in] and the scale tensor the GEMM reads.
 
@@ -289,12 +290,14 @@ def quantize_input(layer, x2: torch.Tensor, codes_out=None, up=None, gate=act_mo
     act scale of (row m, group g) is xs[m * s_xs_m + g * s_xs_g] of xs's storage (for
     static_group the layer's fp16 table row of the current step, layer.table_index(); for
     dynamic_group a [M, groups] view of group-major storage). codes_out: optional int8
-    [M, in] buffer for the codes.
+    [M, in] buffer for the codes. fp8 (dynamic_group128; None: where fp8_gemm_fits): the
+    FP8 GEMM's operands, e4m3 codes and a [M, in / 128] view of pair-major scales.
     """
-    codes, xs, s_m, s_g, _ = _quantize(x2, layer, [layer.input_owner], codes_out, up, gate)
+    codes, xs, s_m, s_g, _ = _quantize(x2, layer, [layer.input_owner], codes_out, up, gate,
+                                       fp8=fp8)
     if layer.act_mode == 'static_group':
         return codes[0], xs, s_m, s_g
-    if layer.act_mode == 'dynamic_group':
+    if layer.act_mode in ('dynamic_group', 'dynamic_group128'):
         return codes[0], xs[0].t(), s_m, s_g
     return codes[0], xs[0], s_m, s_g
 
@@ -310,21 +313,23 @@ def _static_row(layer, owners):
     return tables[layer.table_index()], (tables.numel() if len(owners) > 1 else 0)
 
 
-def _scale_buffers(layer, owners, mode: int, m: int, groups: int, dev):
+def _scale_buffers(layer, owners, mode: int, m: int, groups: int, dev, fp8: bool = False):
     """
     Return the activation scales a quantize launch reads or writes, and their strides.
 
     (xs, s_xs_m, s_xs_g, s_member_srow, s_member_xs): static_group the table row of the
-    current step; dynamic_group [T, groups, M] to fill (group-major); dynamic_token and
-    dynamic_two_level [T, M].
+    current step; dynamic_group and dynamic_group128 [T, groups, M] to fill (group-major;
+    for the FP8 GEMM [T, groups / 2, M], a scale per pair, and s_xs_g the pair's stride);
+    dynamic_token and dynamic_two_level [T, M].
     """
     count = len(owners)
     if mode == act_modes.STATIC_GROUP:
         xs, s_member_xs = _static_row(layer, owners)
         return xs, 0, 1, s_member_xs, s_member_xs
-    if mode == act_modes.DYNAMIC_GROUP:
-        xs = torch.empty(count, groups, m, dtype=torch.float32, device=dev)
-        return xs, 1, m, 0, m * groups
+    if mode in (act_modes.DYNAMIC_GROUP, act_modes.DYNAMIC_GROUP128):
+        rows = groups // 2 if fp8 else groups
+        xs = torch.empty(count, rows, m, dtype=torch.float32, device=dev)
+        return xs, 1, m, 0, m * rows
     return torch.empty(count, m, dtype=torch.float32, device=dev), 1, 0, m, m
 
 
@@ -338,13 +343,13 @@ def _transform_args(owner, dummy):
 
 
 def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE,
-              first_pass=None):
+              first_pass=None, fp8=None):
     """
     Rotate and quantize x2 once per input transform in `owners` (one launch for all).
 
     gate, up: as quantize_input's (one owner). first_pass: a per-token mode's first pass
     (_first_pass_buffers) as amax_kernel leaves it, made by another kernel
-    (wide_gated_kernel); x2 is then not read.
+    (wide_gated_kernel); x2 is then not read. fp8: as quantize_input's.
 
     Returns codes [T, M, K] int8, xs, s_xs_m, s_xs_g and s_xs_member (the member stride of xs).
     With several owners their buffers must be rows of one stacked tensor (FusedLinears).
@@ -359,10 +364,14 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
         x2, up = x2.contiguous(), up.contiguous()
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
+    if fp8 is None:
+        fp8 = codes_out is None and fp8_gemm_fits(layer, x2)
+    fp8 = fp8 and mode == act_modes.DYNAMIC_GROUP128
     codes = (codes_out.view(1, m, k) if codes_out is not None else
-             torch.empty(count, m, k, dtype=torch.int8, device=dev))
+             torch.empty(count, m, k, dtype=torch.float8_e4m3fn if fp8 else torch.int8,
+                         device=dev))
     xs, s_m, s_g, s_member_srow, s_member_xs = _scale_buffers(layer, owners, mode, m, groups,
-                                                              dev)
+                                                              dev, fp8)
     transform, flags = _transform_args(owners[0], codes)
     x_member = 0
     if (gate == act_modes.NO_GATE and first_pass is None and flags['HAS_PERM']
@@ -374,9 +383,10 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     # measured fastest at 50 and 816 rows, where 64 rows won only for the 16384-wide down
     # projection input (RESULTS 7f).
     bm = 16
-    while triton.cdiv(m, bm) * groups * count > 4096 and bm < 64:
+    programs = groups // 2 if mode == act_modes.DYNAMIC_GROUP128 else groups
+    while triton.cdiv(m, bm) * programs * count > 4096 and bm < 64:
         bm *= 2
-    grid = (triton.cdiv(m, bm), groups, count)
+    grid = (triton.cdiv(m, bm), programs, count)
     gating = {'up_ptr': up if up is not None else x2, 'GATE': gate}
     source = dict(x_ptr=x2, stride_xm=x2.stride(0), s_member_x=x_member, **transform, **flags,
                   **gating)
@@ -404,7 +414,7 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     _kernels().quant_kernel[grid](
         **source, srow_ptr=srow, codes_ptr=codes, xs_ptr=codes if static else xs, M=m,
         G=groups, s_member_k=k, s_member_srow=s_member_srow, s_member_xs=s_member_xs,
-        MODE=mode, BM=bm, num_warps=4, **launch_options(x2))
+        MODE=mode, BM=bm, SCALE_PER_PAIR=fp8, num_warps=4, **launch_options(x2))
     LAUNCHES['quantize'] += 1
     return codes, xs, s_m, s_g, s_member_xs
 
@@ -513,6 +523,8 @@ def _matmul(layer, weights, codes, xs, s_xs_m, s_xs_g, s_xs_member, member_ends,
     member_ends: None when every output column reads the same codes, else where each member's
     columns end (FusedLinears.member_ends); member p reads codes[p] and scales xs + p * stride.
     """
+    if codes.dtype == torch.float8_e4m3fn:
+        return _fp8_matmul(weights, codes, xs, member_ends, out_dtype, out)
     m, k = codes.shape[-2:]
     if (plan_override is None and WIDENED_WEIGHTS['enabled']
             and m >= TUNED_MIN_ROWS
@@ -615,6 +627,86 @@ def _widened_matmul(layer, weights, codes, xs, s_xs_member, member_ends, out_dty
             return (triton.cdiv(m, meta['BM']), triton.cdiv(n, meta['BN']))
         _tuned_wide_gemm()[grid](**args, N_ALIGN=getattr(weights, 'n_align', 0) or n)
     LAUNCHES['gemm'] += 1
+    return y
+
+
+# Hopper's cuBLAS multiplies float8 e4m3 operands with one float scale per 128-group of K on
+# both (1x128 block scaling, promoted in its main loop; cuBLAS 12.9+ through
+# torch._scaled_mm). int4 codes are exact in e4m3, so a dynamic_group128 layer with 128-wide
+# weight groups runs on it: its quantize writes e4m3 codes and a scale per (token, 128
+# channels), widen_fp8_kernel the weights' codes and scales (RESULTS 7w). Elsewhere (no
+# sm_90, the interpreter, an output rotation) the layer takes the integer GEMM with each
+# pair's scale given to both of its 64-groups.
+FP8_GEMM = {'enabled': True}
+
+
+def set_fp8_gemm(enabled: bool):
+    """Choose whether dynamic_group128 layers run on cuBLAS's block-scaled FP8 GEMM (sm_90)."""
+    FP8_GEMM['enabled'] = bool(enabled)
+
+
+@functools.lru_cache(maxsize=None)
+def _fp8_block_gemm_works(device_index: int) -> bool:
+    """Return True where torch._scaled_mm takes 1x128 block scales on both operands."""
+    dev = torch.device('cuda', device_index)
+    a = torch.zeros(128, 128, dtype=torch.float8_e4m3fn, device=dev)
+    scales = torch.ones(1, 128, dtype=torch.float32, device=dev)
+    try:
+        torch._scaled_mm(a, a.t(), scale_a=scales.t(), scale_b=scales,
+                         out_dtype=torch.bfloat16)
+    except RuntimeError:
+        return False
+    return True
+
+
+def fp8_gemm_fits(layer, x2: torch.Tensor) -> bool:
+    """Return True where dynamic_group128 `layer` runs on the block-scaled FP8 GEMM."""
+    return (FP8_GEMM['enabled'] and x2.is_cuda and not _interpreting()
+            and layer.act_mode == 'dynamic_group128' and layer.weight_group == 128
+            and layer.rot_out is None and _capability(x2.device.index)[0] == 9
+            and _fp8_block_gemm_works(x2.device.index))
+
+
+def _widen_fp8(weights, after: torch.Tensor, bn: int = 32, groups: int = 8,
+               num_warps: int = 4):
+    """Return `weights`' codes as float8 e4m3 [N, K] and their scales fp32 [K / 128, N]."""
+    n, k = weights.weight_packed.shape[0], weights.weight_packed.shape[1] * 2
+    groups = math.gcd(groups, k // ACT_BLOCK)
+    ws = weights.weight_scale
+    codes = torch.empty(n, k, dtype=torch.float8_e4m3fn, device=after.device)
+    scales = torch.empty(k // 128, n, dtype=torch.float32, device=after.device)
+    _kernels().widen_fp8_kernel[(triton.cdiv(n, bn), k // ACT_BLOCK // groups)](
+        wp_ptr=weights.weight_packed, ws_ptr=ws, s_ws_n=ws.stride(0), out_ptr=codes,
+        wst_ptr=scales, N=n, G=k // ACT_BLOCK, BN=bn, ASM_UNPACK=_asm_unpack(), GROUPS=groups,
+        num_warps=num_warps, **launch_options(after))
+    LAUNCHES['widen'] += 1
+    return codes, scales
+
+
+def _fp8_matmul(weights, codes, xs, member_ends, out_dtype, out=None):
+    """
+    _matmul on the FP8 GEMM: codes e4m3 [M, K] or [members, M, K], xs their pair scales.
+
+    xs: [M, K / 128] (a view of pair-major storage, quantize_input's) or [members, K / 128, M].
+    Each member's columns are one torch._scaled_mm of its codes.
+    """
+    codes = codes if codes.dim() == 3 else codes.unsqueeze(0)
+    xs = xs if xs.dim() == 3 else xs.t().unsqueeze(0)
+    n = weights.weight_packed.shape[0]
+    w8, w_scales = _widen_fp8(weights, codes)
+    edges = [0] + ([e for e in member_ends if e < n] if member_ends is not None else []) + [n]
+    parts = []
+    for p, (a, b) in enumerate(zip(edges, edges[1:])):
+        scale_b = w_scales if (a, b) == (0, n) else w_scales[:, a:b].contiguous()
+        parts.append(torch._scaled_mm(codes[p], w8[a:b].t(), scale_a=xs[p].t(), scale_b=scale_b,
+                                      out_dtype=out_dtype))
+        LAUNCHES['gemm'] += 1
+    y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    if weights.bias is not None:
+        y = y + weights.bias.to(y.dtype)
+    if out is not None:
+        out.copy_(y)
+        return out
     return y
 
 
