@@ -46,8 +46,9 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels.triton_w4a4 import (set_gathered_input, set_paired_rescale,
-                                            set_programmatic_launch, set_widened_weights)
+from omegaq_ros.kernels.triton_w4a4 import (resident_bytes, set_gathered_input,
+                                            set_paired_rescale, set_programmatic_launch,
+                                            set_widened_weights)
 from omegaq_ros.policy.graphed import StaticChunkSampler
 from omegaq_ros.policy.pi05_config import Pi05Config
 from omegaq_ros.policy.recipes import method_recipe
@@ -159,7 +160,9 @@ def run_row(label, model, inputs, device, repeats, graph, compiled=False, profil
         'p50_ms': statistics.median(chunk), 'p90_ms': percentile(chunk, 90),
         'prefix_ms': statistics.median(prefix),
         'step_ms': statistics.median(steps) / model.config.num_steps,
-        'weights_bytes': model_bytes(model),
+        # With the FP8 operands the few-row GEMMs keep (dynamic_group128 on sm_90).
+        'weights_bytes': model_bytes(model) + resident_bytes(model),
+        'resident_fp8_bytes': resident_bytes(model),
         'scope_bytes': sum(quantized_bytes(model).values()),
         'peak_bytes': torch.cuda.max_memory_allocated() if cuda else float('nan'),
     })

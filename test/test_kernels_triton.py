@@ -1133,6 +1133,21 @@ def test_fp8_operands_are_the_integer_operands(k, n, m, dtype):
     _assert_fp32_close((y + layer.bias)[~flipped_rows], ref[~flipped_rows])
 
 
+def test_resident_fp8_operands_follow_the_weights():
+    """The few-row GEMMs' kept FP8 weights are widened again once the weights change."""
+    from omegaq_ros.kernels import triton_w4a4 as tw
+    layer = make_layer(256, 128, 'dynamic_group128', rot_out=False, seed=33)
+    x = torch.zeros(4, 256, device=DEVICE)
+    tw.LAUNCHES.clear()
+    first = tw._resident_fp8(layer, x)
+    assert tw._resident_fp8(layer, x)[0] is first[0] and tw.LAUNCHES['widen'] == 1
+    assert tw.resident_bytes(torch.nn.Sequential(layer)) == 256 * 128 + 2 * 128 * 4
+    layer.weight_packed.copy_(layer.weight_packed.flip(0))      # a reload, in place
+    again = tw._resident_fp8(layer, x)
+    assert again[0] is not first[0] and tw.LAUNCHES['widen'] == 2
+    assert torch.equal(again[0].float(), first[0].float().flip(0))
+
+
 needs_fp8_gemm = pytest.mark.skipif(
     INTERPRETED or not torch.cuda.is_available()
     or torch.cuda.get_device_capability()[0] != 9, reason='the FP8 block-scaled GEMM needs sm_90')
@@ -1185,6 +1200,13 @@ def test_fp8_gemm_layers_match_the_reference(dtype):
     gate, up = gate_up[:, :4096], gate_up[:, 4096:]
     gated = tw.gated_projection(down, gate, up, 'gelu_gate', pointwise.EAGER)
     assert rel(gated, reference_forward(down, pointwise.EAGER.gelu_gate(gate, up))) < tol
+
+    few = x[:50]
+    kernels.LAUNCHES.clear()
+    steps = [model(few) for _ in range(2)]
+    assert kernels.LAUNCHES['widen'] == 1 and kernels.LAUNCHES['gemm'] == 6
+    assert torch.equal(steps[0][0], steps[1][0])
+    assert all(rel(y, reference_forward(layer, few)) < tol for y, layer in zip(steps[0], layers))
 
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()

@@ -683,6 +683,38 @@ def _widen_fp8(weights, after: torch.Tensor, bn: int = 32, groups: int = 8,
     return codes, scales
 
 
+def _resident_fp8(weights, after: torch.Tensor):
+    """
+    Return _widen_fp8's operands of `weights`, kept from call to call (RESIDENT_FP8_MAX_ROWS).
+
+    Valid while weight_packed and weight_scale are the same tensors, unmodified (version
+    counters): a buffer replaced or written in place (a reload) widens them again.
+    """
+    sources = (weights.weight_packed, weights.weight_scale)
+    stamp = tuple((id(t), -1 if t.is_inference() else t._version) for t in sources)
+    kept = getattr(weights, '_fp8_resident', None)
+    if kept is None or kept[0] != stamp or kept[1] is not sources[0]:
+        kept = (stamp, sources[0]) + _widen_fp8(weights, after)
+        object.__setattr__(weights, '_fp8_resident', kept)
+    return kept[2], kept[3]
+
+
+def resident_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the FP8 weight operands kept for few-row GEMMs (_resident_fp8) in `model`."""
+    holders = {id(m): m for m in model.modules() if isinstance(m, QuantLinear)}
+    holders.update({id(m._fused): m._fused for m in list(holders.values())
+                    if m._fused is not None})
+    return sum(t.numel() * t.element_size() for holder in holders.values()
+               for t in (getattr(holder, '_fp8_resident', None) or ())[2:])
+
+
+# Below this many tokens (the denoising steps, which run each weight ten times a chunk) the
+# FP8 weight operands stay in memory after their first widening (1 byte per weight beside the
+# packed 0.5: the action expert's weights count 3x their int4 bytes); from it (the prefix,
+# once a chunk) they are widened into a temporary on every call.
+RESIDENT_FP8_MAX_ROWS = TUNED_MIN_ROWS
+
+
 def _fp8_matmul(weights, codes, xs, member_ends, out_dtype, out=None):
     """
     _matmul on the FP8 GEMM: codes e4m3 [M, K] or [members, M, K], xs their pair scales.
@@ -693,7 +725,10 @@ def _fp8_matmul(weights, codes, xs, member_ends, out_dtype, out=None):
     codes = codes if codes.dim() == 3 else codes.unsqueeze(0)
     xs = xs if xs.dim() == 3 else xs.t().unsqueeze(0)
     n = weights.weight_packed.shape[0]
-    w8, w_scales = _widen_fp8(weights, codes)
+    if codes.shape[1] < RESIDENT_FP8_MAX_ROWS:
+        w8, w_scales = _resident_fp8(weights, codes)
+    else:
+        w8, w_scales = _widen_fp8(weights, codes)
     edges = [0] + ([e for e in member_ends if e < n] if member_ends is not None else []) + [n]
     parts = []
     for p, (a, b) in enumerate(zip(edges, edges[1:])):
