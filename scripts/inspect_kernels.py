@@ -46,7 +46,7 @@ PARAMETER_TYPES = {
     's_member_k': 'i32', 'srow_ptr': '*fp16', 's_member_srow': 'i32', 'amax_ptr': '*fp32',
     'values_ptr': '*i16', 'gmax_ptr': '*fp32', 's_member_x': 'i32', 's_member_amax': 'i32',
     'up_ptr': '*bf16', 'w_ptr': '*i8', 'K': 'i32', 's_member_codes': 'i32', 'like_ptr': '*bf16',
-    'HALF': 'i32'}
+    'HALF': 'i32', 'wst_ptr': '*fp32'}
 MULTIPLES_OF_16 = {'codes_ptr', 'xs_ptr', 'wp_ptr', 'ws_ptr', 'bias_ptr', 'out_ptr', 'N', 'G',
                    's_out_split', 'x_ptr', 'perm_ptr', 'smooth_ptr', 'rot_ptr', 'rscale_ptr',
                    's_member_k', 'up_ptr', 'w_ptr', 'K', 'HALF', 'values_ptr', 'amax_ptr',
@@ -80,11 +80,17 @@ def signature_of(kernel, constants: dict) -> dict:
             if name not in constants and name != 'N_ALIGN'}
 
 
-def compile_for(kernel, constants: dict, warps: int, stages: int, arch: int = 90):
-    """Compile a @triton.jit kernel for sm_<arch> with these constexprs (else their defaults)."""
+def compile_for(kernel, constants: dict, warps: int, stages: int, arch: int = 90,
+                types: dict = None):
+    """
+    Compile a @triton.jit kernel for sm_<arch> with these constexprs (else their defaults).
+
+    types: parameter types that differ from the kernel's usual ones (FP8_TYPES).
+    """
     constants = dict({p.name: p.default for p in kernel.params
                       if p.is_constexpr and p.has_default}, **constants)
-    signature = signature_of(kernel, constants)
+    signature = dict(signature_of(kernel, constants), **{
+        name: kind for name, kind in (types or {}).items() if name in kernel.arg_names})
     names = list(signature)
     attrs = {(names.index(n),): [['tt.divisibility', 16]] for n in names
              if n in MULTIPLES_OF_16}
@@ -208,7 +214,8 @@ def path_variants() -> list:
                dict(QUANT_PATH, MODE=act_modes.IDS[name], BM=bm), 4, 3)
               for name, bm in (('static_group', 64), ('dynamic_group', 16),
                                ('dynamic_group', 32), ('dynamic_group', 64),
-                               ('dynamic_token', 32), ('dynamic_two_level', 32))]
+                               ('dynamic_token', 32), ('dynamic_two_level', 32),
+                               ('dynamic_group128', 16), ('dynamic_group128', 32))]
     # Attention over the prefix cache: the expert's (key splits), the prefix's.
     from omegaq_ros.kernels import _attention_kernel
     found += [(f'attention head dim 256, 16x32 tiles, {label}', _attention_kernel.attention_kernel,
@@ -223,6 +230,20 @@ def path_variants() -> list:
     found += [('quant dynamic_group GeGLU input BM16', kernels.quant_kernel,
                dict(QUANT_PATH, BM=16, HAS_PERM=False, GATE=act_modes.GELU_TANH_GATE), 4, 3)]
     return found
+
+
+# The FP8 GEMM's operands (dynamic_group128 on sm_90): e4m3 codes of the input and weights.
+FP8_TYPES = {'codes_ptr': '*fp8e4nv', 'out_ptr': '*fp8e4nv'}
+
+
+def fp8_variants() -> list:
+    """Return the same for the kernels that write the FP8 GEMM's operands (sm_90, FP8_TYPES)."""
+    return ([(f'quant mode dynamic_group128 e4m3 codes, scale per pair BM{bm}',
+              kernels.quant_kernel,
+              dict(QUANT_PATH, MODE=act_modes.DYNAMIC_GROUP128, BM=bm, SCALE_PER_PAIR=True), 4, 3)
+             for bm in (16, 32)]
+            + [('widen to e4m3 32 rows x 8 groups', kernels.widen_fp8_kernel,
+                {'BN': 32, 'GROUPS': 8, 'ASM_UNPACK': True}, 4, 1)])
 
 
 def pdl_variants() -> list:
@@ -248,10 +269,11 @@ def main():
                         help='compute capability x10: 90 (H100/H200), 87 (Orin), 80 (A100)')
     parser.add_argument('--out', default=None, help='write TTGIR, PTX and SASS here')
     args = parser.parse_args()
-    variants = (tuned_variants() + wide_variants() + path_variants()
-                + (pdl_variants() if args.arch >= 90 else []))
-    for label, kernel, constants, warps, stages in variants:
-        compiled = compile_for(kernel, constants, warps, stages, args.arch)
+    variants = [(v, None) for v in tuned_variants() + wide_variants() + path_variants()
+                + (pdl_variants() if args.arch >= 90 else [])]
+    variants += [(v, FP8_TYPES) for v in (fp8_variants() if args.arch >= 90 else [])]
+    for (label, kernel, constants, warps, stages), types in variants:
+        compiled = compile_for(kernel, constants, warps, stages, args.arch, types)
         info = lowering(compiled)
         print(f"{label}: MMA instructions {info['mma_instructions']}, wgmma {info['wgmma']}, "
               f"waits (pendings) {info['waits']}, async copies "

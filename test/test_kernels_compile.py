@@ -48,6 +48,19 @@ def test_every_kernel_path_compiles_onto_tensor_cores(arch):
             assert info['spill_bytes'] == 0, f'{label} on sm_{arch}: spills registers'
 
 
+def test_the_fp8_gemm_operands_compile_for_sm_90():
+    """dynamic_group128's e4m3 quantize (rotation on tensor cores) and widen, no spills."""
+    inspect = _inspect()
+    for label, kernel, constants, warps, stages in inspect.fp8_variants():
+        compiled = inspect.compile_for(kernel, constants, warps, stages, 90, inspect.FP8_TYPES)
+        info = inspect.lowering(compiled)
+        assert info['spill_bytes'] == 0, f'{label}: spills registers'
+        if kernel.__name__ == 'quant_kernel':
+            assert info['mma_instructions'] > 0, f'{label}: rotation off the tensor cores'
+        # Stored as e4m3: the conversion instruction is there, no int8 store of the codes.
+        assert 'cvt.rn.satfinite.e4m3x2' in compiled.asm['ptx'], f'{label}: no e4m3 codes'
+
+
 def test_programmatic_dependent_launches_wait_for_the_kernel_before_on_sm_90():
     inspect = _inspect()
     variants = inspect.pdl_variants()
