@@ -11,9 +11,10 @@ Fast QuantLinear backends.
 Importing needs neither triton nor CUDA; triton is imported when a kernel first runs.
 """
 
-from omegaq_ros.kernels.triton_w4a4 import (fuse_siblings, FusedLinears, gated_mlp,
-                                            gated_projection, INTEGER_MODES, LAUNCHES,
-                                            triton_available, triton_forward, unfuse)
+from omegaq_ros.kernels.triton_w4a4 import (fp8_gemm_applies, fuse_siblings, FusedLinears,
+                                            gated_mlp, gated_projection, INTEGER_MODES,
+                                            LAUNCHES, triton_available, triton_forward,
+                                            unfuse)
 
 
 def register() -> None:
@@ -22,5 +23,6 @@ def register() -> None:
     linear.BACKENDS['triton'] = triton_forward
 
 
-__all__ = ['fuse_siblings', 'FusedLinears', 'gated_mlp', 'gated_projection', 'INTEGER_MODES',
-           'LAUNCHES', 'register', 'triton_available', 'triton_forward', 'unfuse']
+__all__ = ['fp8_gemm_applies', 'fuse_siblings', 'FusedLinears', 'gated_mlp',
+           'gated_projection', 'INTEGER_MODES', 'LAUNCHES', 'register', 'triton_available',
+           'triton_forward', 'unfuse']

@@ -645,26 +645,65 @@ def set_fp8_gemm(enabled: bool):
     FP8_GEMM['enabled'] = bool(enabled)
 
 
-@functools.lru_cache(maxsize=None)
-def _fp8_block_gemm_works(device_index: int) -> bool:
-    """Return True where torch._scaled_mm takes 1x128 block scales on both operands."""
+# (device index, rows, output dtype) -> whether the block-scaled FP8 GEMM gave the probe's
+# product.
+_FP8_PROBES = {}
+
+
+def _fp8_block_gemm_works(device_index: int, m: int, out_dtype: torch.dtype) -> bool:
+    """
+    Return True where torch._scaled_mm multiplies m rows with 1x128 block scales correctly.
+
+    A torch or cuBLAS build may refuse these scales, some row counts or output types, or
+    read the scale layout differently: the probe multiplies random int4 codes with distinct
+    scales per block (K = 256, N = 128) and compares with the product block by block (to the
+    output's rounding), so only a GEMM that computes what _fp8_matmul means is used. Where
+    it fails, a warning says so and the layer takes the integer GEMM. Inside a CUDA-graph
+    capture nothing is probed: the warm-up before it probed the same shapes (one first seen
+    while capturing is taken as working).
+    """
+    key = (device_index, m, out_dtype)
+    if key in _FP8_PROBES or torch.cuda.is_current_stream_capturing():
+        return _FP8_PROBES.get(key, True)
+    import warnings
     dev = torch.device('cuda', device_index)
-    a = torch.zeros(128, 128, dtype=torch.float8_e4m3fn, device=dev)
-    scales = torch.ones(1, 128, dtype=torch.float32, device=dev)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    a = torch.randint(-8, 8, (m, 256), device=dev, generator=gen).float()
+    b = torch.randint(-8, 8, (128, 256), device=dev, generator=gen).float()
+    scale_a = torch.rand(2, m, device=dev, generator=gen) + 0.5       # pair-major, as ours
+    scale_b = torch.rand(2, 128, device=dev, generator=gen) + 0.5
+    expected = sum(a[:, j * 128:(j + 1) * 128] @ b[:, j * 128:(j + 1) * 128].t()
+                   * scale_a[j][:, None] * scale_b[j][None, :] for j in range(2))
     try:
-        torch._scaled_mm(a, a.t(), scale_a=scales.t(), scale_b=scales,
-                         out_dtype=torch.bfloat16)
-    except RuntimeError:
-        return False
-    return True
+        y = torch._scaled_mm(a.to(torch.float8_e4m3fn), b.to(torch.float8_e4m3fn).t(),
+                             scale_a=scale_a.t(), scale_b=scale_b, out_dtype=out_dtype)
+        rtol = 1e-4 if out_dtype == torch.float32 else 1e-2
+        works = bool(torch.allclose(y.float(), expected, rtol=rtol, atol=rtol))
+        reason = 'its product differs from the block-scaled reference'
+    except RuntimeError as error:
+        works, reason = False, str(error).splitlines()[0]
+    if not works:
+        warnings.warn(f'torch._scaled_mm with 1x128 block scales ({m} rows, {out_dtype} '
+                      f'out) is not usable here ({reason}): dynamic_group128 layers take '
+                      'the integer GEMM')
+    _FP8_PROBES[key] = works
+    return works
+
+
+def fp8_gemm_applies(layer, device: torch.device) -> bool:
+    """Return True where `layer` on `device` is meant for the FP8 GEMM (before the probe)."""
+    device = torch.device(device)
+    return (FP8_GEMM['enabled'] and device.type == 'cuda' and not _interpreting()
+            and layer.act_mode == 'dynamic_group128' and layer.weight_group == 128
+            and layer.rot_out is None
+            and _capability(device.index if device.index is not None else
+                            torch.cuda.current_device())[0] == 9)
 
 
 def fp8_gemm_fits(layer, x2: torch.Tensor) -> bool:
     """Return True where dynamic_group128 `layer` runs on the block-scaled FP8 GEMM."""
-    return (FP8_GEMM['enabled'] and x2.is_cuda and not _interpreting()
-            and layer.act_mode == 'dynamic_group128' and layer.weight_group == 128
-            and layer.rot_out is None and _capability(x2.device.index)[0] == 9
-            and _fp8_block_gemm_works(x2.device.index))
+    return (fp8_gemm_applies(layer, x2.device)
+            and _fp8_block_gemm_works(x2.device.index, x2.shape[0], _out_dtype(x2)))
 
 
 def _widen_fp8(weights, after: torch.Tensor, bn: int = 32, groups: int = 8,

@@ -52,12 +52,17 @@ def set_backend(model: torch.nn.Module, backend: str, fuse: bool = True) -> dict
         if backend != 'reference':
             layer.clear_caches()          # the reference arithmetic's fp32 copies
     fast = [m for m in layers if backend == 'triton' and m.act_mode in kernels.INTEGER_MODES]
+    fp8 = [m for m in fast if kernels.fp8_gemm_applies(m, m.weight_packed.device)]
     summary = {'backend': backend, 'quantized_layers': len(layers),
-               'integer_kernels': len(fast), 'reference_arithmetic': len(layers) - len(fast),
+               'integer_kernels': len(fast), 'fp8_gemm': len(fp8),
+               'reference_arithmetic': len(layers) - len(fast),
                'fused_sets': len(groups), 'unfused_sets': len(skipped)}
     modes = sorted({m.act_mode for m in layers if m not in fast})
     text = (f'{backend} backend: {len(fast)} of {len(layers)} quantized layers on integer '
             f'kernels ({len(groups)} fused q/k/v or gate/up sets)')
+    if fp8:
+        text += (f', {len(fp8)} of them with their GEMM on cuBLAS FP8 (1x128 block scales; '
+                 'the integer GEMM where it fails a first-use check)')
     if backend == 'triton' and modes:
         text += (f'; {len(layers) - len(fast)} run the reference arithmetic (activation modes '
                  f'{" ".join(modes)} have no integer GEMM: quantize with omega-fast, '
