@@ -20,7 +20,9 @@ dependent launches (the kernels' PDL, set_programmatic_launch), and with --unwid
 the same with the prefix's two-level GEMMs unpacking their weights in registers instead of
 widening them to int8 first (set_widened_weights(False); only methods with two-level weight
 scales widen, omega-fast among them), and with --quantize-gathers the same with the prefix's
-quantizes gathering their permuted input columns themselves (set_gathered_input(False)).
+quantizes gathering their permuted input columns themselves (set_gathered_input(False)),
+and with --integer-gemm the same with dynamic_group128 layers on the integer GEMM instead of
+cuBLAS's block-scaled FP8 GEMM (set_fp8_gemm(False); their kept FP8 weights stay in memory).
 --vision-as-before adds the BF16 fused row with the vision tower's q/k/v as three GEMMs and its
 MLP's GELU as a launch of its own (the fused pipeline joins them, use_fused_pointwise).
 --reference adds the W4A4 reference backend (fake-quant arithmetic in torch, eager). The
@@ -46,7 +48,7 @@ import platform
 import statistics
 import time
 
-from omegaq_ros.kernels.triton_w4a4 import (resident_bytes, set_gathered_input,
+from omegaq_ros.kernels.triton_w4a4 import (resident_bytes, set_fp8_gemm, set_gathered_input,
                                             set_paired_rescale, set_programmatic_launch,
                                             set_widened_weights)
 from omegaq_ros.policy.graphed import StaticChunkSampler
@@ -243,6 +245,9 @@ def main():
     parser.add_argument('--quantize-gathers', action='store_true',
                         help='add a W4A4 fast row whose many-row quantizes gather their '
                              'permuted columns themselves (set_gathered_input(False))')
+    parser.add_argument('--integer-gemm', action='store_true',
+                        help='add a W4A4 fast row whose dynamic_group128 layers take the '
+                             'integer GEMM, not FP8 (set_fp8_gemm(False))')
     parser.add_argument('--vision-as-before', action='store_true',
                         help='add the BF16 fused row with the vision q/k/v as three GEMMs and '
                              'its GELU as a launch of its own')
@@ -329,6 +334,11 @@ def main():
                 rows.append(run_row(f'W4A4 {method} fast, prefix weights unpacked in registers',
                                     quantized, inputs, device, args.repeats, graph=True))
                 set_widened_weights(True)
+            if args.integer_gemm:
+                set_fp8_gemm(False)
+                rows.append(run_row(f'W4A4 {method} fast, dynamic_group128 on the integer GEMM',
+                                    quantized, inputs, device, args.repeats, graph=True))
+                set_fp8_gemm(True)
         rows[-1]['quantize_s'] = quantize_s
         del quantized
 
