@@ -281,7 +281,7 @@ def natural_order(codes: torch.Tensor) -> torch.Tensor:
 def quantize_input(layer, x2: torch.Tensor, codes_out=None, up=None, gate=act_modes.NO_GATE,
                    fp8=None):
     """
-    Run the fused prologue on x2 [M, in]: int8 codes [M, in] and the scale tensor the GEMM reads.
+    Run the fused prologue on x2 [M, in]: codes [M, in] and the scale tensor the GEMM reads.
 
     gate (act_modes.GELU_TANH_GATE, SILU_GATE): x2 is a gated MLP's gate projection and up
     [M, in] its up projection (same strides); the quantized input is act(x2) * up.
@@ -351,7 +351,8 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     (_first_pass_buffers) as amax_kernel leaves it, made by another kernel
     (wide_gated_kernel); x2 is then not read. fp8: as quantize_input's.
 
-    Returns codes [T, M, K] int8, xs, s_xs_m, s_xs_g and s_xs_member (the member stride of xs).
+    Returns codes [T, M, K] (int8; e4m3 for the FP8 GEMM), xs, s_xs_m, s_xs_g and s_xs_member
+    (the member stride of xs).
     With several owners their buffers must be rows of one stacked tensor (FusedLinears).
     """
     _check_device(x2)
