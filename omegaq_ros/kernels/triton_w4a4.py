@@ -47,9 +47,10 @@ import collections
 import functools
 import math
 import os
+import warnings
 
 from omegaq_ros.kernels import act_modes
-from omegaq_ros.quant.linear import InputMemo, QuantLinear, reference_forward
+from omegaq_ros.quant.linear import InputMemo, QuantLinear, reference_forward, version_stamp
 from omegaq_ros.quant.step_context import current_step
 import torch
 
@@ -366,7 +367,8 @@ def _quantize(x2, layer, owners, codes_out=None, up=None, gate=act_modes.NO_GATE
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     if fp8 is None:
-        fp8 = codes_out is None and fp8_gemm_fits(layer, x2)
+        fp8 = (mode == act_modes.DYNAMIC_GROUP128 and codes_out is None
+               and fp8_gemm_fits(layer, x2))
     fp8 = fp8 and mode == act_modes.DYNAMIC_GROUP128
     codes = (codes_out.view(1, m, k) if codes_out is not None else
              torch.empty(count, m, k, dtype=torch.float8_e4m3fn if fp8 else torch.int8,
@@ -666,7 +668,6 @@ def _fp8_block_gemm_works(device_index: int, m: int, out_dtype: torch.dtype) -> 
     key = (device_index, m, out_dtype)
     if key in _FP8_PROBES or torch.cuda.is_current_stream_capturing():
         return _FP8_PROBES.get(key, True)
-    import warnings
     dev = torch.device('cuda', device_index)
     gen = torch.Generator(device=dev).manual_seed(0)
     a = torch.randint(-8, 8, (m, 256), device=dev, generator=gen).float()
@@ -694,8 +695,8 @@ def _fp8_block_gemm_works(device_index: int, m: int, out_dtype: torch.dtype) -> 
 def fp8_gemm_applies(layer, device: torch.device) -> bool:
     """Return True where `layer` on `device` is meant for the FP8 GEMM (before the probe)."""
     device = torch.device(device)
-    return (FP8_GEMM['enabled'] and device.type == 'cuda' and not _interpreting()
-            and layer.act_mode == 'dynamic_group128' and layer.weight_group == 128
+    return (layer.act_mode == 'dynamic_group128' and FP8_GEMM['enabled']
+            and device.type == 'cuda' and not _interpreting() and layer.weight_group == 128
             and layer.rot_out is None
             and _capability(device.index if device.index is not None else
                             torch.cuda.current_device())[0] == 9)
@@ -723,18 +724,31 @@ def _widen_fp8(weights, after: torch.Tensor, bn: int = 32, groups: int = 8,
     return codes, scales
 
 
-def _resident_fp8(weights, after: torch.Tensor):
+def _fp8_operands(weights, after: torch.Tensor, edges=None):
     """
-    Return _widen_fp8's operands of `weights`, kept from call to call (RESIDENT_FP8_MAX_ROWS).
+    Return the weights' e4m3 codes [N, K] and each member's scales [K / 128, columns].
+
+    edges: the members' column bounds (_member_edges; None: one member). A member's scales
+    are a contiguous copy of its columns, the layout cuBLAS reads.
+    """
+    codes, scales = _widen_fp8(weights, after)
+    if edges is None or len(edges) == 2:
+        return codes, [scales]
+    return codes, [scales[:, a:b].contiguous() for a, b in zip(edges, edges[1:])]
+
+
+def _resident_fp8(weights, after: torch.Tensor, edges=None):
+    """
+    Return _fp8_operands of `weights`, kept from call to call (RESIDENT_FP8_MAX_ROWS).
 
     Valid while weight_packed and weight_scale are the same tensors, unmodified (version
     counters): a buffer replaced or written in place (a reload) widens them again.
     """
     sources = (weights.weight_packed, weights.weight_scale)
-    stamp = tuple((id(t), -1 if t.is_inference() else t._version) for t in sources)
+    stamp = version_stamp(sources)
     kept = getattr(weights, '_fp8_resident', None)
     if kept is None or kept[0] != stamp or kept[1] is not sources[0]:
-        kept = (stamp, sources[0]) + _widen_fp8(weights, after)
+        kept = (stamp, sources[0]) + _fp8_operands(weights, after, edges)
         object.__setattr__(weights, '_fp8_resident', kept)
     return kept[2], kept[3]
 
@@ -744,8 +758,9 @@ def resident_bytes(model: torch.nn.Module) -> int:
     holders = {id(m): m for m in model.modules() if isinstance(m, QuantLinear)}
     holders.update({id(m._fused): m._fused for m in list(holders.values())
                     if m._fused is not None})
-    return sum(t.numel() * t.element_size() for holder in holders.values()
-               for t in (getattr(holder, '_fp8_resident', None) or ())[2:])
+    kept = [getattr(holder, '_fp8_resident', None) for holder in holders.values()]
+    return sum(t.numel() * t.element_size() for k in kept if k is not None
+               for t in [k[2], *k[3]])
 
 
 # Below this many tokens (the denoising steps, which run each weight ten times a chunk) the
@@ -765,20 +780,17 @@ def _fp8_matmul(weights, codes, xs, member_ends, out_dtype, out=None):
     codes = codes if codes.dim() == 3 else codes.unsqueeze(0)
     xs = xs if xs.dim() == 3 else xs.t().unsqueeze(0)
     n = weights.weight_packed.shape[0]
-    if codes.shape[1] < RESIDENT_FP8_MAX_ROWS:
-        w8, w_scales = _resident_fp8(weights, codes)
-    else:
-        w8, w_scales = _widen_fp8(weights, codes)
     edges = [0] + ([e for e in member_ends if e < n] if member_ends is not None else []) + [n]
+    operands = _resident_fp8 if codes.shape[1] < RESIDENT_FP8_MAX_ROWS else _fp8_operands
+    w8, member_scales = operands(weights, codes, edges)
     parts = []
     for p, (a, b) in enumerate(zip(edges, edges[1:])):
-        scale_b = w_scales if (a, b) == (0, n) else w_scales[:, a:b].contiguous()
-        parts.append(torch._scaled_mm(codes[p], w8[a:b].t(), scale_a=xs[p].t(), scale_b=scale_b,
-                                      out_dtype=out_dtype))
+        parts.append(torch._scaled_mm(codes[p], w8[a:b].t(), scale_a=xs[p].t(),
+                                      scale_b=member_scales[p], out_dtype=out_dtype))
         LAUNCHES['gemm'] += 1
     y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
     if weights.bias is not None:
-        y = y + weights.bias.to(y.dtype)
+        y.add_(weights.bias)
     if out is not None:
         out.copy_(y)
         return out

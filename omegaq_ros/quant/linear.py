@@ -38,6 +38,11 @@ from torch import nn
 _CHUNK_ELEMENTS = 1 << 25
 
 
+def version_stamp(tensors) -> tuple:
+    """Identity and version counter of each tensor: a copy made from them is valid while equal."""
+    return tuple((id(t), -1 if t.is_inference() else t._version) for t in tensors)
+
+
 class QuantLinear(nn.Module):
     """Drop-in replacement for nn.Linear holding packed int4 weights and activation scales."""
 
@@ -150,7 +155,7 @@ class QuantLinear(nn.Module):
     def _dequantized(self, key: str, sources, build) -> torch.Tensor:
         # Valid while its source tensors are the same objects, unmodified (version counter):
         # a buffer replaced (module.to, assignment) or written in place (load) rebuilds it.
-        stamp = tuple((id(t), -1 if t.is_inference() else t._version) for t in sources)
+        stamp = version_stamp(sources)
         cached = self._dequantized_cache.get(key)
         if cached is None or cached[0] != stamp or cached[2] is not sources[0]:
             cached = self._dequantized_cache[key] = (stamp, build(*sources), sources[0])
