@@ -659,11 +659,11 @@ def _fp8_block_gemm_works(device_index: int, m: int, out_dtype: torch.dtype) -> 
 
     A torch or cuBLAS build may refuse these scales, some row counts or output types, or
     read the scale layout differently: the probe multiplies random int4 codes with distinct
-    scales per block (K = 256, N = 128) and compares with the product block by block (to the
-    output's rounding), so only a GEMM that computes what _fp8_matmul means is used. Where
-    it fails, a warning says so and the layer takes the integer GEMM. Inside a CUDA-graph
-    capture nothing is probed: the warm-up before it probed the same shapes (one first seen
-    while capturing is taken as working).
+    scales per block (K = 256, N = 128) into columns of a wider output and compares with the
+    product block by block (to the output's rounding), so only a GEMM that computes what
+    _fp8_matmul means is used. Where it fails, a warning says so and the layer takes the
+    integer GEMM. Inside a CUDA-graph capture nothing is probed: the warm-up before it probed
+    the same shapes (one first seen while capturing is taken as working).
     """
     key = (device_index, m, out_dtype)
     if key in _FP8_PROBES or torch.cuda.is_current_stream_capturing():
@@ -677,10 +677,13 @@ def _fp8_block_gemm_works(device_index: int, m: int, out_dtype: torch.dtype) -> 
     expected = sum(a[:, j * 128:(j + 1) * 128] @ b[:, j * 128:(j + 1) * 128].t()
                    * scale_a[j][:, None] * scale_b[j][None, :] for j in range(2))
     try:
-        y = torch._scaled_mm(a.to(torch.float8_e4m3fn), b.to(torch.float8_e4m3fn).t(),
-                             scale_a=scale_a.t(), scale_b=scale_b, out_dtype=out_dtype)
+        wide = torch.zeros(m, 256, dtype=out_dtype, device=dev)
+        torch._scaled_mm(a.to(torch.float8_e4m3fn), b.to(torch.float8_e4m3fn).t(),
+                         scale_a=scale_a.t(), scale_b=scale_b, out_dtype=out_dtype,
+                         out=wide[:, 128:])
         rtol = 1e-4 if out_dtype == torch.float32 else 1e-2
-        works = bool(torch.allclose(y.float(), expected, rtol=rtol, atol=rtol))
+        works = bool(torch.allclose(wide[:, 128:].float(), expected, rtol=rtol, atol=rtol)
+                     and not wide[:, :128].any())
         reason = 'its product differs from the block-scaled reference'
     except RuntimeError as error:
         works, reason = False, str(error).splitlines()[0]
@@ -775,25 +778,23 @@ def _fp8_matmul(weights, codes, xs, member_ends, out_dtype, out=None):
     _matmul on the FP8 GEMM: codes e4m3 [M, K] or [members, M, K], xs their pair scales.
 
     xs: [M, K / 128] (a view of pair-major storage, quantize_input's) or [members, K / 128, M].
-    Each member's columns are one torch._scaled_mm of its codes.
+    Each member's columns are one torch._scaled_mm of its codes, written in place into its
+    columns of y (cuBLAS takes the row stride as the output's leading dimension, so a fused
+    gate/up output is not copied together afterwards).
     """
     codes = codes if codes.dim() == 3 else codes.unsqueeze(0)
     xs = xs if xs.dim() == 3 else xs.t().unsqueeze(0)
-    n = weights.weight_packed.shape[0]
+    m, n = codes.shape[1], weights.weight_packed.shape[0]
     edges = [0] + ([e for e in member_ends if e < n] if member_ends is not None else []) + [n]
-    operands = _resident_fp8 if codes.shape[1] < RESIDENT_FP8_MAX_ROWS else _fp8_operands
+    operands = _resident_fp8 if m < RESIDENT_FP8_MAX_ROWS else _fp8_operands
     w8, member_scales = operands(weights, codes, edges)
-    parts = []
+    y = out if out is not None else torch.empty(m, n, dtype=out_dtype, device=codes.device)
     for p, (a, b) in enumerate(zip(edges, edges[1:])):
-        parts.append(torch._scaled_mm(codes[p], w8[a:b].t(), scale_a=xs[p].t(),
-                                      scale_b=member_scales[p], out_dtype=out_dtype))
+        torch._scaled_mm(codes[p], w8[a:b].t(), scale_a=xs[p].t(), scale_b=member_scales[p],
+                         out_dtype=y.dtype, out=y[:, a:b])
         LAUNCHES['gemm'] += 1
-    y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
     if weights.bias is not None:
         y.add_(weights.bias)
-    if out is not None:
-        out.copy_(y)
-        return out
     return y
 
 
