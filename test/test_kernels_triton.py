@@ -1157,17 +1157,20 @@ needs_fp8_gemm = pytest.mark.skipif(
 @pytest.mark.parametrize('dtype', ('float32', 'bfloat16'))
 def test_fp8_gemm_layers_match_the_reference(dtype):
     """
-    dynamic_group128 on an H100/H200: cuBLAS's block-scaled FP8 GEMM gives the reference.
+    dynamic_group128 on an H100/H200: cuBLAS's block-scaled FP8 GEMM gives the integer GEMM.
 
     Each linear, fused q/k/v (each its own transform: a GEMM per member) and a gated down
-    projection run on it, agree with the reference backend, and replay in a CUDA graph.
+    projection run on it and agree with the same codes on the integer GEMM (fp32: to fp32
+    rounding; bfloat16: cuBLAS rounds its output within bfloat16 noise of ours) and with the
+    reference backend (a near-tie code may flip), and replay in a CUDA graph. A row count
+    cuBLAS refuses (it did 50 rows on an H100, RESULTS 7x) takes the integer GEMM.
     """
     from omegaq_ros import kernels
     from omegaq_ros.kernels import triton_w4a4 as tw
     from omegaq_ros.policy import pointwise
     from omegaq_ros.quant.linear import reference_forward
     dtype = getattr(torch, dtype)
-    tol = 1e-4 if dtype == torch.float32 else 1e-2
+    same_codes_tol, reference_tol = (1e-5, 1e-3) if dtype == torch.float32 else (1e-2, 1e-2)
     k, m = 2048, 816
     layers = [make_layer(k, n, 'dynamic_group128', rot_out=False, seed=50 + i)
               for i, n in enumerate((2048, 256, 256))]
@@ -1184,29 +1187,48 @@ def test_fp8_gemm_layers_match_the_reference(dtype):
     def rel(y, ref):
         return ((y.float() - ref.float()).norm() / ref.float().norm()).item()
 
+    def on_the_integer_gemm(run):
+        tw.set_fp8_gemm(False)
+        try:
+            return run()
+        finally:
+            tw.set_fp8_gemm(True)
+
+    integer = on_the_integer_gemm(lambda: [layer(x) for layer in layers])
     kernels.LAUNCHES.clear()
     alone = [layer(x) for layer in layers]
     assert kernels.LAUNCHES['gemm'] == 3 and kernels.LAUNCHES['widen'] == 3
-    assert all(y.dtype == dtype and rel(y, ref) < tol for y, ref in zip(alone, references))
+    assert all(y.dtype == dtype for y in alone)
+    assert all(rel(y, i) < same_codes_tol for y, i in zip(alone, integer))
+    assert all(rel(y, ref) < reference_tol for y, ref in zip(alone, references))
     kernels.fuse_siblings(model, (('q_proj', 'k_proj', 'v_proj'),))
     kernels.LAUNCHES.clear()
     fused = model(x)
     assert kernels.LAUNCHES['quantize'] == 1 and kernels.LAUNCHES['widen'] == 1
-    assert all(rel(y, ref) < tol for y, ref in zip(fused, references))
+    assert all(rel(y, i) < same_codes_tol for y, i in zip(fused, integer))
 
+    # The reference gates as the quantize does: fp32 GELU and product, rounded once.
     down = make_layer(4096, 1024, 'dynamic_group128', rot_out=False, seed=52)
     down.backend = 'triton'
     gate_up = torch.randn(m, 8192, device='cuda').to(dtype)
     gate, up = gate_up[:, :4096], gate_up[:, 4096:]
+    product = (F.gelu(gate.float(), approximate='tanh') * up.float()).to(dtype)
     gated = tw.gated_projection(down, gate, up, 'gelu_gate', pointwise.EAGER)
-    assert rel(gated, reference_forward(down, pointwise.EAGER.gelu_gate(gate, up))) < tol
+    assert rel(gated, on_the_integer_gemm(
+        lambda: tw.gated_projection(down, gate, up, 'gelu_gate', pointwise.EAGER))) \
+        < same_codes_tol
+    assert rel(gated, reference_forward(down, product.float())) < reference_tol
 
-    few = x[:50]
+    few = x[:48]
     kernels.LAUNCHES.clear()
     steps = [model(few) for _ in range(2)]
-    assert kernels.LAUNCHES['widen'] == 1 and kernels.LAUNCHES['gemm'] == 6
+    if tw.fp8_gemm_fits(layers[0], few):
+        assert kernels.LAUNCHES['widen'] == 1 and kernels.LAUNCHES['gemm'] == 6
+    else:
+        assert kernels.LAUNCHES['widen'] == 0 and kernels.LAUNCHES['gemm'] == 2
     assert torch.equal(steps[0][0], steps[1][0])
-    assert all(rel(y, reference_forward(layer, few)) < tol for y, layer in zip(steps[0], layers))
+    assert all(rel(y, reference_forward(layer, few)) < reference_tol
+               for y, layer in zip(steps[0], layers))
 
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
