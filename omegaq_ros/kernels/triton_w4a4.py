@@ -731,7 +731,7 @@ def _fp8_operands(weights, after: torch.Tensor, edges=None):
     """
     Return the weights' e4m3 codes [N, K] and each member's scales [K / 128, columns].
 
-    edges: the members' column bounds (_member_edges; None: one member). A member's scales
+    edges: the members' column bounds (_fp8_matmul's; None: one member). A member's scales
     are a contiguous copy of its columns, the layout cuBLAS reads.
     """
     codes, scales = _widen_fp8(weights, after)
